@@ -1,0 +1,114 @@
+# The developer loop. `make help` lists the targets.
+LUA      ?= lua5.4
+LUA_PC    = $(if $(filter luajit,$(LUA)),luajit,$(LUA))
+BUILD    ?= build/$(LUA)
+CORE      = $(BUILD)/marketo/core.so
+RUNNER   ?= build/bin/marketo-bulk
+RESULTS   = build/results
+
+CC       ?= cc
+CFLAGS   ?= -O2 -g
+WARN      = -std=c99 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
+            -Wmissing-prototypes -Wcast-qual -Wwrite-strings -Wundef -Werror
+LUA_INC   = $(shell pkg-config --cflags $(LUA_PC))
+CURL_LIBS = $(shell pkg-config --libs libcurl)
+SAN       = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+
+CORE_SRCS   = $(sort $(wildcard src/*.c))
+CORE_HDRS   = $(wildcard src/*.h)
+LUA_SRCS    = $(shell find lua -name '*.lua' | sort)
+RUNNER_SRCS = $(sort $(wildcard src/runner/*.c))
+
+BUSTED = MARKETO_BULK_BIN=$(abspath $(RUNNER)) $(LUA) /usr/bin/busted \
+         --cpath='$(BUILD)/?.so' -o spec/support/output.lua
+
+# Where `make install` (and so `luarocks make`) puts things.
+PREFIX  ?= /usr/local
+LUADIR  ?= $(PREFIX)/share/lua/5.4
+LIBDIR  ?= $(PREFIX)/lib/lua/5.4
+BINDIR  ?= $(PREFIX)/bin
+
+.PHONY: all build deps test lint asan luajit check bench demo fuzz install clean help
+all: build
+
+help:
+	@echo "make demo    install Debian packages if missing, build, run an import end to end"
+	@echo "make test    install Debian packages if missing, build, run every spec"
+	@echo "make check   luacheck, ASan+UBSan core specs, LuaJIT core specs, luarocks make"
+	@echo "make build | lint | asan | luajit | bench | fuzz | install | clean"
+
+deps:
+	@tools/ensure-deps.sh
+
+build: $(CORE) $(RUNNER)
+
+$(CORE): $(CORE_SRCS) $(CORE_HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(WARN) $(LUA_INC) -fPIC -fvisibility=hidden -shared \
+	    -o $@ $(CORE_SRCS) $(CURL_LIBS) $(LDFLAGS)
+
+# The runner: Lua 5.4 embedded, the core linked in, lua/marketo/ compiled in.
+build/embedded.c: tools/embed.lua $(LUA_SRCS)
+	@mkdir -p $(@D)
+	lua5.4 tools/embed.lua $@ $(LUA_SRCS)
+
+$(RUNNER): $(RUNNER_SRCS) build/embedded.c $(CORE_SRCS) $(CORE_HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(WARN) -Isrc -Isrc/runner $(shell pkg-config --cflags lua5.4) \
+	    -o $@ $(RUNNER_SRCS) build/embedded.c $(CORE_SRCS) \
+	    $(shell pkg-config --libs lua5.4) $(CURL_LIBS) -lm $(LDFLAGS)
+
+test: deps build
+	@rm -rf $(RESULTS) && mkdir -p $(RESULTS)
+	MARKETO_TEST_COUNTS=$(RESULTS)/lua5.4 $(BUSTED) spec
+	@$(LUA) spec/support/total.lua $(RESULTS)
+
+lint:
+	luacheck -q .
+
+# Core specs against an ASan+UBSan build; the interpreter is not instrumented,
+# so the sanitizer runtime is preloaded.
+ASAN_SPECS = spec/core_spec.lua $(wildcard spec/core_*_spec.lua spec/csv*_spec.lua)
+asan:
+	$(MAKE) --no-print-directory BUILD=build/asan-lua5.4 CFLAGS="-O1 -g $(SAN)" \
+	    LDFLAGS="$(SAN)" build/asan-lua5.4/marketo/core.so
+	@mkdir -p $(RESULTS)
+	ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=$(abspath tools/lsan.supp) \
+	LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
+	MARKETO_TEST_COUNTS=$(RESULTS)/asan \
+	    $(MAKE) --no-print-directory BUILD=build/asan-lua5.4 busted-run SPECS="$(ASAN_SPECS)"
+
+luajit:
+	$(MAKE) --no-print-directory LUA=luajit build/luajit/marketo/core.so
+	@mkdir -p $(RESULTS)
+	MARKETO_TEST_COUNTS=$(RESULTS)/luajit \
+	    $(MAKE) --no-print-directory LUA=luajit busted-run SPECS="$(ASAN_SPECS)"
+
+busted-run:
+	$(BUSTED) $(SPECS)
+
+# Installs into a throwaway tree, offline, exactly as a user would.
+rock:
+	rm -rf build/rock-tree
+	luarocks --lua-version=5.4 --tree=build/rock-tree make --deps-mode=none
+	test -x build/rock-tree/bin/marketo-bulk
+	LUA_CPATH='build/rock-tree/lib/lua/5.4/?.so;;' LUA_PATH='build/rock-tree/share/lua/5.4/?.lua;build/rock-tree/share/lua/5.4/?/init.lua;;' \
+	    lua5.4 -e 'assert(require("marketo").core._VERSION)'
+
+check: deps build lint asan luajit rock
+	@$(LUA) spec/support/total.lua $(RESULTS)
+
+bench: build
+	@set -e; for b in bench/*; do if [ -x "$$b" ]; then echo "== $$b"; "$$b"; fi; done
+
+demo: deps build
+	$(RUNNER) run examples/demo.lua
+
+install: build
+	install -d $(DESTDIR)$(LIBDIR)/marketo $(DESTDIR)$(LUADIR) $(DESTDIR)$(BINDIR)
+	install -m 0755 $(CORE) $(DESTDIR)$(LIBDIR)/marketo/core.so
+	cd lua && find marketo -name '*.lua' -exec install -D -m 0644 {} $(DESTDIR)$(LUADIR)/{} \;
+	install -m 0755 $(RUNNER) $(DESTDIR)$(BINDIR)/marketo-bulk
+
+clean:
+	rm -rf build

@@ -1,0 +1,13 @@
+--- marketo: load people-data into Marketo through its Bulk Import API.
+-- This module is the entry point; marketo.core (C) is private.
+local core = require("marketo.core")
+
+local M = { _VERSION = "0.1.0", core = core }
+
+-- A stale marketo/core.so next to fresh Lua files causes baffling bugs.
+if core._VERSION ~= M._VERSION then
+    error(("marketo %s needs marketo.core %s, found %s")
+        :format(M._VERSION, M._VERSION, tostring(core._VERSION)))
+end
+
+return M

@@ -1,0 +1,24 @@
+rockspec_format = "3.0"
+package = "marketo-bulk"
+version = "scm-1"
+source = { url = "git+file:///marketo-bulk" }
+description = {
+    summary = "Bulk imports into Marketo (leads, custom objects, program members), done right",
+    detailed = [[
+marketo.core (C over libcurl >= 7.66: streamed multipart uploads, an event loop,
+a streaming CSV engine), Lua modules for auth, jobs, scheduling, journal and
+reports, the marketo-bulk runner (Lua 5.4 embedded) and a local sandbox.]],
+    license = "MIT",
+}
+dependencies = { "lua >= 5.1" }
+-- Only the library: Debian keeps curl/curl.h in the multiarch include folder,
+-- which luarocks' header check does not search; the compiler finds it itself.
+external_dependencies = { CURL = { library = "curl" } }
+build = {
+    type = "make",
+    build_target = "build",
+    build_variables = { CFLAGS = "$(CFLAGS)" },
+    install_variables = {
+        PREFIX = "$(PREFIX)", LUADIR = "$(LUADIR)", LIBDIR = "$(LIBDIR)", BINDIR = "$(BINDIR)",
+    },
+}

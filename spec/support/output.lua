@@ -1,0 +1,72 @@
+-- A busted output handler: one TAP-like line per test, failures in full, and
+-- a closing "N passed, N failed" line that CI reads. With MARKETO_TEST_COUNTS
+-- set, the counts are also written there so several runs can be totalled.
+return function(options)
+    local busted = require("busted")
+    local handler = require("busted.outputHandlers.base")()
+    local pretty = require("pl.pretty")
+    local counter = 0
+
+    local function show_failure(t, kind)
+        local message = t.message
+        if type(message) ~= "string" then message = pretty.write(message) end
+        print(("not ok %d - %s"):format(counter, t.name))
+        local where = t.element.trace or t.trace or {}
+        print(("# %s: %s @ %s"):format(kind, tostring(where.short_src),
+            tostring(where.currentline)))
+        print("# " .. tostring(message):gsub("\n", "\n# "))
+        if t.trace and t.trace.traceback and options.verbose then
+            print("# " .. t.trace.traceback:gsub("\n", "\n# "))
+        end
+    end
+
+    handler.testEnd = function(_, _, status)
+        counter = counter + 1
+        if status == "success" then
+            print(("ok %d - %s"):format(counter, handler.successes[#handler.successes].name))
+        elseif status == "pending" then
+            local t = handler.pendings[#handler.pendings]
+            print(("ok %d - # SKIP %s"):format(counter, t.message or t.name))
+        elseif status == "failure" then
+            show_failure(handler.failures[#handler.failures], "failure")
+        elseif status == "error" then
+            show_failure(handler.errors[#handler.errors], "error")
+        end
+        io.stdout:flush()
+        return nil, true
+    end
+
+    -- Errors outside any test (a spec file that does not load, a failing
+    -- before_each) count as failures too, so they can never pass silently.
+    handler.error = function(element, _, message)
+        if element.descriptor ~= "it" then
+            counter = counter + 1
+            print(("not ok %d - %s %s"):format(counter, element.descriptor,
+                tostring(element.name or "")))
+            print("# " .. tostring(message):gsub("\n", "\n# "))
+        end
+        return nil, true
+    end
+
+    handler.suiteEnd = function()
+        local passed = handler.successesCount
+        local failed = handler.failuresCount + handler.errorsCount
+        local skipped = handler.pendingsCount
+        local line = ("%d passed, %d failed"):format(passed, failed)
+        if skipped > 0 then line = line .. (", %d skipped"):format(skipped) end
+        print(line)
+        local path = os.getenv("MARKETO_TEST_COUNTS")
+        if path then
+            local f = assert(io.open(path, "w"))
+            f:write(("%d %d %d\n"):format(passed, failed, skipped))
+            f:close()
+        end
+        return nil, true
+    end
+
+    busted.subscribe({ "test", "end" }, handler.testEnd, { predicate = handler.cancelOnPending })
+    busted.subscribe({ "error" }, handler.error)
+    busted.subscribe({ "failure" }, handler.error)
+    busted.subscribe({ "suite", "end" }, handler.suiteEnd)
+    return handler
+end

@@ -1,0 +1,79 @@
+/* core.c - luaopen_marketo_core: process-wide libcurl set-up, version
+ * information, the failure triple, and the openers of every other file. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "marketo.h"
+
+int marketo_push_fail(lua_State *L, const char *name, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    marketo_pushfail(L);
+    lua_pushfstring(L, "%s: %s", name, msg);
+    lua_pushstring(L, name);
+    return 3;
+}
+
+int marketo_push_errno(lua_State *L, const char *what, int err)
+{
+    const char *name = "IO_ERROR";
+
+    switch (err) {
+    case ENOENT: name = "ENOENT"; break;
+    case EACCES: name = "EACCES"; break;
+    case EISDIR: name = "EISDIR"; break;
+    case ENOSPC: name = "ENOSPC"; break;
+    default: break;
+    }
+    return marketo_push_fail(L, name, "%s: %s", what, strerror(err));
+}
+
+/* versions() -> { marketo = "0.1.0", curl = "7.88.1", ssl = "OpenSSL/3.0.x" } */
+static int core_versions(lua_State *L)
+{
+    const curl_version_info_data *info = curl_version_info(CURLVERSION_NOW);
+
+    lua_createtable(L, 0, 3);
+    lua_pushliteral(L, MARKETO_VERSION);
+    lua_setfield(L, -2, "marketo");
+    lua_pushstring(L, info->version);
+    lua_setfield(L, -2, "curl");
+    lua_pushstring(L, info->ssl_version ? info->ssl_version : "none");
+    lua_setfield(L, -2, "ssl");
+    return 1;
+}
+
+MARKETO_EXPORT int luaopen_marketo_core(lua_State *L); /* for -Wmissing-prototypes */
+
+MARKETO_EXPORT int luaopen_marketo_core(lua_State *L)
+{
+    static const luaL_Reg funcs[] = {
+        {"versions", core_versions},
+        {NULL, NULL}
+    };
+    static int curl_ready = 0; /* curl_global_init once per process, never cleaned up:
+                                * other modules in the process may use libcurl too */
+
+    if (!curl_ready) {
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+            return luaL_error(L, "marketo.core: curl_global_init failed");
+        curl_ready = 1;
+    }
+    lua_newtable(L);
+    marketo_setfuncs(L, funcs);
+#define MARKETO_CALL_OPEN(name) marketo_##name##_open(L);
+    MARKETO_MODULES(MARKETO_CALL_OPEN)
+#undef MARKETO_CALL_OPEN
+    lua_pushliteral(L, MARKETO_VERSION);
+    lua_setfield(L, -2, "_VERSION");
+    return 1;
+}

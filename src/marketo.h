@@ -1,0 +1,36 @@
+/* marketo.h - declarations shared by the C files of marketo.core. */
+#ifndef MARKETO_H
+#define MARKETO_H
+
+#include "compat.h"
+#include "modules.h"
+
+#define MARKETO_VERSION "0.1.0"
+
+#if defined(__GNUC__)
+#define MARKETO_EXPORT __attribute__((visibility("default")))
+#else
+#define MARKETO_EXPORT
+#endif
+
+/* Runtime failure: push fail, "NAME: message", "NAME"; returns 3. */
+int marketo_push_fail(lua_State *L, const char *name, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* Same, with message strerror(errno) prefixed by what (a path, say). */
+int marketo_push_errno(lua_State *L, const char *what, int err);
+
+/* Seconds on the monotonic clock. */
+double marketo_monotonic(void);
+
+/* Non-zero once SIGINT/SIGTERM arrived after catch_signals(). */
+int marketo_stop_requested(void);
+
+#define MARKETO_DECLARE_OPEN(name) void marketo_##name##_open(lua_State *L);
+MARKETO_MODULES(MARKETO_DECLARE_OPEN)
+#undef MARKETO_DECLARE_OPEN
+
+#endif

@@ -1,0 +1,6 @@
+/* modules.h - every C file that adds a type or functions to marketo.core.
+ * X(name) declares and calls marketo_<name>_open(L); each opener registers its
+ * metatable and sets its constructors on the module table at the stack top.
+ * Add one line per file; keep them sorted. */
+#define MARKETO_MODULES(X) \
+    X(clock)
