@@ -8,6 +8,7 @@ exclude_files = { "build/**", "lua_modules/**" }
 files["spec/**/*.lua"] = { std = "+busted" }
 files["tools/**/*.lua"] = { std = "lua54" }
 files["lua/marketo/cli.lua"] = { std = "lua54" }
+files["lua/marketo/commands/**/*.lua"] = { std = "lua54" }
 files["lua/marketo/sandbox/**/*.lua"] = { std = "lua54" }
 files["bench/**/*.lua"] = { std = "lua54" }
 files["examples/**/*.lua"] = { std = "lua54" }

@@ -1,0 +1,41 @@
+--- marketo-bulk run SCRIPT [ARGS...]: run an import script written in Lua.
+-- The script sees `arg` as a standalone Lua would (arg[0] the script,
+-- arg[1..] its arguments) and gets them as `...` too. A whole number it
+-- returns becomes the exit status.
+local core = require("marketo.core")
+
+local M = {
+    summary = "run an import script written in Lua",
+    usage = "usage: marketo-bulk run SCRIPT [ARGS...]\n",
+}
+
+function M.main(argv, out, err)
+    local script = argv[2]
+    if script == "--help" then
+        out:write(M.usage)
+        return 0
+    elseif not script then
+        err:write(M.usage)
+        return 2
+    end
+    local chunk, msg = loadfile(script)
+    if not chunk then
+        err:write("marketo-bulk: ", msg, "\n")
+        return 1
+    end
+    local script_arg = { [0] = script }
+    for i = 3, #argv do script_arg[i - 2] = argv[i] end
+    local saved_arg = rawget(_G, "arg")
+    rawset(_G, "arg", script_arg)
+    core.catch_signals()
+    local ok, result = xpcall(chunk, debug.traceback, table.unpack(script_arg, 1, #script_arg))
+    rawset(_G, "arg", saved_arg)
+    if not ok then
+        err:write("marketo-bulk: ", tostring(result), "\n")
+        return 1
+    end
+    if math.type(result) == "integer" then return result end
+    return 0
+end
+
+return M
