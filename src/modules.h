@@ -3,4 +3,5 @@
  * metatable and sets its constructors on the module table at the stack top.
  * Add one line per file; keep them sorted. */
 #define MARKETO_MODULES(X) \
-    X(clock)
+    X(clock) \
+    X(process)
