@@ -4,4 +4,5 @@
  * Add one line per file; keep them sorted. */
 #define MARKETO_MODULES(X) \
     X(clock) \
+    X(journal) \
     X(process)
