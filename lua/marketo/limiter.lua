@@ -1,0 +1,128 @@
+--- marketo.limiter: keeps an instance's shared API budget. Wraps a transport
+-- (anything with :request(req)) into one that never sends more than `calls`
+-- requests in any rolling `window` seconds nor more than `in_flight` at once,
+-- waiting (in a loop task: yielding) until a request may go. It also counts
+-- the calls by kind, for the report: Marketo's budget is shared by every
+-- integration of the instance, so users want to know what an import spent.
+--
+--   local limited = limiter.wrap(transport, { calls = 100, window = 20, in_flight = 10 })
+--   limited:request{...}        -- same interface as the transport
+--   limited:counts()            -- { identity = 1, import = 3, status = 12, ... }
+local M = {}
+
+local DEFAULTS = { calls = 100, window = 20, in_flight = 10, margin = 0.25 }
+
+local Limited = {}
+Limited.__index = Limited
+
+--- The kind of a Marketo call, from its method and URL.
+function M.kind_of(method, url)
+    local path = url:match("^%a+://[^/]+(/[^?#]*)") or url
+    if path:find("^/identity/") then return "identity" end
+    if path:find("/failures%.json$") then return "failures" end
+    if path:find("/warnings%.json$") then return "warnings" end
+    if method == "POST" and path:find("^/bulk/v1/") then return "import" end
+    if path:find("^/bulk/v1/") then return "status" end
+    return "other"
+end
+
+local function check_opts(opts)
+    local out = {}
+    for k, v in pairs(opts or {}) do
+        if DEFAULTS[k] == nil and k ~= "clock" and k ~= "sleep" then
+            error(("bad option '%s' to 'limiter.wrap'"):format(tostring(k)), 3)
+        end
+        out[k] = v
+    end
+    for k, v in pairs(DEFAULTS) do
+        if out[k] == nil then out[k] = v end
+    end
+    for _, k in ipairs({ "calls", "window", "in_flight" }) do
+        if type(out[k]) ~= "number" or out[k] <= 0 then
+            error(("bad option '%s' to 'limiter.wrap' (positive number expected)"):format(k), 3)
+        end
+    end
+    return out
+end
+
+--- wrap(transport, opts): opts.calls, opts.window (seconds), opts.in_flight,
+-- opts.margin (seconds added to the window: the server stamps a call when it
+-- arrives, later than we do), opts.clock, opts.sleep (for specs).
+function M.wrap(transport, opts)
+    if type(transport) ~= "table" or type(transport.request) ~= "function" then
+        error("bad argument #1 to 'limiter.wrap' (transport expected)", 2)
+    end
+    opts = check_opts(opts)
+    return setmetatable({
+        inner = transport,
+        calls = opts.calls, window = opts.window + opts.margin, max_in_flight = opts.in_flight,
+        clock = opts.clock or require("marketo.core").monotonic,
+        sleep = opts.sleep or require("marketo.loop").sleep,
+        stamps = {}, first = 1, in_flight = 0, by_kind = {}, waited = 0,
+    }, Limited)
+end
+
+-- Stamps older than the window no longer count; they are skipped, not
+-- removed one by one, so a long import stays O(1) per call.
+function Limited:_live(now)
+    local stamps, first = self.stamps, self.first
+    while first <= #stamps and stamps[first] <= now - self.window do
+        stamps[first] = nil
+        first = first + 1
+    end
+    if first > #stamps then
+        self.stamps, first = {}, 1
+    end
+    self.first = first
+    return #self.stamps - first + 1
+end
+
+-- How long until a request may go: 0 when it may go now.
+function Limited:_delay(now)
+    local live = self:_live(now)
+    if live >= self.calls then
+        return self.stamps[self.first] + self.window - now
+    end
+    if self.in_flight >= self.max_in_flight then
+        return 0.02 -- a slot frees when a transfer ends; look again shortly
+    end
+    return 0
+end
+
+function Limited:acquire()
+    local delay = self:_delay(self.clock())
+    while delay > 0 do
+        self.waited = self.waited + delay
+        self.sleep(delay)
+        delay = self:_delay(self.clock())
+    end
+    local stamps = self.stamps
+    stamps[#stamps + 1] = self.clock()
+    self.in_flight = self.in_flight + 1
+end
+
+function Limited:release()
+    self.in_flight = self.in_flight - 1
+end
+
+function Limited:request(req)
+    local kind = M.kind_of(req.method or "GET", req.url or "")
+    self:acquire()
+    self.by_kind[kind] = (self.by_kind[kind] or 0) + 1
+    local ok, res, msg, code = pcall(self.inner.request, self.inner, req)
+    self:release()
+    if not ok then error(res, 0) end
+    return res, msg, code
+end
+
+--- counts() -> { kind = calls } for every call that went out, and the total.
+function Limited:counts()
+    local out, total = {}, 0
+    for k, n in pairs(self.by_kind) do
+        out[k] = n
+        total = total + n
+    end
+    return out, total
+end
+
+return M
