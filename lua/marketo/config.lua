@@ -1,0 +1,112 @@
+--- marketo.config: a client's settings, from its options table and the environment.
+--
+-- Options win over the environment: MARKETO_BASE_URL (or MARKETO_MUNCHKIN_ID),
+-- MARKETO_CLIENT_ID, MARKETO_CLIENT_SECRET. The base URL is the REST endpoint Marketo's
+-- admin page shows (`https://123-ABC-456.mktorest.com/rest`); a trailing `/rest` or `/`
+-- is dropped, because bulk paths start at `/bulk/v1/` and identity at `/identity/`.
+local M = {}
+
+-- Every option a client accepts, with its expected Lua type; unknown keys raise
+-- (a typo such as `client_secert` must not silently fall back to the environment).
+M.options = {
+    base_url = "string", munchkin_id = "string", client_id = "string",
+    client_secret = "string", transport = "table", http = "table",
+    retry = "function", classes = "table", clock = "function", sleep = "function",
+    log = "function", timeout = "number", upload_timeout = "number",
+    identity_timeout = "number", token_margin = "number", env = "table",
+    user_agent = "string",
+}
+
+M.defaults = {
+    timeout = 60,           -- seconds for a JSON call (status, token)
+    upload_timeout = 600,   -- seconds for an upload of up to 10 MB
+    identity_timeout = 30,
+    token_margin = 60,      -- renew this long before expiry (at most 10% of the lifetime)
+}
+
+--- Raises on an options table with unknown keys or wrongly typed values.
+function M.check(options, known, fname, level)
+    if options == nil then return {} end
+    if type(options) ~= "table" then
+        error(("bad argument #1 to '%s' (table expected, got %s)")
+            :format(fname, type(options)), level + 1)
+    end
+    for k, v in pairs(options) do
+        local want = known[k]
+        if not want then
+            error(("bad argument #1 to '%s' (unknown option '%s')")
+                :format(fname, tostring(k)), level + 1)
+        end
+        if want ~= "any" and type(v) ~= want
+            and not (want == "table" and k == "transport" and type(v) == "userdata") then
+            error(("bad argument #1 to '%s' (option '%s': %s expected, got %s)")
+                :format(fname, k, want, type(v)), level + 1)
+        end
+    end
+    return options
+end
+
+--- The base URL without a trailing `/` or `/rest`, or nil and why.
+function M.normalize_base_url(url)
+    local u = url:gsub("%s+$", ""):gsub("^%s+", "")
+    u = u:gsub("/+$", "")
+    u = u:gsub("/rest$", ""):gsub("/+$", "")
+    if not u:match("^https?://[^/%s]+$") then
+        return nil, ("base URL %q is not of the form https://HOST[:PORT] (optionally "
+            .. "ending in /rest)"):format(url)
+    end
+    return u
+end
+
+local function getenv_from(env)
+    if env then
+        return function(name) return env[name] end
+    end
+    return os.getenv
+end
+
+local function nonempty(v)
+    if v == nil or v == "" then return nil end
+    return v
+end
+
+--- The resolved settings, or nil, message, "CONFIG".
+function M.resolve(options)
+    local getenv = getenv_from(options.env)
+    local s = {}
+    for k, v in pairs(M.defaults) do s[k] = v end
+    for k, v in pairs(options) do
+        if k ~= "env" then s[k] = v end
+    end
+    local base = nonempty(options.base_url) or nonempty(getenv("MARKETO_BASE_URL"))
+    local munchkin = nonempty(options.munchkin_id) or nonempty(getenv("MARKETO_MUNCHKIN_ID"))
+    if not base and munchkin then
+        if not munchkin:match("^[%w%-]+$") then
+            return nil, ("munchkin id %q is not like 123-ABC-456"):format(munchkin), "CONFIG"
+        end
+        base = "https://" .. munchkin .. ".mktorest.com"
+    end
+    if not base then
+        return nil, "no Marketo instance: set MARKETO_BASE_URL (or MARKETO_MUNCHKIN_ID) "
+            .. "or pass base_url", "CONFIG"
+    end
+    local msg
+    s.base_url, msg = M.normalize_base_url(base)
+    if not s.base_url then return nil, msg, "CONFIG" end
+    s.munchkin_id = nil
+    s.client_id = nonempty(options.client_id) or nonempty(getenv("MARKETO_CLIENT_ID"))
+    s.client_secret = nonempty(options.client_secret) or nonempty(getenv("MARKETO_CLIENT_SECRET"))
+    if not s.client_id then
+        return nil, "no client id: set MARKETO_CLIENT_ID or pass client_id", "CONFIG"
+    end
+    if not s.client_secret then
+        return nil, "no client secret: set MARKETO_CLIENT_SECRET or pass client_secret",
+            "CONFIG"
+    end
+    for _, k in ipairs({ "timeout", "upload_timeout", "identity_timeout" }) do
+        if s[k] <= 0 then error(("bad option '%s' (positive number expected)"):format(k), 3) end
+    end
+    return s
+end
+
+return M

@@ -1,0 +1,254 @@
+--- marketo.job: bulk import jobs for leads, custom objects and program members.
+--
+-- Each object type has its own paths, parameters and counters (API doc §4-§6); this
+-- module hides the differences behind one job object:
+--   job.kind, job.id (the batchId), job.status, job.info (last status, normalised)
+--   job:refresh()   -> info | nil, message, code, err     (one status call)
+--   job:wait(opts)  -> info | nil, ...     (polls until Complete; Failed is an error)
+--   job:failures()  -> rows | nil, ...     (marketo.results rows; none: empty list)
+--   job:warnings()  -> rows | nil, ...
+-- `info` = { batch_id, status, message, processed, failed, warned, raw } where
+-- `processed` is numOfLeadsProcessed or numOfObjectsProcessed as the type has it, and
+-- `raw` is Marketo's own result object.
+local config = require("marketo.config")
+local errors = require("marketo.errors")
+local results = require("marketo.results")
+
+local M = {}
+
+local function enc(s)
+    return (tostring(s):gsub("[^%w%-%._~]", function(c) return ("%%%02X"):format(c:byte()) end))
+end
+
+M.types = {
+    leads = {
+        create = function() return "/bulk/v1/leads.json" end,
+        status = function(j) return ("/bulk/v1/leads/batch/%s.json"):format(j.id) end,
+        file = function(j, what)
+            return ("/bulk/v1/leads/batch/%s/%s.json"):format(j.id, what)
+        end,
+        params = { lookupField = "string", listId = "number", partitionName = "string" },
+        processed = "numOfLeadsProcessed",
+    },
+    custom_objects = {
+        create = function(j)
+            return ("/bulk/v1/customobjects/%s/import.json"):format(enc(j.apiName))
+        end,
+        status = function(j)
+            return ("/bulk/v1/customobjects/%s/import/%s/status.json"):format(enc(j.apiName), j.id)
+        end,
+        file = function(j, what)
+            return ("/bulk/v1/customobjects/%s/import/%s/%s.json")
+                :format(enc(j.apiName), j.id, what)
+        end,
+        params = {}, path_params = { apiName = "string" },
+        processed = "numOfObjectsProcessed",
+    },
+    program_members = {
+        create = function(j)
+            return ("/bulk/v1/program/%s/members/import.json"):format(enc(j.programId))
+        end,
+        status = function(j)
+            return ("/bulk/v1/program/members/import/%s/status.json"):format(j.id)
+        end,
+        file = function(j, what)
+            return ("/bulk/v1/program/members/import/%s/%s.json"):format(j.id, what)
+        end,
+        params = { programMemberStatus = "string" }, required = { "programMemberStatus" },
+        path_params = { programId = "any" },
+        processed = "numOfLeadsProcessed",
+    },
+}
+
+local FORMATS = { csv = true, tsv = true, ssv = true }
+
+-- What create accepts besides the type's Marketo parameters.
+local COMMON = {
+    path = "string", offset = "number", length = "number", prefix = "string",
+    filename = "string", format = "string", content_type = "string", timeout = "number",
+}
+
+local Job = {}
+Job.__index = Job
+
+function Job.__tostring(j)
+    return ("marketo.job(%s %s, %s)"):format(j.kind, tostring(j.id), tostring(j.status))
+end
+
+local function type_of(kind, fname)
+    local t = M.types[kind]
+    if not t then
+        error(("bad argument #1 to '%s' (leads, custom_objects or program_members expected, "
+            .. "got %s)"):format(fname, tostring(kind)), 3)
+    end
+    return t
+end
+
+local function known_options(t)
+    local known = {}
+    for k, v in pairs(COMMON) do known[k] = v end
+    for k, v in pairs(t.params) do known[k] = v end
+    for k, v in pairs(t.path_params or {}) do known[k] = v end
+    return known
+end
+
+local function check_create(t, kind, o)
+    config.check(o, known_options(t), "import", 3)
+    if not o.path then error("bad argument #1 to 'import' (option 'path' required)", 3) end
+    for k in pairs(t.path_params or {}) do
+        if o[k] == nil then error(("bad argument #1 to 'import' (%s needs '%s')")
+            :format(kind, k), 3) end
+    end
+    for _, k in ipairs(t.required or {}) do
+        if o[k] == nil then error(("bad argument #1 to 'import' (%s needs '%s')")
+            :format(kind, k), 3) end
+    end
+    local format = (o.format or "csv"):lower()
+    if not FORMATS[format] then
+        error("bad argument #1 to 'import' (format must be csv, tsv or ssv)", 3)
+    end
+    return format
+end
+
+local function new_job(client, kind, o, format)
+    local t = M.types[kind]
+    local j = setmetatable({ client = client, kind = kind, type = t, format = format }, Job)
+    for k in pairs(t.path_params or {}) do j[k] = o[k] end
+    return j
+end
+
+local function normalise(t, r)
+    return {
+        batch_id = r.batchId, status = r.status, message = r.message,
+        processed = r[t.processed], failed = r.numOfRowsFailed,
+        warned = r.numOfRowsWithWarning, raw = r,
+    }
+end
+
+function Job:take(doc, call)
+    local r = type(doc.result) == "table" and doc.result[1]
+    if type(r) ~= "table" or r.batchId == nil or type(r.status) ~= "string" then
+        return nil, self.client:new_error{ code = "BAD_RESPONSE", call = call,
+            request_id = doc.requestId, message = "no batchId/status in the result" }
+    end
+    self.id = self.id or r.batchId
+    self.status = r.status
+    self.info = normalise(self.type, r)
+    return self.info
+end
+
+--- create(client, kind, options) -> job | nil, message, code, err.
+-- options: path (the file to upload), offset, length (a byte range of it), prefix
+-- (bytes sent before the range, e.g. the header line of a part), filename, format
+-- ("csv", "tsv", "ssv"; default csv), content_type, timeout; and the type's Marketo
+-- parameters under their Marketo names: leads lookupField, listId, partitionName;
+-- custom_objects apiName; program_members programId, programMemberStatus.
+function M.create(client, kind, options)
+    local t = type_of(kind, "import")
+    local o = options or {}
+    local format = check_create(t, kind, o)
+    local j = new_job(client, kind, o, format)
+    local query = { format = format }
+    for k in pairs(t.params) do
+        if o[k] ~= nil then query[k] = o[k] end
+    end
+    local path = t.create(j)
+    local doc, msg, code, err = client:call{
+        method = "POST", path = path, query = query, timeout = o.timeout or client.upload_timeout,
+        multipart = { fields = {}, file = {
+            name = "file", path = o.path, offset = o.offset, length = o.length,
+            prefix = o.prefix, content_type = o.content_type or "text/" .. format,
+            filename = o.filename or o.path:match("[^/]+$"),
+        } },
+    }
+    if not doc then return nil, msg, code, err end
+    local ok, e = j:take(doc, "POST " .. path)
+    if not ok then return errors.fail(e) end
+    client:emit("info", ("%s: batch %s %s"):format(tostring(j), tostring(j.id), j.status))
+    return j
+end
+
+--- attach(client, kind, batch_id, options) -> job: a job created earlier. options:
+-- apiName (custom objects), format (of the uploaded file: how failures are parsed).
+function M.attach(client, kind, batch_id, options)
+    local t = type_of(kind, "job")
+    local o = options or {}
+    local known = { format = "string" }
+    for k, v in pairs(t.path_params or {}) do known[k] = v end
+    config.check(o, known, "job", 2)
+    if kind == "custom_objects" and not o.apiName then
+        error("bad argument #3 to 'job' (custom_objects needs 'apiName')", 2)
+    end
+    local j = new_job(client, kind, o, (o.format or "csv"):lower())
+    j.id = batch_id
+    return j
+end
+
+--- One status call: info, or nil, message, code, err.
+function Job:refresh()
+    local path = self.type.status(self)
+    local doc, msg, code, err = self.client:call{ method = "GET", path = path }
+    if not doc then return nil, msg, code, err end
+    local info, e = self:take(doc, "GET " .. path)
+    if not info then return errors.fail(e) end
+    return info
+end
+
+M.wait_defaults = { timeout = 3600, first = 1, factor = 1.5, max_interval = 30 }
+
+--- Polls until the job ends. options: timeout (seconds, default an hour), first (the
+-- first interval, 1 s), factor (growth per poll, 1.5), max_interval (30 s: the top of
+-- the docs' 5-30 s), on_status (function(info) called after every poll).
+-- Complete -> info. Failed -> nil, message, "JOB_FAILED", err (err.info, Marketo's
+-- message in err.message). Out of time -> nil, message, "TIMEOUT", err.
+function Job:wait(options)
+    local known = { timeout = "number", first = "number", factor = "number",
+        max_interval = "number", on_status = "function" }
+    local o = config.check(options, known, "wait", 2)
+    local d = M.wait_defaults
+    local timeout, interval = o.timeout or d.timeout, o.first or d.first
+    local factor, max_interval = o.factor or d.factor, o.max_interval or d.max_interval
+    local client = self.client
+    local deadline = client.clock() + timeout
+    while true do
+        if self.status == "Complete" then return self.info end
+        if self.status == "Failed" then return self:failed() end
+        local left = deadline - client.clock()
+        if left <= 0 then
+            return errors.fail(client:new_error{ code = "TIMEOUT", class = "fatal",
+                call = "wait " .. tostring(self),
+                message = ("job still %s after %g s"):format(tostring(self.status), timeout) })
+        end
+        client.sleep(math.min(interval, left))
+        interval = math.min(max_interval, interval * factor)
+        local info, msg, code, err = self:refresh()
+        if not info then return nil, msg, code, err end
+        if o.on_status then o.on_status(info) end
+    end
+end
+
+function Job:failed()
+    local e = self.client:new_error{ code = "JOB_FAILED", class = "fatal",
+        call = "job " .. self.kind .. " " .. tostring(self.id),
+        message = self.info and self.info.message or "Failed" }
+    e.info = self.info
+    return errors.fail(e)
+end
+
+-- The failures or warnings file, parsed; `what` is "failures" or "warnings".
+function Job:file(what, reason)
+    if self.id == nil then error("job has no batchId", 3) end
+    local doc, msg, code, err = self.client:call{ method = "GET",
+        path = self.type.file(self, what), expect = "file" }
+    if doc == nil then return nil, msg, code, err end
+    if doc == false then return results.empty(reason) end
+    return results.parse(doc, { format = self.format, reason = reason })
+end
+
+--- Failed rows: a list of { values, fields, reason, line } (see marketo.results);
+-- no file (404 or empty) is an empty list.
+function Job:failures() return self:file("failures", "Import Failure Reason") end
+--- Warned rows, as failures.
+function Job:warnings() return self:file("warnings", "Import Warning Reason") end
+
+return M
