@@ -5,4 +5,7 @@
 #define MARKETO_MODULES(X) \
     X(clock) \
     X(journal) \
-    X(process)
+    X(loop) \
+    X(process) \
+    X(request) \
+    X(request_multipart)
