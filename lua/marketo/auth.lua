@@ -110,26 +110,28 @@ function Auth:fetch()
     return doc.access_token, tonumber(doc.expires_in)
 end
 
--- Installs a fetched token. A token with no time left (`expires_in: 0`, seen in the
--- wild when a token is re-issued at the end of its life) is not used: asking again a
--- moment later yields a fresh one, so this is a transient failure.
+-- Installs a fetched token. `expires_in: 0` is seen in the wild at the very end of a
+-- token's life, and some servers send it for tokens that still work: the token is used
+-- for the call at hand but trusted for one second only. If it has lapsed, Marketo
+-- answers 602/601 and the call is repeated with a new one; if the server keeps saying
+-- 0, we ask at most once a second.
 function Auth:install(token, expires_in, now)
     local p = private[self]
+    local renew_at
     if expires_in <= 0 then
-        return self:fail{ code = "TOKEN_EXPIRING", class = "retry",
-            message = "identity issued a token with expires_in " .. expires_in }
+        expires_in = 1
+        renew_at = now + 1
+    else
+        renew_at = now + expires_in - math.min(self.margin, expires_in * 0.1)
+        -- Marketo hands back the same token while it lives; asking again before it
+        -- lapses would return it again, so keep it to the end in that case.
+        if token == p.previous then renew_at = now + expires_in end
     end
-    local margin = math.min(self.margin, expires_in * 0.1)
-    local renew_at = now + expires_in - margin
-    -- Marketo hands back the same token while it lives; asking again before it
-    -- lapses would return it again, so keep it to the end in that case.
-    if token == p.token then renew_at = now + expires_in end
-    p.token, p.expires_at, p.renew_at = token, now + expires_in, renew_at
     if self.log then
         self.log("info", ("access token %s (expires in %d s)")
             :format(token == p.previous and "reissued" or "obtained", expires_in))
     end
-    p.previous = token
+    p.token, p.expires_at, p.renew_at, p.previous = token, now + expires_in, renew_at, token
     return token
 end
 

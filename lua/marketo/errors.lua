@@ -5,7 +5,7 @@
 -- `message` is for people; `code` is a stable string programs compare: Marketo's code
 -- ("607", "1016"), "HTTP_<status>", a transport code (curl's name without CURLE_,
 -- e.g. "COULDNT_CONNECT"), or one of ours: AUTH_FAILED (bad client id/secret),
--- BAD_RESPONSE (not the JSON/file we expect), TOKEN_EXPIRING, JOB_FAILED (a job ended
+-- BAD_RESPONSE (not the JSON/file we expect), JOB_FAILED (a job ended
 -- Failed), TIMEOUT (a wait ran out), CONFIG (missing or bad settings). `err` is the
 -- same failure as a table (see `new`), with the class that decided how it was handled.
 --
@@ -35,9 +35,8 @@ M.classes = {
     ["HTTP_429"] = "throttle",
     -- Our own codes.
     AUTH_FAILED = "fatal", JOB_FAILED = "fatal", TIMEOUT = "fatal", CONFIG = "fatal",
-    -- A body that is not the JSON we expect is most often a reply cut short; a token
-    -- issued with no time left is replaced by a fresh one a moment later.
-    BAD_RESPONSE = "retry", TOKEN_EXPIRING = "retry",
+    -- A body that is not the JSON we expect is most often a reply cut short.
+    BAD_RESPONSE = "retry",
     -- Network failures and dropped connections (transport codes).
     COULDNT_CONNECT = "retry", COULDNT_RESOLVE_HOST = "retry",
     COULDNT_RESOLVE_PROXY = "retry", OPERATION_TIMEDOUT = "retry",

@@ -21,8 +21,8 @@ M.defaults = {
     queue_base = 5,         -- 1016/1019: a slot frees when a running job ends ...
     queue_cap = 60,         -- ... which takes minutes, so poll gently
     queue_timeout = 3600,   -- and give up after an hour of waiting
-    seed = nil,             -- number: make the jitter reproducible
-    random = nil,           -- or a function() -> [0, 1)
+    seed = false,           -- a number: make the jitter reproducible
+    random = false,         -- or a function() -> [0, 1)
 }
 
 local KNOWN = {}
