@@ -4,6 +4,10 @@
  * Add one line per file; keep them sorted. */
 #define MARKETO_MODULES(X) \
     X(clock) \
+    X(csv_mapper) \
+    X(csv_plan) \
+    X(csv_reader) \
+    X(csv_writer) \
     X(journal) \
     X(loop) \
     X(process) \

@@ -1,0 +1,82 @@
+/* csv.h - the CSV engine shared by csv_*.c. One scanner (csv_scan.c) holds
+ * every quoting rule; the reader, planner and mapper drive it, and the writer
+ * quotes with csv_encode_field from the same file, so a rule changes in one
+ * place. csv_scan.c needs no Lua, which lets the fuzz harness link it alone. */
+#ifndef MARKETO_CSV_H
+#define MARKETO_CSV_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* What csv_scan_next returns. */
+enum { CSV_ROW = 0, CSV_END, CSV_BAD, CSV_IOERR, CSV_NOMEM };
+
+/* Why a record is bad (csv_scan.err). */
+enum {
+    CSV_OK = 0, CSV_E_UNBALANCED, CSV_E_STRAY, CSV_E_FIELDS, CSV_E_UTF8,
+    CSV_E_NUL, CSV_E_TOO_LARGE
+};
+
+#define CSV_CHUNK (256 * 1024)
+
+typedef ssize_t (*csv_read_fn)(void *ctx, void *buf, size_t n);
+
+typedef struct csv_scan {
+    csv_read_fn read;          /* the source: read(2) on an fd, or memory */
+    void *ctx;
+    unsigned char *buf;        /* buf[pos..len) is unread; the current record
+                                * starts at rec_off - base and is kept whole */
+    size_t cap, len, pos, chunk;
+    long long base;            /* file offset of buf[0] */
+    int eof, io_errno, started;
+    unsigned char delim, lenient;
+    unsigned char ucls[256];   /* byte classes outside quotes */
+    unsigned char qcls[256];   /* byte classes inside quotes */
+    size_t max_row;            /* bytes, terminator included */
+    int expect;                /* fields per record; 0 = any */
+    long long line;            /* physical line at pos (1-based) */
+    long long line_start;      /* file offset where that line starts */
+    int bom, crlf;
+    long long blank;           /* blank lines skipped */
+
+    /* The last record. */
+    long long rec_off, rec_end, rec_line, rec_last_line;
+    char *fbuf;                /* unquoted field bytes, back to back */
+    size_t fcap, flen;
+    size_t *fend;              /* field i is fbuf[i ? fend[i-1] : 0 .. fend[i]) */
+    unsigned char *fquoted;    /* 1 if field i was quoted in the source */
+    int nf, fmax;
+    long long extra_off;       /* where field expect+1 starts, -1 if none */
+    long long extra_line, extra_line_start;
+    long long prev_line_start; /* start of the line before `line` */
+    int term_len;              /* bytes of the record's line end (0 at EOF) */
+    int rec_cr;                /* an unquoted field holds a lone CR */
+
+    /* Why the last record is bad (first problem only). */
+    int err, err_field, discard;
+    long long err_line, err_col;
+    char err_detail[256];
+    long long q_off, q_line, q_line_start; /* the quote that opened the field */
+} csv_scan;
+
+int csv_scan_init(csv_scan *s, csv_read_fn read, void *ctx, int delim,
+                  size_t chunk, size_t max_row, int lenient);
+void csv_scan_free(csv_scan *s);
+int csv_scan_next(csv_scan *s, int capture);
+const char *csv_err_code(int err);
+
+static inline const char *csv_field(const csv_scan *s, int i, size_t *len)
+{
+    size_t from = i > 0 ? s->fend[i - 1] : 0;
+    *len = s->fend[i] - from;
+    return s->fbuf + from;
+}
+
+/* Whether a value must be quoted to survive a round trip: it holds the
+ * delimiter, a quote, CR or LF. */
+int csv_needs_quote(const char *p, size_t n, int delim);
+/* Writes the field to dst (room for 2n+2 bytes) quoted if asked; returns
+ * the length written. */
+size_t csv_encode_field(char *dst, const char *p, size_t n, int quote);
+
+#endif

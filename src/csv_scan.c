@@ -1,0 +1,561 @@
+/* csv_scan.c - the one state machine over a buffered read that finds CSV
+ * records (RFC 4180 quoting, LF or CRLF, UTF-8 BOM) and checks them: quotes,
+ * field count, UTF-8, NUL bytes, row size. The reader, planner and mapper all
+ * call csv_scan_next, so the rules live here only. No Lua in this file. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "csv.h"
+
+enum { C_PLAIN = 0, C_DELIM, C_QUOTE, C_LF, C_CR, C_NUL, C_HIGH };
+
+/* What the field scanners report. */
+enum { R_FIELD, R_RECORD, R_FAIL, R_IO, R_NOMEM };
+
+int csv_scan_init(csv_scan *s, csv_read_fn read, void *ctx, int delim,
+                  size_t chunk, size_t max_row, int lenient)
+{
+    int c;
+
+    memset(s, 0, sizeof *s);
+    s->read = read;
+    s->ctx = ctx;
+    s->delim = (unsigned char)delim;
+    s->lenient = lenient != 0;
+    s->chunk = chunk;
+    s->max_row = max_row;
+    s->line = 1;
+    s->extra_off = -1;
+    s->cap = 2 * chunk;
+    s->fcap = 256;
+    s->fmax = 16;
+    s->buf = malloc(s->cap);
+    s->fbuf = malloc(s->fcap);
+    s->fend = malloc((size_t)s->fmax * sizeof *s->fend);
+    s->fquoted = malloc((size_t)s->fmax);
+    if (!s->buf || !s->fbuf || !s->fend || !s->fquoted) {
+        csv_scan_free(s);
+        return -1;
+    }
+    for (c = 0x80; c < 0x100; c++)
+        s->ucls[c] = s->qcls[c] = C_HIGH;
+    s->ucls[0] = s->qcls[0] = C_NUL;
+    s->ucls['\n'] = s->qcls['\n'] = C_LF;
+    s->ucls['"'] = s->qcls['"'] = C_QUOTE;
+    s->ucls['\r'] = C_CR;
+    s->ucls[s->delim] = C_DELIM;
+    return 0;
+}
+
+void csv_scan_free(csv_scan *s)
+{
+    free(s->buf);
+    free(s->fbuf);
+    free(s->fend);
+    free(s->fquoted);
+    s->buf = NULL;
+    s->fbuf = NULL;
+    s->fend = NULL;
+    s->fquoted = NULL;
+}
+
+const char *csv_err_code(int err)
+{
+    switch (err) {
+    case CSV_E_UNBALANCED: return "CSV_UNBALANCED_QUOTE";
+    case CSV_E_STRAY: return "CSV_STRAY_QUOTE";
+    case CSV_E_FIELDS: return "CSV_FIELD_COUNT";
+    case CSV_E_UTF8: return "CSV_INVALID_UTF8";
+    case CSV_E_NUL: return "CSV_NUL_BYTE";
+    case CSV_E_TOO_LARGE: return "CSV_ROW_TOO_LARGE";
+    default: return "CSV_ERROR";
+    }
+}
+
+/* Length of the valid UTF-8 sequence at p (n bytes available), 0 if none. */
+static size_t utf8_seq(const unsigned char *p, size_t n)
+{
+    unsigned c = p[0];
+
+    if (c < 0xC2)
+        return 0; /* continuation byte, or an overlong 2-byte lead */
+    if (c < 0xE0)
+        return n >= 2 && (p[1] & 0xC0) == 0x80 ? 2 : 0;
+    if (c < 0xF0) {
+        if (n < 3 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80)
+            return 0;
+        if ((c == 0xE0 && p[1] < 0xA0) || (c == 0xED && p[1] >= 0xA0))
+            return 0; /* overlong, or a UTF-16 surrogate */
+        return 3;
+    }
+    if (c < 0xF5) {
+        if (n < 4 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80
+            || (p[3] & 0xC0) != 0x80)
+            return 0;
+        if ((c == 0xF0 && p[1] < 0x90) || (c == 0xF4 && p[1] >= 0x90))
+            return 0; /* overlong, or above U+10FFFF */
+        return 4;
+    }
+    return 0;
+}
+
+/* Reads until `need` bytes are buffered at pos or the source ends. Keeps
+ * the current record whole (the reader hands it out raw for rejects) unless
+ * it is being discarded. 0, -1 on I/O error, -2 when the record outgrew
+ * max_row (checked before growing, so the buffer stays bounded). */
+static int fill(csv_scan *s, size_t need)
+{
+    while (s->len - s->pos < need && !s->eof) {
+        size_t keep = s->discard ? s->pos : (size_t)(s->rec_off - s->base);
+        ssize_t n;
+
+        if (!s->discard && (long long)s->pos + s->base - s->rec_off > (long long)s->max_row)
+            return -2;
+        if (keep > 0) {
+            memmove(s->buf, s->buf + keep, s->len - keep);
+            s->len -= keep;
+            s->pos -= keep;
+            s->base += (long long)keep;
+        }
+        if (s->cap - s->len < s->chunk) {
+            size_t cap = s->cap * 2;
+            unsigned char *b = realloc(s->buf, cap);
+            if (b == NULL) {
+                s->io_errno = ENOMEM;
+                return -1;
+            }
+            s->buf = b;
+            s->cap = cap;
+        }
+        n = s->read(s->ctx, s->buf + s->len, s->cap - s->len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            s->io_errno = errno;
+            return -1;
+        }
+        if (n == 0)
+            s->eof = 1;
+        s->len += (size_t)n;
+    }
+    return 0;
+}
+
+static long long column_at(const csv_scan *s, long long off, long long line_start)
+{
+    long long col = 1, i;
+
+    if (s->discard || line_start < s->base)
+        return 1;
+    for (i = line_start - s->base; i < off - s->base && i < (long long)s->len; i++)
+        col += (s->buf[i] & 0xC0) != 0x80;
+    return col;
+}
+
+/* Records the first problem of the record, at file offset `off`. */
+static void bad(csv_scan *s, int err, long long off, long long line, long long line_start,
+                const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 6, 7)))
+#endif
+    ;
+
+static void bad(csv_scan *s, int err, long long off, long long line, long long line_start,
+                const char *fmt, ...)
+{
+    va_list ap;
+
+    if (s->err != CSV_OK)
+        return;
+    s->err = err;
+    s->err_field = s->nf + 1;
+    s->err_line = line;
+    s->err_col = column_at(s, off, line_start);
+    va_start(ap, fmt);
+    vsnprintf(s->err_detail, sizeof s->err_detail, fmt, ap);
+    va_end(ap);
+}
+
+static void too_large(csv_scan *s)
+{
+    if (s->q_off >= 0)
+        bad(s, CSV_E_TOO_LARGE, s->rec_off, s->rec_line, s->rec_off,
+            "row is over the limit of %zu bytes and still inside the quoted field "
+            "opened at line %lld column %lld; check for an unbalanced quote, or raise max_row",
+            s->max_row, s->q_line, column_at(s, s->q_off, s->q_line_start));
+    else
+        bad(s, CSV_E_TOO_LARGE, s->rec_off, s->rec_line, s->rec_off,
+            "row is over the limit of %zu bytes; raise max_row or check the file",
+            s->max_row);
+    s->discard = 1;
+}
+
+/* fill() for the field scanners: 0 to go on, or an R_ code to return. */
+static int more(csv_scan *s, size_t need)
+{
+    int r = fill(s, need);
+
+    if (r == -1)
+        return s->io_errno == ENOMEM ? R_NOMEM : R_IO;
+    if (r == -2) {
+        too_large(s);
+        if (!s->lenient)
+            return R_FAIL;
+        return fill(s, need) == 0 ? 0 : (s->io_errno == ENOMEM ? R_NOMEM : R_IO);
+    }
+    return 0;
+}
+
+static int append(csv_scan *s, const unsigned char *p, size_t n)
+{
+    if (s->flen + n > s->fcap) {
+        size_t cap = s->fcap;
+        char *b;
+        while (cap < s->flen + n)
+            cap *= 2;
+        if ((b = realloc(s->fbuf, cap)) == NULL)
+            return -1;
+        s->fbuf = b;
+        s->fcap = cap;
+    }
+    memcpy(s->fbuf + s->flen, p, n);
+    s->flen += n;
+    return 0;
+}
+
+static void end_line(csv_scan *s)
+{
+    s->prev_line_start = s->line_start;
+    s->line++;
+    s->line_start = s->base + (long long)s->pos;
+}
+
+/* A byte >= 0x80 at pos: checks one UTF-8 sequence and captures it. */
+static int high_byte(csv_scan *s, int cap)
+{
+    size_t k;
+    int r;
+
+    if (s->len - s->pos < 4 && (r = more(s, 4)) != 0)
+        return r;
+    k = utf8_seq(s->buf + s->pos, s->len - s->pos);
+    if (k == 0) {
+        bad(s, CSV_E_UTF8, s->base + (long long)s->pos, s->line, s->line_start,
+            "invalid UTF-8 (byte 0x%02X) in field %lld; convert the file to UTF-8 "
+            "(iconv -f latin1 -t utf-8) or pass lenient mode to reject the row",
+            s->buf[s->pos], (long long)s->nf + 1);
+        if (!s->lenient)
+            return R_FAIL;
+        k = 1;
+    }
+    if (cap && s->err == CSV_OK && append(s, s->buf + s->pos, k) != 0)
+        return R_NOMEM;
+    s->pos += k;
+    return -1;
+}
+
+static int nul_byte(csv_scan *s)
+{
+    bad(s, CSV_E_NUL, s->base + (long long)s->pos, s->line, s->line_start,
+        "NUL byte in field %d; remove NUL bytes (tr -d '\\000') or pass lenient mode "
+        "to reject the row", s->nf + 1);
+    if (!s->lenient)
+        return R_FAIL;
+    s->pos++;
+    return -1;
+}
+
+static int scan_unquoted(csv_scan *s, int cap)
+{
+    for (;;) {
+        const unsigned char *b = s->buf;
+        size_t i = s->pos, n = s->len, st = i;
+        int r;
+
+        while (i < n && !s->ucls[b[i]])
+            i++;
+        if (cap && i > st && s->err == CSV_OK && append(s, b + st, i - st) != 0)
+            return R_NOMEM;
+        s->pos = i;
+        if (i >= n) {
+            if ((r = more(s, 1)) != 0)
+                return r;
+            if (s->pos >= s->len)
+                return R_RECORD; /* the source ends the record */
+            continue;
+        }
+        switch (s->ucls[b[i]]) {
+        case C_DELIM:
+            s->pos++;
+            return R_FIELD;
+        case C_LF:
+            s->pos++;
+            s->term_len = 1;
+            end_line(s);
+            return R_RECORD;
+        case C_CR:
+            if (s->len - s->pos < 2 && (r = more(s, 2)) != 0)
+                return r;
+            if (s->len - s->pos >= 2 && s->buf[s->pos + 1] == '\n') {
+                s->pos += 2;
+                s->crlf = 1;
+                s->term_len = 2;
+                end_line(s);
+                return R_RECORD;
+            }
+            /* a lone CR is data; the writer quotes it */
+            s->rec_cr = 1;
+            if (cap && s->err == CSV_OK && append(s, s->buf + s->pos, 1) != 0)
+                return R_NOMEM;
+            s->pos++;
+            break;
+        case C_QUOTE:
+            bad(s, CSV_E_STRAY, s->base + (long long)i, s->line, s->line_start,
+                "quote inside unquoted field %d; quote the whole field and double the quote "
+                "(\"\"), or pass lenient mode to reject the row", s->nf + 1);
+            if (!s->lenient)
+                return R_FAIL;
+            s->pos++;
+            break;
+        case C_NUL:
+            if ((r = nul_byte(s)) >= 0)
+                return r;
+            break;
+        default:
+            if ((r = high_byte(s, cap)) >= 0)
+                return r;
+            break;
+        }
+    }
+}
+
+/* After a closing quote only a delimiter, a line end or the end may follow. */
+static int after_quote(csv_scan *s, int cap)
+{
+    int r;
+    unsigned char c;
+
+    if (s->len - s->pos < 2 && (r = more(s, 2)) != 0)
+        return r;
+    if (s->pos >= s->len)
+        return R_RECORD;
+    c = s->buf[s->pos];
+    if (c == s->delim) {
+        s->pos++;
+        return R_FIELD;
+    }
+    if (c == '\n' || (c == '\r' && s->len - s->pos >= 2 && s->buf[s->pos + 1] == '\n')) {
+        s->crlf |= c == '\r';
+        s->term_len = c == '\r' ? 2 : 1;
+        s->pos += (size_t)s->term_len;
+        end_line(s);
+        return R_RECORD;
+    }
+    bad(s, CSV_E_STRAY, s->base + (long long)s->pos, s->line, s->line_start,
+        "text after the closing quote of field %d; quote the whole field and double inner "
+        "quotes (\"\"), or pass lenient mode to reject the row", s->nf + 1);
+    if (!s->lenient)
+        return R_FAIL;
+    return scan_unquoted(s, cap);
+}
+
+static int scan_quoted(csv_scan *s, int cap)
+{
+    s->q_off = s->base + (long long)s->pos;
+    s->q_line = s->line;
+    s->q_line_start = s->line_start;
+    s->pos++;
+    for (;;) {
+        const unsigned char *b = s->buf;
+        size_t i = s->pos, n = s->len, st = i;
+        int r;
+
+        while (i < n && !s->qcls[b[i]])
+            i++;
+        if (cap && i > st && s->err == CSV_OK && append(s, b + st, i - st) != 0)
+            return R_NOMEM;
+        s->pos = i;
+        if (i >= n) {
+            if ((r = more(s, 1)) != 0)
+                return r;
+            if (s->pos < s->len)
+                continue;
+            bad(s, CSV_E_UNBALANCED, s->q_off, s->q_line, s->q_line_start,
+                "unbalanced quote in field %d (the file ends inside it); close the quote "
+                "or pass lenient mode to reject the row", s->nf + 1);
+            return s->lenient ? R_RECORD : R_FAIL;
+        }
+        switch (s->qcls[b[i]]) {
+        case C_QUOTE:
+            if (s->len - s->pos < 2 && (r = more(s, 2)) != 0)
+                return r;
+            s->pos++;
+            if (s->pos < s->len && s->buf[s->pos] == '"') {
+                if (cap && s->err == CSV_OK && append(s, s->buf + s->pos, 1) != 0)
+                    return R_NOMEM;
+                s->pos++;
+                break;
+            }
+            s->q_off = -1;
+            return after_quote(s, cap);
+        case C_LF:
+            if (cap && s->err == CSV_OK && append(s, b + i, 1) != 0)
+                return R_NOMEM;
+            s->pos++;
+            end_line(s);
+            break;
+        case C_NUL:
+            if ((r = nul_byte(s)) >= 0)
+                return r;
+            break;
+        default:
+            if ((r = high_byte(s, cap)) >= 0)
+                return r;
+            break;
+        }
+    }
+}
+
+static int add_field(csv_scan *s, int quoted)
+{
+    if (s->nf == s->fmax) {
+        int fmax = s->fmax * 2;
+        size_t *fend = realloc(s->fend, (size_t)fmax * sizeof *fend);
+        unsigned char *fq;
+        if (fend == NULL)
+            return -1;
+        s->fend = fend;
+        if ((fq = realloc(s->fquoted, (size_t)fmax)) == NULL)
+            return -1;
+        s->fquoted = fq;
+        s->fmax = fmax;
+    }
+    s->fend[s->nf] = s->flen;
+    s->fquoted[s->nf] = (unsigned char)quoted;
+    s->nf++;
+    return 0;
+}
+
+/* Skips blank lines and, before the first record, a UTF-8 BOM. 0 if a record
+ * starts at pos, CSV_END, or an error status. */
+static int start_record(csv_scan *s)
+{
+    s->rec_off = s->base + (long long)s->pos; /* fill() keeps from here */
+    if (!s->started) {
+        if (fill(s, 3) != 0)
+            return CSV_IOERR;
+        s->started = 1;
+        if (s->len >= 3 && memcmp(s->buf, "\xEF\xBB\xBF", 3) == 0) {
+            s->pos = 3;
+            s->bom = 1;
+            s->line_start = 3;
+        }
+    }
+    for (;;) {
+        s->rec_off = s->base + (long long)s->pos;
+        if (fill(s, 2) != 0)
+            return CSV_IOERR;
+        if (s->pos >= s->len)
+            return CSV_END;
+        if (s->buf[s->pos] == '\n')
+            s->pos++;
+        else if (s->buf[s->pos] == '\r' && s->len - s->pos >= 2 && s->buf[s->pos + 1] == '\n')
+            s->pos += 2;
+        else
+            return 0;
+        end_line(s);
+        s->blank++;
+    }
+}
+
+static void check_record(csv_scan *s)
+{
+    if (s->expect > 0 && s->nf > s->expect)
+        bad(s, CSV_E_FIELDS, s->extra_off, s->extra_line, s->extra_line_start,
+            "row has %d fields, the header has %d; quote values that contain the "
+            "delimiter, or pass lenient mode to reject the row", s->nf, s->expect);
+    else if (s->expect > 0 && s->nf < s->expect)
+        bad(s, CSV_E_FIELDS, s->rec_end - s->term_len, s->rec_last_line,
+            s->term_len ? s->prev_line_start : s->line_start,
+            "row has %d fields, the header has %d; fill the missing fields, or pass "
+            "lenient mode to reject the row", s->nf, s->expect);
+    if (s->rec_end - s->rec_off > (long long)s->max_row)
+        too_large(s);
+}
+
+/* Finds the next record. CSV_ROW: fields captured (if asked) and rec_* set.
+ * CSV_BAD: err_* say why; in lenient mode pos is past the record. */
+int csv_scan_next(csv_scan *s, int capture)
+{
+    int r;
+
+    s->err = CSV_OK;
+    s->discard = 0;
+    s->nf = 0;
+    s->flen = 0;
+    s->extra_off = -1;
+    s->q_off = -1;
+    s->term_len = 0;
+    s->rec_cr = 0;
+    if ((r = start_record(s)) != 0)
+        return r;
+    s->rec_line = s->line;
+    do {
+        int quoted;
+
+        if (s->pos >= s->len && (r = more(s, 1)) != 0)
+            return r == R_FAIL ? CSV_BAD : r == R_IO ? CSV_IOERR : CSV_NOMEM;
+        quoted = s->pos < s->len && s->buf[s->pos] == '"';
+        r = quoted ? scan_quoted(s, capture) : scan_unquoted(s, capture);
+        if (r == R_IO)
+            return CSV_IOERR;
+        if (r == R_NOMEM || add_field(s, quoted) != 0)
+            return CSV_NOMEM;
+        if (r == R_FAIL)
+            return CSV_BAD;
+        if (r == R_FIELD && s->nf == s->expect) {
+            /* remember where the first extra field starts, to point at it */
+            s->extra_off = s->base + (long long)s->pos;
+            s->extra_line = s->line;
+            s->extra_line_start = s->line_start;
+        }
+    } while (r == R_FIELD);
+    s->rec_end = s->base + (long long)s->pos;
+    s->rec_last_line = s->term_len ? s->line - 1 : s->line;
+    check_record(s);
+    return s->err != CSV_OK ? CSV_BAD : CSV_ROW;
+}
+
+int csv_needs_quote(const char *p, size_t n, int delim)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (c == '"' || c == '\n' || c == '\r' || c == (unsigned char)delim)
+            return 1;
+    }
+    return 0;
+}
+
+size_t csv_encode_field(char *dst, const char *p, size_t n, int quote)
+{
+    size_t i, k = 0;
+
+    if (!quote) {
+        memcpy(dst, p, n);
+        return n;
+    }
+    dst[k++] = '"';
+    for (i = 0; i < n; i++) {
+        if (p[i] == '"')
+            dst[k++] = '"';
+        dst[k++] = p[i];
+    }
+    dst[k++] = '"';
+    return k;
+}

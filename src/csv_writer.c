@@ -1,0 +1,401 @@
+/* csv_writer.c - marketo.csv_writer: writes rows in csv/tsv/ssv with the
+ * quoting of csv_scan.c, to one file or to numbered parts that each start
+ * with the header and stay under a byte limit (a mapped import is written
+ * once, part by part). */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "csv_core.h"
+
+marketo_csv_writer *marketo_csv_check_writer(lua_State *L, int idx)
+{
+    marketo_csv_writer *w = (marketo_csv_writer *)luaL_checkudata(L, idx, MARKETO_CSV_WRITER_MT);
+    if (!w->open)
+        luaL_error(L, "attempt to use a closed %s", MARKETO_CSV_WRITER_MT);
+    return w;
+}
+
+/* The path of part n; writer_new keeps prefix and suffix short enough. */
+static void part_path(const marketo_csv_writer *w, int n, char *out, size_t len)
+{
+    int k;
+
+    if (w->width < 0)
+        k = snprintf(out, len, "%s", w->prefix);
+    else
+        k = snprintf(out, len, "%s%0*d%s", w->prefix, w->width, n, w->suffix);
+    if (k < 0 || (size_t)k >= len)
+        out[len - 1] = '\0';
+}
+
+static int write_all(marketo_csv_writer *w, const char *p, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(w->fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            w->err = errno;
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static int flush_out(marketo_csv_writer *w)
+{
+    size_t n = w->olen;
+
+    w->olen = 0;
+    return write_all(w, w->out, n);
+}
+
+static int put(marketo_csv_writer *w, const char *p, size_t n)
+{
+    if (w->olen + n > CSV_CHUNK && flush_out(w) != 0)
+        return -1;
+    if (n >= CSV_CHUNK) /* larger than the buffer: straight through */
+        return write_all(w, p, n);
+    memcpy(w->out + w->olen, p, n);
+    w->olen += n;
+    return 0;
+}
+
+static int end_part(marketo_csv_writer *w)
+{
+    int rc = 0;
+
+    if (w->fd < 0)
+        return 0;
+    if (flush_out(w) != 0)
+        rc = -1;
+    if (close(w->fd) != 0 && rc == 0) {
+        w->err = errno;
+        rc = -1;
+    }
+    w->fd = -1;
+    return rc;
+}
+
+static int start_part(marketo_csv_writer *w)
+{
+    char path[4096];
+    marketo_csv_part *p;
+
+    if (w->nparts == w->pcap) {
+        int cap = w->pcap ? w->pcap * 2 : 8;
+        marketo_csv_part *parts = realloc(w->parts, (size_t)cap * sizeof *parts);
+        if (parts == NULL) {
+            w->err = ENOMEM;
+            return -1;
+        }
+        w->parts = parts;
+        w->pcap = cap;
+    }
+    w->cur_part = w->nparts + 1;
+    part_path(w, w->cur_part, path, sizeof path);
+    if ((w->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644)) < 0) {
+        w->err = errno;
+        return -1;
+    }
+    p = &w->parts[w->nparts++];
+    p->bytes = (long long)w->hlen;
+    p->rows = p->first_line = p->last_line = 0;
+    return put(w, w->hdr, w->hlen);
+}
+
+static int push_io_error(lua_State *L, marketo_csv_writer *w)
+{
+    char path[4096];
+
+    part_path(w, w->cur_part, path, sizeof path);
+    return marketo_push_errno(L, path, w->err);
+}
+
+static void row_reserve(lua_State *L, marketo_csv_writer *w, size_t more)
+{
+    if (w->rlen + more > w->rcap) {
+        size_t cap = w->rcap;
+        char *row;
+        while (cap < w->rlen + more)
+            cap *= 2;
+        if ((row = realloc(w->row, cap)) == NULL)
+            luaL_error(L, "%s: out of memory", MARKETO_CSV_WRITER_MT);
+        w->row = row;
+        w->rcap = cap;
+    }
+}
+
+int marketo_csv_writer_field(lua_State *L, marketo_csv_writer *w,
+                             const char *p, size_t n, int clean)
+{
+    row_reserve(L, w, 2 * n + 3);
+    if (w->rfields++ > 0)
+        w->row[w->rlen++] = (char)w->delim;
+    w->rlen += csv_encode_field(w->row + w->rlen, p, n,
+                                !clean && csv_needs_quote(p, n, w->delim));
+    return 0;
+}
+
+/* Ends the row: a lone empty field is written "" so that the line is not
+ * blank (readers skip blank lines); then the row goes to the current part,
+ * or to a new one when it would push the part over the limit. */
+int marketo_csv_writer_end(lua_State *L, marketo_csv_writer *w, long long line)
+{
+    marketo_csv_part *p;
+
+    row_reserve(L, w, 4);
+    if (w->rfields == 1 && w->rlen == 0) {
+        w->row[w->rlen++] = '"';
+        w->row[w->rlen++] = '"';
+    }
+    if (w->crlf)
+        w->row[w->rlen++] = '\r';
+    w->row[w->rlen++] = '\n';
+    w->rfields = 0;
+    if (w->max_bytes > 0 && (long long)(w->hlen + w->rlen) > w->max_bytes) {
+        long long n = (long long)(w->hlen + w->rlen);
+        w->rlen = 0;
+        marketo_push_fail(L, "CSV_ROW_TOO_LARGE", "the row from line %lld takes %lld bytes "
+                          "with the header, over the part limit of %lld; raise max_bytes",
+                          line, n, w->max_bytes);
+        return -1;
+    }
+    if (w->err) {
+        w->rlen = 0;
+        push_io_error(L, w);
+        return -1;
+    }
+    if (w->fd < 0 || (w->max_bytes > 0 && w->parts[w->nparts - 1].bytes
+                      + (long long)w->rlen > w->max_bytes)) {
+        if (end_part(w) != 0 || start_part(w) != 0) {
+            w->rlen = 0;
+            push_io_error(L, w);
+            return -1;
+        }
+    }
+    p = &w->parts[w->nparts - 1];
+    if (p->rows++ == 0)
+        p->first_line = line;
+    p->last_line = line;
+    p->bytes += (long long)w->rlen;
+    w->rows++;
+    if (put(w, w->row, w->rlen) != 0) {
+        w->rlen = 0;
+        push_io_error(L, w);
+        return -1;
+    }
+    w->rlen = 0;
+    return 0;
+}
+
+static int writer_close(lua_State *L)
+{
+    marketo_csv_writer *w = (marketo_csv_writer *)luaL_checkudata(L, 1, MARKETO_CSV_WRITER_MT);
+    int rc = 0;
+
+    if (w->open) {
+        w->open = 0;
+        rc = end_part(w) != 0 || w->err != 0;
+    }
+    free(w->out);
+    free(w->row);
+    free(w->hdr);
+    w->out = w->row = w->hdr = NULL;
+    if (rc)
+        return push_io_error(L, w);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int writer_gc(lua_State *L)
+{
+    marketo_csv_writer *w = (marketo_csv_writer *)luaL_checkudata(L, 1, MARKETO_CSV_WRITER_MT);
+
+    writer_close(L);
+    free(w->parts); /* parts() works after close(), so these go only here */
+    free(w->prefix);
+    w->parts = NULL;
+    w->prefix = NULL;
+    w->nparts = 0;
+    return 0;
+}
+
+static int writer_tostring(lua_State *L)
+{
+    marketo_csv_writer *w = (marketo_csv_writer *)luaL_checkudata(L, 1, MARKETO_CSV_WRITER_MT);
+
+    if (!w->open || w->prefix == NULL)
+        lua_pushfstring(L, "%s (closed)", MARKETO_CSV_WRITER_MT);
+    else
+        lua_pushfstring(L, "%s (%s%s)", MARKETO_CSV_WRITER_MT, w->prefix,
+                        w->width < 0 ? "" : "...");
+    return 1;
+}
+
+/* Encodes the fields of table t (ncols of them, or #t) as one row. */
+static void encode_table(lua_State *L, marketo_csv_writer *w, int t, int ncols)
+{
+    int i, n = ncols > 0 ? ncols : (int)marketo_rawlen(L, t);
+
+    luaL_argcheck(L, n > 0, t, "a row needs at least one field");
+    for (i = 1; i <= n; i++) {
+        size_t len = 0;
+        const char *p = "";
+        lua_rawgeti(L, t, i);
+        if (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER)
+            p = lua_tolstring(L, -1, &len);
+        else if (!lua_isnil(L, -1)) {
+            w->rlen = 0;
+            w->rfields = 0;
+            luaL_error(L, "field %d is a %s (string or number expected)", i,
+                       luaL_typename(L, -1));
+        }
+        marketo_csv_writer_field(L, w, p, len, 0);
+        lua_pop(L, 1);
+    }
+}
+
+/* write(row [, line]) -> true | nil, msg, code */
+static int writer_write(lua_State *L)
+{
+    marketo_csv_writer *w = marketo_csv_check_writer(L, 1);
+    long long line = marketo_optsize(L, 3, 0);
+
+    luaL_checktype(L, 2, LUA_TTABLE);
+    encode_table(L, w, 2, w->ncols);
+    if (marketo_csv_writer_end(L, w, line) != 0)
+        return 3;
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* parts() -> { { path, bytes, rows, first_line, last_line }, ... } */
+static int writer_parts(lua_State *L)
+{
+    marketo_csv_writer *w = (marketo_csv_writer *)luaL_checkudata(L, 1, MARKETO_CSV_WRITER_MT);
+    int i;
+
+    lua_createtable(L, w->nparts, 0);
+    for (i = 0; i < w->nparts; i++) {
+        char path[4096];
+        const marketo_csv_part *p = &w->parts[i];
+        part_path(w, i + 1, path, sizeof path);
+        lua_createtable(L, 0, 5);
+        lua_pushstring(L, path);
+        lua_setfield(L, -2, "path");
+        marketo_pushsize(L, p->bytes);
+        lua_setfield(L, -2, "bytes");
+        marketo_pushsize(L, p->rows);
+        lua_setfield(L, -2, "rows");
+        marketo_pushsize(L, p->first_line);
+        lua_setfield(L, -2, "first_line");
+        marketo_pushsize(L, p->last_line);
+        lua_setfield(L, -2, "last_line");
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+}
+
+static char *dup_cat(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    char *s = malloc(la + lb + 2);
+
+    if (s != NULL) {
+        memcpy(s, a, la + 1);
+        memcpy(s + la + 1, b, lb + 1);
+    }
+    return s;
+}
+
+/* csv_writer(prefix, width, suffix, delim, crlf, max_bytes [, header])
+ *   -> writer | nil, msg, code. width < 0: one file named prefix, created
+ *   now; otherwise parts prefix..%0<width>d..suffix, created as rows come. */
+static int writer_new(lua_State *L)
+{
+    const char *prefix = luaL_checkstring(L, 1);
+    int width = (int)luaL_checkinteger(L, 2);
+    const char *suffix = luaL_checkstring(L, 3);
+    size_t dlen;
+    const char *delim = luaL_checklstring(L, 4, &dlen);
+    int crlf = lua_toboolean(L, 5);
+    long long max_bytes = marketo_checksize(L, 6);
+    marketo_csv_writer *w;
+
+    luaL_argcheck(L, width < 10, 2, "at most 9 digits");
+    luaL_argcheck(L, strlen(prefix) + strlen(suffix) < 4000, 1, "path too long");
+    luaL_argcheck(L, dlen == 1 && strchr("\"\r\n", delim[0]) == NULL && delim[0] != '\0',
+                  4, "one byte, not a quote or line end");
+    luaL_argcheck(L, max_bytes >= 0, 6, "not negative");
+    luaL_argcheck(L, width >= 0 || max_bytes == 0, 6, "a limit needs numbered parts");
+    if (!lua_isnoneornil(L, 7))
+        luaL_checktype(L, 7, LUA_TTABLE);
+    lua_settop(L, 7);
+    w = (marketo_csv_writer *)marketo_newudata(L, sizeof *w);
+    memset(w, 0, sizeof *w); /* born closed */
+    w->fd = -1;
+    luaL_getmetatable(L, MARKETO_CSV_WRITER_MT);
+    lua_setmetatable(L, -2);
+    w->delim = (unsigned char)delim[0];
+    w->crlf = crlf;
+    w->width = width;
+    w->max_bytes = max_bytes;
+    w->rcap = 256;
+    w->prefix = dup_cat(prefix, suffix);
+    w->out = malloc(CSV_CHUNK);
+    w->row = malloc(w->rcap);
+    if (!w->prefix || !w->out || !w->row)
+        return luaL_error(L, "%s: out of memory", MARKETO_CSV_WRITER_MT);
+    w->suffix = w->prefix + strlen(prefix) + 1;
+    w->prefix[strlen(prefix)] = '\0';
+    w->open = 1;
+    if (!lua_isnil(L, 7)) {
+        w->ncols = (int)marketo_rawlen(L, 7);
+        encode_table(L, w, 7, w->ncols);
+        row_reserve(L, w, 2);
+        if (w->crlf)
+            w->row[w->rlen++] = '\r';
+        w->row[w->rlen++] = '\n';
+        w->rfields = 0;
+        if ((w->hdr = malloc(w->rlen)) == NULL)
+            return luaL_error(L, "%s: out of memory", MARKETO_CSV_WRITER_MT);
+        memcpy(w->hdr, w->row, w->rlen);
+        w->hlen = w->rlen;
+        w->rlen = 0;
+    }
+    if (width < 0 && start_part(w) != 0)
+        return push_io_error(L, w);
+    return 1;
+}
+
+void marketo_csv_writer_open(lua_State *L)
+{
+    static const luaL_Reg methods[] = {
+        {"close", writer_close},
+        {"parts", writer_parts},
+        {"write", writer_write},
+        {NULL, NULL}
+    };
+    static const luaL_Reg metamethods[] = {
+        {"__close", writer_close},
+        {"__gc", writer_gc},
+        {"__tostring", writer_tostring},
+        {NULL, NULL}
+    };
+    luaL_newmetatable(L, MARKETO_CSV_WRITER_MT); /* M mt */
+    marketo_setfuncs(L, metamethods);
+    lua_newtable(L);                             /* M mt methods */
+    marketo_setfuncs(L, methods);
+    lua_setfield(L, -2, "__index");              /* M mt */
+    lua_pop(L, 1);                               /* M */
+    lua_pushcfunction(L, writer_new);
+    lua_setfield(L, -2, "csv_writer");
+}
