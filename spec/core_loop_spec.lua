@@ -1,0 +1,173 @@
+-- marketo.core loop: transfers in flight on a libcurl multi handle.
+-- Lua 5.1 syntax: this file also runs under LuaJIT and under ASan+UBSan.
+local core = require("marketo.core")
+local server = require("spec.support.server")
+local json = require("cjson")
+
+local it_54 = (_VERSION >= "Lua 5.4") and it or pending
+
+-- Waits until nothing is in flight; returns the finished requests in order.
+local function drain(loop)
+    local finished = {}
+    local deadline = core.monotonic() + 20
+    while loop:count() > 0 and core.monotonic() < deadline do
+        for _, req in ipairs(loop:wait(1)) do finished[#finished + 1] = req end
+    end
+    return finished
+end
+
+describe("marketo.core loop", function()
+    local echo = server.fixture("spec.support.echo_app")
+    setup(echo.start)
+    teardown(echo.stop)
+
+    local loop
+    before_each(function() loop = core.loop() end)
+    after_each(function() loop:close() end)
+
+    local function request(path)
+        return core.request():set_url(echo.url .. path)
+    end
+
+    it("runs ten transfers concurrently", function()
+        local requests = {}
+        for i = 1, 10 do
+            requests[i] = request("/slow?ms=300")
+            assert.is_true(loop:add(requests[i]))
+        end
+        assert.equal(10, loop:count())
+        local finished = drain(loop)
+        assert.equal(10, #finished)
+        local last_start, first_end = -math.huge, math.huge
+        for _, req in ipairs(finished) do
+            assert.is_true(req:result())
+            assert.equal(200, req:status())
+            local t = json.decode(req:body())
+            last_start = math.max(last_start, t.start)
+            first_end = math.min(first_end, t["end"])
+            req:close()
+        end
+        -- every answer started before any ended: the intervals overlap
+        assert.is_true(last_start < first_end)
+    end)
+
+    it("returns each finished request once, with its result", function()
+        local ok_req, refused = request("/echo"), core.request():set_url("http://127.0.0.1:1/")
+        finally(function() ok_req:close(); refused:close() end)
+        loop:add(ok_req)
+        loop:add(refused)
+        local finished = drain(loop)
+        assert.equal(2, #finished)
+        assert.is_true(ok_req:result())
+        local ok, msg, code = refused:result()
+        assert.is_nil(ok)
+        assert.equal("COULDNT_CONNECT", code)
+        assert.matches("^COULDNT_CONNECT: ", msg)
+        assert.same({}, loop:wait(0))
+    end)
+
+    it("returns a timeout as the request's failure", function()
+        local req = request("/slow?ms=3000"):set_timeouts(5, 0.2)
+        finally(function() req:close() end)
+        loop:add(req)
+        drain(loop)
+        local ok, _, code = req:result()
+        assert.is_nil(ok)
+        assert.equal("OPERATION_TIMEDOUT", code)
+    end)
+
+    it("sleeps for the timeout when nothing is in flight", function()
+        local t0 = core.monotonic()
+        assert.same({}, loop:wait(0.15))
+        assert.is_true(core.monotonic() - t0 >= 0.14)
+    end)
+
+    it("reuses connections across the loop's transfers", function()
+        local first, second = request("/echo"), request("/echo")
+        finally(function() first:close(); second:close() end)
+        loop:add(first)
+        drain(loop)
+        loop:add(second)
+        drain(loop)
+        assert.equal(0, second:info().connects)
+        assert.equal(first:info().local_port, second:info().local_port)
+    end)
+
+    it("fails to add a request whose file is missing", function()
+        local req = request("/multipart"):add_file("file", "f.csv", nil, "/nonexistent/f.csv")
+        finally(function() req:close() end)
+        local ok, _, code = loop:add(req)
+        assert.is_nil(ok)
+        assert.equal("ENOENT", code)
+        assert.equal(0, loop:count())
+    end)
+
+    it("re-raises a callback's error from wait, then finishes the request", function()
+        local req = request("/slow?ms=200"):on_progress(function() error("boom", 0) end)
+        finally(function() req:close() end)
+        loop:add(req)
+        assert.has_error(function() loop:wait(5) end, "boom")
+        drain(loop)
+        local ok, _, code = req:result()
+        assert.is_nil(ok)
+        assert.equal("ABORTED_BY_CALLBACK", code)
+    end)
+
+    it("removes a request in flight", function()
+        local req = request("/slow?ms=2000")
+        finally(function() req:close() end)
+        loop:add(req)
+        loop:wait(0.05)
+        assert.is_true(loop:remove(req))
+        assert.equal(0, loop:count())
+        assert.equal("ABORTED_BY_CALLBACK", select(3, req:result()))
+        assert.has_error(function() loop:remove(req) end)
+    end)
+
+    it("raises when a request in flight is performed or added again", function()
+        local req = request("/slow?ms=100")
+        finally(function() req:close() end)
+        loop:add(req)
+        assert.has_error(function() req:perform() end, "marketo.request is in a transfer")
+        assert.has_error(function() loop:add(req) end, "marketo.request is in a transfer")
+        assert.has_error(function() req:set_url("http://x/") end,
+            "marketo.request is in a transfer")
+        drain(loop)
+        assert.is_true(req:result())
+    end)
+
+    it("lets a request in flight be closed", function()
+        local req = request("/slow?ms=2000")
+        loop:add(req)
+        loop:wait(0.05)
+        assert.is_true(req:close())
+        assert.equal(0, loop:count())
+    end)
+
+    it("abandons what is in flight when closed", function()
+        local req = request("/slow?ms=2000")
+        finally(function() req:close() end)
+        loop:add(req)
+        assert.is_true(loop:close())
+        assert.is_true(loop:close())
+        assert.equal("ABORTED_BY_CALLBACK", select(3, req:result()))
+        assert.equal("marketo.loop (closed)", tostring(loop))
+        assert.has_error(function() loop:wait(0) end, "attempt to use a closed marketo.loop")
+    end)
+
+    it("is collected with its requests in flight", function()
+        local weak = setmetatable({}, { __mode = "v" })
+        weak[1], weak[2] = core.loop(), request("/slow?ms=1000")
+        weak[1]:add(weak[2])
+        weak[3] = core.loop()
+        weak[3]:close()
+        collectgarbage()
+        collectgarbage()
+        assert.is_nil(next(weak))
+    end)
+
+    it_54("is closed by a <close> variable", function()
+        local leave_scope = assert(load("local l <close> = ... ; return l"))
+        assert.equal("marketo.loop (closed)", tostring(leave_scope(core.loop())))
+    end)
+end)
