@@ -1,0 +1,51 @@
+--- marketo-bulk sandbox [options]: serve a local Marketo on 127.0.0.1 and print
+-- the three lines a user would export. Stops on SIGINT/SIGTERM.
+local core = require("marketo.core")
+local config = require("marketo.sandbox.config")
+
+local M = {
+    summary = "serve a local Marketo (Identity + Bulk Import) on 127.0.0.1",
+    usage = "usage: marketo-bulk sandbox [--port N] [--client-id X] [--client-secret Y]"
+        .. " [options]\n",
+}
+
+local function help()
+    return M.usage .. "\nPrints MARKETO_BASE_URL, MARKETO_CLIENT_ID and MARKETO_CLIENT_SECRET"
+        .. " once it accepts\nconnections. Inspection and control: /__sandbox/ (see"
+        .. " doc/sandbox.md).\n\noptions (--name value, --name=value; a bare boolean flag"
+        .. " means true):\n" .. config.help()
+end
+
+function M.main(argv, out, err)
+    if argv[2] == "--help" or argv[2] == "-h" then
+        out:write(help())
+        return 0
+    end
+    local changes, msg = config.parse_args(argv, 2)
+    if not changes then
+        err:write("marketo-bulk sandbox: ", msg, "\n", M.usage)
+        return 2
+    end
+    local sandbox = require("marketo.sandbox")
+    local sb
+    sb, msg = sandbox.new(changes)
+    if not sb then
+        err:write("marketo-bulk sandbox: ", msg, "\n")
+        return 2
+    end
+    core.catch_signals()
+    local ok
+    ok, msg = sb:serve{ on_ready = function(base_url)
+        out:write("MARKETO_BASE_URL=", base_url, "\n",
+                  "MARKETO_CLIENT_ID=", sb.conf.client_id, "\n",
+                  "MARKETO_CLIENT_SECRET=", sb.conf.client_secret, "\n")
+        io.stdout:flush()
+    end }
+    if not ok then
+        err:write("marketo-bulk sandbox: ", msg, "\n")
+        return 1
+    end
+    return 0
+end
+
+return M

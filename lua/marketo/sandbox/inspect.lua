@@ -1,0 +1,109 @@
+--- marketo.sandbox.inspect: what a test may ask the sandbox itself, under
+-- /__sandbox/ (no Marketo path starts so): the stored records, the jobs, a log
+-- of every request, counters, the config (read and change), a reset.
+-- None of these calls count against the limits or show up in the log.
+local envelope = require("marketo.sandbox.envelope")
+local config = require("marketo.sandbox.config")
+
+local M = {}
+
+M.PREFIX = "/__sandbox"
+
+-- Query/form values never worth keeping: a token or a secret.
+local SECRET = { access_token = true, client_secret = true }
+
+--- A log entry's view of a query table: names kept, secret values hidden.
+function M.scrub(query)
+    local out = {}
+    for k, v in pairs(query) do out[k] = SECRET[k] and "(hidden)" or v end
+    return out
+end
+
+local function json(value)
+    return envelope.json(200, value)
+end
+
+local function bad(message)
+    return envelope.json(400, { error = message })
+end
+
+local function job_view(job)
+    return {
+        batchId = job.id, kind = job.kind, status = job.status, format = job.format,
+        rows = job.rows, imported = job.imported, failed = job.failed, warned = job.warned,
+        message = job.message, objectApiName = job.object and job.object.api_name,
+        programId = job.program_id, lookupField = job.lookup, listId = job.list_id,
+        partitionName = job.partition, bytes = job.bytes,
+    }
+end
+
+local function set_config(sb, body)
+    local changes = envelope.decode(body or "")
+    if type(changes) ~= "table" then return bad("body must be a JSON object") end
+    local ok, msg = sb:configure(changes)
+    if not ok then return bad(msg) end
+    return json(config.public(sb.conf))
+end
+
+local ROUTES = {
+    { "GET", "^/records$", function(sb) return json(sb.store:summary()) end },
+    { "GET", "^/records/leads$", function(sb) return json(sb.store:lead_list()) end },
+    { "GET", "^/records/customobjects/([^/]+)$",
+      function(sb, _, name) return json(sb.store:object_list(name)) end },
+    { "GET", "^/records/programs/([^/]+)/members$",
+      function(sb, _, id) return json(sb.store:member_list(id)) end },
+    { "GET", "^/records/lists/(%d+)$",
+      function(sb, _, id) return json(sb.store:list_members(math.tointeger(tonumber(id)))) end },
+    { "GET", "^/jobs$", function(sb)
+        sb.queue:tick(sb.clock())
+        local out = {}
+        for i, job in ipairs(sb.queue:list()) do out[i] = job_view(job) end
+        return json(out)
+    end },
+    { "GET", "^/log$", function(sb) return json(sb.log.entries) end },
+    { "GET", "^/counters$", function(sb) return json(sb:counters()) end },
+    { "GET", "^/config$", function(sb) return json(config.public(sb.conf)) end },
+    { "POST", "^/config$", function(sb, req) return set_config(sb, req.body) end },
+    { "POST", "^/reset$", function(sb)
+        sb:reset()
+        return json({ reset = true })
+    end },
+    { "POST", "^/expire%-token$", function(sb)
+        sb.identity:expire()
+        return json({ expired = true })
+    end },
+}
+
+--- Answers a request whose path starts with PREFIX.
+function M.handle(sb, req)
+    local rest = req.path:sub(#M.PREFIX + 1)
+    local known = false
+    for _, r in ipairs(ROUTES) do
+        local caps = { rest:match(r[2]) }
+        if caps[1] ~= nil or rest:match(r[2]) then
+            if r[1] == req.method then return r[3](sb, req, table.unpack(caps)) end
+            known = true
+        end
+    end
+    if known then return envelope.json(405, { error = "method not allowed" }) end
+    return envelope.json(404, { error = "no such inspection endpoint" })
+end
+
+--- A bounded request log (oldest entries dropped first).
+function M.new_log(size)
+    local log = { entries = {}, n = 0 }
+    function log.add(entry)
+        log.n = log.n + 1
+        entry.n = log.n
+        local entries = log.entries
+        entries[#entries + 1] = entry
+        local limit = size()
+        if #entries > limit then table.remove(entries, 1) end
+    end
+    function log.clear()
+        log.entries = {}
+    end
+    return log
+end
+
+return M

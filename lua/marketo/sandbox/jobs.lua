@@ -1,0 +1,137 @@
+--- marketo.sandbox.jobs: one import job - its file, its counters, its
+-- failures and warnings - and the work of importing it a few rows at a time.
+-- The queue (queue.lua) decides when a job starts and how many rows it may
+-- import by now; this module does the rows.
+local csv = require("marketo.sandbox.csv")
+local validate = require("marketo.sandbox.validate")
+
+local M = {}
+M.__index = M
+
+M.FAILURE_COLUMN = "Import Failure Reason"
+M.WARNING_COLUMN = "Import Warning Reason"
+
+--- new(fields): fields has id, kind ("leads"|"co"|"pm"), format, text, and per
+-- kind lookup/list_id/partition, object, program_id/member_status; plus
+-- header (the parsed header cells) and plan (validate.plan) made at creation.
+function M.new(fields)
+    local job = setmetatable(fields, M)
+    job.status = "Queued"
+    job.imported, job.failed, job.warned = 0, 0, 0
+    job.rows = 0
+    job.failures, job.warnings = {}, {}
+    return job
+end
+
+--- Reads the header of an upload; returns the cells, or nil when the file has
+-- no header line at all.
+function M.read_header(text, delim)
+    local reader = csv.reader(text, delim)
+    local header = reader:row()
+    return header, reader
+end
+
+function M:start(now, fails)
+    self.status = "Importing"
+    self.started = now
+    self.will_fail = fails
+end
+
+local function with_reason(cells, width, reason)
+    local out = {}
+    for i = 1, math.max(width, #cells) do out[i] = cells[i] or "" end
+    out[#out + 1] = reason
+    return out
+end
+
+-- Imports one validated row into the store.
+function M:apply(outcome, store)
+    if self.kind == "co" then
+        store:upsert_object(self.object, outcome.key, outcome.record)
+        return true
+    elseif self.kind == "pm" then
+        local lead, member = {}, {}
+        for k, v in pairs(outcome.record) do
+            if self.plan.member_fields and self.plan.member_fields[k] then member[k] = v
+            else lead[k] = v end
+        end
+        store:upsert_member(self.program_id, outcome.key, lead, member, self.member_status)
+        return true
+    end
+    local id, reason = store:upsert_lead(self.lookup, outcome.key, outcome.record)
+    if not id then return nil, reason end
+    if self.list_id then store:add_to_list(self.list_id, id) end
+    return true
+end
+
+function M:record_row(cells, outcome, store)
+    local delim = self.delim
+    if outcome.ok then
+        local ok, reason = self:apply(outcome, store)
+        if not ok then outcome = { ok = false, reason = reason } end
+    end
+    if not outcome.ok then
+        self.failed = self.failed + 1
+        self.failures[#self.failures + 1] =
+            csv.format_row(with_reason(cells, #self.header, outcome.reason), delim)
+        return
+    end
+    self.imported = self.imported + 1
+    if outcome.warning then
+        self.warned = self.warned + 1
+        self.warnings[#self.warnings + 1] =
+            csv.format_row(with_reason(cells, #self.header, outcome.warning), delim)
+    end
+end
+
+--- Imports up to `max_rows` more rows. Returns the number done and whether
+-- the file is finished.
+function M:work(max_rows, store)
+    local reader = self.reader
+    local n = 0
+    while n < max_rows do
+        local cells, err = reader:row()
+        if not cells then break end
+        n = n + 1
+        self.rows = self.rows + 1
+        self:record_row(cells, validate.check(self.plan, cells, err), store)
+    end
+    return n, reader:done()
+end
+
+--- Ends the job; the upload itself is no longer needed.
+function M:finish(now, status, message)
+    self.status = status
+    self.finished = now
+    self.message = message
+    self.text, self.reader = nil, nil
+end
+
+--- The `message` of a finished job, as docs sec. 6.4 spells it ("1 records", and
+-- "1 warning." with its period, are Marketo's own).
+function M:summary()
+    local n = self.imported
+    local s
+    if self.failed == 0 then
+        s = ("Import succeeded, %d records imported (%d members)"):format(n, n)
+    else
+        s = ("Import completed with errors, %d records imported (%d members), %d failed")
+            :format(n, n, self.failed)
+    end
+    if self.warned > 0 then s = s .. (", %d warning."):format(self.warned) end
+    return s
+end
+
+--- The failures or warnings file: header + reason column, then the rows.
+-- nil when there are none.
+function M:file(which)
+    local rows = which == "failures" and self.failures or self.warnings
+    if #rows == 0 then return nil end
+    local column = which == "failures" and M.FAILURE_COLUMN or M.WARNING_COLUMN
+    local header = {}
+    for i, h in ipairs(self.header) do header[i] = h end
+    header[#header + 1] = column
+    return csv.format_row(header, self.delim) .. table.concat(rows)
+end
+
+return M

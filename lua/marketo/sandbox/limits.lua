@@ -1,0 +1,78 @@
+--- marketo.sandbox.limits: the instance-wide limits of docs sec. 9.2 - calls per
+-- rolling window (606), calls in flight (615), a daily quota (607).
+-- Identity calls and calls rejected by a limit are not counted, so a client
+-- that backs off gets back in once the window rolls on.
+local envelope = require("marketo.sandbox.envelope")
+
+local M = {}
+M.__index = M
+
+local DAY = 86400
+local QUOTA_RESET_UTC = 6 * 3600 -- midnight CST, when Marketo resets quotas
+
+function M.new(opts)
+    local self = setmetatable({ conf = opts.conf, clock = opts.clock, wall = opts.wall }, M)
+    self:reset()
+    return self
+end
+
+function M:reset()
+    self.calls = {}    -- times of counted calls, a queue from head to tail
+    self.head, self.tail = 1, 0
+    self.in_flight = 0
+    self.quota_day = nil
+    self.quota_used = 0
+end
+
+-- Calls still inside the rolling window ending now.
+function M:in_window(now)
+    local edge = now - self.conf.rate_window
+    while self.head <= self.tail and self.calls[self.head] <= edge do
+        self.calls[self.head] = nil
+        self.head = self.head + 1
+    end
+    return self.tail - self.head + 1
+end
+
+--- Admits a bulk call: returns nil, or the error object to answer with.
+-- An admitted call is in flight until M:done().
+function M:admit()
+    local conf = self.conf
+    if self.in_flight >= conf.max_in_flight then
+        return envelope.error("615", conf.max_in_flight)
+    end
+    local now = self.clock()
+    if self:in_window(now) >= conf.rate_limit then
+        return envelope.error("606", conf.rate_limit, math.floor(conf.rate_window))
+    end
+    local day = math.floor((self.wall() - QUOTA_RESET_UTC) / DAY)
+    if day ~= self.quota_day then self.quota_day, self.quota_used = day, 0 end
+    if self.quota_used >= conf.daily_quota then return envelope.error("607") end
+    self.tail = self.tail + 1
+    self.calls[self.tail] = now
+    self.quota_used = self.quota_used + 1
+    self.in_flight = self.in_flight + 1
+    return nil
+end
+
+--- The answer of an admitted call went out.
+function M:done()
+    self.in_flight = self.in_flight - 1
+end
+
+--- An admitted call turned out not to count (answers 601/602 and the other
+-- starred codes of docs sec. 10.2): give it back to the window and the quota.
+function M:refund()
+    if self.tail >= self.head then
+        self.calls[self.tail] = nil
+        self.tail = self.tail - 1
+    end
+    self.quota_used = math.max(0, self.quota_used - 1)
+end
+
+function M:snapshot()
+    return { in_window = self:in_window(self.clock()), in_flight = self.in_flight,
+             quota_used = self.quota_used }
+end
+
+return M

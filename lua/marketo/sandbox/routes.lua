@@ -1,0 +1,237 @@
+--- marketo.sandbox.routes: the twelve Bulk Import endpoints of docs sec. 4 - their
+-- paths, parameters (query string or multipart fields), checks and JSON
+-- shapes. Auth, limits and faults happen before (see init.lua); every
+-- function here gets (sb, req, call) and returns status, headers, body.
+local envelope = require("marketo.sandbox.envelope")
+local csv = require("marketo.sandbox.csv")
+local jobs = require("marketo.sandbox.jobs")
+local validate = require("marketo.sandbox.validate")
+
+local M = {}
+
+local TOO_LARGE = "<html>\r\n<head><title>413 Request Entity Too Large</title></head>\r\n"
+    .. "<body>\r\n<center><h1>413 Request Entity Too Large</h1></center>\r\n"
+    .. "<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+
+local function fail(call, code, ...)
+    call.code = tostring(code)
+    return envelope.fail(call.id, envelope.error(code, ...))
+end
+
+-- A parameter from the query string, else from a multipart field.
+local function param(call, name)
+    local v = call.query[name]
+    if v == nil and call.form then v = call.form[name] end
+    return v
+end
+
+---------------------------------------------------------------------------
+-- Creating jobs
+
+-- Checks common to the three upload endpoints. Returns the file text and
+-- the delimiter, or nil followed by an answer (status, headers, body).
+local function upload(sb, req, call)
+    if call.multipart_error == "type" then return nil, fail(call, 612) end
+    if call.multipart_error then return nil, fail(call, 613) end
+    local file = call.file
+    if not file then return nil, fail(call, 1002, "file") end
+    local size = sb.conf.size_limit_on == "body" and #req.body or #file.data
+    if size > sb.conf.max_file_bytes then
+        call.code = "413"
+        return nil, 413, { ["content-type"] = "text/html" }, TOO_LARGE
+    end
+    local format = param(call, "format")
+    if format == nil or format == "" then
+        if sb.conf.require_format then return nil, fail(call, 1002, "format") end
+        format = "csv"
+    end
+    local delim = csv.DELIMITERS[format:lower()]
+    if not delim then return nil, fail(call, 1001, format, "csv|tsv|ssv") end
+    if #file.data == 0 or not csv.has_data_rows(file.data) then
+        return nil, fail(call, 1003, "Empty File")
+    end
+    return { text = file.data, delim = delim, format = format:lower() }
+end
+
+-- Plans the job from its header and queues it; answers with `shape(job)`.
+local function enqueue(sb, call, job, shape)
+    local header, reader = jobs.read_header(job.text, job.delim)
+    job.header, job.reader = header, reader
+    local plan, unknown = validate.plan(job, header, sb.schema, sb.conf)
+    if not plan then return fail(call, 1006, unknown) end
+    if job.kind == "pm" then
+        plan.member_fields = {}
+        for _, f in ipairs(sb.schema.members.list) do plan.member_fields[f.name] = true end
+    end
+    job.plan = plan
+    local now = sb.clock()
+    sb.queue:tick(now)
+    job.id = sb.queue:next_batch_id()
+    if not sb.queue:add(jobs.new(job), now) then
+        sb.stats.answered_1016 = sb.stats.answered_1016 + 1
+        return fail(call, 1016)
+    end
+    call.batch_id = job.id
+    return envelope.ok(call.id, { shape(job) })
+end
+
+local function lead_created(job)
+    return { batchId = job.id, importId = tostring(job.id), status = job.status }
+end
+
+function M.import_leads(sb, req, call)
+    local file, a, b, c = upload(sb, req, call)
+    if not file then return a, b, c end
+    local lookup = param(call, "lookupField") or "email"
+    if not sb.schema.lookup[lookup] then return fail(call, 1011, lookup) end
+    local list_id = param(call, "listId")
+    if list_id ~= nil then
+        list_id = math.tointeger(tonumber(list_id))
+        if not list_id then return fail(call, 1001, param(call, "listId"), "Integer") end
+    end
+    file.kind, file.lookup, file.list_id = "leads", lookup, list_id
+    file.partition = param(call, "partitionName")
+    return enqueue(sb, call, file, lead_created)
+end
+
+function M.import_objects(sb, req, call, api_name)
+    local object = sb.schema:object(api_name)
+    if not object then return fail(call, 1013) end
+    local file, a, b, c = upload(sb, req, call)
+    if not file then return a, b, c end
+    file.kind, file.object = "co", object
+    return enqueue(sb, call, file, function(job)
+        return { batchId = job.id, status = job.status, objectApiName = object.api_name }
+    end)
+end
+
+local function status_known(sb, status)
+    local list = sb.conf.program_statuses
+    if #list == 0 then return true end
+    for _, s in ipairs(list) do
+        if s:lower() == status:lower() then return true end
+    end
+    return false
+end
+
+function M.import_members(sb, req, call, program_id)
+    local file, a, b, c = upload(sb, req, call)
+    if not file then return a, b, c end
+    local status = param(call, "programMemberStatus")
+    if status == nil or status == "" then return fail(call, 1002, "programMemberStatus") end
+    if not status_known(sb, status) then return fail(call, 1025) end
+    file.kind, file.program_id, file.member_status = "pm", program_id, status
+    return enqueue(sb, call, file, lead_created)
+end
+
+---------------------------------------------------------------------------
+-- Status, failures, warnings
+
+local function find_job(sb, call, id, kind, api_name)
+    local now = sb.clock()
+    sb.queue:tick(now)
+    local job = sb.queue:get(math.tointeger(tonumber(id)), now)
+    if not job or job.kind ~= kind
+        or (api_name and job.object.api_name:lower() ~= api_name:lower()) then
+        return nil, fail(call, sb.conf.unknown_batch_code)
+    end
+    call.batch_id = job.id
+    return job
+end
+
+local function finished(job)
+    return job.status == "Complete" or job.status == "Failed"
+end
+
+local function lead_status(job)
+    return { batchId = job.id, importId = tostring(job.id), status = job.status,
+             numOfLeadsProcessed = job.imported, numOfRowsFailed = job.failed,
+             numOfRowsWithWarning = job.warned, message = job.message }
+end
+
+local function object_status(sb, job)
+    local r = { batchId = job.id, operation = "import", status = job.status,
+                objectApiName = job.object.api_name, numOfObjectsProcessed = job.imported,
+                numOfRowsFailed = job.failed, numOfRowsWithWarning = job.warned,
+                message = job.message }
+    if finished(job) then
+        local took = (job.finished or sb.clock()) - job.created
+        r.importTime = ("%d second(s)"):format(math.max(1, math.ceil(took)))
+    end
+    return r
+end
+
+function M.status(sb, _, call, kind, id, api_name)
+    local job, a, b, c = find_job(sb, call, id, kind, api_name)
+    if not job then return a, b, c end
+    local result = kind == "co" and object_status(sb, job) or lead_status(job)
+    return envelope.ok(call.id, { result })
+end
+
+function M.file(sb, _, call, kind, id, which, api_name)
+    local job, a, b, c = find_job(sb, call, id, kind, api_name)
+    if not job then return a, b, c end
+    local text = job:file(which)
+    if text == nil then
+        if sb.conf.empty_files == "404" then
+            call.code = "404"
+            return 404, { ["content-type"] = "text/plain" }, ""
+        end
+        text = ""
+    end
+    return 200, { ["content-type"] = envelope.FILE_TYPE }, text
+end
+
+---------------------------------------------------------------------------
+-- The table: method, pattern, handler(sb, req, call, captures...)
+
+local function status_of(kind)
+    return function(sb, req, call, a, b)
+        if kind == "co" then return M.status(sb, req, call, kind, b, a) end
+        return M.status(sb, req, call, kind, a)
+    end
+end
+
+local function file_of(kind, which)
+    return function(sb, req, call, a, b)
+        if kind == "co" then return M.file(sb, req, call, kind, b, which, a) end
+        return M.file(sb, req, call, kind, a, which)
+    end
+end
+
+M.TABLE = {
+    { "POST", "^/bulk/v1/leads%.json$", M.import_leads, upload = true },
+    { "GET", "^/bulk/v1/leads/batch/(%d+)%.json$", status_of("leads") },
+    { "GET", "^/bulk/v1/leads/batch/(%d+)/failures%.json$", file_of("leads", "failures") },
+    { "GET", "^/bulk/v1/leads/batch/(%d+)/warnings%.json$", file_of("leads", "warnings") },
+    { "POST", "^/bulk/v1/customobjects/([^/]+)/import%.json$", M.import_objects, upload = true },
+    { "GET", "^/bulk/v1/customobjects/([^/]+)/import/(%d+)/status%.json$", status_of("co") },
+    { "GET", "^/bulk/v1/customobjects/([^/]+)/import/(%d+)/failures%.json$",
+      file_of("co", "failures") },
+    { "GET", "^/bulk/v1/customobjects/([^/]+)/import/(%d+)/warnings%.json$",
+      file_of("co", "warnings") },
+    { "POST", "^/bulk/v1/program/([^/]+)/members/import%.json$", M.import_members, upload = true },
+    { "GET", "^/bulk/v1/program/members/import/(%d+)/status%.json$", status_of("pm") },
+    { "GET", "^/bulk/v1/program/members/import/(%d+)/failures%.json$",
+      file_of("pm", "failures") },
+    { "GET", "^/bulk/v1/program/members/import/(%d+)/warnings%.json$",
+      file_of("pm", "warnings") },
+}
+
+--- The route of a path: entry, captures; or nil and "method" when only the
+-- method is wrong (605), nil when no route has that path (610).
+function M.match(method, path)
+    local wrong_method = nil
+    for _, r in ipairs(M.TABLE) do
+        local caps = { path:match(r[2]) }
+        if caps[1] then
+            if r[1] == method then return r, caps end
+            wrong_method = "method"
+        end
+    end
+    return nil, wrong_method
+end
+
+M.fail = fail
+
+return M

@@ -1,0 +1,145 @@
+--- marketo.sandbox.schema: the fields the sandbox knows, per object type.
+-- Leads get Marketo's standard fields (API name, type, display name - the
+-- display name is what failure reasons quote, docs sec. 7); custom objects and
+-- extra fields come from options or a JSON schema file:
+--   { "leadFields": [ { "name": "favColor", "type": "string", "displayName": "Fav" } ],
+--     "programMemberFields": [ ... ],
+--     "customObjects": [ { "apiName": "car_c", "dedupeFields": ["vin"],
+--                          "fields": [ { "name": "vin", "type": "string" } ] } ] }
+local envelope = require("marketo.sandbox.envelope")
+
+local M = {}
+M.__index = M
+
+-- name, type, display name
+local LEAD_FIELDS = {
+    { "id", "integer", "Id" }, { "email", "email", "Email Address" },
+    { "firstName", "string", "First Name" }, { "lastName", "string", "Last Name" },
+    { "middleName", "string", "Middle Name" }, { "salutation", "string", "Salutation" },
+    { "title", "string", "Job Title" }, { "company", "string", "Company Name" },
+    { "department", "string", "Department" }, { "phone", "phone", "Phone Number" },
+    { "mobilePhone", "phone", "Mobile Phone Number" }, { "fax", "phone", "Fax Number" },
+    { "website", "url", "Website" }, { "address", "text", "Address" },
+    { "city", "string", "City" }, { "state", "string", "State" },
+    { "postalCode", "string", "Postal Code" }, { "country", "string", "Country" },
+    { "leadSource", "string", "Lead Source" }, { "leadStatus", "string", "Lead Status" },
+    { "industry", "string", "Industry" }, { "annualRevenue", "currency", "Annual Revenue" },
+    { "numberOfEmployees", "integer", "Num Employees" },
+    { "leadScore", "integer", "Lead Score" }, { "rating", "string", "Lead Rating" },
+    { "dateOfBirth", "date", "Date of Birth" }, { "unsubscribed", "boolean", "Unsubscribed" },
+    { "unsubscribedReason", "text", "Unsubscribed Reason" },
+    { "doNotCall", "boolean", "Do Not Call" },
+    { "doNotCallReason", "string", "Do Not Call Reason" },
+    { "marketingSuspended", "boolean", "Marketing Suspended" },
+    { "leadRole", "string", "Role" }, { "personType", "string", "Person Type" },
+    { "externalCompanyId", "string", "External Company Id" },
+    { "externalSalesPersonId", "string", "External Sales Person Id" },
+    { "cookies", "string", "Cookies" }, { "twitterId", "string", "Twitter Id" },
+    { "facebookId", "string", "Facebook Id" }, { "linkedInId", "string", "LinkedIn Id" },
+    { "sfdcAccountId", "string", "SFDC Account Id" },
+    { "sfdcContactId", "string", "SFDC Contact Id" },
+    { "sfdcLeadId", "string", "SFDC Lead Id" },
+    { "sfdcLeadOwnerId", "string", "SFDC Lead Owner Id" },
+    { "sfdcOpptyId", "string", "SFDC Oppty Id" },
+}
+
+-- lookupField values Swagger lists, besides custom string/email/integer fields.
+local LOOKUP_FIELDS = {
+    "id", "cookies", "email", "twitterId", "facebookId", "linkedInId", "sfdcAccountId",
+    "sfdcContactId", "sfdcLeadId", "sfdcLeadOwnerId", "sfdcOpptyId",
+}
+
+-- The custom object of the docs' walkthrough (docs sec. 5.3, sec. 7).
+local DEFAULT_OBJECTS = {
+    { apiName = "car_c", dedupeFields = { "vin" }, fields = {
+        { name = "vin", type = "string" }, { name = "make", type = "string" },
+        { name = "model", type = "string" }, { name = "color", type = "string" },
+        { name = "year", type = "integer" }, { name = "customerId", type = "integer" },
+    } },
+}
+
+local TYPES = {
+    string = true, email = true, integer = true, float = true, currency = true,
+    boolean = true, date = true, datetime = true, phone = true, url = true, text = true,
+}
+
+local function field(name, ftype, display, custom)
+    if not TYPES[ftype] then error(("unknown field type '%s' for '%s'"):format(ftype, name), 0) end
+    return { name = name, type = ftype, display = display or name, custom = custom }
+end
+
+-- A set of fields that can be found by name, exactly or case-insensitively.
+local function field_set()
+    return { list = {}, exact = {}, lower = {} }
+end
+
+local function add(set, f)
+    if not set.exact[f.name] then set.list[#set.list + 1] = f end
+    set.exact[f.name] = f
+    set.lower[f.name:lower()] = f
+end
+
+function M.new()
+    local self = setmetatable({ leads = field_set(), members = field_set(), objects = {} }, M)
+    for _, f in ipairs(LEAD_FIELDS) do add(self.leads, field(f[1], f[2], f[3])) end
+    self.lookup = {}
+    for _, name in ipairs(LOOKUP_FIELDS) do self.lookup[name] = true end
+    for _, o in ipairs(DEFAULT_OBJECTS) do self:add_object(o) end
+    return self
+end
+
+function M:add_object(o)
+    if type(o.apiName) ~= "string" or type(o.dedupeFields) ~= "table" then
+        error("a custom object needs apiName and dedupeFields", 0)
+    end
+    local set = field_set()
+    for _, f in ipairs(o.fields or {}) do
+        add(set, field(f.name, f.type or "string", f.displayName))
+    end
+    for _, name in ipairs(o.dedupeFields) do
+        if not set.exact[name] then add(set, field(name, "string")) end
+    end
+    self.objects[o.apiName:lower()] =
+        { api_name = o.apiName, dedupe = o.dedupeFields, fields = set }
+end
+
+--- Adds what a decoded schema table declares; raises with a message on a bad one.
+function M:extend(t)
+    for _, f in ipairs(t.leadFields or {}) do
+        local fd = field(f.name, f.type or "string", f.displayName, true)
+        add(self.leads, fd)
+        if fd.type == "string" or fd.type == "email" or fd.type == "integer" then
+            self.lookup[fd.name] = true
+        end
+    end
+    for _, f in ipairs(t.programMemberFields or {}) do
+        add(self.members, field(f.name, f.type or "string", f.displayName, true))
+    end
+    for _, o in ipairs(t.customObjects or {}) do self:add_object(o) end
+end
+
+--- Loads a JSON schema file into this schema. Returns true or nil, message.
+function M:load(path)
+    local f, msg = io.open(path, "rb")
+    if not f then return nil, msg end
+    local text = f:read("a")
+    f:close()
+    local t, err = envelope.decode(text)
+    if type(t) ~= "table" then return nil, ("%s: %s"):format(path, err or "not a JSON object") end
+    local ok, e = pcall(self.extend, self, t)
+    if not ok then return nil, ("%s: %s"):format(path, e) end
+    return true
+end
+
+--- The custom object named (case-insensitively) `api_name`, or nil.
+function M:object(api_name)
+    return self.objects[api_name:lower()]
+end
+
+--- Finds a header name in a field set, honouring the header_case option.
+function M.find(set, name, case)
+    if case == "sensitive" then return set.exact[name] end
+    return set.lower[name:lower()]
+end
+
+return M
