@@ -58,7 +58,7 @@ function M.new(options)
         clock = s.clock or require("marketo.core").monotonic,
         sleep = s.sleep or default_sleep(),
         log = s.log,
-        user_agent = s.user_agent or "marketo-bulk",
+        user_agent = s.user_agent,
     }, Client)
     c.transport = s.transport or default_transport(s)
     c.auth = auth.new{
@@ -189,8 +189,10 @@ function Client:attempt(req, call)
     end
     -- A fresh header table on every attempt: the token may have been renewed, and a
     -- retried request must never go out without it.
-    local headers = { Authorization = "Bearer " .. token, ["User-Agent"] = self.user_agent }
+    local headers = {}
     for k, v in pairs(req.headers or {}) do headers[k] = v end
+    headers.Authorization = "Bearer " .. token
+    if self.user_agent then headers["User-Agent"] = self.user_agent end
     local res, tmsg, tcode = self.transport:request{
         method = req.method, url = self.base_url .. req.path .. query_string(req.query),
         headers = headers, body = req.body, multipart = req.multipart,

@@ -1,6 +1,6 @@
 --- marketo.job: bulk import jobs for leads, custom objects and program members.
 --
--- Each object type has its own paths, parameters and counters (API doc §4-§6); this
+-- Each object type has its own paths, parameters and counters (API doc, sections 4-6); this
 -- module hides the differences behind one job object:
 --   job.kind, job.id (the batchId), job.status, job.info (last status, normalised)
 --   job:refresh()   -> info | nil, message, code, err     (one status call)
