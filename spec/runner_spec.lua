@@ -1,0 +1,231 @@
+-- The marketo-bulk runner for real (the binary `make build` makes, named by
+-- MARKETO_BULK_BIN), and marketo.cli.main called in this process.
+local BIN = os.getenv("MARKETO_BULK_BIN")
+
+local function quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+-- Runs the runner; returns exit status, stdout, stderr.
+local function run(args)
+    local err_path = os.tmpname()
+    local cmd = quote(BIN)
+    for _, a in ipairs(args) do cmd = cmd .. " " .. quote(a) end
+    local p = assert(io.popen(cmd .. " 2>" .. err_path .. "; echo \"status $?\"", "r"))
+    local out = p:read("*a")
+    p:close()
+    local f = assert(io.open(err_path, "r"))
+    local err = f:read("*a")
+    f:close()
+    os.remove(err_path)
+    local status = tonumber(out:match("status (%d+)\n$"))
+    return status, (out:gsub("status %d+\n$", "")), err
+end
+
+local function script(text)
+    local path = os.tmpname()
+    local f = assert(io.open(path, "w"))
+    f:write(text)
+    f:close()
+    return path
+end
+
+local function exists(path)
+    local f = io.open(path, "r")
+    if f then f:close() end
+    return f ~= nil
+end
+
+local function wait_for_file(path)
+    local core = require("marketo.core")
+    local deadline = core.monotonic() + 10
+    while not exists(path) do
+        assert(core.monotonic() < deadline, "timed out waiting for " .. path)
+        core.sleep(0.01)
+    end
+end
+
+describe("marketo-bulk", function()
+    local temp
+    before_each(function() temp = {} end)
+    after_each(function() for _, p in ipairs(temp) do os.remove(p) end end)
+    local function tmp(path) temp[#temp + 1] = path return path end
+
+    it("is built and named by MARKETO_BULK_BIN", function()
+        assert.is_string(BIN)
+        assert.is_true(exists(BIN))
+    end)
+
+    describe("run", function()
+        it("passes the arguments as arg and as ...", function()
+            local path = tmp(script([[
+                local n = select("#", ...)
+                print(arg[0], arg[1], arg[2], #arg, n, (...), (select(2, ...)))
+            ]]))
+            local status, out, err = run({ "run", path, "one", "two words" })
+            assert.equal(0, status)
+            assert.equal(("%s\tone\ttwo words\t2\t2\tone\ttwo words\n"):format(path), out)
+            assert.equal("", err)
+        end)
+
+        it("exits with a whole number the script returns", function()
+            assert.equal(7, (run({ "run", tmp(script("return 7")) })))
+            assert.equal(0, (run({ "run", tmp(script("return 'seven'")) })))
+        end)
+
+        it("exits 1 with the message when the script raises", function()
+            local status, out, err = run({ "run", tmp(script("error('kaput')")) })
+            assert.equal(1, status)
+            assert.equal("", out)
+            assert.matches("^marketo%-bulk: .*:1: kaput\n", err)
+        end)
+
+        it("exits 1 when the script does not exist or does not compile", function()
+            local status, _, err = run({ "run", "/nonexistent/script.lua" })
+            assert.equal(1, status)
+            assert.matches("cannot open /nonexistent/script.lua", err, 1, true)
+            status, _, err = run({ "run", tmp(script("local = 1")) })
+            assert.equal(1, status)
+            assert.matches("^marketo%-bulk: .*:1: <name> expected near '='\n$", err)
+        end)
+
+        it("prints its usage for --help and exits 2 without a script", function()
+            local status, out = run({ "run", "--help" })
+            assert.equal(0, status)
+            assert.equal("usage: marketo-bulk run SCRIPT [ARGS...]\n", out)
+            local status2, out2, err2 = run({ "run" })
+            assert.equal(2, status2)
+            assert.equal("", out2)
+            assert.equal("usage: marketo-bulk run SCRIPT [ARGS...]\n", err2)
+        end)
+    end)
+
+    describe("command line", function()
+        it("prints the versions of marketo-bulk, Lua and libcurl", function()
+            local status, out = run({ "--version" })
+            assert.equal(0, status)
+            local v = require("marketo.core").versions()
+            assert.equal(("marketo-bulk %s\nLua 5.4\nlibcurl %s (%s)\n")
+                :format(require("marketo")._VERSION, v.curl, v.ssl), out)
+        end)
+
+        it("prints the commands for --help", function()
+            local status, out, err = run({ "--help" })
+            assert.equal(0, status)
+            assert.matches("^usage: marketo%-bulk COMMAND", out)
+            assert.matches("\n  run +run an import script", out)
+            assert.equal("", err)
+        end)
+
+        it("exits 2 with the usage on stderr without a command", function()
+            local status, out, err = run({})
+            assert.equal(2, status)
+            assert.equal("", out)
+            assert.matches("^usage: marketo%-bulk COMMAND", err)
+        end)
+
+        it("exits 2 for an unknown command", function()
+            local status, out, err = run({ "frobnicate" })
+            assert.equal(2, status)
+            assert.equal("", out)
+            assert.matches("^marketo%-bulk: unknown command 'frobnicate'\n", err)
+        end)
+    end)
+
+    describe("signals", function()
+        -- The script announces itself through a file, so the signal arrives only
+        -- once the runner has installed its handlers.
+        local LOOP = [[
+            local core = require("marketo.core")
+            io.open(arg[1], "w"):close()
+            local deadline = core.monotonic() + 10
+            while not core.stop_requested() do
+                if core.monotonic() > deadline then return 3 end
+                core.sleep(0.02)
+            end
+            print("stopping on " .. core.stop_requested())
+            if arg[2] == "stubborn" then
+                io.open(arg[1] .. ".saw", "w"):close()
+                while core.monotonic() < deadline do core.sleep(0.02) end
+                return 4
+            end
+        ]]
+
+        -- Starts the script in the background, signals it once per entry of
+        -- `signals` (waiting for the file `waits[i]` first); returns status, stdout.
+        local function signalled(signals, stubborn)
+            local ready = tmp(os.tmpname())
+            os.remove(ready)
+            tmp(ready .. ".saw")
+            local path = tmp(script(LOOP))
+            local p = assert(io.popen(("%s run %s %s %s & echo $!; wait $!; echo \"status $?\"")
+                :format(quote(BIN), quote(path), quote(ready), stubborn and "stubborn" or ""), "r"))
+            local pid = assert(tonumber(p:read("*l")))
+            for i, sig in ipairs(signals) do
+                wait_for_file(i == 1 and ready or ready .. ".saw")
+                os.execute(("kill -%s %d"):format(sig, pid))
+            end
+            local out = p:read("*a")
+            p:close()
+            return tonumber(out:match("status (%d+)\n$")), out:gsub("status %d+\n$", "")
+        end
+
+        it("turns SIGTERM into a stop request the script sees", function()
+            local status, out = signalled({ "TERM" })
+            assert.equal(0, status)
+            assert.equal("stopping on SIGTERM\n", out)
+        end)
+
+        it("turns SIGINT into a stop request the script sees", function()
+            local status, out = signalled({ "INT" })
+            assert.equal(0, status)
+            assert.equal("stopping on SIGINT\n", out)
+        end)
+
+        it("exits at once with 128 + signal on a second signal", function()
+            local status, out = signalled({ "INT", "INT" }, true)
+            assert.equal(130, status)
+            assert.equal("stopping on SIGINT\n", out)
+            status = signalled({ "TERM", "TERM" }, true)
+            assert.equal(143, status)
+        end)
+    end)
+end)
+
+describe("marketo.cli.main", function()
+    local cli = require("marketo.cli")
+
+    local function sink()
+        local s = { text = "" }
+        function s.write(self, ...)
+            self.text = self.text .. table.concat({ ... })
+            return self
+        end
+        return s
+    end
+
+    it("writes the versions to out and returns EXIT_OK", function()
+        local out, err = sink(), sink()
+        assert.equal(cli.EXIT_OK, cli.main({ "--version" }, out, err))
+        assert.matches("^marketo%-bulk %d+%.%d+%.%d+\nLua 5%.4\nlibcurl ", out.text)
+        assert.equal("", err.text)
+    end)
+
+    it("returns EXIT_USAGE for an unknown command, usage on err", function()
+        local out, err = sink(), sink()
+        assert.equal(cli.EXIT_USAGE, cli.main({ "no-such" }, out, err))
+        assert.equal("", out.text)
+        assert.matches("unknown command 'no%-such'\n\nusage: marketo%-bulk COMMAND", err.text)
+    end)
+
+    it("refuses a command name that is not a plain word", function()
+        local out, err = sink(), sink()
+        assert.equal(cli.EXIT_USAGE, cli.main({ "../cli" }, out, err))
+        assert.matches("unknown command '%.%./cli'", err.text)
+    end)
+
+    it("hands run --help to the run command", function()
+        local out, err = sink(), sink()
+        assert.equal(0, cli.main({ "run", "--help" }, out, err))
+        assert.equal(require("marketo.commands.run").usage, out.text)
+        assert.equal("", err.text)
+    end)
+end)
