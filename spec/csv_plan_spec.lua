@@ -1,0 +1,104 @@
+-- marketo.csv.plan: parts under a byte limit, cut between rows, header in
+-- each, rows counted once, source lines right; nothing copied.
+local csv = require("marketo.csv")
+local helper = require("spec.fixtures.csv.helper")
+
+-- Rebuilds each part as the transport would send it and reads it back.
+local function check_parts(path, plan, max_bytes, fmt)
+    local data = helper.read_all(path)
+    local src = assert(csv.open(path, { format = fmt }))
+    local expected = helper.collect(src)
+    src:close()
+    local tmp = os.tmpname()
+    local n, total = 0, 0
+    for _, p in ipairs(plan.parts) do
+        assert.is_true(p.bytes <= max_bytes)
+        assert.equal(#plan.header + p.length, p.bytes)
+        helper.write_file(tmp, plan.header .. data:sub(p.offset + 1, p.offset + p.length))
+        local r = assert(csv.open(tmp, { format = fmt }))
+        local got = helper.collect(r)
+        r:close()
+        assert.equal(p.rows, #got.values)
+        for _, row in ipairs(got.values) do
+            n = n + 1
+            assert.same(expected.values[n], row)
+        end
+        assert.equal(expected.lines[n - p.rows + 1], p.first_line)
+        assert.equal(expected.lines[n], p.last_line)
+        total = total + p.rows
+    end
+    os.remove(tmp)
+    assert.equal(#expected.values, n)
+    assert.equal(plan.rows, total)
+end
+
+describe("marketo.csv.plan", function()
+    local path
+    before_each(function() path = os.tmpname() end)
+    after_each(function() os.remove(path) end)
+
+    for _, f in ipairs(helper.FORMATS) do
+        it("cuts " .. f.name .. " between rows, even rows with quoted newlines", function()
+            helper.write_rows(path, f.delim, { "id", "text", "n" }, helper.tricky_rows(500), "\n")
+            for _, max in ipairs({ 400, 1000, 4096, 1e9 }) do
+                local plan = assert(csv.plan(path, { format = f.name, max_bytes = max }))
+                check_parts(path, plan, max, f.name)
+                if max == 1e9 then assert.equal(1, #plan.parts) end
+            end
+        end)
+    end
+
+    it("keeps the header as in the file without the BOM, with CRLF", function()
+        helper.write_file(path, "\239\187\191email,name\r\na,1\r\nb,2\r\n")
+        local plan = assert(csv.plan(path, { max_bytes = 20 }))
+        assert.equal("email,name\r\n", plan.header)
+        assert.equal(3, plan.header_offset)
+        assert.is_true(plan.bom)
+        assert.equal(2, #plan.parts)
+        assert.same({ offset = 15, length = 5, bytes = 17, rows = 1, first_line = 2,
+                      last_line = 2 }, plan.parts[1])
+        check_parts(path, plan, 20)
+    end)
+
+    it("uses PART_BYTES by default and makes no part for a header-only file", function()
+        helper.write_file(path, "a,b\n")
+        local plan = assert(csv.plan(path))
+        assert.equal(csv.PART_BYTES, plan.max_bytes)
+        assert.equal(9900000, csv.PART_BYTES)
+        assert.same({}, plan.parts)
+        assert.equal(0, plan.rows)
+    end)
+
+    it("fails on a row that cannot fit a part, naming its line", function()
+        helper.write_file(path, "a\n1\n" .. ("x"):rep(50) .. "\n2\n")
+        local plan, msg, code = csv.plan(path, { max_bytes = 40 })
+        assert.is_nil(plan)
+        assert.equal("CSV_ROW_TOO_LARGE", code)
+        assert.matches(":3: the row takes 51 bytes", msg)
+    end)
+
+    it("fails like the reader in strict mode", function()
+        helper.write_file(path, 'a,b\n1,2\n3,"4\n')
+        local plan, msg, code = csv.plan(path)
+        assert.is_nil(plan)
+        assert.equal("CSV_UNBALANCED_QUOTE", code)
+        assert.matches(":3:3: ", msg)
+    end)
+
+    it("ends a part before each rejected row in lenient mode", function()
+        helper.write_file(path, "a,b\n1,2\n3,4\n5\n6,7\n8,9\n")
+        local plan = assert(csv.plan(path, { lenient = true }))
+        assert.equal(2, #plan.parts)
+        assert.same({ 2, 3 }, { plan.parts[1].first_line, plan.parts[1].last_line })
+        assert.same({ 5, 6 }, { plan.parts[2].first_line, plan.parts[2].last_line })
+        assert.equal(4, plan.rows)
+        assert.equal(1, plan.rejected)
+        assert.equal(4, plan.rejects[1].line)
+        assert.equal("CSV_FIELD_COUNT", plan.rejects[1].code)
+    end)
+
+    it("raises on unknown options", function()
+        assert.has_error(function() csv.plan(path, { max_byte = 1 }) end,
+            "bad argument #2 to 'plan' (unknown option 'max_byte')")
+    end)
+end)
