@@ -13,9 +13,41 @@ local function pack(...)
     return { n = select("#", ...), ... }
 end
 
---- Starts a sandbox for the spec file (spec/support/sandbox.lua).
+local CLIENT_ID, CLIENT_SECRET = "client-spec-id", "client-spec-secret-7f3a9c"
+
+-- Until spec/support/sandbox.lua exists: the sandbox's handler served by the
+-- generic test server child (spec/support/server.lua).
+local function serve_sandbox(inspect_post)
+    local app = os.tmpname() .. ".lua"
+    local f = assert(io.open(app, "w"))
+    f:write(([[
+local sb = assert(require("marketo.sandbox").new{ quiet = true,
+    client_id = %q, client_secret = %q })
+return { handler = function(req) return sb:handle(req) end, max_body = sb:max_body() }
+]]):format(CLIENT_ID, CLIENT_SECRET))
+    f:close()
+    local s = require("spec.support.server").start(app)
+    local sb = { base_url = s.url, client_id = CLIENT_ID, client_secret = CLIENT_SECRET }
+    function sb.stop() s.stop(); os.remove(app) end
+    function sb.control(changes) return inspect_post(sb, "/config", changes) end
+    return sb
+end
+
+--- Starts a sandbox for the spec file: { base_url, client_id, client_secret, stop,
+-- control = function(changes) }.
 function M.sandbox(options)
-    return require("spec.support.sandbox").start(options)
+    local ok, support = pcall(require, "spec.support.sandbox")
+    if ok then
+        local started, sb = pcall(support.start, options)
+        if started then return sb end
+        -- The runner is not built (or is stale): serve the same sandbox code from
+        -- the generic test server instead, and say so.
+        io.stderr:write("client specs: sandbox runner unavailable (", tostring(sb),
+            "); serving marketo.sandbox through spec/support/server.lua\n")
+    end
+    local sb = serve_sandbox(M.post)
+    if options then sb.control(options) end
+    return sb
 end
 
 local inspector = http.new{ timeout = 10 }

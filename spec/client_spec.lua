@@ -104,6 +104,7 @@ describe("marketo.client (sandbox)", function()
 
         it("renews a short-lived token ahead of expiry", function()
             settings{ token_ttl = 2 }
+            h.post(sb, "/expire-token") -- the live token was issued for an hour
             local c = new_client()
             local job = assert(import(c))
             local deadline = require("marketo.core").monotonic() + 2.5
@@ -151,20 +152,26 @@ describe("marketo.client (sandbox)", function()
         end)
 
         it("retries every transient error and network failure; the import completes", function()
+            -- 614 and 713 are classified "retry" too (errors_spec); the sandbox cannot
+            -- inject them yet.
             settings{ error_rate = 0.4, drop_rate = 0.15, seed = 3,
-                error_codes = { "502", "604", "608", "611", "614", "713" } }
+                error_codes = { "502", "604", "608", "611" } }
             local c = new_client{ retry = h.fast_retry{ max_attempts = 30 } }
-            local job = assert(import(c))
-            local info = assert(job:wait(h.fast_wait))
-            assert.equal("Complete", info.status)
-            assert.equal(3, info.processed)
-            local codes = {}
-            for _, e in ipairs(h.inspect(sb, "/log")) do codes[tostring(e.code)] = true end
-            local injected = 0
-            for _, code in ipairs({ "502", "604", "608", "611", "614", "713" }) do
-                if codes[code] then injected = injected + 1 end
+            for _ = 1, 3 do
+                local job = assert(import(c))
+                local info = assert(job:wait(h.fast_wait))
+                assert.equal("Complete", info.status)
+                assert.equal(3, info.processed)
             end
-            assert.is_true(injected >= 2, "few faults were injected")
+            local faults = 0
+            for _, e in ipairs(h.inspect(sb, "/log")) do
+                local code = tostring(e.code)
+                if e.status == "dropped" or code == "502" or code == "604" or code == "608"
+                    or code == "611" then
+                    faults = faults + 1
+                end
+            end
+            assert.is_true(faults >= 4, "only " .. faults .. " faults were injected")
             assert.equal(3, #h.inspect(sb, "/records/leads"))
         end)
 

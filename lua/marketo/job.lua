@@ -164,7 +164,7 @@ function M.create(client, kind, options)
     if not doc then return nil, msg, code, err end
     local ok, e = j:take(doc, "POST " .. path)
     if not ok then return errors.fail(e) end
-    client:emit("info", ("%s: batch %s %s"):format(tostring(j), tostring(j.id), j.status))
+    client:emit("info", tostring(j) .. " created")
     return j
 end
 
