@@ -112,6 +112,19 @@ local function after_delimiter(body, pos)
     return nil
 end
 
+-- The next real delimiter from `from`: its start and where its line ends
+-- ("closed" or the next part's start). "CRLF--boundary" followed by other
+-- text is data (RFC 2046 forbids it there, but being lenient costs nothing).
+local function next_delimiter(body, delimiter, from)
+    while true do
+        local d = find(body, delimiter, from, true)
+        if not d then return nil end
+        local after = after_delimiter(body, d + #delimiter)
+        if after then return d, after end
+        from = d + 1
+    end
+end
+
 --- parse(body, content_type) -> parts, or nil, why.
 function M.parse(body, content_type)
     local boundary, why = M.boundary(content_type)
@@ -122,10 +135,9 @@ function M.parse(body, content_type)
     local pos = first_delimiter(body, dash)
     if not pos then return nil, "no opening boundary" end
     local parts = {}
-    while true do
-        local start = after_delimiter(body, pos)
-        if start == "closed" then break end
-        if not start then return nil, "bad boundary line" end
+    local start = after_delimiter(body, pos)
+    if not start then return nil, "bad boundary line" end
+    while start ~= "closed" do
         local head_end = find(body, "\r\n\r\n", start, true)
         local headers
         if sub(body, start, start + 1) == "\r\n" then -- a part with no headers
@@ -136,13 +148,13 @@ function M.parse(body, content_type)
             headers, why = parse_headers(sub(body, start, head_end - 1))
             if not headers then return nil, why end
         end
-        local d = find(body, delimiter, head_end + 4, true)
+        local d, after = next_delimiter(body, delimiter, head_end + 4)
         if not d then return nil, ("part %d is not terminated"):format(#parts + 1) end
         local part
         part, why = make_part(headers, sub(body, head_end + 4, d - 1), #parts + 1)
         if not part then return nil, why end
         parts[#parts + 1] = part
-        pos = d + #delimiter
+        start = after
     end
     if #parts == 0 then return nil, "no parts" end
     return parts
