@@ -31,7 +31,7 @@ for i = 2, #arg do
     local f = assert(io.open(path, "rb"))
     local src = f:read("a")
     f:close()
-    out[#out + 1] = ("static const char src_%d[] = {\n%s,0};"):format(i, c_bytes(src))
+    out[#out + 1] = ("static const unsigned char src_%d[] = {\n%s,0};"):format(i, c_bytes(src))
     entries[#entries + 1] = ('    {"%s", "@%s", src_%d, %d},')
         :format(module_name(path), path, i, #src)
 end

@@ -17,7 +17,7 @@ static int load_embedded(lua_State *L)
 {
     const marketo_embedded_module *m = &marketo_embedded[lua_tointeger(L, lua_upvalueindex(1))];
 
-    if (luaL_loadbuffer(L, m->source, m->size, m->chunkname) != LUA_OK)
+    if (luaL_loadbuffer(L, (const char *)m->source, m->size, m->chunkname) != LUA_OK)
         return lua_error(L);
     lua_pushstring(L, m->name);
     lua_call(L, 1, 1);

@@ -7,7 +7,7 @@
 typedef struct marketo_embedded_module {
     const char *name;      /* module name for require */
     const char *chunkname; /* "@lua/marketo/...", so tracebacks name the source */
-    const char *source;
+    const unsigned char *source;
     size_t size;
 } marketo_embedded_module;
 
