@@ -101,6 +101,17 @@ check: deps build lint asan luajit rock
 bench: build
 	@set -e; for b in bench/*; do if [ -x "$$b" ]; then echo "== $$b"; "$$b"; fi; done
 
+# The CSV scanner under libFuzzer + ASan + UBSan for FUZZ_TIME seconds, from
+# the seed corpus in fuzz/corpus (new inputs go to build/fuzz/corpus).
+FUZZ_TIME ?= 60
+fuzz:
+	@mkdir -p build/fuzz/corpus
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all $(WARN) -Isrc \
+	    -o build/fuzz/csv_fuzz fuzz/csv_fuzz.c src/csv_scan.c
+	build/fuzz/csv_fuzz -max_total_time=$(FUZZ_TIME) -print_final_stats=1 \
+	    -artifact_prefix=build/fuzz/ \
+	    build/fuzz/corpus fuzz/corpus
+
 demo: deps build
 	$(RUNNER) run examples/demo.lua
 

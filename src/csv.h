@@ -73,7 +73,7 @@ static inline const char *csv_field(const csv_scan *s, int i, size_t *len)
 }
 
 /* Whether a value must be quoted to survive a round trip: it holds the
- * delimiter, a quote, CR or LF. */
+ * delimiter, a quote, CR or LF, or starts with U+FEFF (a BOM). */
 int csv_needs_quote(const char *p, size_t n, int delim);
 /* Writes the field to dst (room for 2n+2 bytes) quoted if asked; returns
  * the length written. */

@@ -534,6 +534,8 @@ int csv_needs_quote(const char *p, size_t n, int delim)
 {
     size_t i;
 
+    if (n >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0)
+        return 1; /* else, first in a file, a reader would strip it as a BOM */
     for (i = 0; i < n; i++) {
         unsigned char c = (unsigned char)p[i];
         if (c == '"' || c == '\n' || c == '\r' || c == (unsigned char)delim)

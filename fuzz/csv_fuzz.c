@@ -1,0 +1,110 @@
+/* csv_fuzz.c - libFuzzer harness for the CSV scanner (make fuzz). The first
+ * two bytes pick the format, strict or lenient, capture or not, the buffer
+ * size and how many bytes each read(2) returns, so refills fall everywhere.
+ * Every good row must survive a round trip through csv_encode_field. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "csv.h"
+
+typedef struct mem_src {
+    const uint8_t *p;
+    size_t n, step;
+} mem_src;
+
+static ssize_t mem_read(void *ctx, void *buf, size_t n)
+{
+    mem_src *m = (mem_src *)ctx;
+
+    if (n > m->step)
+        n = m->step;
+    if (n > m->n)
+        n = m->n;
+    memcpy(buf, m->p, n);
+    m->p += n;
+    m->n -= n;
+    return (ssize_t)n;
+}
+
+/* Encodes the scanner's current fields as one line and scans it again. */
+static void round_trip(const csv_scan *s)
+{
+    size_t cap = 16, len = 0, flen;
+    int i;
+    char *line;
+    csv_scan t;
+    mem_src m;
+
+    for (i = 0; i < s->nf; i++) {
+        csv_field(s, i, &flen);
+        cap += 2 * flen + 3;
+    }
+    if ((line = malloc(cap)) == NULL)
+        abort();
+    for (i = 0; i < s->nf; i++) {
+        const char *p = csv_field(s, i, &flen);
+        if (i > 0)
+            line[len++] = (char)s->delim;
+        len += csv_encode_field(line + len, p, flen,
+                                csv_needs_quote(p, flen, s->delim) || (s->nf == 1 && flen == 0));
+    }
+    line[len++] = '\n';
+    m.p = (const uint8_t *)line;
+    m.n = len;
+    m.step = 7;
+    if (csv_scan_init(&t, mem_read, &m, s->delim, 16, len + 16, 0) != 0)
+        abort();
+    if (csv_scan_next(&t, 1) != CSV_ROW || t.nf != s->nf || t.flen != s->flen
+        || memcmp(t.fbuf, s->fbuf, s->flen) != 0)
+        abort();
+    for (i = 0; i < s->nf; i++)
+        if (t.fend[i] != s->fend[i])
+            abort();
+    if (csv_scan_next(&t, 1) != CSV_END)
+        abort();
+    csv_scan_free(&t);
+    free(line);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static const char delims[] = ",\t;";
+    csv_scan s;
+    mem_src m;
+    int st, cfg, capture, lenient, rows = 0;
+    long long last_end = 0, last_line = 0;
+
+    if (size < 2)
+        return 0;
+    cfg = data[0];
+    capture = (cfg >> 2) & 1;
+    lenient = (cfg >> 3) & 1;
+    m.p = data + 2;
+    m.n = size - 2;
+    m.step = (size_t)(data[1] % 37) + 1;
+    if (csv_scan_init(&s, mem_read, &m, delims[cfg % 3], (size_t)16 << ((cfg >> 4) & 3),
+                      (size_t)8 << ((cfg >> 6) & 3) , lenient) != 0)
+        return 0;
+    for (;;) {
+        st = csv_scan_next(&s, capture);
+        if (st == CSV_END || (st == CSV_BAD && !lenient))
+            break;
+        if (st != CSV_ROW && st != CSV_BAD)
+            abort(); /* memory sources never fail */
+        if (s.rec_off < last_end || s.rec_end <= s.rec_off || s.rec_line < last_line
+            || s.rec_last_line < s.rec_line)
+            abort();
+        last_end = s.rec_end;
+        last_line = s.rec_line;
+        if (st == CSV_ROW && capture)
+            round_trip(&s);
+        if (rows++ == 0 && st == CSV_ROW && (cfg & 2))
+            s.expect = s.nf; /* a header fixes the field count */
+    }
+    csv_scan_free(&s);
+    return 0;
+}
