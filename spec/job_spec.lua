@@ -213,6 +213,37 @@ describe("marketo.job (sandbox)", function()
         assert.is_true(times[3] - times[2] > times[2] - times[1])
     end)
 
+    it("runs jobs of all three types at once in a marketo.loop, on one token", function()
+        sb.control{ speed = 20 }
+        h.post(sb, "/expire-token") -- start from no live token: one fetch for all tasks
+        local Loop = require("marketo.loop")
+        local c = new_client()
+        local loop = Loop.new()
+        local done = {}
+        local function run(kind, options)
+            loop:spawn(function()
+                local job = assert(c:import(kind, options))
+                done[kind] = assert(job:wait(h.fast_wait))
+            end)
+        end
+        run("leads", { path = file(LEADS) })
+        run("custom_objects", { apiName = "car_c", path = file(CARS) })
+        run("program_members", { programId = 1002, programMemberStatus = "Member",
+            path = file(MEMBERS) })
+        loop:run()
+        assert.equal("Complete", done.leads.status)
+        assert.equal("Complete", done.custom_objects.status)
+        assert.equal("Complete", done.program_members.status)
+        assert.equal(1, c:identity_calls())
+        -- Run one after the other, a job would be polled before the next upload;
+        -- run at once, the three uploads come first.
+        local bulk = {}
+        for _, e in ipairs(h.inspect(sb, "/log")) do
+            if not tostring(e.path):find("^/identity/") then bulk[#bulk + 1] = e.method end
+        end
+        assert.same({ "POST", "POST", "POST" }, { bulk[1], bulk[2], bulk[3] })
+    end)
+
     it("rejects bad options", function()
         local c = new_client()
         assert.has_error(function() c:import_custom_objects{ path = "x" } end)

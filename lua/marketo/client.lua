@@ -185,7 +185,10 @@ end
 function Client:attempt(req, call)
     local token, msg, code, err = self.auth:token()
     if not token then
-        return nil, err or self:new_error{ code = code, message = msg, call = call }
+        err = err or self:new_error{ code = code, message = msg, call = call }
+        -- The client's own overrides apply to identity failures too.
+        if self.classes and self.classes[err.code] then err.class = self.classes[err.code] end
+        return nil, err
     end
     -- A fresh header table on every attempt: the token may have been renewed, and a
     -- retried request must never go out without it.
@@ -196,7 +199,7 @@ function Client:attempt(req, call)
     local res, tmsg, tcode = self.transport:request{
         method = req.method, url = self.base_url .. req.path .. query_string(req.query),
         headers = headers, body = req.body, multipart = req.multipart,
-        timeout = req.timeout or self.timeout,
+        timeout = req.timeout or self.timeout, on_progress = req.on_progress,
     }
     if not res then
         tcode = tcode or "TRANSPORT"
@@ -236,8 +239,8 @@ function Client:with_retries(call, once)
     end
 end
 
---- call{ method, path, query, headers, body | multipart, timeout, expect = "json" |
--- "file" } -> the decoded envelope (or the file body, or false for no file), or
+--- call{ method, path, query, headers, body | multipart, timeout, on_progress,
+-- expect = "json" | "file" } -> the decoded envelope (or the file body, or false for no file), or
 -- nil, message, code, err. The low-level door that the job functions use.
 function Client:call(req)
     local call = req.method .. " " .. req.path

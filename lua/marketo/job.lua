@@ -66,6 +66,7 @@ local FORMATS = { csv = true, tsv = true, ssv = true }
 local COMMON = {
     path = "string", offset = "number", length = "number", prefix = "string",
     filename = "string", format = "string", content_type = "string", timeout = "number",
+    on_progress = "function",
 }
 
 local Job = {}
@@ -140,7 +141,8 @@ end
 --- create(client, kind, options) -> job | nil, message, code, err.
 -- options: path (the file to upload), offset, length (a byte range of it), prefix
 -- (bytes sent before the range, e.g. the header line of a part), filename, format
--- ("csv", "tsv", "ssv"; default csv), content_type, timeout; and the type's Marketo
+-- ("csv", "tsv", "ssv"; default csv), content_type, timeout, on_progress(sent, total);
+-- and the type's Marketo
 -- parameters under their Marketo names: leads lookupField, listId, partitionName;
 -- custom_objects apiName; program_members programId, programMemberStatus.
 function M.create(client, kind, options)
@@ -155,6 +157,7 @@ function M.create(client, kind, options)
     local path = t.create(j)
     local doc, msg, code, err = client:call{
         method = "POST", path = path, query = query, timeout = o.timeout or client.upload_timeout,
+        on_progress = o.on_progress,
         multipart = { fields = {}, file = {
             name = "file", path = o.path, offset = o.offset, length = o.length,
             prefix = o.prefix, content_type = o.content_type or "text/" .. format,
