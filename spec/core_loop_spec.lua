@@ -82,6 +82,22 @@ describe("marketo.core loop", function()
         assert.is_true(core.monotonic() - t0 >= 0.14)
     end)
 
+    it("wakes early from wait when a stop is requested", function()
+        -- in a child process: a caught SIGINT stays requested for good
+        local script = "local core = require('marketo.core'); core.catch_signals(); "
+            .. "local t0 = core.monotonic(); local done = core.loop():wait(10); "
+            .. "io.write(('%.2f %s %d'):format(core.monotonic() - t0, "
+            .. "tostring(core.stop_requested()), #done))"
+        local pipe = assert(io.popen("(sleep 0.3; kill -INT $$) & LUA_CPATH='build/lua5.4/?.so;;' "
+            .. "exec lua5.4 -e \"" .. script .. "\""))
+        local out = pipe:read("*a")
+        pipe:close()
+        local elapsed, signal, done = out:match("^([%d.]+) (%S+) (%d+)$")
+        assert.equal("SIGINT", signal)
+        assert.equal("0", done)
+        assert.is_true(tonumber(elapsed) >= 0.2 and tonumber(elapsed) < 2, out)
+    end)
+
     it("reuses connections across the loop's transfers", function()
         local first, second = request("/echo"), request("/echo")
         finally(function() first:close(); second:close() end)

@@ -254,6 +254,8 @@ describe("marketo.core request", function()
             assert.has_error(function() req:set_method("get") end)
             assert.has_error(function() req:set_headers({ "no colon" }) end)
             assert.has_error(function() req:set_timeouts(-1) end)
+            assert.has_error(function() req:set_tls() end) -- never off by omission
+            assert.equal(req, req:set_tls(true, "/etc/ssl/certs"))
             assert.has_error(function() req:add_file("file", nil, nil, "/x", -1) end)
             assert.has_error(function() req:result() end,
                 "marketo.request has no finished transfer")

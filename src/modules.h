@@ -12,4 +12,5 @@
     X(loop) \
     X(process) \
     X(request) \
-    X(request_multipart)
+    X(request_multipart) \
+    X(share)

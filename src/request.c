@@ -1,8 +1,8 @@
 /* request.c - marketo.request: one HTTP transfer over a libcurl easy handle,
  * with a body from a string or a multipart body whose file part is streamed
  * from a byte range of a file (with a prefix, the CSV header, in front).
- * Every easy handle joins one CURLSH per Lua state, so connections are reused
- * by sequential blocking requests as well as by the loop's transfers. */
+ * Every easy handle joins the Lua state's CURLSH (share.c), so connections
+ * are reused by sequential blocking requests as well as by the loop's. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <stdio.h>
@@ -11,8 +11,6 @@
 #include <sys/stat.h>
 
 #include "transport.h"
-
-#define SHARE_KEY "marketo.share" /* registry field and metatable name */
 
 /* ---- helpers -------------------------------------------------------------- */
 
@@ -326,10 +324,12 @@ static int request_set_timeouts(lua_State *L)
 static int request_set_tls(lua_State *L)
 {
     marketo_request *r = marketo_request_check_idle(L, 1);
-    int verify = lua_toboolean(L, 2);
+    int verify;
     const char *ca = luaL_optstring(L, 3, NULL);
     struct stat st;
 
+    luaL_checktype(L, 2, LUA_TBOOLEAN); /* a forgotten argument must not turn it off */
+    verify = lua_toboolean(L, 2);
     curl_easy_setopt(r->curl, CURLOPT_SSL_VERIFYPEER, verify ? 1L : 0L);
     curl_easy_setopt(r->curl, CURLOPT_SSL_VERIFYHOST, verify ? 2L : 0L);
     if (ca != NULL && stat(ca, &st) == 0 && S_ISDIR(st.st_mode))
@@ -552,59 +552,19 @@ static void set_defaults(marketo_request *r, CURLSH *share)
 static int request_new(lua_State *L)
 {
     marketo_request *r = (marketo_request *)marketo_newudata(L, sizeof *r);
-    CURLSH **share;
+    CURLSH *share = marketo_share_get(L);
 
     memset(r, 0, sizeof *r); /* born closed: __gc is safe if anything below fails */
     r->parts_tail = &r->parts;
     r->progress_ref = r->err_ref = LUA_NOREF;
     luaL_getmetatable(L, MARKETO_REQUEST_MT);
     lua_setmetatable(L, -2);                        /* req */
-    lua_getfield(L, LUA_REGISTRYINDEX, SHARE_KEY);  /* req share */
-    share = (CURLSH **)lua_touserdata(L, -1);
-    lua_pop(L, 1);                                  /* req */
     if ((r->headers = curl_slist_append(NULL, "Expect:")) == NULL)
         return luaL_error(L, "not enough memory");
     if ((r->curl = curl_easy_init()) == NULL)
         return luaL_error(L, "curl_easy_init failed");
-    set_defaults(r, *share);
+    set_defaults(r, share);
     return 1;
-}
-
-static int share_gc(lua_State *L)
-{
-    CURLSH **share = (CURLSH **)lua_touserdata(L, 1);
-
-    /* IN_USE means an easy handle outlived the state's close: leak, never crash */
-    if (*share != NULL && curl_share_cleanup(*share) == CURLSHE_OK)
-        *share = NULL;
-    return 0;
-}
-
-/* One share per Lua state (not per process): a state is used by one thread
- * at a time, so the share needs no locks. Created before any request, it is
- * finalized after them (finalizers run in reverse order of creation). */
-static void open_share(lua_State *L)
-{
-    CURLSH **share;
-
-    lua_getfield(L, LUA_REGISTRYINDEX, SHARE_KEY);
-    if (!lua_isnil(L, -1)) {
-        lua_pop(L, 1);
-        return;
-    }
-    lua_pop(L, 1);
-    share = (CURLSH **)marketo_newudata(L, sizeof *share);   /* share */
-    *share = NULL;
-    luaL_newmetatable(L, SHARE_KEY);                          /* share mt */
-    lua_pushcfunction(L, share_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_setmetatable(L, -2);                                  /* share */
-    if ((*share = curl_share_init()) == NULL)
-        luaL_error(L, "curl_share_init failed");
-    curl_share_setopt(*share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
-    curl_share_setopt(*share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
-    curl_share_setopt(*share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
-    lua_setfield(L, LUA_REGISTRYINDEX, SHARE_KEY);            /* (empty) */
 }
 
 void marketo_request_open(lua_State *L)
@@ -634,7 +594,6 @@ void marketo_request_open(lua_State *L)
         {NULL, NULL}
     };
 
-    open_share(L);
     luaL_newmetatable(L, MARKETO_REQUEST_MT);       /* M mt */
     marketo_setfuncs(L, metamethods);
     lua_newtable(L);                                /* M mt methods */

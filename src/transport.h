@@ -71,6 +71,9 @@ int marketo_request_take_error(lua_State *L, marketo_request *r);
 /* Takes r out of its loop: multi handle, list and anchor. */
 void marketo_loop_detach(lua_State *L, marketo_request *r);
 
+/* The state's CURLSH (share.c); raises if the core was not opened. */
+CURLSH *marketo_share_get(lua_State *L);
+
 /* Pushes fail, "NAME: message", "NAME" for a libcurl code; returns 3. */
 int marketo_push_curl_error(lua_State *L, CURLcode code, const char *detail);
 
