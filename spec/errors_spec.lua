@@ -54,7 +54,8 @@ describe("marketo.errors", function()
                 request_id = "e42b#14272d07d78", call = "POST /bulk/v1/leads.json" }
             assert.equal("fatal", e.class)
             assert.equal("POST /bulk/v1/leads.json: 607 Daily quota reached "
-                .. "(requestId e42b#14272d07d78)", tostring(e))
+                .. "(requestId e42b#14272d07d78): the instance's daily API quota is used up; "
+                .. "it resets at midnight US Central time", tostring(e))
             assert.is_true(errors.is_error(e))
             local v, msg, code, err = errors.fail(e)
             assert.is_nil(v)
@@ -68,6 +69,13 @@ describe("marketo.errors", function()
                 { "tok-abcdef" })
             assert.not_matches("s3cr3t", tostring(e))
             assert.not_matches("tok%-abcdef", tostring(e))
+        end)
+    end)
+
+    describe("tostring", function()
+        it("counts the attempts and leaves out what is unknown", function()
+            local e = errors.new{ code = "COULDNT_CONNECT", message = "refused", attempts = 3 }
+            assert.equal("COULDNT_CONNECT refused after 3 attempts", tostring(e))
         end)
     end)
 

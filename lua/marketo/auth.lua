@@ -85,7 +85,9 @@ end
 function Auth:fetch()
     local res, msg, code = self:request()
     if not res then
-        return self:fail{ code = code or "TRANSPORT", message = msg }
+        code, msg = code or "TRANSPORT", tostring(msg)
+        if msg:sub(1, #code + 2) == code .. ": " then msg = msg:sub(#code + 3) end
+        return self:fail{ code = code, message = msg }
     end
     local doc = json.decode(res.body or "")
     local oerr, odesc = oauth_error(doc)

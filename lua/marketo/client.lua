@@ -203,6 +203,9 @@ function Client:attempt(req, call)
     }
     if not res then
         tcode = tcode or "TRANSPORT"
+        -- The transport's message starts with its code; ours prints the code once.
+        tmsg = tostring(tmsg)
+        if tmsg:sub(1, #tcode + 2) == tcode .. ": " then tmsg = tmsg:sub(#tcode + 3) end
         return nil, self:new_error{ code = tcode, message = tmsg, call = call }, token
     end
     if req.expect == "file" then

@@ -45,6 +45,17 @@ M.classes = {
     SSL_CONNECT_ERROR = "retry", WEIRD_SERVER_REPLY = "retry",
 }
 
+-- What to do about a few errors whose cause the message alone does not tell.
+M.hints = {
+    ["607"] = "the instance's daily API quota is used up; it resets at midnight US Central time",
+    ["603"] = "the API user lacks a permission, or this address is not on the IP allow list",
+    ["610"] = "the base URL or the path is wrong (bulk paths start at /bulk/v1/)",
+    ["1016"] = "the import queue is full (10 jobs); wait for running jobs to end",
+    HTTP_413 = "the upload is over Marketo's 10 MB limit: split the file into smaller parts",
+    HTTP_401 = "the request was refused: check the credentials",
+    HTTP_404 = "no such endpoint: check the base URL",
+}
+
 --- The class of `code`, looking in `overrides` first, then `classes`. HTTP 5xx
 -- statuses that are not listed are transient; anything else unknown is fatal, because
 -- repeating a call we do not understand risks doubling an import.
@@ -104,18 +115,21 @@ function Error.__tostring(e)
     if e.attempts and e.attempts > 1 then
         s = s .. (" after %d attempts"):format(e.attempts)
     end
+    if e.hint then s = s .. ": " .. e.hint end
     return s
 end
 
 --- A new error value. Fields: code (string, required), message, call
--- ("POST /bulk/v1/leads.json"), request_id, status (HTTP), class; the client adds
--- attempts and elapsed. `secrets` (not stored) are redacted from the message.
+-- ("POST /bulk/v1/leads.json"), request_id, status (HTTP), class, hint (from
+-- `hints` unless given); the client adds attempts and elapsed. `secrets` (not
+-- stored) are redacted from the message.
 function M.new(fields, secrets)
     local e = setmetatable({}, Error)
     for k, v in pairs(fields) do e[k] = v end
     e.code = tostring(e.code)
     if e.message ~= nil then e.message = M.redact(e.message, secrets) end
     e.class = e.class or M.classify(e.code)
+    if e.hint == nil then e.hint = M.hints[e.code] end
     return e
 end
 
