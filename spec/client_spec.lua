@@ -82,7 +82,8 @@ describe("marketo.client (sandbox)", function()
             end
             local last, before = bulk[#bulk], bulk[#bulk - 1]
             assert.equal("602", tostring(before.code))
-            assert.is_true(last.authorized ~= false)
+            assert.equal("bearer", last.auth) -- the repeated call carries its header
+            assert.equal(200, last.status)
             assert.not_equal("601", tostring(last.code))
             assert.not_equal("602", tostring(last.code))
         end)
@@ -97,12 +98,15 @@ describe("marketo.client (sandbox)", function()
             assert.is_table(again)
             assert.equal(2, b:identity_calls())
             local codes = {}
-            for _, e in ipairs(h.inspect(sb, "/log")) do codes[tostring(e.code)] = true end
+            for _, e in ipairs(h.inspect(sb, "/log")) do
+                codes[tostring(e.code)] = true
+                if e.auth ~= "identity" then assert.equal("bearer", e.auth) end
+            end
             assert.is_true(codes["601"])
             assert.is_true(codes["602"])
         end)
 
-        it("renews a short-lived token ahead of expiry", function()
+        it("keeps working across short token lifetimes (renewal timing: auth_spec)", function()
             settings{ token_ttl = 2 }
             h.post(sb, "/expire-token") -- the live token was issued for an hour
             local c = new_client()
@@ -115,12 +119,21 @@ describe("marketo.client (sandbox)", function()
             assert.is_true(c:identity_calls() >= 2)
         end)
 
-        it("copes with expires_in: 0", function()
+        it("copes with expires_in: 0: uses the token, asks again once a second", function()
             settings{ expires_in_zero = true }
             local c = new_client()
             local job = assert(import(c))
             assert(job:wait(h.fast_wait))
-            assert.is_true(c:identity_calls() >= 1)
+            local core = require("marketo.core")
+            local deadline, calls = core.monotonic() + 1.5, 0
+            while core.monotonic() < deadline do
+                assert(job:refresh())
+                calls = calls + 1
+                core.sleep(0.05)
+            end
+            assert.is_true(calls > 10)
+            local n = c:identity_calls()
+            assert.is_true(n >= 2 and n <= 4, tostring(n) .. " identity calls")
         end)
 
         it("fails at once on a bad client secret, with a clear message", function()

@@ -35,8 +35,15 @@ describe("secrets", function()
         if sb then sb.stop() end
     end)
 
+    local unauthorized = 0
+
     after_each(function()
         for _, l in ipairs(h.sent(sb)) do sent[#sent + 1] = l end
+        for _, e in ipairs(h.inspect(sb, "/log")) do
+            if e.auth ~= "identity" and e.auth ~= "bearer" then
+                unauthorized = unauthorized + 1
+            end
+        end
         h.post(sb, "/reset")
     end)
 
@@ -93,6 +100,10 @@ describe("secrets", function()
         for _, l in ipairs(cap.lines) do lines[#lines + 1] = l end
         for _, l in ipairs(sent) do lines[#lines + 1] = l end
         assert.same({}, h.scan(lines, secrets))
+    end)
+
+    it("sent every call after the identity call with its Bearer header", function()
+        assert.equal(0, unauthorized)
     end)
 
     it("never put a token or the secret in a URL", function()
