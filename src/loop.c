@@ -61,6 +61,7 @@ static int loop_add(lua_State *L)
     marketo_request *r = marketo_request_check_idle(L, 2);
     CURLMcode mc;
 
+    luaL_argcheck(L, !lp->busy, 1, "cannot add inside the loop's wait");
     if (!marketo_request_start(L, r))
         return 3;
     if ((mc = curl_multi_add_handle(lp->multi, r->curl)) != CURLM_OK) {

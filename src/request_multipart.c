@@ -4,6 +4,7 @@
  * parts are kept as plain data and turned into a curl_mime at each start, so
  * the file is opened and measured right before the transfer. */
 #define _POSIX_C_SOURCE 200809L
+#define _FILE_OFFSET_BITS 64 /* ranges of files over 2 GB on 32-bit systems too */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
