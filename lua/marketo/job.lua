@@ -5,8 +5,8 @@
 --   job.kind, job.id (the batchId), job.status, job.info (last status, normalised)
 --   job:refresh()   -> info | nil, message, code, err     (one status call)
 --   job:wait(opts)  -> info | nil, ...     (polls until Complete; Failed is an error)
---   job:failures()  -> rows | nil, ...     (marketo.results rows; none: empty list)
---   job:warnings()  -> rows | nil, ...
+--   job:failures([part]) -> rows | nil, ...  (marketo.results rows; none: empty
+--   job:warnings([part]) -> rows | nil, ...   list; with the part: tied to lines)
 -- `info` = { batch_id, status, message, processed, failed, warned, raw } where
 -- `processed` is numOfLeadsProcessed or numOfObjectsProcessed as the type has it, and
 -- `raw` is Marketo's own result object.
@@ -238,20 +238,38 @@ function Job:failed()
     return errors.fail(e)
 end
 
--- The failures or warnings file, parsed; `what` is "failures" or "warnings".
-function Job:file(what, reason)
+-- The failures or warnings file, parsed (and tied to `part`'s lines if given);
+-- `what` is "failures" or "warnings".
+function Job:file(what, reason, part)
     if self.id == nil then error("job has no batchId", 3) end
     local doc, msg, code, err = self.client:call{ method = "GET",
         path = self.type.file(self, what), expect = "file" }
     if doc == nil then return nil, msg, code, err end
     if doc == false then return results.empty(reason) end
-    return results.parse(doc, { format = self.format, reason = reason })
+    local rows = results.parse(doc, { format = self.format, reason = reason })
+    if part then results.tie(rows, part) end
+    return rows
 end
 
---- Failed rows: a list of { values, fields, reason, line } (see marketo.results);
--- no file (404 or empty) is an empty list.
-function Job:failures() return self:file("failures", "Import Failure Reason") end
+local function check_part(part)
+    if part ~= nil and (type(part) ~= "table" or type(part.header) ~= "table"
+        or type(part.rows) ~= "table") then
+        error("bad argument #1 (a part { header, rows } expected, as results.read_part "
+            .. "returns)", 3)
+    end
+end
+
+--- Failed rows: a list of { values, fields, reason, record } (see marketo.results);
+-- no file (404 or empty) is an empty list. Given the uploaded `part` (from
+-- results.read_part), each row also gets its source `line` (results.tie).
+function Job:failures(part)
+    check_part(part)
+    return self:file("failures", "Import Failure Reason", part)
+end
 --- Warned rows, as failures.
-function Job:warnings() return self:file("warnings", "Import Warning Reason") end
+function Job:warnings(part)
+    check_part(part)
+    return self:file("warnings", "Import Warning Reason", part)
+end
 
 return M

@@ -167,18 +167,29 @@ end
 -- values } } }. options: path, offset (byte, default 0), length (default to the end),
 -- prefix (the header line sent before the range), format. With marketo.csv (the C
 -- engine) the line numbers are the file's own; without it (`engine = false`) the
--- range is parsed here and `first_line` gives the line of its first byte.
+-- range is parsed here and `first_line` gives the line of its first byte. `lines`,
+-- for a part the pipeline wrote, lists the source line of each of its data rows.
+-- A part written by the pipeline (mapped rows) has its own line numbers; `lines`
+-- (the source line of each data row, in order) puts the source's back.
+local function renumber(part, lines)
+    if not lines then return part end
+    for k, r in ipairs(part.rows) do r.line = lines[k] end
+    return part
+end
+
 function M.read_part(options)
     if options.engine ~= false then
         local ok, csv = pcall(require, "marketo.csv")
         if ok then
             local part, msg, code = read_with_engine(csv, options)
-            if part then return part end
+            if part then return renumber(part, options.lines) end
             if code == "ENOENT" or code == "EACCES" then return nil, msg, "READ_ERROR" end
             return nil, msg, code
         end
     end
-    return read_with_lua(options)
+    local part, msg, code = read_with_lua(options)
+    if not part then return nil, msg, code end
+    return renumber(part, options.lines)
 end
 
 local SEP = "\0"
