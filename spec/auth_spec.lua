@@ -1,43 +1,10 @@
 -- Token logic on a fake clock, with a scripted transport: the behaviours that need
 -- exact timing. The same behaviours run against the real sandbox in client_spec.lua.
 local client = require("marketo.client")
-local json = require("marketo.json")
+local h = require("spec.client_helper")
 
-local SECRET = "unit-secret-value"
-
--- A transport answering from a script: identity hands out tok-1, tok-2, ...;
--- `bulk` is a list of answers (functions of the request) for the other calls.
-local function scripted(opts)
-    local t = { log = {}, issued = 0, ttl = opts.ttl or 3600, bulk = opts.bulk or {} }
-    function t:request(req)
-        self.log[#self.log + 1] = req
-        if req.url:find("/identity/oauth/token", 1, true) then
-            if not req.body:find("client_secret=" .. SECRET, 1, true) then
-                return { status = 401, headers = { ["content-type"] = "application/json" },
-                    body = json.encode{ error = "invalid_client",
-                        error_description = "Bad client credentials" } }
-            end
-            self.issued = self.issued + 1
-            return { status = 200, headers = { ["content-type"] = "application/json" },
-                body = json.encode{ access_token = "tok-" .. self.issued, token_type = "bearer",
-                    expires_in = opts.expires_in or self.ttl, scope = "x" } }
-        end
-        local answer = table.remove(self.bulk, 1)
-        if answer then return answer(req) end
-        return { status = 200, headers = { ["content-type"] = "application/json" },
-            body = json.encode{ requestId = "a#1", success = true,
-                result = { { batchId = 1, status = "Complete" } } } }
-    end
-    return t
-end
-
-local function envelope_error(code)
-    return function()
-        return { status = 200, headers = { ["content-type"] = "application/json;charset=UTF-8" },
-            body = json.encode{ requestId = "b#2", success = false,
-                errors = { { code = code, message = "m" .. code } } } }
-    end
-end
+local SECRET = h.SCRIPTED_SECRET
+local scripted, envelope_error = h.scripted, h.envelope_error
 
 local function fake_time()
     local now = 0

@@ -77,6 +77,55 @@ end
 
 M.fast_wait = { first = 0.02, factor = 1.5, max_interval = 0.1, timeout = 30 }
 
+M.SCRIPTED_SECRET = "unit-secret-value"
+
+local function json_answer(status, doc)
+    return { status = status, headers = { ["content-type"] = "application/json;charset=UTF-8" },
+        body = json.encode(doc) }
+end
+
+--- A transport answering from a script, for specs on a fake clock: identity hands
+-- out tok-1, tok-2, ... (401 unless the body carries SCRIPTED_SECRET); `bulk` is a
+-- list of answers (functions of the request) for the other calls, then a Complete
+-- job status. opts: ttl, expires_in, bulk. t.log holds every request.
+function M.scripted(opts)
+    local t = { log = {}, issued = 0, ttl = opts.ttl or 3600, bulk = opts.bulk or {} }
+    function t.request(self, req)
+        self.log[#self.log + 1] = req
+        if req.url:find("/identity/oauth/token", 1, true) then
+            if not req.body:find("client_secret=" .. M.SCRIPTED_SECRET, 1, true) then
+                return json_answer(401, { error = "invalid_client",
+                    error_description = "Bad client credentials" })
+            end
+            self.issued = self.issued + 1
+            return json_answer(200, { access_token = "tok-" .. self.issued,
+                token_type = "bearer", expires_in = opts.expires_in or self.ttl, scope = "x" })
+        end
+        local answer = table.remove(self.bulk, 1)
+        if answer then return answer(req) end
+        return json_answer(200, { requestId = "a#1", success = true,
+            result = { { batchId = 1, status = "Complete" } } })
+    end
+    return t
+end
+
+--- A scripted answer: Marketo's error envelope with `code`.
+function M.envelope_error(code)
+    return function()
+        return json_answer(200, { requestId = "b#2", success = false,
+            errors = { { code = code, message = "m" .. code } } })
+    end
+end
+
+--- A scripted answer: anything.
+function M.answer(status, content_type, body)
+    return function()
+        return { status = status, headers = { ["content-type"] = content_type }, body = body }
+    end
+end
+
+M.json_answer = function(status, doc) return function() return json_answer(status, doc) end end
+
 --- Writes `text` to a fresh temporary file; returns its path.
 function M.file(text)
     local path = os.tmpname()

@@ -201,6 +201,10 @@ function Client:attempt(req, call)
         headers = headers, body = req.body, multipart = req.multipart,
         timeout = req.timeout or self.timeout, on_progress = req.on_progress,
     }
+    if self.log then
+        self:emit("debug", ("%s -> %s"):format(call, res and tostring(res.status)
+            or tostring(tcode)))
+    end
     if not res then
         tcode = tcode or "TRANSPORT"
         -- The transport's message starts with its code; ours prints the code once.
@@ -215,6 +219,21 @@ function Client:attempt(req, call)
     end
     local doc, e = self:check_json(res, call)
     if not doc then return nil, e, token end
+    if type(doc.warnings) == "table" and #doc.warnings > 0 then
+        local list = {}
+        for k, w in ipairs(doc.warnings) do
+            list[k] = type(w) == "table" and (tostring(w.code) .. " " .. tostring(w.message))
+                or tostring(w)
+        end
+        self:emit("warn", ("%s: Marketo warns: %s"):format(call, table.concat(list, "; ")))
+    end
+    -- A reply can be a well-formed envelope and still lack what the call needs
+    -- (an empty `result` has been seen on status calls): that is transient too.
+    local problem = req.validate and req.validate(doc)
+    if problem then
+        return nil, self:new_error{ code = "BAD_RESPONSE", call = call, status = res.status,
+            request_id = doc.requestId, message = problem }, token
+    end
     return doc
 end
 
@@ -243,8 +262,9 @@ function Client:with_retries(call, once)
 end
 
 --- call{ method, path, query, headers, body | multipart, timeout, on_progress,
--- expect = "json" | "file" } -> the decoded envelope (or the file body, or false for no file), or
--- nil, message, code, err. The low-level door that the job functions use.
+-- expect = "json" | "file", validate = function(doc) -> nil | problem } -> the
+-- decoded envelope (or the file body, or false for no file), or nil, message, code,
+-- err. The low-level door that the job functions use.
 function Client:call(req)
     local call = req.method .. " " .. req.path
     return self:with_retries(call, function() return self:attempt(req, call) end)

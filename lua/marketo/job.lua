@@ -126,12 +126,21 @@ local function normalise(t, r)
     }
 end
 
-function Job:take(doc, call)
+-- What is wrong with a job envelope, or nil.
+local function invalid(doc)
     local r = type(doc.result) == "table" and doc.result[1]
     if type(r) ~= "table" or r.batchId == nil or type(r.status) ~= "string" then
-        return nil, self.client:new_error{ code = "BAD_RESPONSE", call = call,
-            request_id = doc.requestId, message = "no batchId/status in the result" }
+        return "no batchId/status in the result"
     end
+end
+
+function Job:take(doc, call)
+    local problem = invalid(doc)
+    if problem then
+        return nil, self.client:new_error{ code = "BAD_RESPONSE", class = "fatal", call = call,
+            request_id = doc.requestId, message = problem }
+    end
+    local r = doc.result[1]
     self.id = self.id or r.batchId
     self.status = r.status
     self.info = normalise(self.type, r)
@@ -190,7 +199,8 @@ end
 --- One status call: info, or nil, message, code, err.
 function Job:refresh()
     local path = self.type.status(self)
-    local doc, msg, code, err = self.client:call{ method = "GET", path = path }
+    local doc, msg, code, err = self.client:call{ method = "GET", path = path,
+        validate = invalid }
     if not doc then return nil, msg, code, err end
     local info, e = self:take(doc, "GET " .. path)
     if not info then return errors.fail(e) end
