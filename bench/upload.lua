@@ -126,8 +126,10 @@ local function median(xs)
     return n % 2 == 1 and xs[(n + 1) / 2] or (xs[n / 2] + xs[n / 2 + 1]) / 2
 end
 
+-- "Connection: close": a new connection each time, as each curl process has.
 local function core_upload(url, path)
     local req = core.request():set_url(url):set_timeouts(10, 60)
+        :set_headers({ "Connection: close" })
         :add_file("file", "part.csv", "text/csv", path)
     local ok, msg = req:perform()
     assert(ok and req:status() == 200, msg or ("status " .. req:status()))
