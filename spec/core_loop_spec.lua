@@ -51,6 +51,20 @@ describe("marketo.core loop", function()
         assert.is_true(last_start < first_end)
     end)
 
+    it("keeps requests it holds alive through collections", function()
+        -- only the loop references these; a collection in every callback
+        -- would free anything it failed to anchor
+        for _ = 1, 3 do
+            loop:add(request("/bytes?n=200000"):on_progress(function() collectgarbage() end))
+        end
+        local finished = drain(loop)
+        assert.equal(3, #finished)
+        for _, req in ipairs(finished) do
+            assert.is_true(req:result())
+            assert.equal(200000, #req:body())
+        end
+    end)
+
     it("returns each finished request once, with its result", function()
         local ok_req, refused = request("/echo"), core.request():set_url("http://127.0.0.1:1/")
         finally(function() ok_req:close(); refused:close() end)
