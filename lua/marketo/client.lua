@@ -63,7 +63,8 @@ function M.new(options)
     c.transport = s.transport or default_transport(s)
     c.auth = auth.new{
         base_url = c.base_url, client_id = c.client_id, client_secret = s.client_secret,
-        transport = c.transport, clock = c.clock, sleep = c.sleep, log = c.log,
+        transport = c.transport, clock = c.clock, sleep = c.sleep,
+        log = c.log and function(level, message) c:emit(level, message) end,
         timeout = s.identity_timeout, margin = s.token_margin, user_agent = c.user_agent,
     }
     return c
@@ -90,8 +91,14 @@ function Client:identity_calls()
     return self.auth.identity_calls
 end
 
+-- Whole numbers as integers: under Lua 5.3+ a listId of 42.0 must not become "42.0".
+local function text(v)
+    if type(v) == "number" and v == math.floor(v) then return ("%d"):format(v) end
+    return tostring(v)
+end
+
 local function urlencode(s)
-    return (tostring(s):gsub("[^%w%-%._~]", function(ch)
+    return (text(s):gsub("[^%w%-%._~]", function(ch)
         return ("%%%02X"):format(ch:byte())
     end))
 end

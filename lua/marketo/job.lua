@@ -17,15 +17,16 @@ local results = require("marketo.results")
 local M = {}
 
 local function enc(s)
+    if type(s) == "number" and s == math.floor(s) then s = ("%d"):format(s) end
     return (tostring(s):gsub("[^%w%-%._~]", function(c) return ("%%%02X"):format(c:byte()) end))
 end
 
 M.types = {
     leads = {
         create = function() return "/bulk/v1/leads.json" end,
-        status = function(j) return ("/bulk/v1/leads/batch/%s.json"):format(j.id) end,
+        status = function(j) return ("/bulk/v1/leads/batch/%s.json"):format(enc(j.id)) end,
         file = function(j, what)
-            return ("/bulk/v1/leads/batch/%s/%s.json"):format(j.id, what)
+            return ("/bulk/v1/leads/batch/%s/%s.json"):format(enc(j.id), what)
         end,
         params = { lookupField = "string", listId = "number", partitionName = "string" },
         processed = "numOfLeadsProcessed",
@@ -35,11 +36,12 @@ M.types = {
             return ("/bulk/v1/customobjects/%s/import.json"):format(enc(j.apiName))
         end,
         status = function(j)
-            return ("/bulk/v1/customobjects/%s/import/%s/status.json"):format(enc(j.apiName), j.id)
+            return ("/bulk/v1/customobjects/%s/import/%s/status.json")
+                :format(enc(j.apiName), enc(j.id))
         end,
         file = function(j, what)
             return ("/bulk/v1/customobjects/%s/import/%s/%s.json")
-                :format(enc(j.apiName), j.id, what)
+                :format(enc(j.apiName), enc(j.id), what)
         end,
         params = {}, path_params = { apiName = "string" },
         processed = "numOfObjectsProcessed",
@@ -49,10 +51,10 @@ M.types = {
             return ("/bulk/v1/program/%s/members/import.json"):format(enc(j.programId))
         end,
         status = function(j)
-            return ("/bulk/v1/program/members/import/%s/status.json"):format(j.id)
+            return ("/bulk/v1/program/members/import/%s/status.json"):format(enc(j.id))
         end,
         file = function(j, what)
-            return ("/bulk/v1/program/members/import/%s/%s.json"):format(j.id, what)
+            return ("/bulk/v1/program/members/import/%s/%s.json"):format(enc(j.id), what)
         end,
         params = { programMemberStatus = "string" }, required = { "programMemberStatus" },
         path_params = { programId = "any" },
