@@ -60,6 +60,20 @@ describe("marketo.auth (fake clock)", function()
         end)
     end
 
+    it("gives up with an error (not silence) when fresh tokens keep being refused", function()
+        local refusals = {}
+        for i = 1, 10 do refusals[i] = envelope_error("601") end
+        local t = scripted{ bulk = refusals }
+        local c = new(t)
+        local ok, msg, code, err = get(c)
+        assert.is_nil(ok)
+        assert.equal("601", code)
+        assert.equal("reauth", err.class)
+        assert.equal(4, err.attempts)
+        assert.equal(4, c:identity_calls())
+        assert.matches("601", msg)
+    end)
+
     it("trusts an expires_in 0 token for a second only", function()
         local t = scripted{ expires_in = 0 }
         local c, advance = new(t)
