@@ -109,6 +109,14 @@ describe("marketo.results", function()
             assert.equal(2, rows[1].line)
         end)
 
+        it("claims no line when the files share no column", function()
+            local rows = results.parse("vin,Import Failure Reason\nV1,r\n",
+                { reason = "Import Failure Reason" })
+            results.tie(rows, part)
+            assert.is_nil(rows[1].line)
+            assert.is_true(rows[1].unmatched)
+        end)
+
         it("marks a row no source row matches", function()
             local rows = results.parse("email,firstName,leadScore,Import Failure Reason\n"
                 .. "z@x.org,Zed,0,r\n", { reason = "Import Failure Reason" })

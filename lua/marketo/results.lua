@@ -264,6 +264,11 @@ end
 -- the k-th line; when fewer copies failed than exist, they are marked ambiguous.
 function M.tie(rows, part)
     local cols = columns(rows.header, part.header)
+    if #cols == 0 then
+        -- Nothing in common to match on: claiming lines would be guessing.
+        for _, row in ipairs(rows) do row.unmatched = true end
+        return rows
+    end
     local passes = { false, true }
     local pending, used = {}, {}
     for k, row in ipairs(rows) do pending[k] = row end
