@@ -68,10 +68,7 @@ function M.plan(job, header, schema, conf)
     else sets = { schema.leads } end
     local cols, unknown = map_columns(header, sets, conf.header_case)
     local plan = { kind = job.kind, cols = cols, width = #header, blank = conf.blank_cells }
-    if unknown then
-        if conf.unknown_column == "reject" then return nil, unknown end
-        plan.all_fail = M.REASONS.unknown:format(unknown)
-    end
+    if unknown and conf.unknown_column == "reject" then return nil, unknown end
     if job.kind == "co" then
         plan.keys = {}
         for _, name in ipairs(job.object.dedupe) do
@@ -90,6 +87,9 @@ function M.plan(job, header, schema, conf)
         plan.key_reason = M.REASONS.lookup:format(lookup)
         if not plan.keys[1] then plan.all_fail = plan.all_fail or plan.key_reason end
     end
+    -- A missing key column is what the docs' ` vin` example reports, so it
+    -- wins over the unknown column that the same typo also makes.
+    if unknown then plan.all_fail = plan.all_fail or M.REASONS.unknown:format(unknown) end
     return plan
 end
 
@@ -100,7 +100,7 @@ function M.check(plan, cells, parse_error)
     if parse_error then return { ok = false, reason = M.REASONS.malformed:format(parse_error) } end
     if #cells ~= plan.width then
         return { ok = false, reason = M.REASONS.malformed:format(
-            ("%d fields, the header has %d"):format(#cells, plan.width)) }
+            ("%d fields for %d columns"):format(#cells, plan.width)) }
     end
     if plan.all_fail then return { ok = false, reason = plan.all_fail } end
     local key = {}
