@@ -24,11 +24,13 @@ end
 
 -- lua-cjson decodes every number as a float under 5.3+; whole numbers become
 -- integers again so that 1001 prints and concatenates as "1001".
+local tointeger = rawget(math, "tointeger")
+
 local function whole(v)
     if type(v) == "table" then
         for k, x in pairs(v) do v[k] = whole(x) end
-    elseif type(v) == "number" and math.tointeger then
-        return math.tointeger(v) or v
+    elseif type(v) == "number" and tointeger then
+        return tointeger(v) or v
     end
     return v
 end

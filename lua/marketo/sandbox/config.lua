@@ -68,8 +68,9 @@ local function coerce(opt, v)
     if kind == "int" or kind == "number" then
         local n = math.tointeger(tonumber(v)) or tonumber(v)
         if n == nil or n < 0 or (kind == "int" and math.type(n) ~= "integer") then
+            local shown = type(v) == "number" and ("%.14g"):format(v) or tostring(v)
             return nil, ("option %s: expected a non-negative %s, got '%s'")
-                :format(opt[1], kind == "int" and "integer" or "number", tostring(v))
+                :format(opt[1], kind == "int" and "integer" or "number", shown)
         end
         return n
     elseif kind == "bool" then

@@ -1,0 +1,280 @@
+-- The sandbox's queue, instance limits, fault injection and inspection
+-- endpoints, through a real `marketo-bulk sandbox` child.
+local sandbox = require("spec.support.sandbox")
+local socket = require("socket")
+
+local BASE = {
+    speed = 0, rate_limit = 100, rate_window = 20, max_in_flight = 10, daily_quota = 50000,
+    max_importing = 2, max_queue = 10, latency = 0, error_rate = 0, drop_rate = 0,
+    slow_rate = 0, job_fail_rate = 0, seed = 1,
+    error_codes = { "502", "604", "608", "611", "615" },
+}
+
+local sb, token
+
+local function rows(n, prefix)
+    local out = { "email,firstName" }
+    for i = 1, n do out[#out + 1] = ("%s%d@example.com,N%d"):format(prefix or "r", i, i) end
+    return table.concat(out, "\n") .. "\n"
+end
+
+local function import_leads(data)
+    return sb.upload{ path = "/bulk/v1/leads.json", token = token,
+                      fields = { { "format", "csv" } }, data = data }
+end
+
+local function status_of(id)
+    local _, res = sb.api_get("/bulk/v1/leads/batch/" .. id .. ".json", token)
+    return res.result[1]
+end
+
+local function assert_error(res, code, message)
+    assert.same({ requestId = res.requestId, success = false,
+                  errors = { { code = code, message = message } } }, res)
+end
+
+-- Runs `n` GETs at once with curl, returning their bodies.
+local function concurrent_gets(n, path)
+    local files, cmds = {}, {}
+    for i = 1, n do
+        files[i] = os.tmpname()
+        cmds[i] = ("curl -s -H 'Authorization: Bearer %s' -o %s '%s%s' &")
+            :format(token, files[i], sb.base_url, path)
+    end
+    os.execute(table.concat(cmds, " ") .. " wait")
+    local bodies = {}
+    for i = 1, n do
+        local f = assert(io.open(files[i]))
+        bodies[i] = f:read("a")
+        f:close()
+        os.remove(files[i])
+    end
+    return bodies
+end
+
+setup(function()
+    sb = sandbox.start(BASE)
+end)
+
+teardown(function()
+    if sb then sb.stop() end
+end)
+
+before_each(function()
+    sb.control(BASE)
+    sb.reset()
+    token = sb.token()
+end)
+
+describe("marketo.sandbox queue", function()
+    it("runs at most 2 Importing, holds 10 in all, and answers 1016 beyond", function()
+        sb.control{ speed = 1 }
+        local ids = {}
+        for i = 1, 10 do
+            local _, res = import_leads(rows(50, "q" .. i .. "-"))
+            assert.equal(true, res.success)
+            ids[i] = res.result[1].batchId
+        end
+        local _, res = import_leads(rows(1))
+        assert_error(res, "1016", "Too many imports")
+        local seen = {}
+        for i, id in ipairs(ids) do seen[i] = status_of(id).status end
+        assert.same({ "Importing", "Importing", "Queued", "Queued", "Queued", "Queued",
+                      "Queued", "Queued", "Queued", "Queued" }, seen)
+        local c = sb.inspect("counters")
+        assert.equal(2, c.max_importing)
+        assert.equal(10, c.max_queue_depth)
+        assert.equal(1, c.answered_1016)
+        -- Speeding up drains the queue in FIFO order.
+        sb.control{ speed = 0 }
+        for _, id in ipairs(ids) do
+            assert.equal("Complete", sb.wait("/bulk/v1/leads/batch/" .. id .. ".json", token).status)
+        end
+        assert.equal(500, #sb.inspect("records/leads"))
+        assert.equal(2, sb.inspect("counters").max_importing)
+    end)
+
+    it("grows the counters while a job imports at its speed", function()
+        sb.control{ speed = 40 }
+        local _, res = import_leads(rows(40))
+        local id = res.result[1].batchId
+        socket.sleep(0.5)
+        local mid = status_of(id)
+        assert.equal("Importing", mid.status)
+        assert.truthy(mid.numOfLeadsProcessed > 0 and mid.numOfLeadsProcessed < 40,
+            "processed " .. tostring(mid.numOfLeadsProcessed))
+        assert.is_nil(mid.message)
+        local done = sb.wait("/bulk/v1/leads/batch/" .. id .. ".json", token)
+        assert.equal(40, done.numOfLeadsProcessed)
+    end)
+end)
+
+describe("marketo.sandbox limits", function()
+    it("answers 606 past the calls allowed in the rolling window", function()
+        sb.control{ rate_limit = 5, rate_window = 1 }
+        for _ = 1, 5 do
+            local _, res = sb.api_get("/bulk/v1/leads/batch/1.json", token)
+            assert.equal("1013", res.errors[1].code)
+        end
+        local status, res = sb.api_get("/bulk/v1/leads/batch/1.json", token)
+        assert.equal(200, status)
+        assert_error(res, "606", "Max rate limit '5' exceeded with in '1' secs")
+        sb.token() -- identity calls are not counted and not limited
+        assert.equal(1, sb.inspect("counters").answered_606)
+        socket.sleep(1.05)
+        _, res = sb.api_get("/bulk/v1/leads/batch/1.json", token)
+        assert.equal("1013", res.errors[1].code)
+    end)
+
+    it("answers 615 past the calls allowed in flight", function()
+        sb.control{ max_in_flight = 2, latency = 0.6 }
+        local bodies = concurrent_gets(4, "/bulk/v1/leads/batch/1.json")
+        local codes = {}
+        for _, b in ipairs(bodies) do
+            local res = sandbox.decode(b)
+            codes[#codes + 1] = res.errors[1].code
+            if res.errors[1].code == "615" then
+                assert_error(res, "615", "Concurrent access limit '2' reached")
+            end
+        end
+        table.sort(codes)
+        assert.same({ "1013", "1013", "615", "615" }, codes)
+        local c = sb.inspect("counters")
+        assert.equal(2, c.answered_615)
+        assert.equal(2, c.max_in_flight)
+    end)
+
+    it("answers 607 once the daily quota is spent", function()
+        sb.control{ daily_quota = 3 }
+        for _ = 1, 3 do sb.api_get("/bulk/v1/leads/batch/1.json", token) end
+        local _, res = sb.api_get("/bulk/v1/leads/batch/1.json", token)
+        assert_error(res, "607", "Daily quota reached")
+        assert.equal(1, sb.inspect("counters").answered_607)
+    end)
+
+    it("does not count calls with a bad token", function()
+        sb.control{ rate_limit = 2 }
+        for _ = 1, 5 do sb.api_get("/bulk/v1/leads/batch/1.json", "bad") end
+        local _, res = sb.api_get("/bulk/v1/leads/batch/1.json", token)
+        assert.equal("1013", res.errors[1].code)
+    end)
+end)
+
+describe("marketo.sandbox faults", function()
+    it("answers the transient errors it is told to", function()
+        sb.control{ error_rate = 1, error_codes = { "604" } }
+        local _, res = sb.api_get("/bulk/v1/leads/batch/1.json", token)
+        assert_error(res, "604", "Request time-out")
+        sb.control{ error_codes = { "608" } }
+        _, res = sb.api_get("/bulk/v1/leads/batch/1.json", token)
+        assert_error(res, "608", "API Temporarily Unavailable")
+        sb.control{ error_codes = { "611" } }
+        _, res = sb.api_get("/bulk/v1/leads/batch/1.json", token)
+        assert_error(res, "611", "System error")
+        sb.control{ error_codes = { "615" } }
+        _, res = sb.api_get("/bulk/v1/leads/batch/1.json", token)
+        assert_error(res, "615", "Concurrent access limit '10' reached")
+        sb.control{ error_codes = { "502" } }
+        local status, body = sb.api_get("/bulk/v1/leads/batch/1.json", token)
+        assert.equal(502, status)
+        assert.truthy(tostring(body):find("502 Bad Gateway", 1, true))
+        assert.equal(5, sb.inspect("counters").faults)
+    end)
+
+    it("drops connections and answers late", function()
+        sb.control{ drop_rate = 1 }
+        local status, err = sb.http{ path = "/bulk/v1/leads/batch/1.json",
+            headers = { authorization = "Bearer " .. token } }
+        assert.is_nil(status)
+        assert.equal("closed", err)
+        sb.control{ drop_rate = 0, slow_rate = 1, slow_seconds = 0.3 }
+        local t0 = socket.gettime()
+        local _, res = sb.api_get("/bulk/v1/leads/batch/1.json", token)
+        assert.equal("1013", res.errors[1].code)
+        assert.truthy(socket.gettime() - t0 >= 0.3)
+        local c = sb.inspect("counters")
+        assert.equal(1, c.dropped)
+    end)
+
+    it("ends jobs Failed", function()
+        sb.control{ job_fail_rate = 1, failed_message = "Import failed: system error" }
+        local _, res = import_leads(rows(3))
+        local r = sb.wait("/bulk/v1/leads/batch/" .. res.result[1].batchId .. ".json", token)
+        assert.equal("Failed", r.status)
+        assert.equal("Import failed: system error", r.message)
+        assert.equal(0, #sb.inspect("records/leads"))
+    end)
+
+    it("replays the same faults for the same seed", function()
+        local function pattern()
+            sb.control{ error_rate = 0.5, error_codes = { "604" }, seed = 7 }
+            sb.reset()
+            local out = {}
+            for i = 1, 16 do
+                local _, res = sb.api_get("/bulk/v1/leads/batch/1.json", token)
+                out[i] = res.errors[1].code
+            end
+            return table.concat(out, ",")
+        end
+        local first = pattern()
+        assert.truthy(first:find("604", 1, true))
+        assert.truthy(first:find("1013", 1, true))
+        assert.equal(first, pattern())
+    end)
+end)
+
+describe("marketo.sandbox inspection", function()
+    it("logs every request without secrets", function()
+        sb.control{ legacy_token = true }
+        import_leads(rows(2))
+        sb.http{ path = "/bulk/v1/leads/batch/1.json?access_token=" .. token }
+        local body = sb.get("/__sandbox/log")
+        assert.falsy(body:find(token, 1, true))
+        assert.falsy(body:find(sb.client_secret, 1, true))
+        local log = sandbox.decode(body)
+        local upload = log[#log - 1]
+        assert.same({ n = upload.n, time = upload.time, method = "POST",
+            path = "/bulk/v1/leads.json", auth = "bearer", status = 200,
+            bytes = upload.bytes, batchId = upload.batchId,
+            parts = { { name = "format", size = 3 },
+                      { name = "file", filename = "data.csv", size = #rows(2) } } }, upload)
+        local get = log[#log]
+        assert.equal("query", get.auth)
+        assert.equal("1013", get.code)
+        assert.equal("(hidden)", get.query.access_token)
+        assert.equal("identity", log[1].auth)
+        assert.equal("(hidden)", log[1].query.client_secret)
+    end)
+
+    it("shows the config without the secret and refuses bad changes", function()
+        local body = sb.get("/__sandbox/config")
+        local conf = sandbox.decode(body)
+        assert.equal(sb.client_id, conf.client_id)
+        assert.is_nil(conf.client_secret)
+        assert.falsy(body:find(sb.client_secret, 1, true))
+        local text, status = sb.post("/__sandbox/config", '{"speed": -1}')
+        assert.equal(400, status)
+        assert.same({ error = "option speed: expected a non-negative number, got '-1'" },
+            sandbox.decode(text))
+        text, status = sb.post("/__sandbox/config", '{"nope": 1}')
+        assert.equal(400, status)
+        assert.same({ error = "unknown option 'nope'" }, sandbox.decode(text))
+    end)
+
+    it("resets records, jobs, log and counters", function()
+        local _, res = import_leads(rows(2))
+        sb.wait("/bulk/v1/leads/batch/" .. res.result[1].batchId .. ".json", token)
+        assert.same({ leads = 2, customObjects = {}, programMembers = {}, lists = {} },
+            sb.inspect("records"))
+        sb.reset()
+        assert.same({}, sb.inspect("records/leads"))
+        assert.same({}, sb.inspect("jobs"))
+        assert.same({}, sb.inspect("log"))
+        assert.equal(0, sb.inspect("counters").requests)
+    end)
+
+    it("answers 404 for unknown inspection paths", function()
+        local _, status = sb.get("/__sandbox/nothing")
+        assert.equal(404, status)
+    end)
+end)
