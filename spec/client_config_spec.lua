@@ -65,6 +65,24 @@ describe("marketo.client", function()
             assert.has_error(function() client.new{ classes = { ["1003"] = "soon" } } end)
         end)
 
+        it("points misuse errors at the script's line", function()
+            local c = assert(client.new{ env = env, transport = transport })
+            local cases = {
+                function() c:import_leads{ path = "x", lookup_field = "email" } end,
+                function() c:import_custom_objects{ path = "x" } end,
+                function() c:import("contacts", { path = "x" }) end,
+                function() c:job("custom_objects", 1) end,
+                function() c:job("leads", 1):wait{ every = 1 } end,
+                function() client.new{ secret = "x" } end,
+            }
+            for i, f in ipairs(cases) do
+                local ok, msg = pcall(f)
+                assert.is_false(ok)
+                assert.matches("client_config_spec%.lua:%d+: bad argument", msg, 1, false,
+                    "case " .. i)
+            end
+        end)
+
         it("returns CONFIG when settings are missing", function()
             local c, _, code = client.new{ env = {}, transport = transport }
             assert.is_nil(c)

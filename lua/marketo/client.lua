@@ -277,19 +277,31 @@ function Client:call(req)
     return self:with_retries(call, function() return self:attempt(req, call) end)
 end
 
---- The jobs API (marketo.job) as client methods.
+--- The jobs API (marketo.job) as client methods. Not tail calls: a misuse error
+-- must point at the script's line, and a tail call would hide it.
 local job = require("marketo.job")
 
-function Client:import(kind, options) return job.create(self, kind, options) end
-function Client:import_leads(options) return job.create(self, "leads", options) end
+function Client:import(kind, options)
+    local j, msg, code, err = job.create(self, kind, options)
+    return j, msg, code, err
+end
+function Client:import_leads(options)
+    local j, msg, code, err = job.create(self, "leads", options)
+    return j, msg, code, err
+end
 function Client:import_custom_objects(options)
-    return job.create(self, "custom_objects", options)
+    local j, msg, code, err = job.create(self, "custom_objects", options)
+    return j, msg, code, err
 end
 function Client:import_program_members(options)
-    return job.create(self, "program_members", options)
+    local j, msg, code, err = job.create(self, "program_members", options)
+    return j, msg, code, err
 end
 --- A job created earlier (e.g. by a previous run), by its batch id.
-function Client:job(kind, batch_id, options) return job.attach(self, kind, batch_id, options) end
+function Client:job(kind, batch_id, options)
+    local j = job.attach(self, kind, batch_id, options)
+    return j
+end
 
 M.Client = Client
 return M

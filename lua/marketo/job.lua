@@ -82,7 +82,7 @@ local function type_of(kind, fname)
     local t = M.types[kind]
     if not t then
         error(("bad argument #1 to '%s' (leads, custom_objects or program_members expected, "
-            .. "got %s)"):format(fname, tostring(kind)), 3)
+            .. "got %s)"):format(fname, tostring(kind)), 4)
     end
     return t
 end
@@ -96,19 +96,19 @@ local function known_options(t)
 end
 
 local function check_create(t, kind, o)
-    config.check(o, known_options(t), "import", 3)
-    if not o.path then error("bad argument #1 to 'import' (option 'path' required)", 3) end
+    config.check(o, known_options(t), "import", 4)
+    if not o.path then error("bad argument #1 to 'import' (option 'path' required)", 4) end
     for k in pairs(t.path_params or {}) do
         if o[k] == nil then error(("bad argument #1 to 'import' (%s needs '%s')")
-            :format(kind, k), 3) end
+            :format(kind, k), 4) end
     end
     for _, k in ipairs(t.required or {}) do
         if o[k] == nil then error(("bad argument #1 to 'import' (%s needs '%s')")
-            :format(kind, k), 3) end
+            :format(kind, k), 4) end
     end
     local format = (o.format or "csv"):lower()
     if not FORMATS[format] then
-        error("bad argument #1 to 'import' (format must be csv, tsv or ssv)", 3)
+        error("bad argument #1 to 'import' (format must be csv, tsv or ssv)", 4)
     end
     return format
 end
@@ -152,9 +152,9 @@ end
 --- create(client, kind, options) -> job | nil, message, code, err.
 -- options: path (the file to upload), offset, length (a byte range of it), prefix
 -- (bytes sent before the range, e.g. the header line of a part), filename, format
--- ("csv", "tsv", "ssv"; default csv), content_type, timeout, on_progress(sent, total);
--- and the type's Marketo
--- parameters under their Marketo names: leads lookupField, listId, partitionName;
+-- ("csv", "tsv", "ssv"; default csv), content_type (of the file part, default
+-- text/csv as in Marketo's docs), timeout, on_progress(sent, total); and the type's
+-- Marketo parameters under their Marketo names: leads lookupField, listId, partitionName;
 -- custom_objects apiName; program_members programId, programMemberStatus.
 function M.create(client, kind, options)
     local t = type_of(kind, "import")
@@ -171,7 +171,7 @@ function M.create(client, kind, options)
         on_progress = o.on_progress,
         multipart = { fields = {}, file = {
             name = "file", path = o.path, offset = o.offset, length = o.length,
-            prefix = o.prefix, content_type = o.content_type or "text/" .. format,
+            prefix = o.prefix, content_type = o.content_type or "text/csv",
             filename = o.filename or o.path:match("[^/]+$"),
         } },
     }
@@ -189,9 +189,9 @@ function M.attach(client, kind, batch_id, options)
     local o = options or {}
     local known = { format = "string" }
     for k, v in pairs(t.path_params or {}) do known[k] = v end
-    config.check(o, known, "job", 2)
+    config.check(o, known, "job", 3)
     if kind == "custom_objects" and not o.apiName then
-        error("bad argument #3 to 'job' (custom_objects needs 'apiName')", 2)
+        error("bad argument #3 to 'job' (custom_objects needs 'apiName')", 3)
     end
     local j = new_job(client, kind, o, (o.format or "csv"):lower())
     j.id = batch_id
