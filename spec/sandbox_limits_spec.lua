@@ -88,7 +88,8 @@ describe("marketo.sandbox queue", function()
         -- Speeding up drains the queue in FIFO order.
         sb.control{ speed = 0 }
         for _, id in ipairs(ids) do
-            assert.equal("Complete", sb.wait("/bulk/v1/leads/batch/" .. id .. ".json", token).status)
+            local r = sb.wait("/bulk/v1/leads/batch/" .. id .. ".json", token)
+            assert.equal("Complete", r.status)
         end
         assert.equal(500, #sb.inspect("records/leads"))
         assert.equal(2, sb.inspect("counters").max_importing)
@@ -122,7 +123,8 @@ describe("marketo.sandbox limits", function()
         sb.token() -- identity calls are not counted and not limited
         assert.equal(1, sb.inspect("counters").answered_606)
         socket.sleep(1.05)
-        _, res = sb.api_get("/bulk/v1/leads/batch/1.json", token)
+        status, res = sb.api_get("/bulk/v1/leads/batch/1.json", token)
+        assert.equal(200, status)
         assert.equal("1013", res.errors[1].code)
     end)
 
