@@ -64,7 +64,7 @@ end
 
 -- curl, so that a caller on plain Lua needs no socket library.
 local function curl(url, method, body)
-    local args = { "curl", "-s", "-S", "-o", "-", "-w", shell_quote("\n%{http_code}"),
+    local args = { "curl", "-s", "-o", "-", "-w", shell_quote("\n%{http_code}"),
                    "-X", method }
     local tmp
     if body then
