@@ -129,6 +129,19 @@ describe("marketo.client envelopes (fake clock)", function()
             assert.same({ 1, 2, 4, 5, 5, 5 }, slept)
         end)
 
+        it("with the row count, polls near the expected end", function()
+            local function progress(n)
+                return h.json_answer(200, { requestId = "s#1", success = true, result = { {
+                    batchId = 1, status = "Importing", numOfLeadsProcessed = n } } })
+            end
+            local c, _, slept = new{ progress(10), progress(30), progress(70),
+                status("Complete") }
+            assert(c:job("leads", 1):wait{ first = 1, factor = 2, max_interval = 30,
+                rows = 100 })
+            -- 10 rows/s: after 70 rows at t = 7 s the end is 3 s away, not 8.
+            assert.same({ 1, 2, 4, 4 }, slept)
+        end)
+
         it("uses the default schedule of 1 s growing to 30 s", function()
             local bulk = {}
             for _ = 1, 12 do bulk[#bulk + 1] = status("Importing") end
