@@ -107,7 +107,7 @@ FUZZ_TIME ?= 60
 fuzz:
 	@mkdir -p build/fuzz/corpus
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all $(WARN) -Isrc \
-	    -o build/fuzz/csv_fuzz fuzz/csv_fuzz.c src/csv_scan.c
+	    -o build/fuzz/csv_fuzz fuzz/csv_fuzz.c src/csv_scan.c src/csv_fast.c
 	build/fuzz/csv_fuzz -max_total_time=$(FUZZ_TIME) -print_final_stats=1 \
 	    -artifact_prefix=build/fuzz/ \
 	    build/fuzz/corpus fuzz/corpus

@@ -1,7 +1,9 @@
 /* csv_fuzz.c - libFuzzer harness for the CSV scanner (make fuzz). The first
  * two bytes pick the format, strict or lenient, capture or not, the buffer
  * size and how many bytes each read(2) returns, so refills fall everywhere.
- * Every good row must survive a round trip through csv_encode_field. */
+ * Every good row must survive a round trip through csv_encode_field, and
+ * csv_scan_fast (the planner's path) must find exactly the records, lines
+ * and errors that csv_scan_next finds. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdint.h>
 #include <stdlib.h>
@@ -68,6 +70,57 @@ static void round_trip(const csv_scan *s)
     free(line);
 }
 
+static void same_record(const csv_scan *a, long long off, long long end, long long line)
+{
+    if (a->rec_off != off || a->rec_end != end || a->rec_line != line)
+        abort();
+}
+
+/* Scans again with csv_scan_fast where it can, and compares with what
+ * csv_scan_next alone found (recorded in want[], n of them). */
+static void fast_agrees(const uint8_t *data, size_t size, int cfg, const csv_scan *ref,
+                        const csv_scan *rows, int nrows, const int *status)
+{
+    static const char delims[] = ",\t;";
+    csv_scan s;
+    csv_rec recs[8];
+    mem_src m;
+    int i = 0, k, j, st;
+
+    m.p = data + 2;
+    m.n = size - 2;
+    m.step = (size_t)(data[1] % 37) + 1;
+    if (csv_scan_init(&s, mem_read, &m, delims[cfg % 3], (size_t)16 << ((cfg >> 4) & 3),
+                      (size_t)8 << ((cfg >> 6) & 3), (cfg >> 3) & 1) != 0)
+        abort();
+    while (i < nrows) {
+        if (i > 0 && (k = csv_scan_fast(&s, recs, 1 + (int)(data[1] % 8))) > 0) {
+            for (j = 0; j < k; j++, i++) {
+                if (i >= nrows || status[i] != CSV_ROW)
+                    abort();
+                same_record(&rows[i], recs[j].off, recs[j].end, recs[j].line);
+            }
+            continue;
+        }
+        st = csv_scan_next(&s, 0);
+        if (st != status[i] || (st != CSV_END && s.err != rows[i].err))
+            abort();
+        if (st == CSV_END)
+            break;
+        /* a strict failure stops mid-record: its end is unknown */
+        same_record(&rows[i], s.rec_off, st == CSV_BAD && !s.lenient ? rows[i].rec_end
+                    : s.rec_end, s.rec_line);
+        if (i++ == 0 && st == CSV_ROW && (cfg & 2))
+            s.expect = s.nf;
+        if (st == CSV_BAD && !s.lenient)
+            break;
+    }
+    /* after a strict failure, how far the scan got depends on buffering */
+    if (status[nrows - 1] == CSV_END && (s.blank != ref->blank || s.crlf != ref->crlf))
+        abort();
+    csv_scan_free(&s);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -77,6 +130,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     mem_src m;
     int st, cfg, capture, lenient, rows = 0;
     long long last_end = 0, last_line = 0;
+    static csv_scan want[4096]; /* rec_off, rec_end, rec_line, err of each */
+    static int status[4096];
 
     if (size < 2)
         return 0;
@@ -91,6 +146,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     for (;;) {
         st = csv_scan_next(&s, capture);
+        if (rows < 4096) {
+            status[rows] = st;
+            want[rows].rec_off = s.rec_off;
+            want[rows].rec_end = s.rec_end;
+            want[rows].rec_line = s.rec_line;
+            want[rows].err = s.err;
+        }
         if (st == CSV_END || (st == CSV_BAD && !lenient))
             break;
         if (st != CSV_ROW && st != CSV_BAD)
@@ -105,6 +167,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (rows++ == 0 && st == CSV_ROW && (cfg & 2))
             s.expect = s.nf; /* a header fixes the field count */
     }
+    if (rows < 4095)
+        fast_agrees(data, size, cfg, &s, want, rows + 1, status);
     csv_scan_free(&s);
     return 0;
 }

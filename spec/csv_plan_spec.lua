@@ -97,6 +97,37 @@ describe("marketo.csv.plan", function()
         assert.equal("CSV_FIELD_COUNT", plan.rejects[1].code)
     end)
 
+    it("agrees with the reader on a long file with bad rows among good ones", function()
+        local rows = helper.tricky_rows(400)
+        helper.write_rows(path, ",", { "id", "text", "n" }, rows, "\n")
+        local data = helper.read_all(path)
+        -- break rows 100 (a stray quote) and 300 (a NUL) in place
+        data = data:gsub("\n100,", "\n1\"00,", 1):gsub("\n300,", "\n3\0,", 1)
+        helper.write_file(path, data)
+        local plan = assert(csv.plan(path, { lenient = true, max_bytes = 2000 }))
+        assert.equal(398, plan.rows)
+        assert.equal(2, plan.rejected)
+        assert.same({ "CSV_STRAY_QUOTE", "CSV_NUL_BYTE" },
+            { plan.rejects[1].code, plan.rejects[2].code })
+        local r = assert(csv.open(path, { lenient = true }))
+        local want = helper.collect(r)
+        r:close()
+        local n = 0
+        for _, p in ipairs(plan.parts) do
+            for _, line in ipairs(want.lines) do
+                if line >= p.first_line and line <= p.last_line then n = n + 1 end
+            end
+            assert.is_true(p.bytes <= 2000)
+            for _, rej in ipairs(plan.rejects) do
+                assert.is_false(rej.line >= p.first_line and rej.line <= p.last_line)
+            end
+        end
+        assert.equal(398, n)
+        local _, msg, code = csv.plan(path)
+        assert.equal("CSV_STRAY_QUOTE", code)
+        assert.equal(plan.rejects[1].message, msg:sub(#code + 3))
+    end)
+
     it("raises on unknown options", function()
         assert.has_error(function() csv.plan(path, { max_byte = 1 }) end,
             "bad argument #2 to 'plan' (unknown option 'max_byte')")

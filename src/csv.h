@@ -59,10 +59,19 @@ typedef struct csv_scan {
     long long q_off, q_line, q_line_start; /* the quote that opened the field */
 } csv_scan;
 
+typedef struct csv_rec {
+    long long off, end, line; /* bytes [off, end) of the file; start line */
+} csv_rec;
+
 int csv_scan_init(csv_scan *s, csv_read_fn read, void *ctx, int delim,
                   size_t chunk, size_t max_row, int lenient);
 void csv_scan_free(csv_scan *s);
 int csv_scan_next(csv_scan *s, int capture);
+/* Up to cap clean records without capture, fast (csv_fast.c); 0 when the
+ * next record needs csv_scan_next. Only after csv_scan_next read one. */
+int csv_scan_fast(csv_scan *s, csv_rec *out, int cap);
+int csv_scan_fill(csv_scan *s, size_t need);
+size_t csv_utf8_seq(const unsigned char *p, size_t n);
 const char *csv_err_code(int err);
 
 static inline const char *csv_field(const csv_scan *s, int i, size_t *len)

@@ -2,6 +2,8 @@
  * limit, cut only between rows, each the header plus one byte range of the
  * source. Nothing is copied: the transport streams each range from disk. */
 #define _POSIX_C_SOURCE 200809L
+#include <string.h>
+
 #include "csv_core.h"
 
 typedef struct plan_part {
@@ -32,59 +34,99 @@ static void set_size(lua_State *L, const char *k, long long v)
     lua_setfield(L, -2, k);
 }
 
+typedef struct planner {
+    plan_part p;
+    long long max, hlen;
+    int n;
+    marketo_csv_reader *r;
+} planner;
+
+/* Adds one row: a new part when it does not fit the current one. 0, or -1
+ * with the failure triple pushed (the parts table is at -1 before). */
+static int add_row(lua_State *L, planner *pl, long long off, long long end, long long line)
+{
+    plan_part *p = &pl->p;
+
+    if (pl->hlen + end - off > pl->max) {
+        marketo_push_fail(L, "CSV_ROW_TOO_LARGE", "%s:%lld: the row takes %lld bytes, with "
+                          "the header %lld, over the part limit of %lld; raise max_bytes or "
+                          "shorten the row", pl->r->path, line, end - off,
+                          pl->hlen + end - off, pl->max);
+        return -1;
+    }
+    if (p->rows > 0 && pl->hlen + end - p->offset > pl->max) {
+        push_part(L, p, pl->hlen, ++pl->n);
+        p->rows = 0;
+    }
+    if (p->rows == 0) {
+        p->offset = off;
+        p->first_line = line;
+    }
+    p->end = end;
+    p->last_line = line;
+    p->rows++;
+    return 0;
+}
+
+/* Rows go through csv_scan_fast while they are plainly clean, through the
+ * reader (all checks, rejects) otherwise. */
+static int plan_rows(lua_State *L, planner *pl)
+{
+    marketo_csv_reader *r = pl->r;
+    csv_rec recs[1024];
+
+    for (;;) {
+        long long rejected = r->rejected;
+        int i, st, k = csv_scan_fast(&r->s, recs, 1024);
+
+        if (k > 0) {
+            r->rows += k;
+            for (i = 0; i < k; i++)
+                if (add_row(L, pl, recs[i].off, recs[i].end, recs[i].line) != 0)
+                    return -1;
+            continue;
+        }
+        if ((st = marketo_csv_reader_next(L, r, 0)) < 0)
+            return -1;
+        if (pl->p.rows > 0 && (st == CSV_END || r->rejected != rejected)) {
+            push_part(L, &pl->p, pl->hlen, ++pl->n); /* a reject ends the part before it */
+            pl->p.rows = 0;
+        }
+        if (st == CSV_END)
+            return 0;
+        if (add_row(L, pl, r->s.rec_off, r->s.rec_end, r->s.rec_line) != 0)
+            return -1;
+    }
+}
+
 /* csv_plan(reader, max_bytes) -> plan | nil, msg, code. The reader must be
  * fresh (header read, no row yet); it is read to the end. */
 static int plan_new(lua_State *L)
 {
-    marketo_csv_reader *r = marketo_csv_check_reader(L, 1);
-    long long max = marketo_checksize(L, 2), hlen = (long long)r->hlen;
-    const csv_scan *s = &r->s;
-    plan_part p = {0, 0, 0, 0, 0};
-    int n = 0;
+    planner pl;
 
-    luaL_argcheck(L, r->hdr != NULL, 1, "the reader has no header");
-    luaL_argcheck(L, r->rows == 0 && r->rejected == 0, 1, "the reader has read rows");
-    luaL_argcheck(L, max > 0, 2, "positive");
+    memset(&pl, 0, sizeof pl);
+    pl.r = marketo_csv_check_reader(L, 1);
+    pl.max = marketo_checksize(L, 2);
+    pl.hlen = (long long)pl.r->hlen;
+    luaL_argcheck(L, pl.r->hdr != NULL, 1, "the reader has no header");
+    luaL_argcheck(L, pl.r->rows == 0 && pl.r->rejected == 0, 1, "the reader has read rows");
+    luaL_argcheck(L, pl.max > 0, 2, "positive");
     lua_settop(L, 2);
     lua_newtable(L); /* r max parts */
-    for (;;) {
-        long long rejected = r->rejected;
-        int st = marketo_csv_reader_next(L, r, 0);
-
-        if (st < 0)
-            return 3;
-        if (p.rows > 0 && (st == CSV_END || r->rejected != rejected
-                           || hlen + s->rec_end - p.offset > max)) {
-            push_part(L, &p, hlen, ++n); /* a reject ends the part before it */
-            p.rows = 0;
-        }
-        if (st == CSV_END)
-            break;
-        if (hlen + s->rec_end - s->rec_off > max)
-            return marketo_push_fail(L, "CSV_ROW_TOO_LARGE", "%s:%lld: the row takes %lld "
-                                     "bytes, with the header %lld, over the part limit of "
-                                     "%lld; raise max_bytes or shorten the row", r->path,
-                                     s->rec_line, s->rec_end - s->rec_off,
-                                     hlen + s->rec_end - s->rec_off, max);
-        if (p.rows == 0) {
-            p.offset = s->rec_off;
-            p.first_line = s->rec_line;
-        }
-        p.end = s->rec_end;
-        p.last_line = s->rec_line;
-        p.rows++;
-    }
+    if (plan_rows(L, &pl) != 0)
+        return 3;
     lua_createtable(L, 0, 8); /* r max parts plan */
     lua_insert(L, -2);        /* r max plan parts */
     lua_setfield(L, -2, "parts");
-    lua_pushlstring(L, r->hdr, r->hlen);
+    lua_pushlstring(L, pl.r->hdr, pl.r->hlen);
     lua_setfield(L, -2, "header");
-    set_size(L, "header_offset", r->hdr_off);
-    set_size(L, "rows", r->rows);
-    set_size(L, "rejected", r->rejected);
-    set_size(L, "blank", s->blank);
-    set_size(L, "max_bytes", max);
-    lua_pushboolean(L, s->bom);
+    set_size(L, "header_offset", pl.r->hdr_off);
+    set_size(L, "rows", pl.r->rows);
+    set_size(L, "rejected", pl.r->rejected);
+    set_size(L, "blank", pl.r->s.blank);
+    set_size(L, "max_bytes", pl.max);
+    lua_pushboolean(L, pl.r->s.bom);
     lua_setfield(L, -2, "bom");
     return 1;
 }

@@ -77,7 +77,7 @@ const char *csv_err_code(int err)
 }
 
 /* Length of the valid UTF-8 sequence at p (n bytes available), 0 if none. */
-static size_t utf8_seq(const unsigned char *p, size_t n)
+size_t csv_utf8_seq(const unsigned char *p, size_t n)
 {
     unsigned c = p[0];
 
@@ -107,7 +107,7 @@ static size_t utf8_seq(const unsigned char *p, size_t n)
  * the current record whole (the reader hands it out raw for rejects) unless
  * it is being discarded. 0, -1 on I/O error, -2 when the record outgrew
  * max_row (checked before growing, so the buffer stays bounded). */
-static int fill(csv_scan *s, size_t need)
+int csv_scan_fill(csv_scan *s, size_t need)
 {
     while (s->len - s->pos < need && !s->eof) {
         size_t keep = s->discard ? s->pos : (size_t)(s->rec_off - s->base);
@@ -156,6 +156,8 @@ static long long column_at(const csv_scan *s, long long off, long long line_star
     return col;
 }
 
+static void too_large(csv_scan *s);
+
 /* Records the first problem of the record, at file offset `off`. */
 static void bad(csv_scan *s, int err, long long off, long long line, long long line_start,
                 const char *fmt, ...)
@@ -171,6 +173,14 @@ static void bad(csv_scan *s, int err, long long off, long long line, long long l
 
     if (s->err != CSV_OK)
         return;
+    if (err != CSV_E_TOO_LARGE
+        && s->base + (long long)s->pos - s->rec_off > (long long)s->max_row) {
+        /* past max_row whatever else is wrong: say so, as a smaller buffer
+         * would have (fill checks the size), so the answer never depends on
+         * how the input arrived */
+        too_large(s);
+        return;
+    }
     s->err = err;
     s->err_field = s->nf + 1;
     s->err_line = line;
@@ -197,7 +207,7 @@ static void too_large(csv_scan *s)
 /* fill() for the field scanners: 0 to go on, or an R_ code to return. */
 static int more(csv_scan *s, size_t need)
 {
-    int r = fill(s, need);
+    int r = csv_scan_fill(s, need);
 
     if (r == -1)
         return s->io_errno == ENOMEM ? R_NOMEM : R_IO;
@@ -205,7 +215,7 @@ static int more(csv_scan *s, size_t need)
         too_large(s);
         if (!s->lenient)
             return R_FAIL;
-        return fill(s, need) == 0 ? 0 : (s->io_errno == ENOMEM ? R_NOMEM : R_IO);
+        return csv_scan_fill(s, need) == 0 ? 0 : (s->io_errno == ENOMEM ? R_NOMEM : R_IO);
     }
     return 0;
 }
@@ -242,7 +252,7 @@ static int high_byte(csv_scan *s, int cap)
 
     if (s->len - s->pos < 4 && (r = more(s, 4)) != 0)
         return r;
-    k = utf8_seq(s->buf + s->pos, s->len - s->pos);
+    k = csv_utf8_seq(s->buf + s->pos, s->len - s->pos);
     if (k == 0) {
         bad(s, CSV_E_UTF8, s->base + (long long)s->pos, s->line, s->line_start,
             "invalid UTF-8 (byte 0x%02X) in field %lld; convert the file to UTF-8 "
@@ -446,7 +456,7 @@ static int start_record(csv_scan *s)
 {
     s->rec_off = s->base + (long long)s->pos; /* fill() keeps from here */
     if (!s->started) {
-        if (fill(s, 3) != 0)
+        if (csv_scan_fill(s, 3) != 0)
             return CSV_IOERR;
         s->started = 1;
         if (s->len >= 3 && memcmp(s->buf, "\xEF\xBB\xBF", 3) == 0) {
@@ -457,7 +467,7 @@ static int start_record(csv_scan *s)
     }
     for (;;) {
         s->rec_off = s->base + (long long)s->pos;
-        if (fill(s, 2) != 0)
+        if (csv_scan_fill(s, 2) != 0)
             return CSV_IOERR;
         if (s->pos >= s->len)
             return CSV_END;
