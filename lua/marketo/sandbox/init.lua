@@ -17,6 +17,7 @@ local queue_mod = require("marketo.sandbox.queue")
 local inspect = require("marketo.sandbox.inspect")
 local bulk = require("marketo.sandbox.bulk")
 local spawn = require("marketo.sandbox.spawn")
+local source = require("marketo.sandbox.source")
 local socket = require("socket")
 
 local has_core, core = pcall(require, "marketo.core")
@@ -103,6 +104,7 @@ function Sandbox:counters()
     local s = self.stats
     local out = {}
     for k, v in pairs(s) do out[k] = v end
+    out.csv_engine = source.engine()
     out.importing = #self.queue.importing
     out.queued = #self.queue.waiting
     local lim = self.limits:snapshot()

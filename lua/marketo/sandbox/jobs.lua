@@ -3,6 +3,7 @@
 -- The queue (queue.lua) decides when a job starts and how many rows it may
 -- import by now; this module does the rows.
 local csv = require("marketo.sandbox.csv")
+local source = require("marketo.sandbox.source")
 local validate = require("marketo.sandbox.validate")
 
 local M = {}
@@ -23,12 +24,9 @@ function M.new(fields)
     return job
 end
 
---- Reads the header of an upload; returns the cells, or nil when the file has
--- no header line at all.
-function M.read_header(text, delim)
-    local reader = csv.reader(text, delim)
-    local header = reader:row()
-    return header, reader
+--- Opens the rows of an upload (see source.lua); nil when it has no header.
+function M.open_source(text, format)
+    return source.open(text, format)
 end
 
 function M:start(now, fails)
@@ -87,16 +85,19 @@ end
 --- Imports up to `max_rows` more rows. Returns the number done and whether
 -- the file is finished.
 function M:work(max_rows, store)
-    local reader = self.reader
+    local src = self.source
     local n = 0
     while n < max_rows do
-        local cells, err = reader:row()
-        if not cells then break end
+        local cells, err = src:row()
+        if not cells then
+            self.ended = true
+            break
+        end
         n = n + 1
         self.rows = self.rows + 1
         self:record_row(cells, validate.check(self.plan, cells, err), store)
     end
-    return n, reader:done()
+    return n, self.ended == true
 end
 
 --- Ends the job; the upload itself is no longer needed.
@@ -104,7 +105,13 @@ function M:finish(now, status, message)
     self.status = status
     self.finished = now
     self.message = message
-    self.text, self.reader = nil, nil
+    self:close()
+end
+
+--- Lets go of the upload (a job dropped by a reset, or finished).
+function M:close()
+    if self.source then self.source:close() end
+    self.source = nil
 end
 
 --- The `message` of a finished job, as docs sec. 6.4 spells it ("1 records", and

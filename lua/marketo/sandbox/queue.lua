@@ -18,6 +18,7 @@ function M.new(opts)
 end
 
 function M:reset()
+    for _, job in pairs(self.jobs or {}) do job:close() end
     self.jobs = {}          -- id -> job, every job still within batch_days
     self.waiting = {}       -- FIFO of Queued jobs
     self.importing = {}     -- jobs Importing, in start order
@@ -80,12 +81,10 @@ function M:advance(job, now)
         return true
     end
     local want = self:allowance(job, now) - job.rows
-    local done
+    local done = job.ended == true
     if want > 0 then
         local _
         _, done = job:work(want, self.store)
-    else
-        done = job.reader:done()
     end
     if done then
         job:finish(now, "Complete", nil)

@@ -55,9 +55,12 @@ end
 
 -- Plans the job from its header and queues it; answers with `shape(job)`.
 local function enqueue(sb, call, job, shape)
-    local header, reader = jobs.read_header(job.text, job.delim)
-    job.header, job.reader = header, reader
-    local plan, unknown = validate.plan(job, header, sb.schema, sb.conf)
+    local src = jobs.open_source(job.text, job.format)
+    if not src then return fail(call, 1003, "Empty File") end
+    job.header, job.source, job.text = src.header, src, nil
+    job.bytes = call.file and #call.file.data
+    local plan, unknown = validate.plan(job, src.header, sb.schema, sb.conf)
+    if not plan then src:close() end
     if not plan then return fail(call, 1006, unknown) end
     if job.kind == "pm" then
         plan.member_fields = {}
@@ -68,6 +71,7 @@ local function enqueue(sb, call, job, shape)
     sb.queue:tick(now)
     job.id = sb.queue:next_batch_id()
     if not sb.queue:add(jobs.new(job), now) then
+        src:close()
         sb.stats.answered_1016 = sb.stats.answered_1016 + 1
         return fail(call, 1016)
     end
