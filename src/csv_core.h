@@ -63,5 +63,8 @@ int marketo_csv_reader_next(lua_State *L, marketo_csv_reader *r, int capture);
 int marketo_csv_writer_field(lua_State *L, marketo_csv_writer *w,
                              const char *p, size_t n, int clean);
 int marketo_csv_writer_end(lua_State *L, marketo_csv_writer *w, long long line);
+/* A whole row already in the writer's format, without its line end. */
+int marketo_csv_writer_raw(lua_State *L, marketo_csv_writer *w, const char *p, size_t len,
+                           long long line);
 
 #endif

@@ -1,6 +1,7 @@
 /* csv_mapper.c - csv_map(reader, writer, spec): a mapping that only renames,
  * reorders, drops columns or sets constants, run from reader to writer in C
- * with no Lua call per row. */
+ * with no Lua call per row; csv_map_lua: the same loop calling a mapping's
+ * Lua functions, with fields made Lua strings only when a function asks. */
 #define _POSIX_C_SOURCE 200809L
 #include <string.h>
 
@@ -13,7 +14,7 @@ typedef struct map_col {
     int clean;         /* the constant needs no quotes */
 } map_col;
 
-/* spec[i] is a source column number (1-based) or a constant string. */
+/* spec[i] is a source column number (1-based; 0 for none) or a constant. */
 static map_col *compile(lua_State *L, int spec, int delim, int *ncols)
 {
     int i, n = (int)marketo_rawlen(L, spec);
@@ -23,7 +24,12 @@ static map_col *compile(lua_State *L, int spec, int delim, int *ncols)
     cols = (map_col *)marketo_newudata(L, (size_t)n * sizeof *cols); /* GC frees it */
     for (i = 0; i < n; i++) {
         lua_rawgeti(L, spec, i + 1);
-        if (lua_type(L, -1) == LUA_TNUMBER) {
+        if (lua_type(L, -1) == LUA_TNUMBER && lua_tointeger(L, -1) == 0) {
+            cols[i].src = -1; /* no source: an empty field, or nil to a function */
+            cols[i].value = "";
+            cols[i].len = 0;
+            cols[i].clean = 1;
+        } else if (lua_type(L, -1) == LUA_TNUMBER) {
             lua_Integer k = lua_tointeger(L, -1);
             luaL_argcheck(L, k >= 1 && k <= 1000000, 3, "column number out of range");
             cols[i].src = (int)k - 1;
@@ -41,50 +47,245 @@ static map_col *compile(lua_State *L, int spec, int delim, int *ncols)
     return cols;
 }
 
-/* csv_map(reader, writer, spec) -> rows written | nil, msg, code */
+/* Whether the mapping keeps every column in place (a pure rename): rows
+ * then go out as they came in, only the header changes. */
+static int keeps_rows(const marketo_csv_reader *r, const marketo_csv_writer *w,
+                      const map_col *cols, int n)
+{
+    int i;
+
+    if (r->s.delim != w->delim || n != r->s.expect)
+        return 0;
+    for (i = 0; i < n; i++)
+        if (cols[i].src != i)
+            return 0;
+    return 1;
+}
+
+/* Copies the rows, checked by the scanner, as they are in the source (only
+ * the line end is the writer's); clean ones are found by csv_scan_fast. */
+static int copy_rows(lua_State *L, marketo_csv_reader *r, marketo_csv_writer *w)
+{
+    csv_scan *s = &r->s;
+    csv_rec recs[1024];
+
+    for (;;) {
+        int i, st, k = csv_scan_fast(s, recs, 1024);
+
+        for (i = 0; i < k; i++) {
+            const char *p = (const char *)s->buf + (recs[i].off - s->base);
+            size_t len = (size_t)(recs[i].end - recs[i].off) - 1; /* ends with LF */
+            if (len > 0 && p[len - 1] == '\r')
+                len--;
+            if (marketo_csv_writer_raw(L, w, p, len, recs[i].line) != 0)
+                return -1;
+        }
+        r->rows += k;
+        if (k > 0)
+            continue;
+        if ((st = marketo_csv_reader_next(L, r, 0)) < 0)
+            return -1;
+        if (st == CSV_END)
+            return 0;
+        if (marketo_csv_writer_raw(L, w, (const char *)s->buf + (s->rec_off - s->base),
+                                   (size_t)(s->rec_end - s->rec_off - s->term_len),
+                                   s->rec_line) != 0)
+            return -1;
+    }
+}
+
+/* Writes output column c of the current record. */
+static void put_col(lua_State *L, marketo_csv_writer *w, const csv_scan *s, const map_col *c,
+                    int same)
+{
+    size_t len;
+
+    if (c->src < 0) {
+        marketo_csv_writer_field(L, w, c->value, c->len, c->clean);
+    } else if (c->src < s->nf) {
+        /* An unquoted source field holds no delimiter of the same kind, no
+         * quote and no line end, so it needs no check when delimiters agree. */
+        const char *p = csv_field(s, c->src, &len);
+        marketo_csv_writer_field(L, w, p, len, same && !s->fquoted[c->src] && !s->rec_cr);
+    } else {
+        marketo_csv_writer_field(L, w, "", 0, 1);
+    }
+}
+
+/* csv_map(reader, writer, spec) -> rows read | nil, msg, code */
 static int map_run(lua_State *L)
 {
     marketo_csv_reader *r = marketo_csv_check_reader(L, 1);
     marketo_csv_writer *w = marketo_csv_check_writer(L, 2);
     const csv_scan *s = &r->s;
-    /* An unquoted source field holds no delimiter of the same kind, no quote
-     * and no line end, so it needs no check when the delimiters agree. */
     int same = s->delim == w->delim, n, i;
-    long long rows = 0;
     map_col *cols;
 
     luaL_checktype(L, 3, LUA_TTABLE);
     lua_settop(L, 3);
     cols = compile(L, 3, w->delim, &n);
+    if (keeps_rows(r, w, cols, n)) {
+        if (copy_rows(L, r, w) != 0)
+            return 3;
+        marketo_pushsize(L, r->rows);
+        return 1;
+    }
     for (;;) {
         int st = marketo_csv_reader_next(L, r, 1);
         if (st < 0)
             return 3;
         if (st == CSV_END)
             break;
-        for (i = 0; i < n; i++) {
-            const map_col *c = &cols[i];
-            size_t len;
-            if (c->src < 0) {
-                marketo_csv_writer_field(L, w, c->value, c->len, c->clean);
-            } else if (c->src < s->nf) {
-                const char *p = csv_field(s, c->src, &len);
-                marketo_csv_writer_field(L, w, p, len,
-                                         same && !s->fquoted[c->src] && !s->rec_cr);
-            } else {
-                marketo_csv_writer_field(L, w, "", 0, 1);
+        for (i = 0; i < n; i++)
+            put_col(L, w, s, &cols[i], same);
+        if (marketo_csv_writer_end(L, w, s->rec_line) != 0)
+            return 3;
+    }
+    marketo_pushsize(L, r->rows);
+    return 1;
+}
+
+/* row.name in a mapping function: the field of the current record, made a
+ * string only when asked for. Upvalues: the reader, name -> index. */
+static int row_index(lua_State *L)
+{
+    marketo_csv_reader *r = (marketo_csv_reader *)lua_touserdata(L, lua_upvalueindex(1));
+    lua_Integer i;
+    size_t len;
+    const char *p;
+
+    lua_pushvalue(L, 2);
+    lua_rawget(L, lua_upvalueindex(2));
+    if (lua_isnil(L, -1))
+        return luaL_error(L, "the source has no column '%s'", lua_tostring(L, 2));
+    i = lua_tointeger(L, -1) - 1;
+    if (r->fd < 0 || i >= r->s.nf)
+        return 0;
+    p = csv_field(&r->s, (int)i, &len);
+    lua_pushlstring(L, p, len);
+    return 1;
+}
+
+/* Writes the value a mapping function returned (at the stack top). */
+static void put_value(lua_State *L, marketo_csv_writer *w, int col)
+{
+    size_t len = 0;
+    const char *p = "";
+    int t = lua_type(L, -1);
+
+#if LUA_VERSION_NUM >= 503
+    if (t == LUA_TNUMBER && lua_isinteger(L, -1)) {
+        /* lua_tolstring would go through snprintf and make a string */
+        char buf[24], *e = buf + sizeof buf, *q = e;
+        lua_Integer v = lua_tointeger(L, -1);
+        unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+        do
+            *--q = (char)('0' + u % 10);
+        while ((u /= 10) != 0);
+        if (v < 0)
+            *--q = '-';
+        marketo_csv_writer_field(L, w, q, (size_t)(e - q), 1);
+        lua_pop(L, 1);
+        return;
+    }
+#endif
+    if (t == LUA_TSTRING || t == LUA_TNUMBER)
+        p = lua_tolstring(L, -1, &len);
+    else if (t != LUA_TNIL)
+        luaL_error(L, "the function of output column %d returned a %s (string, number or "
+                   "nil expected)", col, luaL_typename(L, -1));
+    marketo_csv_writer_field(L, w, p, len, 0);
+    lua_pop(L, 1);
+}
+
+/* csv_map_lua(reader, writer, spec, fns, filter, on_filter) -> rows read,
+ * filtered | nil, msg, code. fns[i] is the function of output column i (it
+ * gets the value of spec[i], or nil if spec[i] is 0, and the row); filter
+ * (row, line) keeps a row when truthy; on_filter(line, row) hears of the
+ * others. row is one table for all rows whose fields are read on demand. */
+static int map_lua(lua_State *L)
+{
+    marketo_csv_reader *r = marketo_csv_check_reader(L, 1);
+    marketo_csv_writer *w = marketo_csv_check_writer(L, 2);
+    const csv_scan *s = &r->s;
+    int same = s->delim == w->delim, n, i;
+    long long filtered = 0;
+    map_col *cols;
+
+    luaL_checktype(L, 3, LUA_TTABLE);
+    luaL_checktype(L, 4, LUA_TTABLE);
+    lua_settop(L, 6);
+    luaL_argcheck(L, r->names != LUA_NOREF, 1, "the reader has no header");
+    cols = compile(L, 3, w->delim, &n);                 /* ... cols */
+    lua_newtable(L);                                    /* ... cols row */
+    lua_createtable(L, 0, 1);                           /* ... cols row mt */
+    lua_pushvalue(L, 1);
+    lua_newtable(L);                                    /* ... mt reader index */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, r->names);        /* ... mt reader index names */
+    for (i = 1; i <= s->expect; i++) {
+        lua_rawgeti(L, -1, i);
+        lua_pushinteger(L, i);
+        lua_rawset(L, -4);
+    }
+    lua_pop(L, 1);                                      /* ... mt reader index */
+    lua_pushcclosure(L, row_index, 2);                  /* ... mt index_fn */
+    lua_setfield(L, -2, "__index");
+    lua_setmetatable(L, -2);                            /* ... cols row (at 8) */
+    for (;;) {
+        int st = marketo_csv_reader_next(L, r, 1);
+        if (st < 0)
+            return 3;
+        if (st == CSV_END)
+            break;
+        if (!lua_isnil(L, 5)) {
+            int keep;
+            lua_pushvalue(L, 5);
+            lua_pushvalue(L, 8);
+            marketo_pushsize(L, s->rec_line);
+            lua_call(L, 2, 1);
+            keep = lua_toboolean(L, -1);
+            lua_pop(L, 1);
+            if (!keep) {
+                filtered++;
+                if (!lua_isnil(L, 6)) {
+                    lua_pushvalue(L, 6);
+                    marketo_pushsize(L, s->rec_line);
+                    lua_pushvalue(L, 8);
+                    lua_call(L, 2, 0);
+                }
+                continue;
             }
+        }
+        for (i = 0; i < n; i++) {
+            size_t len;
+            lua_rawgeti(L, 4, i + 1);
+            if (lua_isnil(L, -1)) {
+                lua_pop(L, 1);
+                put_col(L, w, s, &cols[i], same);
+                continue;
+            }
+            if (cols[i].src >= 0 && cols[i].src < s->nf) {
+                const char *p = csv_field(s, cols[i].src, &len);
+                lua_pushlstring(L, p, len);
+            } else {
+                lua_pushnil(L);
+            }
+            lua_pushvalue(L, 8);
+            lua_call(L, 2, 1);
+            put_value(L, w, i + 1);
         }
         if (marketo_csv_writer_end(L, w, s->rec_line) != 0)
             return 3;
-        rows++;
     }
-    marketo_pushsize(L, rows);
-    return 1;
+    marketo_pushsize(L, r->rows);
+    marketo_pushsize(L, filtered);
+    return 2;
 }
 
 void marketo_csv_mapper_open(lua_State *L)
 {
     lua_pushcfunction(L, map_run);
     lua_setfield(L, -2, "csv_map");
+    lua_pushcfunction(L, map_lua);
+    lua_setfield(L, -2, "csv_map_lua");
 }

@@ -144,56 +144,65 @@ int marketo_csv_writer_field(lua_State *L, marketo_csv_writer *w,
     return 0;
 }
 
-/* Ends the row: a lone empty field is written "" so that the line is not
- * blank (readers skip blank lines); then the row goes to the current part,
- * or to a new one when it would push the part over the limit. */
-int marketo_csv_writer_end(lua_State *L, marketo_csv_writer *w, long long line)
+/* Sends a row of len bytes (p, then the line end) to the current part, or
+ * to a new one when it would push the part over the limit. */
+static int emit(lua_State *L, marketo_csv_writer *w, const char *p, size_t len,
+                long long line)
 {
-    marketo_csv_part *p;
+    size_t eol = w->crlf ? 2 : 1, total = len + eol;
+    marketo_csv_part *part;
 
-    row_reserve(L, w, 4);
-    if (w->rfields == 1 && w->rlen == 0) {
-        w->row[w->rlen++] = '"';
-        w->row[w->rlen++] = '"';
-    }
-    if (w->crlf)
-        w->row[w->rlen++] = '\r';
-    w->row[w->rlen++] = '\n';
-    w->rfields = 0;
-    if (w->max_bytes > 0 && (long long)(w->hlen + w->rlen) > w->max_bytes) {
-        long long n = (long long)(w->hlen + w->rlen);
-        w->rlen = 0;
+    if (w->max_bytes > 0 && (long long)(w->hlen + total) > w->max_bytes) {
         marketo_push_fail(L, "CSV_ROW_TOO_LARGE", "the row from line %lld takes %lld bytes "
                           "with the header, over the part limit of %lld; raise max_bytes",
-                          line, n, w->max_bytes);
+                          line, (long long)(w->hlen + total), w->max_bytes);
         return -1;
     }
     if (w->err) {
-        w->rlen = 0;
         push_io_error(L, w);
         return -1;
     }
     if (w->fd < 0 || (w->max_bytes > 0 && w->parts[w->nparts - 1].bytes
-                      + (long long)w->rlen > w->max_bytes)) {
+                      + (long long)total > w->max_bytes)) {
         if (end_part(w) != 0 || start_part(w) != 0) {
-            w->rlen = 0;
             push_io_error(L, w);
             return -1;
         }
     }
-    p = &w->parts[w->nparts - 1];
-    if (p->rows++ == 0)
-        p->first_line = line;
-    p->last_line = line;
-    p->bytes += (long long)w->rlen;
+    part = &w->parts[w->nparts - 1];
+    if (part->rows++ == 0)
+        part->first_line = line;
+    part->last_line = line;
+    part->bytes += (long long)total;
     w->rows++;
-    if (put(w, w->row, w->rlen) != 0) {
-        w->rlen = 0;
+    if (put(w, p, len) != 0 || put(w, w->crlf ? "\r\n" : "\n", eol) != 0) {
         push_io_error(L, w);
         return -1;
     }
-    w->rlen = 0;
     return 0;
+}
+
+/* Ends the row built field by field. A lone empty field is written "" so
+ * that the line is not blank (readers skip blank lines). */
+int marketo_csv_writer_end(lua_State *L, marketo_csv_writer *w, long long line)
+{
+    size_t len;
+
+    row_reserve(L, w, 2);
+    if (w->rfields == 1 && w->rlen == 0) {
+        w->row[w->rlen++] = '"';
+        w->row[w->rlen++] = '"';
+    }
+    len = w->rlen;
+    w->rlen = 0;
+    w->rfields = 0;
+    return emit(L, w, w->row, len, line);
+}
+
+int marketo_csv_writer_raw(lua_State *L, marketo_csv_writer *w, const char *p, size_t len,
+                           long long line)
+{
+    return emit(L, w, p, len, line);
 }
 
 static int writer_close(lua_State *L)

@@ -60,11 +60,13 @@
 --     { to = "leadSource", value = "Webinar" }   constant
 --     { to = "email", from = "Email", fn = function(value, row) return v end }
 --   Source columns not named are dropped. Without fn or filter the whole run
---   is C from reader to writer, no Lua call per row. fn gets the source value
---   and the source row by header name (one table, reused between rows).
+--   is C from reader to writer, no Lua call per row (a pure rename copies the
+--   checked rows as they are, with the writer's line end). fn gets the source
+--   value (nil without from) and the source row; row.name reads a field on
+--   demand (one read-only table for all rows; an unknown name raises).
 --   opts: format, lenient, on_reject, max_rejects, max_row as for open;
 --         out_format (default: format), crlf, max_bytes (parts mode, see
---         writer), filter = function(row, line) -> keep?,
+--         writer), filter = function(row, line) -> keep? (row as for fn),
 --         on_filter = function(line, row) (filtered rows are counted)
 --   result = { rows, rejected, filtered, blank, fast, rejects,
 --              parts = writer:parts() }
@@ -272,37 +274,6 @@ local function compile(mapping, header)
     return names, cols, fast
 end
 
--- The per-row Lua path: one named row table and one output table, reused.
-local function map_rows(r, w, cols, opts, result)
-    local row, out, n = {}, {}, #cols
-    local filter, on_filter = opts.filter, opts.on_filter
-    while true do
-        local t, line, code = r:read(row, true)
-        if t == nil then
-            if line ~= nil then return nil, line, code end
-            return true
-        end
-        if filter and not filter(row, line) then
-            result.filtered = result.filtered + 1
-            if on_filter then on_filter(line, row) end
-        else
-            for i = 1, n do
-                local c = cols[i]
-                local v = c.value
-                if c.fn then
-                    v = c.fn(row[c.from], row)
-                elseif c.from then
-                    v = row[c.from]
-                end
-                out[i] = v
-            end
-            local ok, msg
-            ok, msg, code = w:write(out, line)
-            if not ok then return nil, msg, code end
-        end
-    end
-end
-
 --- Maps src to dst; see the header comment.
 function M.map(src, dst, mapping, opts)
     opts = check_opts("map", 4, opts, MAP_OPTS)
@@ -316,13 +287,14 @@ function M.map(src, dst, mapping, opts)
         header = names, crlf = opts.crlf, max_bytes = opts.max_bytes })
     if not w then r:close(); return nil, msg, code end
     local result = { filtered = 0, fast = fast, rejects = kept }
-    local ok
+    local spec, fns = {}, {}
+    for i, c in ipairs(cols) do spec[i], fns[i] = c.index or c.value or 0, c.fn end
+    local ok, filtered
     if fast then
-        local spec = {}
-        for i, c in ipairs(cols) do spec[i] = c.index or c.value end
         ok, msg, code = core.csv_map(r, w, spec)
     else
-        ok, msg, code = map_rows(r, w, cols, opts, result)
+        ok, filtered, code = core.csv_map_lua(r, w, spec, fns, opts.filter, opts.on_filter)
+        if ok then result.filtered = filtered else msg = filtered end
     end
     local closed, cmsg, ccode = w:close()
     local stats = r:stats()
