@@ -190,6 +190,54 @@ describe("marketo.csv.map", function()
         assert.matches("nope", msg)
     end)
 
+    it("copies rows of a pure rename as they are, with the writer's line end", function()
+        local rows = helper.tricky_rows(2000)
+        helper.write_rows(src, ",", { "id", "text", "n" }, rows, "\r\n")
+        local data = helper.read_all(src)
+        helper.write_file(src, data:sub(1, -3)) -- the last row without a line end
+        local res = assert(csv.map(src, dst .. "-%d", {
+            { to = "ID", from = "id" }, { to = "T", from = "text" }, { to = "N", from = "n" },
+        }, { max_bytes = 50000 }))
+        assert.is_true(res.fast)
+        assert.equal(#rows, res.rows)
+        local body, lines = {}, 0
+        for i, p in ipairs(res.parts) do
+            local part = helper.read_all(p.path)
+            os.remove(p.path)
+            assert.equal("ID,T,N\n", part:sub(1, 7))
+            assert.is_true(#part <= 50000)
+            assert.equal(#part, p.bytes)
+            body[i] = part:sub(8)
+            lines = lines + p.rows
+        end
+        assert.equal(#rows, lines)
+        local want = data:sub(#"id,text,n\r\n" + 1):gsub("\r\n(%d+,)", "\n%1")
+        assert.equal(want:sub(1, -3) .. "\n", table.concat(body))
+    end)
+
+    it("gives functions nil without 'from', and the row by name on demand", function()
+        local seen = {}
+        local res = assert(csv.map(src, dst, {
+            { to = "n", fn = function(v, row)
+                seen[#seen + 1] = tostring(v) .. "|" .. row.junk .. "|" .. row["First Name"]
+                return -#seen
+            end },
+            { to = "s", from = "score", fn = function(v) return math.floor(tonumber(v)) * 2 end },
+        }))
+        assert.equal(3, res.rows)
+        assert.same({ "nil|z|ann, marie", "nil|z|bob", "nil|z|cy \"the\"\nguy" }, seen)
+        assert.equal("n,s\n-1,24\n-2,6\n-3,14\n", helper.read_all(dst))
+    end)
+
+    it("raises on an unknown row name and on a function result of the wrong type", function()
+        assert.has_error(function()
+            csv.map(src, dst, { { to = "a", fn = function(_, row) return row.Emial end } })
+        end, "the source has no column 'Emial'")
+        assert.has_error(function()
+            csv.map(src, dst, { { to = "a", from = "Email", fn = function() return {} end } })
+        end, "the function of output column 1 returned a table (string, number or nil expected)")
+    end)
+
     it("raises on a malformed mapping", function()
         assert.has_error(function() csv.map(src, dst, { { to = "a", form = "b" } }) end,
             "bad argument #3 to 'map' (entry 1: unknown key 'form')")
