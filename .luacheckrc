@@ -16,3 +16,5 @@ files["*.rockspec"] = { std = "min", globals = {
     "rockspec_format", "package", "version", "source", "description", "dependencies",
     "external_dependencies", "build", "test_dependencies", "test",
 } }
+files["lua/marketo/resty/**/*.lua"] = { std = "ngx_lua" }
+files["examples/openresty/**/*.lua"] = { std = "ngx_lua" }

@@ -1,0 +1,65 @@
+--- bulk_admin: the admin endpoints of the example (see nginx.conf).
+--
+--   POST /imports?file=leads.csv&lookupField=email[&max_bytes=N][&poll=S]
+--        -> 202 { "id": 1 }   (the import runs in the background)
+--   GET  /imports/1   -> 200 the progress record (bulk_import.progress)
+--   POST /imports/1/stop -> 202: no new part starts
+--
+-- Files are taken only from the directory in $MARKETO_IMPORT_DIR, by name:
+-- an admin endpoint that uploads any path it is given would ship any file
+-- the worker can read to whoever holds the Marketo credentials.
+local cjson = require("cjson.safe")
+local bulk_import = require("bulk_import")
+
+local M = {}
+
+local function reply(status, value)
+    ngx.status = status
+    ngx.header["Content-Type"] = "application/json"
+    ngx.say(cjson.encode(value))
+    return ngx.exit(status)
+end
+
+local function dict()
+    return ngx.shared.marketo_imports
+end
+
+-- The file's full path, or nil and why.
+local function source(name)
+    local dir = os.getenv("MARKETO_IMPORT_DIR")
+    if not dir or dir == "" then return nil, "MARKETO_IMPORT_DIR is not set" end
+    if not name or not name:match("^[%w][%w._-]*$") then
+        return nil, "file: a plain file name in MARKETO_IMPORT_DIR expected"
+    end
+    return dir .. "/" .. name
+end
+
+local function start()
+    local args = ngx.req.get_uri_args()
+    local path, err = source(args.file)
+    if not path then return reply(400, { error = err }) end
+    local id
+    id, err = bulk_import.start(dict(), {
+        path = path, lookupField = args.lookupField or "email",
+        max_bytes = tonumber(args.max_bytes), poll = tonumber(args.poll),
+    })
+    if not id then return reply(500, { error = err }) end
+    return reply(202, { id = id })
+end
+
+--- Serves one admin request (content_by_lua).
+function M.handle()
+    local method, uri = ngx.req.get_method(), ngx.var.uri
+    if method == "POST" and uri == "/imports" then return start() end
+    local id, rest = uri:match("^/imports/(%d+)(.*)$")
+    local p = id and (rest == "" or rest == "/stop") and bulk_import.progress(dict(), id)
+    if not p then return reply(404, { error = "no such import" }) end
+    if method == "GET" and rest == "" then return reply(200, p) end
+    if method == "POST" and rest == "/stop" then
+        bulk_import.stop(dict(), id)
+        return reply(202, { id = p.id, stopping = true })
+    end
+    return reply(405, { error = "method not allowed" })
+end
+
+return M

@@ -1,0 +1,71 @@
+--- marketo.resty.check: the argument checks of the transport interface, the
+-- same as marketo.http makes (that module needs marketo.core, this one must
+-- not). Misuse raises, pointing at the caller of the public function.
+local M = {}
+
+M.REQUEST = {
+    method = "string", url = "string", headers = "table", body = "string",
+    multipart = "table", output = "string", timeout = "number", on_progress = "function",
+}
+M.MULTIPART = { fields = "table", file = "table" }
+M.FILE = {
+    name = "string", filename = "string", content_type = "string", path = "string",
+    offset = "number", length = "number", prefix = "string",
+}
+
+--- table(t, types, fname, what, level): raises on a non-table, an unknown key
+-- or a value of the wrong type.
+function M.table(t, types, fname, what, level)
+    if type(t) ~= "table" then
+        error(("bad argument #1 to '%s' (%s: table expected, got %s)")
+            :format(fname, what, type(t)), level + 1)
+    end
+    for k, v in pairs(t) do
+        local want = types[k]
+        if not want then
+            error(("bad argument #1 to '%s' (unknown option '%s' in %s)")
+                :format(fname, tostring(k), what), level + 1)
+        elseif type(v) ~= want then
+            error(("bad argument #1 to '%s' (%s.%s: %s expected, got %s)")
+                :format(fname, what, k, want, type(v)), level + 1)
+        end
+    end
+    return t
+end
+
+local function usage(msg, level)
+    error(("bad argument #1 to 'request' (%s)"):format(msg), level + 1)
+end
+
+local function check_multipart(mp, level)
+    M.table(mp, M.MULTIPART, "request", "multipart", level + 1)
+    for i, f in ipairs(mp.fields or {}) do
+        if type(f) ~= "table" or type(f[1]) ~= "string" or type(f[2]) ~= "string" then
+            usage(("multipart.fields[%d]: { name, value } strings expected"):format(i), level + 1)
+        end
+    end
+    if mp.file then
+        M.table(mp.file, M.FILE, "request", "multipart.file", level + 1)
+        if not mp.file.name or not mp.file.path then
+            usage("multipart.file needs name and path", level + 1)
+        end
+    end
+end
+
+--- request(opts, level): the options of t:request.
+function M.request(opts, level)
+    M.table(opts, M.REQUEST, "request", "options", level + 1)
+    if not opts.url then usage("url is required", level + 1) end
+    if opts.body and opts.multipart then
+        usage("body and multipart exclude each other", level + 1)
+    end
+    for name, value in pairs(opts.headers or {}) do
+        if type(name) ~= "string" or type(value) ~= "string" or name:find("[:\r\n]")
+            or value:find("[\r\n]") then
+            usage("headers: name -> value strings without CR, LF or ':' in names", level + 1)
+        end
+    end
+    if opts.multipart then check_multipart(opts.multipart, level + 1) end
+end
+
+return M
