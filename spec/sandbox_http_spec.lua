@@ -408,3 +408,72 @@ describe("marketo.sandbox.http in a child, with curl", function()
         assert.equal("000 52\n", out) -- CURLE_GOT_NOTHING
     end)
 end)
+
+describe("spec.support.server", function()
+    local function alive(pid)
+        local f = io.open("/proc/" .. pid .. "/stat", "r")
+        if not f then return false end
+        local state = f:read("*a"):match("^%d+ %b() (%S)")
+        f:close()
+        return state ~= "Z"
+    end
+
+    local function gone_within(pid, seconds)
+        local deadline = socket.gettime() + seconds
+        while alive(pid) do
+            if socket.gettime() > deadline then return false end
+            socket.sleep(0.05)
+        end
+        return true
+    end
+
+    it("starts a child on a loopback port and stops it", function()
+        local s = test_server.start("spec.support.echo_app")
+        assert.matches("^http://127%.0%.0%.1:%d+$", s.url)
+        assert.is_true(alive(s.pid))
+        s.stop()
+        assert.is_false(alive(s.pid))
+        assert.is_nil(socket.connect("127.0.0.1", s.port))
+        s.stop() -- twice is fine
+    end)
+
+    it("passes options through to the server", function()
+        local s = test_server.start("spec.support.echo_app", { max_body = 10 })
+        finally(s.stop)
+        local p = assert(io.popen(("curl -s -o /dev/null -w '%%{http_code}' -d 12345678901 %s/echo")
+            :format(s.url)))
+        local code = p:read("*a")
+        p:close()
+        assert.equal("413", code)
+    end)
+
+    it("raises when the app does not load", function()
+        local log = os.tmpname()
+        finally(function() os.remove(log) end)
+        assert.has_error(function()
+            test_server.start("spec/support/no_such_app.lua", { stderr = log })
+        end)
+        local f = assert(io.open(log))
+        assert.matches("no_such_app.lua", f:read("*a"), 1, true)
+        f:close()
+    end)
+
+    it("lets the child end by itself after its lifetime", function()
+        local s = test_server.start("spec.support.echo_app", { lifetime = 0.5 })
+        finally(s.stop)
+        assert.is_true(gone_within(s.pid, 3))
+    end)
+
+    it("lets the child end by itself when its parent is gone", function()
+        -- a parent that starts a server and exits without stopping it (the
+        -- lifetime only bounds how long a broken check would keep the child)
+        local p = assert(io.popen("lua5.4 -e 'package.path = \"./?.lua;\" .. package.path; "
+            .. "local s = require(\"spec.support.server\")"
+            .. ".start(\"spec.support.echo_app\", { lifetime = 5 }); "
+            .. "print(s.pid); os.exit(0)'"))
+        local pid = tonumber(p:read("*l"))
+        p:close()
+        assert.is_number(pid)
+        assert.is_true(gone_within(pid, 3))
+    end)
+end)

@@ -10,7 +10,8 @@
 -- The app is a module name or a .lua path; it returns a handler function or a
 -- table { handler = fn, max_body = n, ... } (options of marketo.sandbox.http).
 -- opts may set max_body, timeout, max_connections and lifetime (seconds the
--- child may live; default 600). The child runs spec/support/serve.lua under
+-- child may live; default 600) and stderr (a file for the child's stderr,
+-- which otherwise is ours). The child runs spec/support/serve.lua under
 -- lua5.4; it exits by itself when this process goes away.
 --
 -- One server for a whole spec file (or describe block):
@@ -42,9 +43,10 @@ local function command(root, app, opts)
         "lua5.4", shell_quote(root .. "/spec/support/serve.lua"), shell_quote(app),
     }
     local keys = {}
-    for k in pairs(opts) do keys[#keys + 1] = k end
+    for k in pairs(opts) do if k ~= "stderr" then keys[#keys + 1] = k end end
     table.sort(keys)
     for _, k in ipairs(keys) do parts[#parts + 1] = shell_quote(k .. "=" .. tostring(opts[k])) end
+    if opts.stderr then parts[#parts + 1] = "2>" .. shell_quote(opts.stderr) end
     return table.concat(parts, " ")
 end
 
