@@ -327,6 +327,20 @@ describe("marketo.sandbox.http", function()
             assert.is_nil(socket.connect("127.0.0.1", port))
         end)
 
+        it("forgets connections the client closed, even mid-answer", function()
+            start{ handler = function(req)
+                return 200, {}, req.path == "/big" and ("x"):rep(32 * MB) or "small"
+            end }
+            local idle, greedy = connect(server), connect(server)
+            assert.equal("small", idle:send(get("/1")):response(server).body)
+            greedy:send(get("/big"))
+            pump(server, function() greedy:poll() return #greedy.buf > 0 end)
+            idle.sock:close()
+            greedy.sock:close() -- with most of the answer still unsent
+            pump(server, function() return server.count == 0 end)
+            assert.equal("small", connect(server):send(get("/2")):response(server).body)
+        end)
+
         it("closes a connection idle for longer than its timeout", function()
             start{ timeout = 0.2 }
             local c = connect(server)
