@@ -69,11 +69,22 @@ static int process_self_exe(lua_State *L)
     return 1;
 }
 
+/* isatty(fd) -> boolean: whether progress can redraw a line (fd 1 or 2). */
+static int process_isatty(lua_State *L)
+{
+    lua_Integer fd = luaL_checkinteger(L, 1);
+
+    luaL_argcheck(L, fd >= 0 && fd <= 2, 1, "0, 1 or 2 expected");
+    lua_pushboolean(L, isatty((int)fd));
+    return 1;
+}
+
 void marketo_process_open(lua_State *L)
 {
     static const luaL_Reg funcs[] = {
         {"catch_signals", process_catch_signals},
         {"getpid", process_getpid},
+        {"isatty", process_isatty},
         {"self_exe", process_self_exe},
         {"stop_requested", process_stop_requested},
         {NULL, NULL}

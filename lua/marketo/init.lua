@@ -10,4 +10,13 @@ if core._VERSION ~= M._VERSION then
         :format(M._VERSION, M._VERSION, tostring(core._VERSION)))
 end
 
+--- marketo.client(options) -> client | nil, message, code (see marketo.client)
+function M.client(options) return require("marketo.client").new(options) end
+
+--- marketo.import(spec) -> result | nil, message, code (see marketo.import)
+function M.import(spec) return require("marketo.import").run(spec) end
+
+M.errors = require("marketo.errors")
+M.retry = require("marketo.retry")
+
 return M

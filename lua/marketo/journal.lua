@@ -9,6 +9,7 @@
 --   {"ev":"uploaded","part":k,"batch":n}  Marketo accepted it as batch n
 --   {"ev":"finished","part":k, ...}       Complete or Failed, with counts
 --   {"ev":"fetched","part":k, ...}        failures/warnings fetched and tied back
+--   {"ev":"calls","counts":{...}}       API calls a run made, by kind
 --   {"ev":"stopped"} / {"ev":"done"}
 --
 -- A part whose last record is "sending" has an unknown outcome (the crash
@@ -37,6 +38,12 @@ local function apply(state, rec)
         part.stage = ev
         part[ev] = rec
         if rec.batch then part.batch = rec.batch end
+    elseif ev == "calls" then
+        -- API calls a run made, by kind; a resumed import adds its own.
+        for kind, n in pairs(rec.counts or {}) do
+            state.calls[kind] = (state.calls[kind] or 0) + n
+        end
+        return true
     elseif ev == "stopped" or ev == "done" then
         state.ended = ev
     else
@@ -47,7 +54,7 @@ local function apply(state, rec)
 end
 
 local function new_state()
-    return { parts = {}, nparts = 0 }
+    return { parts = {}, nparts = 0, calls = {} }
 end
 
 --- read(path) -> state | nil, msg, code. The state is

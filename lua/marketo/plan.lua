@@ -1,0 +1,192 @@
+--- marketo.plan: the pre-pass of an import. Every row of every source is read,
+-- mapped and validated before anything is sent, so a malformed row at line
+-- 2,000,000 never leaves a file half-imported; then the rows are cut into
+-- parts under Marketo's size limit.
+--
+--   plan.build{ sources = { "a.csv" }, format = "csv", mapping = m, filter = f,
+--               validate = v, lenient = false, max_bytes = n, work_dir = "w/" }
+--   -> { parts = { part... }, rows = { read, filtered, rejected }, rejects = { ... } }
+--   part = { source, path, offset, length, prefix, format, rows, first_line, last_line,
+--            bytes, mapped, lines = { file, skip } }
+--
+-- An unmapped source is never copied: its parts are byte ranges streamed with
+-- the header in front. A mapping that only renames, reorders, drops or sets
+-- constants runs in C (csv.map); one with Lua functions, a filter or a
+-- validation runs here, row by row, and also writes the source line of every
+-- row it keeps to a lines file, so failures can be tied back to the source.
+local csv = require("marketo.csv")
+local mapping_mod = require("marketo.mapping")
+
+local M = {}
+
+local EXT = { csv = "csv", tsv = "tsv", ssv = "csv" }
+
+local function fail(code, msg)
+    return nil, code .. ": " .. msg, code
+end
+
+local function add_rejects(out, rejects, source)
+    for _, r in ipairs(rejects or {}) do
+        out[#out + 1] = { source = source, line = r.line, column = r.column, code = r.code,
+            reason = r.message }
+    end
+end
+
+-- An unmapped source: plan byte ranges, copy nothing.
+local function plan_source(o, source, acc)
+    local p, msg, code = csv.plan(source, { format = o.format, lenient = o.lenient,
+        max_bytes = o.max_bytes, max_rejects = o.max_rejects })
+    if not p then return nil, msg, code end
+    acc.rows.read = acc.rows.read + p.rows + p.rejected
+    acc.rows.rejected = acc.rows.rejected + p.rejected
+    add_rejects(acc.rejects, p.rejects, source)
+    for _, part in ipairs(p.parts) do
+        acc.parts[#acc.parts + 1] = {
+            source = source, path = source, offset = part.offset, length = part.length,
+            prefix = p.header, format = o.format, rows = part.rows, bytes = part.bytes,
+            first_line = part.first_line, last_line = part.last_line, mapped = false,
+        }
+    end
+    return true
+end
+
+local function work_pattern(o, index)
+    return ("%s/s%02d-part-%%04d.%s"):format(o.work_dir, index, EXT[o.format])
+end
+
+local function add_written(acc, source, parts, format, lines_file)
+    local skip = 0
+    for _, part in ipairs(parts) do
+        acc.parts[#acc.parts + 1] = {
+            source = source, path = part.path, offset = 0, length = part.bytes,
+            format = format, rows = part.rows, bytes = part.bytes,
+            first_line = part.first_line, last_line = part.last_line, mapped = true,
+            lines = lines_file and { file = lines_file, skip = skip } or nil,
+        }
+        skip = skip + part.rows
+    end
+end
+
+-- A mapping C can run alone: renames, reorders, drops, constants.
+local function map_fast(o, source, index, acc, m)
+    local r, msg, code = csv.map(source, work_pattern(o, index), m:fast_spec(), {
+        format = o.format, lenient = o.lenient, max_bytes = o.max_bytes,
+        max_rejects = o.max_rejects })
+    if not r then return nil, msg, code end
+    acc.rows.read = acc.rows.read + r.rows + r.rejected
+    acc.rows.rejected = acc.rows.rejected + r.rejected
+    add_rejects(acc.rejects, r.rejects, source)
+    add_written(acc, source, r.parts, o.format, nil)
+    return true
+end
+
+-- Everything else, a row at a time in Lua.
+local function map_rows(o, source, index, acc, m)
+    local reader, msg, code = csv.open(source, { format = o.format, lenient = o.lenient,
+        max_rejects = o.max_rejects })
+    if not reader then return nil, msg, code end
+    local ok, err = m:bind(reader:header(), source)
+    if not ok then reader:close(); return fail("MAPPING", err) end
+    local lines_path = ("%s/s%02d.lines"):format(o.work_dir, index)
+    local lines = assert(io.open(lines_path, "wb"))
+    local writer
+    writer, msg, code = csv.writer(work_pattern(o, index), { format = o.format,
+        header = m:names(), max_bytes = o.max_bytes })
+    if not writer then reader:close(); lines:close(); return nil, msg, code end
+    local row, named, out = {}, {}, {}
+    local result, rmsg, rcode = true, nil, nil
+    while true do
+        local got, line, third = reader:read(row)
+        if got == nil then
+            if line ~= nil then result, rmsg, rcode = nil, line, third end
+            break
+        end
+        acc.rows.read = acc.rows.read + 1
+        local keep, reason, column = m:apply(row, line, named, out)
+        if keep == "filtered" then
+            acc.rows.filtered = acc.rows.filtered + 1
+        elseif keep == "invalid" and o.lenient then
+            acc.rows.rejected = acc.rows.rejected + 1
+            acc.rejects[#acc.rejects + 1] = { source = source, line = line, column = column,
+                code = "INVALID_ROW", reason = reason }
+        elseif keep == "invalid" then
+            result, rmsg, rcode = fail("INVALID_ROW", ("%s:%d:%s %s; fix the row, or pass "
+                .. "lenient mode to reject it"):format(source, line,
+                column and (column .. ":") or "", reason))
+            break
+        else
+            local w, wmsg, wcode = writer:write(out, line)
+            if not w then result, rmsg, rcode = nil, wmsg, wcode; break end
+            lines:write(line, "\n")
+        end
+    end
+    local stats_rejected = reader:stats().rejected
+    acc.rows.read = acc.rows.read + stats_rejected
+    acc.rows.rejected = acc.rows.rejected + stats_rejected
+    add_rejects(acc.rejects, reader:rejects(), source)
+    reader:close()
+    lines:close()
+    local closed, cmsg, ccode = writer:close()
+    if result and not closed then result, rmsg, rcode = nil, cmsg, ccode end
+    if not result then return nil, rmsg, rcode end
+    add_written(acc, source, writer:parts(), o.format, lines_path)
+    return true
+end
+
+--- build(o) -> plan | nil, msg, code (see the header comment).
+function M.build(o)
+    local acc = { parts = {}, rows = { read = 0, filtered = 0, rejected = 0 }, rejects = {} }
+    local m = o.mapping and mapping_mod.new(o.mapping, o.filter, o.validate) or nil
+    if not m and (o.filter or o.validate) then
+        m = mapping_mod.identity(o.filter, o.validate)
+    end
+    for index, source in ipairs(o.sources) do
+        local ok, msg, code
+        if not m then
+            ok, msg, code = plan_source(o, source, acc)
+        elseif m:is_fast() then
+            ok, msg, code = map_fast(o, source, index, acc, m)
+        else
+            ok, msg, code = map_rows(o, source, index, acc, m)
+        end
+        if not ok then return nil, msg, code end
+    end
+    for k, part in ipairs(acc.parts) do part.part = k end
+    return acc
+end
+
+--- The source lines of a part's rows, in order (for tying failures back):
+-- from its lines file for a part mapped in Lua, else by reading the source.
+function M.part_lines(part)
+    if part.lines then
+        local f = assert(io.open(part.lines.file, "rb"))
+        local out, n = {}, 0
+        for l in f:lines() do
+            n = n + 1
+            if n > part.lines.skip + part.rows then break end
+            if n > part.lines.skip then out[#out + 1] = tonumber(l) end
+        end
+        f:close()
+        return out
+    end
+    return nil
+end
+
+--- The source lines of a part that C mapped (no lines file): its rows are the
+-- source's good rows from first_line to last_line, in order, one for one.
+-- Reads the source from the start: only needed for parts with failures.
+function M.source_lines(part)
+    local reader = csv.open(part.source, { format = part.format, lenient = true,
+        max_rejects = 0 })
+    if not reader then return nil end
+    local out = {}
+    while true do
+        local row, line = reader:read()
+        if row == nil or line > part.last_line then break end
+        if line >= part.first_line then out[#out + 1] = line end
+    end
+    reader:close()
+    return out
+end
+
+return M

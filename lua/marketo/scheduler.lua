@@ -1,0 +1,313 @@
+--- marketo.scheduler: keeps Marketo's import pipeline full without tripping
+-- its limits. Each part goes planned -> sending -> uploaded -> finished ->
+-- fetched, and every step is in the journal before the next one starts.
+--
+-- What it keeps true:
+--   * at most `queued` of our jobs in Marketo's queue (Queued + Importing) and
+--     at most `uploads` uploads at once, so uploading part k+1 overlaps with
+--     Marketo processing part k;
+--   * the queue is FIFO, so only the oldest `importing` unfinished jobs can
+--     change state: only those are polled (quick at first, then adaptive to
+--     their progress, never slower than `poll_max`), the rest wait silently;
+--   * the call budget (calls per window, calls in flight) is the limiter's,
+--     below the client: every call of the import goes through it;
+--   * a stop request (SIGINT) stops new uploads and polls; what is in flight
+--     finishes its journal line, and a resume picks up from there.
+local core = require("marketo.core")
+local results = require("marketo.results")
+local json = require("marketo.json")
+local plan_mod = require("marketo.plan")
+
+local M = {}
+
+M.DEFAULTS = { importing = 2, queued = 10, uploads = 2, poll_first = 1, poll_max = 30,
+    failed_retries = 2, wait_timeout = 7 * 24 * 3600 }
+
+local Scheduler = {}
+Scheduler.__index = Scheduler
+
+--- new(o) -> scheduler. o: client, runtime, journal, parts (journal:parts()
+-- entries: { plan, stage, batch, ... }), job (kind and Marketo parameters:
+-- { kind, params = {...}, apiName, programId }), limits (M.DEFAULTS keys),
+-- work_dir, on_event(ev).
+function M.new(o)
+    local limits = {}
+    for k, v in pairs(M.DEFAULTS) do limits[k] = v end
+    for k, v in pairs(o.limits or {}) do
+        if M.DEFAULTS[k] == nil then error(("bad limit '%s'"):format(tostring(k)), 2) end
+        limits[k] = v
+    end
+    return setmetatable({
+        client = o.client, rt = o.runtime, journal = o.journal, parts = o.parts,
+        job = o.job, limits = limits, work_dir = o.work_dir,
+        on_event = o.on_event or function() end,
+        outstanding = {}, -- parts with a job in Marketo's queue, in upload order
+        uploading = 0, error = nil, stopped = false,
+    }, Scheduler)
+end
+
+function Scheduler:emit(ev)
+    ev.t = self.rt.now()
+    self.on_event(ev)
+end
+
+function Scheduler:should_stop()
+    if self.error then return true end
+    if not self.stopped and self.rt.stop_requested() then
+        self.stopped = true
+        self:emit({ ev = "stopping" })
+    end
+    return self.stopped
+end
+
+-- A fatal failure of one part stops the whole import (e.g. 607 quota).
+function Scheduler:fail(p, msg, code)
+    if not self.error then
+        self.error = { part = p.plan.part, message = msg, code = code }
+        self:emit({ ev = "error", part = p.plan.part, message = msg, code = code })
+    end
+end
+
+function Scheduler:record(rec)
+    local ok, msg, code = self.journal:record(rec)
+    if not ok then
+        -- A journal that cannot be written makes every later step unsafe.
+        self.error = self.error or { message = msg, code = code }
+        return nil
+    end
+    return true
+end
+
+-- Sleep in short slices so a stop request is seen quickly.
+function Scheduler:pause(seconds)
+    local until_t = self.rt.now() + seconds
+    while not self:should_stop() do
+        local left = until_t - self.rt.now()
+        if left <= 0 then return true end
+        self.rt.sleep(math.min(left, 0.25))
+    end
+    return false
+end
+
+local function create_options(self, plan)
+    local o = { path = plan.path, offset = plan.offset, length = plan.length,
+        prefix = plan.prefix, format = plan.format,
+        filename = ("part-%04d.%s"):format(plan.part, plan.format == "tsv" and "tsv" or "csv") }
+    for k, v in pairs(self.job.params or {}) do o[k] = v end
+    return o
+end
+
+-- The part's bytes must be those the journal planned: a source edited
+-- between a crash and the resume would otherwise import different rows.
+local function check_hash(plan)
+    if not plan.hash then return true end
+    local h, msg, code = core.hash_range(plan.path, plan.offset or 0, plan.length)
+    if not h then return nil, msg, code end
+    if h ~= plan.hash then
+        return nil, ("SOURCE_CHANGED: %s changed since part %d was planned (bytes %d-%d); "
+            .. "restore it, or start a new import with a new journal")
+            :format(plan.path, plan.part, plan.offset or 0, (plan.offset or 0) + plan.length),
+            "SOURCE_CHANGED"
+    end
+    return true
+end
+
+function Scheduler:upload(p, attempt)
+    local plan = p.plan
+    local ok, msg, code = check_hash(plan)
+    if not ok then return self:fail(p, msg, code) end
+    if not self:record({ ev = "sending", part = plan.part, attempt = attempt }) then return end
+    self:emit({ ev = "sending", part = plan.part, rows = plan.rows })
+    local job, err
+    job, msg, code, err = self.client:import(self.job.kind, create_options(self, plan))
+    if not job then return self:fail(p, msg, code, err) end
+    p.batch = job.id
+    if not self:record({ ev = "uploaded", part = plan.part, batch = job.id }) then return end
+    self:emit({ ev = "uploaded", part = plan.part, batch = job.id, rows = plan.rows,
+        status = job.status })
+    return job
+end
+
+-- Our position among unfinished jobs: 1 is the oldest.
+function Scheduler:position(p)
+    for i, q in ipairs(self.outstanding) do
+        if q == p then return i end
+    end
+    return math.huge
+end
+
+function Scheduler:leave_queue(p)
+    for i, q in ipairs(self.outstanding) do
+        if q == p then table.remove(self.outstanding, i); return end
+    end
+end
+
+-- Next poll: soon after the end that the progress between the last two polls
+-- predicts; without progress to go by, back off toward poll_max.
+local function next_interval(self, interval, info, rows, last)
+    local L = self.limits
+    local now, done = self.rt.now(), info.processed
+    if info.status == "Importing" and type(done) == "number" and last.processed
+        and done > last.processed and now > last.t then
+        local rate = (done - last.processed) / (now - last.t)
+        local left = math.max(0, rows - done - (info.failed or 0)) / rate
+        return math.max(0.05, math.min(L.poll_max, left + 0.05))
+    end
+    if info.status == "Importing" and not last.processed then
+        return math.min(math.max(interval, 0.05), 0.5) -- a second look gives a rate
+    end
+    return math.min(L.poll_max, math.max(interval, L.poll_first / 2) * 1.5)
+end
+
+-- Polls until Complete or Failed; nil when stopped or failed fatally. A job
+-- is first polled as soon as it reaches the head of our queue: Marketo may
+-- well have finished it while it waited its turn to be looked at.
+function Scheduler:await(p, job)
+    local L = self.limits
+    local deadline = self.rt.now() + L.wait_timeout
+    while self:position(p) > L.importing do
+        if not self:pause(0.05) then return nil end
+    end
+    local interval, last = 0, { t = self.rt.now() }
+    while true do
+        if interval > 0 and not self:pause(interval) then return nil end
+        local info, msg, code = job:refresh()
+        if not info then return self:fail(p, msg, code) end
+        self:emit({ ev = "status", part = p.plan.part, status = info.status,
+            processed = info.processed, rows = p.plan.rows })
+        if info.status == "Complete" or info.status == "Failed" then return info end
+        if self.rt.now() > deadline then
+            return self:fail(p, ("TIMEOUT: part %d still %s"):format(p.plan.part, info.status),
+                "TIMEOUT")
+        end
+        interval = next_interval(self, interval, info, p.plan.rows, last)
+        last = { t = self.rt.now(),
+            processed = info.status == "Importing" and info.processed or nil }
+    end
+end
+
+-- The part's rows with their source lines, to tie failed rows back.
+local function part_rows(plan)
+    local o = { path = plan.path, offset = plan.offset, length = plan.length,
+        prefix = plan.prefix, format = plan.format }
+    if plan.mapped then
+        o.lines = plan_mod.part_lines(plan) or plan_mod.source_lines(plan)
+    end
+    return results.read_part(o)
+end
+
+local function rows_out(rows)
+    local out = {}
+    for i, r in ipairs(rows) do
+        out[i] = { line = r.line, reason = r.reason, values = r.values,
+            ambiguous = r.ambiguous or nil, unmatched = r.unmatched or nil }
+    end
+    return out
+end
+
+function Scheduler:fetch(p, job, info)
+    local plan = p.plan
+    local doc = { header = nil, failed = {}, warned = {} }
+    if (info.failed or 0) > 0 or (info.warned or 0) > 0 then
+        local part, msg, code = part_rows(plan)
+        if not part then return self:fail(p, msg, code) end
+        doc.header = part.header
+        if (info.failed or 0) > 0 then
+            local rows
+            rows, msg, code = job:failures(part)
+            if not rows then return self:fail(p, msg, code) end
+            doc.failed = rows_out(rows)
+        end
+        if (info.warned or 0) > 0 then
+            local rows
+            rows, msg, code = job:warnings(part)
+            if not rows then return self:fail(p, msg, code) end
+            doc.warned = rows_out(rows)
+        end
+    end
+    local path = ("%s/part-%04d.results.json"):format(self.work_dir, plan.part)
+    local f = assert(io.open(path, "wb"))
+    f:write(json.encode(doc))
+    f:close()
+    self:record({ ev = "fetched", part = plan.part, results = path,
+        failed = #doc.failed, warned = #doc.warned })
+    self:emit({ ev = "fetched", part = plan.part, failed = #doc.failed, warned = #doc.warned })
+end
+
+-- One part from wherever the journal left it to "fetched".
+function Scheduler:run_part(p)
+    local attempt = 0
+    local job
+    if p.stage == "uploaded" or (p.stage == "finished" and p.batch) then
+        job = self.client:job(self.job.kind, p.batch, { apiName = self.job.apiName,
+            format = p.plan.format })
+    end
+    while true do
+        if not job then
+            attempt = attempt + 1
+            if not p.upload_reserved then self.uploading = self.uploading + 1 end
+            p.upload_reserved = nil
+            job = self:upload(p, attempt)
+            self.uploading = self.uploading - 1
+            if not job then return self:leave_queue(p) end
+        end
+        local info
+        if p.stage == "finished" and p.finished then
+            info = { status = p.finished.status, failed = p.finished.failed,
+                warned = p.finished.warned, processed = p.finished.processed }
+        else
+            info = self:await(p, job)
+            if not info then return self:leave_queue(p) end
+        end
+        if info.status == "Failed" and attempt <= self.limits.failed_retries
+            and p.stage ~= "finished" then
+            self:emit({ ev = "job_failed", part = p.plan.part, message = info.message,
+                retry = true })
+            job = nil -- a Failed job imported nothing for sure: send the part again
+        else
+            self:leave_queue(p)
+            if p.stage ~= "finished" then
+                p.stage = "finished"
+                if not self:record({ ev = "finished", part = p.plan.part, status = info.status,
+                    message = info.message, processed = info.processed, failed = info.failed,
+                    warned = info.warned }) then return end
+                self:emit({ ev = "finished", part = p.plan.part, status = info.status,
+                    processed = info.processed, failed = info.failed, warned = info.warned,
+                    rows = p.plan.rows })
+            end
+            if info.status == "Complete" then return self:fetch(p, job, info) end
+            return self:record({ ev = "fetched", part = p.plan.part, failed = 0, warned = 0 })
+        end
+    end
+end
+
+-- Spawns part tasks in order while the queue and upload limits allow.
+function Scheduler:feed()
+    local L = self.limits
+    for _, p in ipairs(self.parts) do
+        if p.stage ~= "fetched" then
+            local queued = p.stage == "uploaded" or p.stage == "finished"
+            while not queued and (#self.outstanding >= L.queued or self.uploading >= L.uploads) do
+                if not self:pause(0.05) then return end
+            end
+            if self:should_stop() then return end
+            self.outstanding[#self.outstanding + 1] = p
+            if not queued then
+                self.uploading = self.uploading + 1 -- held for the task until it uploads
+                p.upload_reserved = true
+            end
+            self.rt.spawn(function() self:run_part(p) end)
+        end
+    end
+end
+
+--- run() -> true | nil, msg, code: runs every part that is not fetched yet.
+-- Ends when all are fetched, or stopped (self.stopped), or failed (self.error).
+function Scheduler:run()
+    self.rt.spawn(function() self:feed() end)
+    self.rt.run()
+    if self.error then return nil, self.error.message, self.error.code end
+    return true
+end
+
+return M
