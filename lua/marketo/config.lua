@@ -70,9 +70,33 @@ local function nonempty(v)
     return v
 end
 
+--- A function returning { base_url, client_id, client_secret } to use when
+-- neither the options nor the environment name any Marketo; the runner sets
+-- it to start its embedded sandbox on first use. nil in a plain library.
+M.fallback = nil
+
+local function with_fallback(options, getenv)
+    if not M.fallback or options.base_url or options.munchkin_id or options.client_id
+        or options.client_secret or options.env then
+        return options
+    end
+    for _, name in ipairs({ "MARKETO_BASE_URL", "MARKETO_MUNCHKIN_ID", "MARKETO_CLIENT_ID",
+        "MARKETO_CLIENT_SECRET" }) do
+        if nonempty(getenv(name)) then return options end
+    end
+    local creds = M.fallback()
+    if not creds then return options end
+    local out = {}
+    for k, v in pairs(options) do out[k] = v end
+    out.base_url, out.client_id, out.client_secret =
+        creds.base_url, creds.client_id, creds.client_secret
+    return out
+end
+
 --- The resolved settings, or nil, message, "CONFIG".
 function M.resolve(options)
     local getenv = getenv_from(options.env)
+    options = with_fallback(options, getenv)
     local s = {}
     for k, v in pairs(M.defaults) do s[k] = v end
     for k, v in pairs(options) do

@@ -3,6 +3,8 @@
 -- arg[1..] its arguments) and gets them as `...` too. A whole number it
 -- returns becomes the exit status.
 local core = require("marketo.core")
+local config = require("marketo.config")
+local target = require("marketo.commands.target")
 
 local M = {
     summary = "run an import script written in Lua",
@@ -28,7 +30,18 @@ function M.main(argv, out, err)
     local saved_arg = rawget(_G, "arg")
     rawset(_G, "arg", script_arg)
     core.catch_signals()
+    -- A script that makes a client with no credentials anywhere gets the
+    -- embedded sandbox, started on first use and stopped when the script ends.
+    local stop = function() end
+    config.fallback = function()
+        local creds, stopper = target.sandbox(err)
+        if not creds then error(stopper, 0) end
+        config.fallback, stop = function() return creds end, stopper
+        return creds
+    end
     local ok, result = xpcall(chunk, debug.traceback, table.unpack(script_arg, 1, #script_arg))
+    config.fallback = nil
+    stop()
     rawset(_G, "arg", saved_arg)
     if not ok then
         err:write("marketo-bulk: ", tostring(result), "\n")

@@ -46,8 +46,14 @@ end
 function M.marketo(err, opts)
     opts = opts or {}
     if configured() then return {}, function() end end
+    return M.sandbox(err, opts.sandbox)
+end
+
+--- sandbox(err, config) -> client options, stop() | nil, message: starts the
+-- embedded sandbox (a child process that also stops by itself if we die).
+function M.sandbox(err, config)
     local ok, child = pcall(require("marketo.sandbox.spawn").spawn,
-        { config = opts.sandbox or {}, quiet = true })
+        { config = config or {}, quiet = true })
     if not ok then return nil, "no MARKETO_* credentials set, and the embedded sandbox "
         .. "did not start: " .. tostring(child) end
     err:write(("marketo-bulk: no MARKETO_* credentials in the environment: using the "

@@ -1,0 +1,66 @@
+--- marketo-bulk status: where an import stands (from its journal), or what
+-- Marketo says of one batch.
+local json = require("marketo.json")
+local import = require("marketo.import")
+local args = require("marketo.commands.args")
+local target = require("marketo.commands.target")
+
+local M = { summary = "show an import's progress (JOURNAL) or a batch's status" }
+
+M.usage = [[
+usage: marketo-bulk status JOURNAL [--json]
+       marketo-bulk status leads|customobject API_NAME|programmembers BATCH_ID [--json]
+
+With a journal: the import's report so far, from the journal alone (no call to
+Marketo). With an object type and a batch id: one status call to Marketo.
+]]
+
+local FLAGS = { json = "boolean", help = "boolean" }
+
+local function journal_status(path, flags, out, err)
+    local doc, summary, code = import.report_of(path)
+    if not doc then err:write("marketo-bulk: ", summary, "\n"); return code and 1 end
+    if flags.json then out:write(json.encode(doc), "\n"); return 0 end
+    out:write(summary)
+    local stages = {}
+    for _, p in ipairs(doc.parts) do stages[p.stage] = (stages[p.stage] or 0) + 1 end
+    local list = {}
+    for stage, n in pairs(stages) do list[#list + 1] = ("%d %s"):format(n, stage) end
+    table.sort(list)
+    out:write(("parts: %d (%s)\n"):format(#doc.parts, table.concat(list, ", ")))
+    return 0
+end
+
+local function batch_status(object, batch, flags, out, err)
+    local options, stop = target.marketo(err)
+    if not options then err:write("marketo-bulk: ", stop, "\n"); return 1 end
+    local client, msg = require("marketo.client").new(options)
+    if not client then stop(); err:write("marketo-bulk: ", msg, "\n"); return 1 end
+    local job = client:job(object.object, tonumber(batch) or batch,
+        { apiName = object.api_name })
+    local info
+    info, msg = job:refresh()
+    stop()
+    if not info then err:write("marketo-bulk: ", msg, "\n"); return 1 end
+    if flags.json then out:write(json.encode(info.raw), "\n"); return 0 end
+    out:write(("batch %s (%s): %s; processed %s, failed %s, warned %s\n%s\n"):format(
+        tostring(info.batch_id), object.label, tostring(info.status), tostring(info.processed),
+        tostring(info.failed), tostring(info.warned), tostring(info.message or "")))
+    return 0
+end
+
+function M.main(argv, out, err)
+    local flags, positional = args.parse(argv, 2, FLAGS)
+    if not flags then err:write("marketo-bulk status: ", positional, "\n\n", M.usage); return 2 end
+    if flags.help then out:write(M.usage); return 0 end
+    if #positional == 1 then return journal_status(positional[1], flags, out, err) end
+    local object, next_i = target.object(positional, 1)
+    if not object or #positional ~= next_i then
+        err:write("marketo-bulk status: ", object and "BATCH_ID expected" or next_i, "\n\n",
+            M.usage)
+        return 2
+    end
+    return batch_status(object, positional[next_i], flags, out, err)
+end
+
+return M
