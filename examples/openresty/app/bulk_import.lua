@@ -44,7 +44,7 @@ end
 local function new_client()
     return marketo_client.new{
         transport = transport.new{ timeout = 600 },
-        sleep = function(s) local t = os.clock() + s; while os.clock() < t do end end, clock = now,
+        sleep = ngx.sleep, clock = now,
         log = function(level, msg) ngx.log(LEVELS[level] or ngx.INFO, msg) end,
     }
 end
