@@ -71,7 +71,6 @@ int csv_scan_next(csv_scan *s, int capture);
  * next record needs csv_scan_next. Only after csv_scan_next read one. */
 int csv_scan_fast(csv_scan *s, csv_rec *out, int cap);
 int csv_scan_fill(csv_scan *s, size_t need);
-size_t csv_utf8_seq(const unsigned char *p, size_t n);
 const char *csv_err_code(int err);
 
 static inline const char *csv_field(const csv_scan *s, int i, size_t *len)
@@ -79,6 +78,33 @@ static inline const char *csv_field(const csv_scan *s, int i, size_t *len)
     size_t from = i > 0 ? s->fend[i - 1] : 0;
     *len = s->fend[i] - from;
     return s->fbuf + from;
+}
+
+/* Length of the valid UTF-8 sequence at p (n bytes available), 0 if none. */
+static inline size_t csv_utf8_seq(const unsigned char *p, size_t n)
+{
+    unsigned c = p[0];
+
+    if (c < 0xC2)
+        return 0; /* continuation byte, or an overlong 2-byte lead */
+    if (c < 0xE0)
+        return n >= 2 && (p[1] & 0xC0) == 0x80 ? 2 : 0;
+    if (c < 0xF0) {
+        if (n < 3 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80)
+            return 0;
+        if ((c == 0xE0 && p[1] < 0xA0) || (c == 0xED && p[1] >= 0xA0))
+            return 0; /* overlong, or a UTF-16 surrogate */
+        return 3;
+    }
+    if (c < 0xF5) {
+        if (n < 4 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80
+            || (p[3] & 0xC0) != 0x80)
+            return 0;
+        if ((c == 0xF0 && p[1] < 0x90) || (c == 0xF4 && p[1] >= 0x90))
+            return 0; /* overlong, or above U+10FFFF */
+        return 4;
+    }
+    return 0;
 }
 
 /* Whether a value must be quoted to survive a round trip: it holds the

@@ -76,33 +76,6 @@ const char *csv_err_code(int err)
     }
 }
 
-/* Length of the valid UTF-8 sequence at p (n bytes available), 0 if none. */
-size_t csv_utf8_seq(const unsigned char *p, size_t n)
-{
-    unsigned c = p[0];
-
-    if (c < 0xC2)
-        return 0; /* continuation byte, or an overlong 2-byte lead */
-    if (c < 0xE0)
-        return n >= 2 && (p[1] & 0xC0) == 0x80 ? 2 : 0;
-    if (c < 0xF0) {
-        if (n < 3 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80)
-            return 0;
-        if ((c == 0xE0 && p[1] < 0xA0) || (c == 0xED && p[1] >= 0xA0))
-            return 0; /* overlong, or a UTF-16 surrogate */
-        return 3;
-    }
-    if (c < 0xF5) {
-        if (n < 4 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80
-            || (p[3] & 0xC0) != 0x80)
-            return 0;
-        if ((c == 0xF0 && p[1] < 0x90) || (c == 0xF4 && p[1] >= 0x90))
-            return 0; /* overlong, or above U+10FFFF */
-        return 4;
-    }
-    return 0;
-}
-
 /* Reads until `need` bytes are buffered at pos or the source ends. Keeps
  * the current record whole (the reader hands it out raw for rejects) unless
  * it is being discarded. 0, -1 on I/O error, -2 when the record outgrew

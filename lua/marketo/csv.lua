@@ -289,12 +289,19 @@ function M.map(src, dst, mapping, opts)
     local result = { filtered = 0, fast = fast, rejects = kept }
     local spec, fns = {}, {}
     for i, c in ipairs(cols) do spec[i], fns[i] = c.index or c.value or 0, c.fn end
-    local ok, filtered
+    -- a mapping function may raise: close both files before passing it on
+    local done, ok, filtered
     if fast then
-        ok, msg, code = core.csv_map(r, w, spec)
+        done, ok, msg, code = pcall(core.csv_map, r, w, spec)
     else
-        ok, filtered, code = core.csv_map_lua(r, w, spec, fns, opts.filter, opts.on_filter)
+        done, ok, filtered, code = pcall(core.csv_map_lua, r, w, spec, fns, opts.filter,
+            opts.on_filter)
         if ok then result.filtered = filtered else msg = filtered end
+    end
+    if not done then
+        w:close()
+        r:close()
+        error(ok, 0)
     end
     local closed, cmsg, ccode = w:close()
     local stats = r:stats()
