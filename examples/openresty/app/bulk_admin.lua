@@ -1,13 +1,15 @@
 --- bulk_admin: the admin endpoints of the example (see nginx.conf).
 --
---   POST /imports?file=leads.csv&lookupField=email[&max_bytes=N][&poll=S]
+--   POST /imports?file=leads.csv[&lookupField=email][&part_bytes=N][&poll=S]
 --        -> 202 { "id": 1 }   (the import runs in the background)
 --   GET  /imports/1   -> 200 the progress record (bulk_import.progress)
 --   POST /imports/1/stop -> 202: no new part starts
 --
 -- Files are taken only from the directory in $MARKETO_IMPORT_DIR, by name:
 -- an admin endpoint that uploads any path it is given would ship any file
--- the worker can read to whoever holds the Marketo credentials.
+-- the worker can read to whoever holds the Marketo credentials. Journals,
+-- reports and work files go to $MARKETO_WORK_DIR (default: the import
+-- directory), which the worker's user must be able to write.
 local cjson = require("cjson.safe")
 local bulk_import = require("bulk_import")
 
@@ -39,9 +41,11 @@ local function start()
     local path, err = source(args.file)
     if not path then return reply(400, { error = err }) end
     local id
+    local work_dir = os.getenv("MARKETO_WORK_DIR")
     id, err = bulk_import.start(dict(), {
-        path = path, lookupField = args.lookupField or "email",
-        max_bytes = tonumber(args.max_bytes), poll = tonumber(args.poll),
+        path = path, lookup_field = args.lookupField or "email",
+        work_dir = (work_dir and work_dir ~= "") and work_dir or os.getenv("MARKETO_IMPORT_DIR"),
+        part_bytes = tonumber(args.part_bytes), poll = tonumber(args.poll),
     })
     if not id then return reply(500, { error = err }) end
     return reply(202, { id = id })

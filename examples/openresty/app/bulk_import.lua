@@ -1,35 +1,30 @@
---- bulk_import: one import of a CSV file of leads, run in the background of an
--- nginx worker, with its progress in a lua_shared_dict.
+--- bulk_import: imports of CSV files of leads, run in the background of an
+-- nginx worker, with their progress in a lua_shared_dict.
 --
 --   local bulk_import = require("bulk_import")
---   local id = bulk_import.start(dict, { path = "/data/leads.csv", lookupField = "email" })
+--   local id = bulk_import.start(dict, { path = "/data/leads.csv", lookup_field = "email",
+--                                        work_dir = "/var/lib/marketo" })
 --   bulk_import.progress(dict, id) -- { state, parts, parts_done, rows, processed, ... }
 --
--- The file is cut into parts under Marketo's 10 MB limit (marketo.csv.plan);
--- each part is one bulk job, uploaded straight from its byte range of the file
--- with the header in front, then polled until it ends. Two parts run at once
--- (Marketo imports two jobs at a time per instance). All of it runs in an
--- ngx.timer on cosockets and ngx.sleep: the worker keeps serving meanwhile.
+-- The import is marketo.import's whole pipeline (plan, journal, scheduler,
+-- report) on the OpenResty runtime: its tasks are ngx.thread light threads,
+-- its waits ngx.sleep, its HTTP calls cosockets, all in an ngx.timer. The
+-- worker keeps serving its other requests meanwhile.
 local cjson = require("cjson.safe")
-local csv = require("marketo.csv")
-local marketo_client = require("marketo.client")
+local import = require("marketo.import")
 local runtime = require("marketo.resty.runtime")
 local transport = require("marketo.resty.transport")
 
 local M = {}
 
---- Parts in flight at once.
-M.CONCURRENCY = 2
-
 local LEVELS = { debug = ngx.DEBUG, info = ngx.INFO, warn = ngx.WARN, error = ngx.ERR }
 
-local function now()
-    ngx.update_time()
-    return ngx.now()
+local function log(level, msg)
+    ngx.log(LEVELS[level] or ngx.INFO, msg)
 end
 
 -- The progress record is one JSON value per import: its fields change
--- together, and only this worker's timer writes it.
+-- together, and only the import's own timer writes it.
 local function save(dict, id, p)
     local ok, err = dict:set("import:" .. id, cjson.encode(p))
     if not ok then ngx.log(ngx.ERR, "import ", id, ": progress not saved: ", err) end
@@ -41,82 +36,84 @@ function M.progress(dict, id)
     return text and cjson.decode(text) or nil
 end
 
-local function new_client()
-    return marketo_client.new{
-        transport = transport.new{ timeout = 600 },
-        sleep = ngx.sleep, clock = now,
-        log = function(level, msg) ngx.log(LEVELS[level] or ngx.INFO, msg) end,
+-- Folds the pipeline's events (marketo.scheduler) into the progress record.
+local function tracker(dict, id, p)
+    local handlers = {
+        planned = function(ev)
+            p.state, p.rows, p.parts, p.parts_done = "running", ev.rows, ev.parts, ev.parts_done
+        end,
+        uploaded = function(ev)
+            p.uploaded = p.uploaded + (ev.rows or 0)
+            p.jobs[#p.jobs + 1] = ev.batch
+        end,
+        finished = function(ev)
+            p.processed = p.processed + (ev.processed or 0)
+            p.failed = p.failed + (ev.failed or 0)
+            p.warned = p.warned + (ev.warned or 0)
+        end,
+        fetched = function() p.parts_done = p.parts_done + 1 end,
+        error = function(ev) p.error = ev.message end,
+        stopping = function() p.state = "stopping" end,
     }
-end
-
--- One part: create the job, wait for it, add its counts to the progress.
-local function import_part(ctx, index, part)
-    local p = ctx.progress
-    local job, msg = ctx.client:import_leads{
-        path = ctx.opts.path, offset = part.offset, length = part.length,
-        prefix = ctx.plan.header, filename = ("part-%04d.csv"):format(index),
-        lookupField = ctx.opts.lookupField,
-    }
-    if not job then error(("part %d: %s"):format(index, msg), 0) end
-    p.jobs[index] = job.id
-    save(ctx.dict, ctx.id, p)
-    local info, wmsg = job:wait{ rows = part.rows, first = ctx.opts.poll or 1 }
-    if not info then error(("part %d (batch %s): %s"):format(index, tostring(job.id), wmsg), 0) end
-    p.parts_done = p.parts_done + 1
-    p.processed = p.processed + (info.processed or 0)
-    p.failed = p.failed + (info.failed or 0)
-    p.warned = p.warned + (info.warned or 0)
-    save(ctx.dict, ctx.id, p)
-end
-
--- A worker of the pool: takes the next part until none is left.
-local function worker(ctx)
-    while ctx.next <= #ctx.plan.parts and not ctx.rt.stop_requested() do
-        local index = ctx.next
-        ctx.next = ctx.next + 1
-        import_part(ctx, index, ctx.plan.parts[index])
+    return function(ev)
+        local handle = handlers[ev.ev]
+        if handle then
+            handle(ev)
+            save(dict, id, p)
+        end
     end
 end
 
-local function run(ctx)
-    local plan, msg = csv.plan(ctx.opts.path, { max_bytes = ctx.opts.max_bytes })
-    if not plan then error(msg, 0) end
-    local client, cmsg = new_client()
-    if not client then error(cmsg, 0) end
-    ctx.plan, ctx.client, ctx.next = plan, client, 1
-    local p = ctx.progress
-    p.state, p.parts, p.rows = "running", #plan.parts, plan.rows
-    save(ctx.dict, ctx.id, p)
-    for _ = 1, math.min(M.CONCURRENCY, #plan.parts) do ctx.rt.spawn(worker, ctx) end
-    ctx.rt.run()
+local function run(dict, id, opts, p)
+    local rt = runtime.new{ stop_requested = function() return dict:get("stop:" .. id) end }
+    -- A journal name of its own: ids start again at 1 when nginx restarts, and a
+    -- journal that already exists would resume that older import instead.
+    local base = ("%s/%s.%d-%d"):format(opts.work_dir, opts.path:match("[^/]+$"),
+        ngx.time(), id)
+    return import.run{
+        object = "leads", lookup_field = opts.lookup_field, source = opts.path,
+        journal = base .. ".journal", part_bytes = opts.part_bytes,
+        runtime = rt, transport = transport.new{ timeout = 600 },
+        -- The client's waits (retries, token) must yield too, on the same clock.
+        client = { sleep = rt.sleep, clock = rt.now, log = log },
+        limits = { poll_first = opts.poll },
+        on_event = tracker(dict, id, p),
+    }
 end
 
 local function background(premature, dict, id, opts)
     if premature then return end
-    local ctx = { dict = dict, id = id, opts = opts, progress = M.progress(dict, id) }
-    ctx.rt = runtime.new{ stop_requested = function() return dict:get("stop:" .. id) end }
-    local ok, err = pcall(run, ctx)
-    local p = ctx.progress
-    p.state = ok and (ctx.rt.stop_requested() and "stopped" or "done") or "failed"
-    p.error = not ok and tostring(err) or nil
-    p.finished = now()
+    local p = M.progress(dict, id)
+    local ok, result, msg = pcall(run, dict, id, opts, p)
+    if not ok or not result then
+        p.state, p.error = "failed", tostring(ok and msg or result)
+        ngx.log(ngx.ERR, "import ", id, " failed: ", p.error)
+    else
+        p.state = result.ended == "complete" and "done" or result.ended
+        p.exit, p.report, p.summary = result.exit, result.report_path, result.summary
+        p.error = p.error or result.message
+    end
+    ngx.update_time()
+    p.finished = ngx.now()
     save(dict, id, p)
-    if not ok then ngx.log(ngx.ERR, "import ", id, " failed: ", tostring(err)) end
 end
 
---- start(dict, opts) -> id | nil, err. opts: path, lookupField, max_bytes
--- (of a part; default marketo.csv.PART_BYTES), poll (first poll interval, s).
+--- start(dict, opts) -> id | nil, err. opts: path, lookup_field, work_dir (the
+-- journal, report and work files; writable by the worker), part_bytes (default
+-- marketo.csv.PART_BYTES), poll (first poll interval, s).
 function M.start(dict, opts)
     local id = dict:incr("imports", 1, 0)
     if not id then return nil, "shared dict full" end
-    save(dict, id, { id = id, state = "planning", file = opts.path, parts = 0, parts_done = 0,
-        rows = 0, processed = 0, failed = 0, warned = 0, jobs = {}, started = now() })
+    save(dict, id, { id = id, state = "planning", file = opts.path, parts = 0,
+        parts_done = 0, rows = 0, uploaded = 0, processed = 0, failed = 0, warned = 0,
+        jobs = {}, started = ngx.now() })
     local ok, err = ngx.timer.at(0, background, dict, id, opts)
     if not ok then return nil, "cannot start the timer: " .. tostring(err) end
     return id
 end
 
---- stop(dict, id): the running parts end, no new part starts.
+--- stop(dict, id): no new part starts; what is in flight finishes its journal
+-- line (marketo.import resumes it from the journal).
 function M.stop(dict, id)
     return dict:set("stop:" .. tostring(id), true)
 end
