@@ -115,3 +115,275 @@ describe("examples/openresty in nginx", function()
         assert.is_nil(n.log():find("%[error%]"), n.log())
     end)
 end)
+
+-- The transport and the runtime, each case run inside nginx by a driver
+-- (T_DRIVER, written into the prefix) against locations of the same server.
+local T_CONF = [[
+load_module /usr/lib/nginx/modules/ndk_http_module.so;
+load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
+worker_processes 1;
+pid @PREFIX@/nginx.pid;
+error_log @PREFIX@/error.log info;
+worker_shutdown_timeout 5s;
+events { worker_connections 256; }
+http {
+    access_log off;
+    client_body_temp_path @PREFIX@/tmp/body;
+    proxy_temp_path @PREFIX@/tmp/proxy;
+    fastcgi_temp_path @PREFIX@/tmp/fastcgi;
+    uwsgi_temp_path @PREFIX@/tmp/uwsgi;
+    scgi_temp_path @PREFIX@/tmp/scgi;
+    lua_package_path "@ROOT@/lua/?.lua;@PREFIX@/?.lua;;";
+    server {
+        listen 127.0.0.1:@PORT@;
+        client_max_body_size 20m;
+        client_body_buffer_size 20m;
+        location = /ping { content_by_lua_block { ngx.say("pong") } }
+        location = /echo {
+            content_by_lua_block {
+                ngx.req.read_body()
+                local body = ngx.req.get_body_data() or ""
+                ngx.header["X-Got-Length"] = ngx.var.http_content_length
+                ngx.header["X-Got-Type"] = ngx.var.http_content_type
+                ngx.header["Content-Length"] = #body
+                ngx.print(body)
+            }
+        }
+        location = /chunked {
+            content_by_lua_block {
+                for i = 1, 50 do
+                    ngx.print(("%04d:"):format(i), ("x"):rep(2000), "\n")
+                    ngx.flush(true)
+                end
+            }
+        }
+        location = /conn { content_by_lua_block { ngx.say(ngx.var.connection) } }
+        location = /short {
+            keepalive_timeout 200ms;
+            content_by_lua_block { ngx.say(ngx.var.connection) }
+        }
+        location = /slow { content_by_lua_block { ngx.sleep(2); ngx.say("late") } }
+        location = /t { content_by_lua_block { require("driver").run() } }
+    }
+}
+]]
+
+local T_DRIVER = [==[
+local cjson = require("cjson")
+local transport = require("marketo.resty.transport")
+local runtime = require("marketo.resty.runtime")
+
+-- Set per request by run(): the module itself is loaded once per worker.
+local base, args
+local cases = {}
+
+local function call(t, opts)
+    local res, msg, code = t:request(opts)
+    return { res = res, msg = msg, code = code }
+end
+
+function cases.multipart()
+    local calls = 0
+    return call(transport.new(), { url = base .. "/echo", multipart = {
+        fields = { { "format", "csv" } },
+        file = { name = "file", filename = 'a"b.csv', content_type = "text/csv",
+                 path = args.path, offset = tonumber(args.offset),
+                 length = tonumber(args.length), prefix = args.prefix } },
+        on_progress = function() calls = calls + 1 end,
+    }), calls
+end
+
+function cases.chunked()
+    local out = args.out
+    return call(transport.new(), { url = base .. "/chunked" }),
+        call(transport.new(), { url = base .. "/chunked", output = out })
+end
+
+function cases.keepalive()
+    local t = transport.new()
+    return call(t, { url = base .. "/conn" }), call(t, { url = base .. "/conn" })
+end
+
+function cases.stale()
+    local t = transport.new()
+    local first = call(t, { url = base .. "/short" })
+    ngx.sleep(0.5) -- the server closes the pooled connection meanwhile
+    return first, call(t, { url = base .. "/short" })
+end
+
+function cases.timeout()
+    ngx.update_time()
+    local t0 = ngx.now()
+    local r = call(transport.new(), { url = base .. "/slow", timeout = 0.3 })
+    ngx.update_time()
+    return r, ngx.now() - t0
+end
+
+function cases.failures()
+    local t = transport.new()
+    return call(t, { url = "http://127.0.0.1:" .. args.closed .. "/" }),
+        call(t, { url = base .. "/echo", multipart = { file = { name = "f",
+            path = args.path .. ".missing" } } }),
+        call(t, { url = base .. "/echo", multipart = { file = { name = "f",
+            path = args.path, offset = 10, length = 1e9 } } }),
+        call(t, { url = "ftp://127.0.0.1/" })
+end
+
+function cases.runtime()
+    local rt = runtime.new()
+    local order = {}
+    rt.spawn(function()
+        rt.spawn(function() rt.sleep(0.2); order[#order + 1] = "grandchild" end)
+        rt.sleep(0.1)
+        order[#order + 1] = "child"
+    end)
+    rt.spawn(function() order[#order + 1] = "quick" end)
+    rt.run()
+    local bad = runtime.new()
+    bad.spawn(function() bad.sleep(0.05); error("boom") end)
+    bad.spawn(function() bad.sleep(5); order[#order + 1] = "not killed" end)
+    local ok, err = pcall(bad.run)
+    local stop = runtime.new()
+    local before = stop.stop_requested()
+    stop.stop()
+    return order, ok, tostring(err):match("boom") ~= nil, before, stop.stop_requested()
+end
+
+local M = {}
+function M.run()
+    base, args = "http://127.0.0.1:" .. ngx.var.server_port, ngx.req.get_uri_args()
+    ngx.say(cjson.encode({ cases[args.case]() }))
+end
+return M
+]==]
+
+describe("marketo.resty in nginx", function()
+    local n, dir
+
+    setup(function()
+        n = nginx.start{ conf_text = T_CONF, files = { ["driver.lua"] = T_DRIVER } }
+        dir = n.prefix
+    end)
+
+    teardown(function()
+        if n then
+            n.stop()
+            os.execute("rm -rf '" .. n.prefix .. "'")
+        end
+    end)
+
+    local function run(case, query)
+        local q = { "case=" .. case }
+        for k, v in pairs(query or {}) do
+            q[#q + 1] = k .. "=" .. tostring(v):gsub("[^%w%-%._/]", function(c)
+                return ("%%%02X"):format(c:byte())
+            end)
+        end
+        local status, body = n.request("GET", "/t?" .. table.concat(q, "&"))
+        assert.equal(200, status, tostring(body) .. n.log())
+        return rawget(table, "unpack")(sandbox.decode(body))
+    end
+
+    local function write_file(name, size)
+        local path = dir .. "/" .. name
+        local f = assert(io.open(path, "wb"))
+        local chunk = {}
+        for i = 0, 255 do chunk[#chunk + 1] = string.char(i) end
+        chunk = table.concat(chunk)
+        f:write(chunk:rep(math.floor(size / 256) + 1):sub(1, size))
+        f:close()
+        local r = assert(io.open(path, "rb"))
+        local data = r:read("a")
+        r:close()
+        return path, data
+    end
+
+    it("streams a multipart file part byte-exact, with an exact Content-Length", function()
+        local path, data = write_file("range.bin", 700000)
+        local offset, length, prefix = 12345, 600000, "email,firstName\n"
+        local r, progress_calls = run("multipart", { path = path, offset = offset,
+            length = length, prefix = prefix })
+        assert.is_nil(r.msg)
+        local res = r.res
+        assert.equal(200, res.status)
+        local body = res.body
+        assert.equal(tostring(#body), res.headers["x-got-length"])
+        assert.equal(#body, res.uploaded)
+        local boundary = res.headers["x-got-type"]:match("^multipart/form%-data; boundary=(.+)$")
+        assert.truthy(boundary)
+        local expected = "--" .. boundary .. "\r\n"
+            .. 'Content-Disposition: form-data; name="format"\r\n\r\ncsv\r\n'
+            .. "--" .. boundary .. "\r\n"
+            .. 'Content-Disposition: form-data; name="file"; filename="a%22b.csv"\r\n'
+            .. "Content-Type: text/csv\r\n\r\n"
+            .. prefix .. data:sub(offset + 1, offset + length) .. "\r\n"
+            .. "--" .. boundary .. "--\r\n"
+        assert.is_true(body == expected, "the echoed body differs from the expected one")
+        -- Sent in 64 KiB pieces, never as one string.
+        assert.is_true(progress_calls >= math.floor(length / 65536), progress_calls .. " pieces")
+    end)
+
+    it("reads chunked bodies, into memory and into a file", function()
+        -- In /tmp: the worker may run as nobody, who cannot write to the prefix.
+        local out = os.tmpname()
+        os.remove(out)
+        finally(function() os.remove(out) end)
+        local mem, file = run("chunked", { out = out })
+        assert.equal(200, mem.res.status)
+        assert.equal("chunked", mem.res.headers["transfer-encoding"])
+        assert.equal(50 * 2006, #mem.res.body)
+        assert.equal("0001:", mem.res.body:sub(1, 5))
+        assert.equal("0050:", mem.res.body:sub(-2006, -2002))
+        assert.is_nil(file.res.body)
+        local f = assert(io.open(out, "rb"))
+        assert.equal(mem.res.body, f:read("a"))
+        f:close()
+    end)
+
+    it("keeps the connection alive between requests", function()
+        local first, second = run("keepalive")
+        assert.equal(200, first.res.status)
+        assert.equal(0, second.res.connects)
+        assert.equal(first.res.body, second.res.body) -- the same nginx connection number
+    end)
+
+    it("sends again on a fresh connection when the pooled one was closed", function()
+        local first, second = run("stale")
+        assert.equal(200, first.res.status)
+        assert.is_nil(second.msg)
+        assert.equal(200, second.res.status)
+        assert.equal(1, second.res.connects)
+        assert.are_not.equal(first.res.body, second.res.body)
+    end)
+
+    it("gives up at the request's timeout", function()
+        local r, took = run("timeout")
+        assert.is_nil(r.res)
+        assert.equal("OPERATION_TIMEDOUT", r.code)
+        assert.is_true(took < 1.5, took .. " s")
+    end)
+
+    it("fails with curl's code names", function()
+        local path = write_file("small.bin", 100)
+        -- A port bound but not listening: connections to it are refused.
+        local holder = socket.tcp()
+        assert(holder:bind("127.0.0.1", 0))
+        finally(function() holder:close() end)
+        local _, closed = holder:getsockname()
+        local refused, missing, past, scheme = run("failures", { path = path, closed = closed })
+        assert.equal("COULDNT_CONNECT", refused.code)
+        assert.equal("ENOENT", missing.code)
+        assert.equal("READ_ERROR", past.code)
+        assert.equal("UNSUPPORTED_PROTOCOL", scheme.code)
+        assert.matches("^COULDNT_CONNECT: ", refused.msg)
+    end)
+
+    it("runs spawned functions, their own spawns included, and re-raises an error", function()
+        local order, ok, boom, before, after = run("runtime")
+        assert.same({ "quick", "child", "grandchild" }, order)
+        assert.is_false(ok)
+        assert.is_true(boom)
+        assert.is_false(before)
+        assert.is_true(after)
+    end)
+end)

@@ -87,12 +87,18 @@ local function wait_up(n, deadline)
     end
 end
 
-local function launch(opts, prefix, port)
-    local conf = M.render(assert(read(opts.conf or (M.ROOT .. "/examples/openresty/nginx.conf"))),
-        { ROOT = M.ROOT, PREFIX = prefix, PORT = tostring(port) })
-    local f = assert(io.open(prefix .. "/nginx.conf", "wb"))
-    f:write(conf)
+local function write(path, text)
+    local f = assert(io.open(path, "wb"))
+    f:write(text)
     f:close()
+end
+
+local function launch(opts, prefix, port)
+    local template = opts.conf_text
+        or assert(read(opts.conf or (M.ROOT .. "/examples/openresty/nginx.conf")))
+    write(prefix .. "/nginx.conf",
+        M.render(template, { ROOT = M.ROOT, PREFIX = prefix, PORT = tostring(port) }))
+    for name, text in pairs(opts.files or {}) do write(prefix .. "/" .. name, text) end
     local env = {}
     for k, v in pairs(opts.env or {}) do env[#env + 1] = k .. "=" .. shell_quote(v) end
     local parent = require("marketo.core").getpid()
@@ -106,8 +112,9 @@ local function launch(opts, prefix, port)
 end
 
 --- start(opts) -> n; opts: env (for the workers: the config lists them with
--- `env`), conf (the template; default the example's). Raises if nginx does not
--- answer /ping within 10 s.
+-- `env`), conf (the template's path; default the example's) or conf_text (the
+-- template itself), files ({ name = text } written into the prefix). The
+-- config must serve GET /ping. Raises if nginx does not answer it within 10 s.
 function M.start(opts)
     opts = opts or {}
     local n = { prefix = scratch_dir() }
