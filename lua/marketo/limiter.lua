@@ -58,23 +58,20 @@ function M.wrap(transport, opts)
         calls = opts.calls, window = opts.window + opts.margin, max_in_flight = opts.in_flight,
         clock = opts.clock or require("marketo.core").monotonic,
         sleep = opts.sleep or require("marketo.loop").sleep,
-        stamps = {}, first = 1, in_flight = 0, by_kind = {}, waited = 0,
+        stamps = {}, first = 1, last = 0, in_flight = 0, by_kind = {}, waited = 0,
     }, Limited)
 end
 
--- Stamps older than the window no longer count; they are skipped, not
--- removed one by one, so a long import stays O(1) per call.
+-- Stamps older than the window no longer count. They are a queue from
+-- `first` to `last` (explicit indexes: `#` is undefined on a table with holes).
 function Limited:_live(now)
     local stamps, first = self.stamps, self.first
-    while first <= #stamps and stamps[first] <= now - self.window do
+    while first <= self.last and stamps[first] <= now - self.window do
         stamps[first] = nil
         first = first + 1
     end
-    if first > #stamps then
-        self.stamps, first = {}, 1
-    end
     self.first = first
-    return #self.stamps - first + 1
+    return self.last - first + 1
 end
 
 -- How long until a request may go: 0 when it may go now.
@@ -96,8 +93,8 @@ function Limited:acquire()
         self.sleep(delay)
         delay = self:_delay(self.clock())
     end
-    local stamps = self.stamps
-    stamps[#stamps + 1] = self.clock()
+    self.last = self.last + 1
+    self.stamps[self.last] = self.clock()
     self.in_flight = self.in_flight + 1
 end
 

@@ -1,0 +1,142 @@
+-- The pipeline survives what production throws at it: kill -9 at any moment,
+-- Ctrl-C, transient errors and dropped connections. Each time every row ends
+-- up stored exactly once and the report adds up.
+local cli = require("spec.support.cli")
+local sandbox = require("spec.support.sandbox")
+local json = require("marketo.json")
+
+local ROWS = 6000
+
+local function write(path, text)
+    local f = assert(io.open(path, "wb"))
+    f:write(text)
+    f:close()
+end
+
+local function read(path)
+    local f = io.open(path, "rb")
+    if not f then return nil end
+    local s = f:read("a")
+    f:close()
+    return s
+end
+
+local function leads_csv(path, n)
+    local out = { "email,firstName,leadScore" }
+    for i = 1, n do out[#out + 1] = ("lead%d@example.com,First%d,%d"):format(i, i, i % 100) end
+    write(path, table.concat(out, "\n") .. "\n")
+end
+
+local function inspect(sb, path)
+    local body, status = sb.get("/__sandbox/" .. path)
+    assert.equal(200, status)
+    return assert(json.decode(body))
+end
+
+-- Every lead of the file is stored, once, with the file's values.
+local function assert_all_stored(sb, n)
+    local leads = inspect(sb, "records/leads")
+    assert.equal(n, #leads)
+    local seen = {}
+    for _, rec in ipairs(leads) do
+        local i = tonumber(rec.email:match("^lead(%d+)@"))
+        assert.is_nil(seen[i])
+        seen[i] = true
+        assert.equal("First" .. i, rec.firstName)
+    end
+end
+
+local function assert_report(path, n)
+    local doc = assert(json.decode(assert(read(path))))
+    assert.is_true(doc.reconciled, doc.reconcile_error)
+    assert.equal("complete", doc.ended)
+    assert.same({ read = n, imported = n, warned = 0, failed = 0, filtered = 0, rejected = 0,
+        unsent = 0 }, doc.rows)
+    return doc
+end
+
+local function journal_has(path, ev)
+    return (read(path) or ""):find('"ev":"' .. ev .. '"', 1, true) ~= nil
+end
+
+describe("the import pipeline under failure", function()
+    local sb, dir, src, argv
+    setup(function()
+        -- slow enough that a run takes a second or two: room to kill it mid-way
+        sb = sandbox.start({ speed = 1500 })
+    end)
+    teardown(function() sb.stop() end)
+    before_each(function()
+        sb.reset()
+        sb.control({ speed = 1500, error_rate = 0, drop_rate = 0, job_fail_rate = 0 })
+        dir = cli.tmpdir()
+        src = dir .. "/leads.csv"
+        leads_csv(src, ROWS)
+        argv = { "import", "leads", src, "--part-bytes", "12000", "--json" }
+    end)
+    after_each(function() cli.rmdir(dir) end)
+
+    for seed = 1, 4 do
+        it(("resumes after kill -9 at a random moment (seed %d)"):format(seed), function()
+            math.randomseed(seed)
+            local job = cli.start(argv, { env = cli.env_of(sb) })
+            -- somewhere between the first upload and the last part
+            os.execute(("sleep %.3f"):format(0.1 + math.random() * 1.4))
+            job:signal("KILL")
+            local killed = job:wait()
+            assert.equal(137, killed.status, killed.err)
+            assert.is_true(journal_has(src .. ".journal", "planned"))
+            local r = cli.run({ "resume", src .. ".journal", "--quiet" }, { env = cli.env_of(sb) })
+            assert.equal(0, r.status, r.err)
+            assert_all_stored(sb, ROWS)
+            assert_report(src .. ".report.json", ROWS)
+        end)
+    end
+
+    it("stops on SIGINT with the journal up to date, and the same command resumes", function()
+        local job = cli.start(argv, { env = cli.env_of(sb) })
+        for _ = 1, 500 do
+            if journal_has(src .. ".journal", "uploaded") then break end
+            os.execute("sleep 0.01")
+        end
+        job:signal("INT")
+        local stopped = job:wait()
+        assert.equal(4, stopped.status, stopped.err) -- could not finish: resume it
+        assert.matches("not finished", stopped.out, 1, true)
+        assert.matches('"ev":"stopping"', stopped.err, 1, true)
+        local journal = read(src .. ".journal")
+        assert.matches('"ev":"stopped"}?[^\n]*\n$', journal)
+        local doc = assert(json.decode(assert(read(src .. ".report.json"))))
+        assert.is_true(doc.reconciled)
+        assert.is_true(doc.rows.unsent > 0)
+        local r = cli.run(argv, { env = cli.env_of(sb) })
+        assert.equal(0, r.status, r.err)
+        assert_all_stored(sb, ROWS)
+        assert_report(src .. ".report.json", ROWS)
+    end)
+
+    it("completes with nothing lost under transient errors, drops and failed jobs", function()
+        sb.control({ speed = 0, seed = 7, error_rate = 0.15, drop_rate = 0.05,
+            job_fail_rate = 0.1 })
+        local r = cli.run(argv, { env = cli.env_of(sb) })
+        assert.equal(0, r.status, r.err)
+        local counters = inspect(sb, "counters")
+        assert.is_true(counters.faults > 0, "no fault was injected")
+        assert_all_stored(sb, ROWS)
+        local doc = assert_report(src .. ".report.json", ROWS)
+        assert.is_true(doc.api_calls.import >= #doc.parts)
+    end)
+
+    it("stays within the instance's limits: no 606 or 615 of its own, at most 2 importing",
+        function()
+            sb.control({ speed = 20000, rate_limit = 15, rate_window = 2, max_in_flight = 2 })
+            local r = cli.run({ "import", "leads", src, "--part-bytes", "12000", "--quiet",
+                "--calls", "15", "--window", "2", "--in-flight", "2" }, { env = cli.env_of(sb) })
+            assert.equal(0, r.status, r.out .. r.err)
+            local c = inspect(sb, "counters")
+            assert.equal(0, c.answered_606)
+            assert.equal(0, c.answered_615)
+            assert.equal(2, c.max_importing)
+            assert_all_stored(sb, ROWS)
+        end)
+end)

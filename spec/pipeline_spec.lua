@@ -1,0 +1,221 @@
+-- The import pipeline end to end: the real marketo-bulk runner against the
+-- real sandbox over loopback. Every check is on what the sandbox stored and
+-- what the report says, never on what the code intended.
+local cli = require("spec.support.cli")
+local sandbox = require("spec.support.sandbox")
+local json = require("marketo.json")
+
+local function write(path, text)
+    local f = assert(io.open(path, "wb"))
+    f:write(text)
+    f:close()
+end
+
+local function read_json(path)
+    local f = assert(io.open(path, "rb"))
+    local doc = assert(json.decode(f:read("a")))
+    f:close()
+    return doc
+end
+
+-- n leads; every `bad_every`-th has a score Marketo refuses, every
+-- `warn_every`-th an email it warns about.
+local function leads_csv(path, n, o)
+    o = o or {}
+    local out = { "email,firstName,lastName,company,leadScore" }
+    for i = 1, n do
+        local email = ("lead%d@example.com"):format(i)
+        if o.warn_every and i % o.warn_every == 0 then email = ("lead%d-at-example"):format(i) end
+        local score = (o.bad_every and i % o.bad_every == 0) and "lots" or tostring(i % 100)
+        out[#out + 1] = ('%s,First%d,"Last, %d",Acme %d,%s'):format(email, i, i, i % 7, score)
+    end
+    write(path, table.concat(out, "\n") .. "\n")
+end
+
+local function inspect(sb, path)
+    local body, status = sb.get("/__sandbox/" .. path)
+    assert.equal(200, status)
+    return assert(json.decode(body))
+end
+
+local function lead_emails(sb)
+    local seen, n = {}, 0
+    for _, rec in ipairs(inspect(sb, "records/leads")) do
+        local email = rec.email
+        assert.is_nil(seen[email], "stored twice: " .. tostring(email))
+        seen[email] = rec
+        n = n + 1
+    end
+    return seen, n
+end
+
+local function assert_reconciled(doc)
+    assert.is_true(doc.reconciled, doc.reconcile_error)
+    local r = doc.rows
+    assert.equal(r.read, r.imported + r.warned + r.failed + r.filtered + r.rejected + r.unsent)
+end
+
+describe("the import pipeline", function()
+    local sb, dir
+    setup(function()
+        sb = sandbox.start({ speed = 0 })
+    end)
+    teardown(function() sb.stop() end)
+    before_each(function()
+        sb.reset()
+        dir = cli.tmpdir()
+    end)
+    after_each(function() cli.rmdir(dir) end)
+
+    it("imports leads in several parts, each row stored once, and reports every row", function()
+        local src = dir .. "/leads.csv"
+        leads_csv(src, 3000, { bad_every = 500, warn_every = 700 })
+        local r = cli.run({ "import", "leads", src, "--part-bytes", "30000", "--quiet" },
+            { env = cli.env_of(sb) })
+        assert.equal(3, r.status, r.err) -- some rows failed: the documented status
+        local doc = read_json(dir .. "/leads.csv.report.json")
+        assert_reconciled(doc)
+        assert.is_true(#doc.parts > 5)
+        assert.equal(3000, doc.rows.read)
+        assert.equal(6, doc.rows.failed)
+        assert.equal(4, doc.rows.warned)
+        local lines = {}
+        for _, f in ipairs(doc.failures) do lines[#lines + 1] = f.line end
+        table.sort(lines)
+        assert.same({ 501, 1001, 1501, 2001, 2501, 3001 }, lines) -- row i is line i + 1
+        local stored, n = lead_emails(sb)
+        assert.equal(3000 - 6, n)
+        assert.is_not_nil(stored["lead1@example.com"])
+        assert.equal("Last, 1", stored["lead1@example.com"].lastName)
+        assert.is_nil(stored["lead500@example.com"])
+        assert.equal(#doc.parts, doc.api_calls.import) -- one upload per part, no retries
+        -- the failed rows come back as a file the user can fix and import as is
+        local f = assert(io.open(doc.files.failed))
+        assert.equal("email,firstName,lastName,company,leadScore", f:read("l"))
+        f:close()
+    end)
+
+    it("imports custom objects in several parts", function()
+        local src = dir .. "/cars.csv"
+        local rows = { "vin,make,model,color,year" }
+        for i = 1, 1200 do
+            rows[#rows + 1] = ("VIN%06d,make%d,model %d,red,%d"):format(i, i % 9, i, 1990 + i % 30)
+        end
+        write(src, table.concat(rows, "\n") .. "\n")
+        local r = cli.run({ "import", "customobject", "car_c", src, "--part-bytes", "9000",
+            "--quiet" }, { env = cli.env_of(sb) })
+        assert.equal(0, r.status, r.err)
+        local doc = read_json(dir .. "/cars.csv.report.json")
+        assert_reconciled(doc)
+        assert.is_true(#doc.parts >= 4)
+        assert.equal(1200, doc.rows.imported)
+        assert.equal(1200, #inspect(sb, "records/customobjects/car_c"))
+    end)
+
+    it("imports program members in several parts", function()
+        local src = dir .. "/members.csv"
+        local rows = { "email,firstName" }
+        for i = 1, 900 do rows[#rows + 1] = ("member%d@example.com,M%d"):format(i, i) end
+        write(src, table.concat(rows, "\n") .. "\n")
+        local r = cli.run({ "import", "programmembers", "1001", src, "--status", "On List",
+            "--part-bytes", "8000", "--quiet" }, { env = cli.env_of(sb) })
+        assert.equal(0, r.status, r.err)
+        local doc = read_json(dir .. "/members.csv.report.json")
+        assert_reconciled(doc)
+        assert.is_true(#doc.parts >= 3)
+        assert.equal(900, #inspect(sb, "records/programs/1001/members"))
+    end)
+
+    it("ties the failures and warnings of a mapped import to their source lines", function()
+        local src = dir .. "/crm.csv"
+        write(src, table.concat({
+            "Mail,Given,Points",
+            "ANN@EXAMPLE.COM,ann,10",           -- line 2
+            ",nobody,1",                        -- line 3: filtered (no email)
+            "bob@example.com,bob,many",         -- line 4: Marketo fails the score
+            '"cy-at-example",cy,"3"',           -- line 5: Marketo warns about the email
+            "dee@example.com,dee,7",            -- line 6
+        }, "\n") .. "\n")
+        write(dir .. "/import.lua", ([[
+            local result = assert(require("marketo.import").run{
+                object = "leads", source = %q,
+                mapping = {
+                    email = function(row) return row.Mail:lower() end,
+                    firstName = function(row) return row.Given:upper() end,
+                    leadScore = "Points",
+                },
+                filter = function(row) return row.Mail ~= "" end,
+            })
+            return result.exit
+        ]]):format(src))
+        local r = cli.run({ "run", dir .. "/import.lua" }, { env = cli.env_of(sb) })
+        assert.equal(3, r.status, r.err)
+        local doc = read_json(dir .. "/crm.csv.report.json")
+        assert_reconciled(doc)
+        assert.same({ read = 5, imported = 2, warned = 1, failed = 1, filtered = 1,
+            rejected = 0, unsent = 0 }, doc.rows)
+        assert.equal(4, doc.failures[1].line)
+        assert.matches("Lead Score", doc.failures[1].reason)
+        assert.equal(5, doc.warnings[1].line)
+        local stored = lead_emails(sb)
+        assert.equal("ANN", stored["ann@example.com"].firstName)
+    end)
+
+    it("stops before sending anything when a row is malformed, naming file, line and column",
+        function()
+            local src = dir .. "/bad.csv"
+            local rows = { "email,firstName" }
+            for i = 1, 50 do rows[#rows + 1] = ("x%d@example.com,X"):format(i) end
+            rows[#rows + 1] = "late@example.com,oops,extra" -- line 52
+            write(src, table.concat(rows, "\n") .. "\n")
+            local r = cli.run({ "import", "leads", src, "--quiet" }, { env = cli.env_of(sb) })
+            assert.equal(4, r.status)
+            assert.matches(src .. ":52:", r.err, 1, true)
+            assert.matches("CSV_FIELD_COUNT", r.err, 1, true)
+            assert.equal(0, #inspect(sb, "log"))
+            assert.equal(0, inspect(sb, "records").leads)
+        end)
+
+    it("with --lenient imports the good rows and reports the malformed ones", function()
+        local src = dir .. "/bad.csv"
+        write(src, "email,firstName\na@example.com,A\nb@example.com,B,extra\nc@example.com,C\n")
+        local r = cli.run({ "import", "leads", src, "--lenient", "--quiet" },
+            { env = cli.env_of(sb) })
+        assert.equal(3, r.status, r.err)
+        local doc = read_json(dir .. "/bad.csv.report.json")
+        assert_reconciled(doc)
+        assert.equal(1, doc.rows.rejected)
+        assert.equal(3, doc.rejects[1].line)
+        assert.equal(2, select(2, lead_emails(sb)))
+    end)
+
+    it("does a dry run that plans every part and sends nothing", function()
+        local src = dir .. "/leads.csv"
+        leads_csv(src, 500)
+        local r = cli.run({ "import", "leads", src, "--dry-run", "--part-bytes", "5000" },
+            { env = cli.env_of(sb) })
+        assert.equal(0, r.status, r.err)
+        assert.matches("dry run: 500 rows read", r.out, 1, true)
+        assert.matches("part 5:", r.out, 1, true)
+        assert.equal(0, #inspect(sb, "log"))
+    end)
+
+    it("never sends a finished part again when the same command runs twice", function()
+        local src = dir .. "/leads.csv"
+        leads_csv(src, 400)
+        local argv = { "import", "leads", src, "--part-bytes", "4000", "--quiet" }
+        assert.equal(0, cli.run(argv, { env = cli.env_of(sb) }).status)
+        local uploads = 0
+        for _, e in ipairs(inspect(sb, "log")) do
+            if e.method == "POST" and e.path == "/bulk/v1/leads.json" then uploads = uploads + 1 end
+        end
+        local again = cli.run(argv, { env = cli.env_of(sb) })
+        assert.equal(0, again.status, again.err)
+        local after = 0
+        for _, e in ipairs(inspect(sb, "log")) do
+            if e.method == "POST" and e.path == "/bulk/v1/leads.json" then after = after + 1 end
+        end
+        assert.is_true(uploads > 3)
+        assert.equal(uploads, after)
+    end)
+end)

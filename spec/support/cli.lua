@@ -1,0 +1,114 @@
+--- spec/support/cli.lua: run the real marketo-bulk binary from a spec.
+--
+--   local cli = require("spec.support.cli")
+--   local r = cli.run({ "import", "leads", path }, { env = sandbox_env(sb), cwd = dir })
+--   r.status, r.out, r.err
+--   local job = cli.start({ ... }, opts)   -- in the background: job.pid, job:wait()
+local M = {}
+
+local BIN = os.getenv("MARKETO_BULK_BIN")
+
+local function q(s)
+    return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+local function slurp(path)
+    local f = io.open(path, "rb")
+    if not f then return "" end
+    local s = f:read("a")
+    f:close()
+    return s
+end
+
+-- The environment a child gets: MARKETO_* only from `env` (never the
+-- developer's own credentials), plus anything else given.
+local function command_line(argv, opts)
+    local parts = { "env -u MARKETO_BASE_URL -u MARKETO_MUNCHKIN_ID -u MARKETO_CLIENT_ID"
+        .. " -u MARKETO_CLIENT_SECRET" }
+    local names = {}
+    for k in pairs(opts.env or {}) do names[#names + 1] = k end
+    table.sort(names)
+    for _, k in ipairs(names) do parts[#parts + 1] = k .. "=" .. q(opts.env[k]) end
+    parts[#parts + 1] = q(opts.bin or BIN)
+    for _, a in ipairs(argv) do parts[#parts + 1] = q(a) end
+    local line = table.concat(parts, " ")
+    if opts.cwd then line = "cd " .. q(opts.cwd) .. " && " .. line end
+    return line
+end
+
+--- run(argv, opts) -> { status, out, err }. opts: env, cwd, bin.
+function M.run(argv, opts)
+    opts = opts or {}
+    local out, err = os.tmpname(), os.tmpname()
+    local ok, how, code = os.execute("(" .. command_line(argv, opts) .. ") >" .. q(out)
+        .. " 2>" .. q(err) .. " </dev/null")
+    local r = { out = slurp(out), err = slurp(err) }
+    os.remove(out)
+    os.remove(err)
+    r.status = (how == "exit") and code or (128 + (code or 0))
+    r.ok = ok
+    return r
+end
+
+--- start(argv, opts) -> job: the command in the background. job.pid;
+-- job:wait() -> { status, out, err }; job:signal(name) sends a signal.
+function M.start(argv, opts)
+    opts = opts or {}
+    local out, err, st = os.tmpname(), os.tmpname(), os.tmpname()
+    -- The subshell records the exit status, so wait() works after kill -9.
+    local line = "(" .. command_line(argv, opts) .. " >" .. q(out) .. " 2>" .. q(err)
+        .. " </dev/null; echo $? >" .. q(st) .. ".tmp; mv " .. q(st) .. ".tmp " .. q(st)
+        .. ") & echo $!"
+    os.remove(st)
+    local p = assert(io.popen(line))
+    local shell_pid = tonumber(p:read("l"))
+    p:close()
+    local job = { shell_pid = shell_pid }
+    -- The runner is the shell's child; find it to signal it directly.
+    for _ = 1, 200 do
+        local c = io.popen("pgrep -P " .. shell_pid .. " 2>/dev/null")
+        local pid = c and tonumber(c:read("l"))
+        if c then c:close() end
+        if pid then job.pid = pid; break end
+        os.execute("sleep 0.01")
+    end
+    function job.signal(_, name)
+        if job.pid then os.execute("kill -" .. name .. " " .. job.pid .. " 2>/dev/null") end
+    end
+    function job.done()
+        local f = io.open(st, "r")
+        if f then f:close() end
+        return f ~= nil
+    end
+    function job.wait(_, timeout)
+        local deadline = os.time() + (timeout or 120)
+        while not job.done() do
+            assert(os.time() <= deadline, "command did not end: " .. table.concat(argv, " "))
+            os.execute("sleep 0.02")
+        end
+        local r = { out = slurp(out), err = slurp(err), status = tonumber(slurp(st)) }
+        os.remove(out); os.remove(err); os.remove(st)
+        return r
+    end
+    return job
+end
+
+--- The environment that points a command at a spawned sandbox.
+function M.env_of(sb)
+    return { MARKETO_BASE_URL = sb.base_url, MARKETO_CLIENT_ID = sb.client_id,
+        MARKETO_CLIENT_SECRET = sb.client_secret }
+end
+
+--- A fresh temporary folder.
+function M.tmpdir()
+    local p = io.popen("mktemp -d")
+    local d = p:read("l")
+    p:close()
+    return d
+end
+
+function M.rmdir(d)
+    if d and d:match("^/tmp/") then os.execute("rm -rf " .. q(d)) end
+end
+
+return M
