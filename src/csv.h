@@ -71,6 +71,7 @@ int csv_scan_next(csv_scan *s, int capture);
  * next record needs csv_scan_next. Only after csv_scan_next read one. */
 int csv_scan_fast(csv_scan *s, csv_rec *out, int cap);
 int csv_scan_fill(csv_scan *s, size_t need);
+int csv_scan_split(csv_scan *s, const unsigned char *p, size_t n);
 const char *csv_err_code(int err);
 
 static inline const char *csv_field(const csv_scan *s, int i, size_t *len)

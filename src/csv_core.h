@@ -20,6 +20,8 @@ typedef struct marketo_csv_reader {
     long long hdr_off;
     long long rows, rejected;
     int last_n;           /* fields the last read put in the caller's table */
+    csv_rec batch[256];   /* clean records csv_scan_fast found, not yet read */
+    int bi, bn;
     char fail[512];       /* a strict failure repeats on every later read */
     char fail_code[32];
 } marketo_csv_reader;

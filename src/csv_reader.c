@@ -93,8 +93,36 @@ static void reject(lua_State *L, marketo_csv_reader *r)
     lua_call(L, 6, 0);
 }
 
+/* The next clean record of the batch, fields captured. The batch points into
+ * the scanner's buffer, which stays put until the batch is used up. */
+static int take_batched(lua_State *L, marketo_csv_reader *r)
+{
+    csv_scan *s = &r->s;
+    const csv_rec *rec = &r->batch[r->bi++];
+    const unsigned char *p = s->buf + (rec->off - s->base);
+    size_t n = (size_t)(rec->end - rec->off) - 1; /* it ends with a LF */
+
+    if (n > 0 && p[n - 1] == '\r')
+        n--;
+    if (csv_scan_split(s, p, n) != 0)
+        luaL_error(L, "%s: out of memory", MARKETO_CSV_READER_MT);
+    s->rec_off = rec->off;
+    s->rec_end = rec->end;
+    s->rec_line = rec->line;
+    r->rows++;
+    return CSV_ROW;
+}
+
 int marketo_csv_reader_next(lua_State *L, marketo_csv_reader *r, int capture)
 {
+    if (capture && r->fail_code[0] == '\0') {
+        if (r->bi < r->bn)
+            return take_batched(L, r);
+        r->bi = 0;
+        r->bn = csv_scan_fast(&r->s, r->batch, (int)(sizeof r->batch / sizeof r->batch[0]));
+        if (r->bn > 0)
+            return take_batched(L, r);
+    }
     for (;;) {
         int st;
 
