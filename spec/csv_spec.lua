@@ -239,6 +239,29 @@ describe("marketo.csv lenient mode", function()
         r:close()
     end)
 
+    it("reads a long file with bad rows among good ones like a short one", function()
+        local rows = helper.tricky_rows(400)
+        helper.write_rows(path, ";", { "id", "text", "n" }, rows, "\r\n")
+        local data = helper.read_all(path)
+        data = data:gsub("\n100;", "\n1\"00;", 1):gsub("\n300;", "\n3\255;", 1)
+        helper.write_file(path, data)
+        local r = assert(csv.open(path, { format = "ssv", lenient = true }))
+        local got = helper.collect(r)
+        assert.equal(398, #got.values)
+        local k = 0
+        for i, row in ipairs(rows) do
+            if i ~= 100 and i ~= 300 then
+                k = k + 1
+                if not helper.same_row(row, got.values[k]) then assert.same(row, got.values[k]) end
+            end
+        end
+        assert.same({ "CSV_STRAY_QUOTE", "CSV_INVALID_UTF8" },
+            { r:rejects()[1].code, r:rejects()[2].code })
+        local lf = select(2, table.concat(rows[99], ";"):gsub("\n", ""))
+        assert.equal(got.lines[99] + 1 + lf, r:rejects()[1].line)
+        r:close()
+    end)
+
     it("keeps max_rejects of them but counts all", function()
         write_file(path, "a,b\n" .. ("1\n"):rep(20))
         local r = assert(csv.open(path, { lenient = true, max_rejects = 5 }))

@@ -29,7 +29,9 @@
 --   reader:rows([{ named = false, reuse = false }]) -> iterator of row, line,
 --       offset (raises on a failure; use read() to get it as values)
 --   reader:rejects() -> the kept rejects (lenient, no on_reject)
---   reader:stats() -> { rows, rejected, blank, line, offset, bom, crlf }
+--   reader:stats() -> { rows, rejected, blank, line, offset, bom, crlf }; line,
+--       offset and blank are where the scan is, which may be ahead of the last
+--       row handed out (clean rows are found in batches)
 --   reader:close() -> true
 --
 -- csv.plan(path [, opts]) -> plan | nil, msg, code
