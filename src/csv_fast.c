@@ -169,7 +169,13 @@ static INLINE uint64_t can_follow(const masks *m, int delim, unsigned char c, un
     return ((m->d | m->n | m->q | crlf) >> 1) | (last << 63);
 }
 
+/* The scan in progress, in locals: stores to out[] could otherwise alias
+ * the scanner's fields and force them to be reloaded for every record. */
 typedef struct run {
+    const unsigned char *buf;
+    long long base, blank;
+    size_t max_row;
+    int expect, crlf;
     size_t start;        /* where the record in progress starts (index) */
     long long start_line;
     int n;
@@ -177,8 +183,8 @@ typedef struct run {
 
 /* Emits the records that end in one classified block at b; 0 to go on,
  * -1 when a record needs the full scanner (run->start is that record). */
-static INLINE int block_records(csv_scan *s, size_t b, const masks *m, uint64_t inside,
-                         long long line, int *dcount, run *rn, csv_rec *out, int cap)
+static INLINE int block_records(run *rn, size_t b, const masks *m, uint64_t inside,
+                                long long line, int *dcount, csv_rec *out, int cap)
 {
     uint64_t ends = m->n & ~inside, dbits = m->d & ~inside;
 
@@ -192,15 +198,15 @@ static INLINE int block_records(csv_scan *s, size_t b, const masks *m, uint64_t 
         ends &= ends - 1;
         dbits &= ~low;
         *dcount = 0;
-        if (end - rn->start == 1 || (end - rn->start == 2 && s->buf[rn->start] == '\r')) {
-            s->blank++; /* csv_scan_next skips blank lines the same way */
+        if (end - rn->start == 1 || (end - rn->start == 2 && rn->buf[rn->start] == '\r')) {
+            rn->blank++; /* csv_scan_next skips blank lines the same way */
         } else {
-            if ((s->expect > 0 && fields != s->expect) || end - rn->start > s->max_row)
+            if ((rn->expect > 0 && fields != rn->expect) || end - rn->start > rn->max_row)
                 return -1;
-            out[rn->n].off = s->base + (long long)rn->start;
-            out[rn->n].end = s->base + (long long)end;
+            out[rn->n].off = rn->base + (long long)rn->start;
+            out[rn->n].end = rn->base + (long long)end;
             out[rn->n].line = rn->start_line;
-            s->crlf |= s->buf[end - 2] == '\r';
+            rn->crlf |= rn->buf[end - 2] == '\r';
             rn->n++;
         }
         rn->start = end;
@@ -215,9 +221,9 @@ static INLINE int block_records(csv_scan *s, size_t b, const masks *m, uint64_t 
 static INLINE int fast_run(csv_scan *s, csv_rec *out, int cap, int avx2)
 {
     uint64_t in_quotes = 0, after_sep = 1; /* a record starts after a LF */
-    int dcount = 0, skip = 0;
+    int dcount = 0, skip = 0, delim = s->delim;
     long long line;
-    size_t b;
+    size_t b, len;
     run rn;
 
     if (!s->started || s->err != CSV_OK)
@@ -227,20 +233,27 @@ static INLINE int fast_run(csv_scan *s, csv_rec *out, int cap, int avx2)
         if (csv_scan_fill(s, FAST_MIN) != 0)
             return 0; /* csv_scan_next meets the same error and reports it */
     }
+    rn.buf = s->buf;
+    rn.base = s->base;
+    rn.blank = 0;
+    rn.max_row = s->max_row;
+    rn.expect = s->expect;
+    rn.crlf = 0;
     rn.start = b = s->pos;
     rn.start_line = line = s->line;
     rn.n = 0;
-    while (b + LOOKAHEAD <= s->len) {
-        const unsigned char *p = s->buf + b;
+    len = s->len;
+    while (b + LOOKAHEAD <= len) {
+        const unsigned char *p = rn.buf + b;
         masks m;
         uint64_t inside, sep;
 
 #if CSV_AVX2
         if (avx2)
-            classify_avx2(p, s->delim, &m);
+            classify_avx2(p, delim, &m);
         else
 #endif
-            classify(p, s->delim, &m);
+            classify(p, delim, &m);
 #if CSV_AVX2
         if (avx2)
             inside = prefix_xor_clmul(m.q) ^ in_quotes;
@@ -249,16 +262,18 @@ static INLINE int fast_run(csv_scan *s, csv_rec *out, int cap, int avx2)
             inside = prefix_xor(m.q) ^ in_quotes;
         sep = m.d | m.n | m.q;
         if (m.z || (m.q & inside & ~((sep << 1) | after_sep))
-            || (m.q & ~inside & ~can_follow(&m, s->delim, p[64], p[65]))
+            || (m.q & ~inside & ~can_follow(&m, delim, p[64], p[65]))
             || (m.h && !utf8_ok(p, m.h, &skip)))
             break;
-        if (block_records(s, b, &m, inside, line, &dcount, &rn, out, cap) != 0)
+        if (block_records(&rn, b, &m, inside, line, &dcount, out, cap) != 0)
             break;
         line += popcount64(m.n);
         in_quotes = (uint64_t)0 - (inside >> 63);
         after_sep = sep >> 63;
         b += 64;
     }
+    s->blank += rn.blank;
+    s->crlf |= rn.crlf;
     s->pos = rn.start;
     s->line = rn.start_line;
     s->line_start = s->base + (long long)rn.start;
