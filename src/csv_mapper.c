@@ -198,6 +198,74 @@ static void put_value(lua_State *L, marketo_csv_writer *w, int col)
     lua_pop(L, 1);
 }
 
+/* Pushes the row table of map_lua: empty, its fields come from __index. */
+static void push_row(lua_State *L, int reader, const marketo_csv_reader *r)
+{
+    int i;
+
+    lua_newtable(L);                                    /* row */
+    lua_createtable(L, 0, 1);                           /* row mt */
+    lua_pushvalue(L, reader);                           /* row mt reader */
+    lua_createtable(L, 0, r->s.expect);                 /* row mt reader index */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, r->names);        /* row mt reader index names */
+    for (i = 1; i <= r->s.expect; i++) {
+        lua_rawgeti(L, -1, i);
+        lua_pushinteger(L, i);
+        lua_rawset(L, -4);
+    }
+    lua_pop(L, 1);                                      /* row mt reader index */
+    lua_pushcclosure(L, row_index, 2);                  /* row mt index_fn */
+    lua_setfield(L, -2, "__index");                     /* row mt */
+    lua_setmetatable(L, -2);                            /* row */
+}
+
+/* Calls filter(row, line) (at index 5); if it drops the row, on_filter
+ * (line, row) (at 6) hears of it. 1 if dropped. */
+static int drops(lua_State *L, int row, long long line)
+{
+    int keep;
+
+    if (lua_isnil(L, 5))
+        return 0;
+    lua_pushvalue(L, 5);
+    lua_pushvalue(L, row);
+    marketo_pushsize(L, line);
+    lua_call(L, 2, 1);
+    keep = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    if (!keep && !lua_isnil(L, 6)) {
+        lua_pushvalue(L, 6);
+        marketo_pushsize(L, line);
+        lua_pushvalue(L, row);
+        lua_call(L, 2, 0);
+    }
+    return !keep;
+}
+
+/* Output column i of map_lua: its function (fns at 4) with the source value
+ * and the row, or the column as csv_map would write it. */
+static void put_mapped(lua_State *L, marketo_csv_writer *w, const csv_scan *s,
+                       const map_col *c, int i, int row, int same)
+{
+    size_t len;
+
+    lua_rawgeti(L, 4, i + 1);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        put_col(L, w, s, c, same);
+        return;
+    }
+    if (c->src >= 0 && c->src < s->nf) {
+        const char *p = csv_field(s, c->src, &len);
+        lua_pushlstring(L, p, len);
+    } else {
+        lua_pushnil(L);
+    }
+    lua_pushvalue(L, row);
+    lua_call(L, 2, 1);
+    put_value(L, w, i + 1);
+}
+
 /* csv_map_lua(reader, writer, spec, fns, filter, on_filter) -> rows read,
  * filtered | nil, msg, code. fns[i] is the function of output column i (it
  * gets the value of spec[i], or nil if spec[i] is 0, and the row); filter
@@ -216,64 +284,20 @@ static int map_lua(lua_State *L)
     luaL_checktype(L, 4, LUA_TTABLE);
     lua_settop(L, 6);
     luaL_argcheck(L, r->names != LUA_NOREF, 1, "the reader has no header");
-    cols = compile(L, 3, w->delim, &n);                 /* ... cols */
-    lua_newtable(L);                                    /* ... cols row */
-    lua_createtable(L, 0, 1);                           /* ... cols row mt */
-    lua_pushvalue(L, 1);
-    lua_newtable(L);                                    /* ... mt reader index */
-    lua_rawgeti(L, LUA_REGISTRYINDEX, r->names);        /* ... mt reader index names */
-    for (i = 1; i <= s->expect; i++) {
-        lua_rawgeti(L, -1, i);
-        lua_pushinteger(L, i);
-        lua_rawset(L, -4);
-    }
-    lua_pop(L, 1);                                      /* ... mt reader index */
-    lua_pushcclosure(L, row_index, 2);                  /* ... mt index_fn */
-    lua_setfield(L, -2, "__index");
-    lua_setmetatable(L, -2);                            /* ... cols row (at 8) */
+    cols = compile(L, 3, w->delim, &n); /* at 7 */
+    push_row(L, 1, r);                  /* at 8 */
     for (;;) {
         int st = marketo_csv_reader_next(L, r, 1);
         if (st < 0)
             return 3;
         if (st == CSV_END)
             break;
-        if (!lua_isnil(L, 5)) {
-            int keep;
-            lua_pushvalue(L, 5);
-            lua_pushvalue(L, 8);
-            marketo_pushsize(L, s->rec_line);
-            lua_call(L, 2, 1);
-            keep = lua_toboolean(L, -1);
-            lua_pop(L, 1);
-            if (!keep) {
-                filtered++;
-                if (!lua_isnil(L, 6)) {
-                    lua_pushvalue(L, 6);
-                    marketo_pushsize(L, s->rec_line);
-                    lua_pushvalue(L, 8);
-                    lua_call(L, 2, 0);
-                }
-                continue;
-            }
+        if (drops(L, 8, s->rec_line)) {
+            filtered++;
+            continue;
         }
-        for (i = 0; i < n; i++) {
-            size_t len;
-            lua_rawgeti(L, 4, i + 1);
-            if (lua_isnil(L, -1)) {
-                lua_pop(L, 1);
-                put_col(L, w, s, &cols[i], same);
-                continue;
-            }
-            if (cols[i].src >= 0 && cols[i].src < s->nf) {
-                const char *p = csv_field(s, cols[i].src, &len);
-                lua_pushlstring(L, p, len);
-            } else {
-                lua_pushnil(L);
-            }
-            lua_pushvalue(L, 8);
-            lua_call(L, 2, 1);
-            put_value(L, w, i + 1);
-        }
+        for (i = 0; i < n; i++)
+            put_mapped(L, w, s, &cols[i], i, 8, same);
         if (marketo_csv_writer_end(L, w, s->rec_line) != 0)
             return 3;
     }
