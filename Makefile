@@ -112,8 +112,13 @@ fuzz:
 	    -artifact_prefix=build/fuzz/ \
 	    build/fuzz/corpus fuzz/corpus
 
+# The example has rows Marketo refuses, on purpose: its documented exit status
+# is then 3 ("some rows failed, see the report"); anything else is a failure.
 demo: deps build
-	$(RUNNER) run examples/demo.lua
+	@rm -rf build/demo
+	@status=0; $(RUNNER) run examples/crm-leads.lua || status=$$?; \
+	    if [ $$status -ne 0 ] && [ $$status -ne 3 ]; then exit $$status; fi; \
+	    echo; echo "the JSON report: build/demo/crm-leads.report.json"
 
 install: build
 	install -d $(DESTDIR)$(LIBDIR)/marketo $(DESTDIR)$(LUADIR) $(DESTDIR)$(BINDIR)

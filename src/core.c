@@ -37,14 +37,21 @@ int marketo_push_errno(lua_State *L, const char *what, int err)
     return marketo_push_fail(L, name, "%s: %s", what, strerror(err));
 }
 
-/* versions() -> { marketo = "0.1.0", curl = "7.88.1", ssl = "OpenSSL/3.0.x" } */
+/* versions() -> { marketo = "0.1.0", lua = "Lua 5.4.4", curl = "7.88.1",
+ *                 ssl = "OpenSSL/3.0.x" } */
 static int core_versions(lua_State *L)
 {
     const curl_version_info_data *info = curl_version_info(CURLVERSION_NOW);
 
-    lua_createtable(L, 0, 3);
+    lua_createtable(L, 0, 4);
     lua_pushliteral(L, MARKETO_VERSION);
     lua_setfield(L, -2, "marketo");
+#ifdef LUA_RELEASE
+    lua_pushliteral(L, LUA_RELEASE);
+#else
+    lua_pushliteral(L, LUA_VERSION);
+#endif
+    lua_setfield(L, -2, "lua");
     lua_pushstring(L, info->version);
     lua_setfield(L, -2, "curl");
     lua_pushstring(L, info->ssl_version ? info->ssl_version : "none");

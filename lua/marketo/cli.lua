@@ -40,7 +40,7 @@ end
 
 local function version_text()
     local v = core.versions()
-    return ("marketo-bulk %s\n%s\nlibcurl %s (%s)\n"):format(v.marketo, _VERSION, v.curl, v.ssl)
+    return ("marketo-bulk %s\n%s\nlibcurl %s (%s)\n"):format(v.marketo, v.lua, v.curl, v.ssl)
 end
 
 --- main(argv, out, err): argv[1] is the command; out and err have :write.

@@ -39,7 +39,8 @@ function M.main(argv, out, err)
         config.fallback, stop = function() return creds end, stopper
         return creds
     end
-    local ok, result = xpcall(chunk, debug.traceback, table.unpack(script_arg, 1, #script_arg))
+    local ok, result = xpcall(chunk, function(e) return debug.traceback(tostring(e), 2) end,
+        table.unpack(script_arg, 1, #script_arg))
     config.fallback = nil
     stop()
     rawset(_G, "arg", saved_arg)
@@ -47,7 +48,14 @@ function M.main(argv, out, err)
         err:write("marketo-bulk: ", tostring(result), "\n")
         return 1
     end
-    if math.type(result) == "integer" then return result end
+    if math.type(result) == "integer" then
+        if result < 0 or result > 255 then
+            err:write(("marketo-bulk: the script returned %d; an exit status is 0-255\n")
+                :format(result))
+            return 1
+        end
+        return result
+    end
     return 0
 end
 
