@@ -23,6 +23,15 @@ local function json(value)
     return envelope.json(200, value)
 end
 
+-- cjson writes an empty table as {}; a list endpoint must still say [].
+local function list(value)
+    if next(value) == nil then
+        local status, headers = envelope.json(200, {})
+        return status, headers, "[]"
+    end
+    return json(value)
+end
+
 local function bad(message)
     return envelope.json(400, { error = message })
 end
@@ -47,20 +56,22 @@ end
 
 local ROUTES = {
     { "GET", "^/records$", function(sb) return json(sb.store:summary()) end },
-    { "GET", "^/records/leads$", function(sb) return json(sb.store:lead_list()) end },
+    { "GET", "^/records/leads$", function(sb) return list(sb.store:lead_list()) end },
     { "GET", "^/records/customobjects/([^/]+)$",
-      function(sb, _, name) return json(sb.store:object_list(name)) end },
+      function(sb, _, name) return list(sb.store:object_list(name)) end },
     { "GET", "^/records/programs/([^/]+)/members$",
-      function(sb, _, id) return json(sb.store:member_list(id)) end },
+      function(sb, _, id) return list(sb.store:member_list(id)) end },
     { "GET", "^/records/lists/(%d+)$",
-      function(sb, _, id) return json(sb.store:list_members(math.tointeger(tonumber(id)))) end },
+      function(sb, _, id)
+          return list(sb.store:list_members(math.tointeger(tonumber(id))))
+      end },
     { "GET", "^/jobs$", function(sb)
         sb.queue:tick(sb.clock())
         local out = {}
         for i, job in ipairs(sb.queue:list()) do out[i] = job_view(job) end
-        return json(out)
+        return list(out)
     end },
-    { "GET", "^/log$", function(sb) return json(sb.log.entries) end },
+    { "GET", "^/log$", function(sb) return list(sb.log.entries) end },
     { "GET", "^/counters$", function(sb) return json(sb:counters()) end },
     { "GET", "^/config$", function(sb) return json(config.public(sb.conf)) end },
     { "POST", "^/config$", function(sb, req) return set_config(sb, req.body) end },
