@@ -3,7 +3,7 @@
 --
 --   local nginx = require("spec.support.nginx")
 --   local n = nginx.start{ env = { MARKETO_BASE_URL = ... } }  -- raises if it fails
---   finally(n.stop)                 -- idempotent: QUIT, then KILL after 10 s
+--   finally(n.stop)                 -- idempotent: QUIT, then KILL (workers too) after 10 s
 --   n.port, n.prefix, n.pid, n.url
 --   n.request("GET", "/ping")       -- status, body (nil, err on a socket error)
 --   n.log()                         -- the error log so far
@@ -102,10 +102,13 @@ local function launch(opts, prefix, port)
     local env = {}
     for k, v in pairs(opts.env or {}) do env[#env + 1] = k .. "=" .. shell_quote(v) end
     local parent = require("marketo.core").getpid()
-    -- The watchdog: nginx in the background, QUIT once our process is gone.
+    -- The watchdog: nginx in the background (env execs it: $n is the master);
+    -- once our process is gone, QUIT, and 10 s later KILL for the workers and it.
     local cmd = ("(env %s nginx -p %s -c %s -g 'daemon off;' >%s 2>&1 & n=$!; "
         .. "while kill -0 %d 2>/dev/null && kill -0 $n 2>/dev/null; do sleep 1; done; "
-        .. "kill -QUIT $n 2>/dev/null) >/dev/null 2>&1 &")
+        .. "kill -QUIT $n 2>/dev/null; i=0; "
+        .. "while kill -0 $n 2>/dev/null && [ $i -lt 10 ]; do sleep 1; i=$((i+1)); done; "
+        .. "pkill -KILL -P $n; kill -KILL $n) >/dev/null 2>&1 &")
         :format(table.concat(env, " "), shell_quote(prefix), shell_quote(prefix .. "/nginx.conf"),
             shell_quote(prefix .. "/stderr.log"), parent)
     assert(os.execute(cmd))
@@ -138,7 +141,12 @@ function M.start(opts)
         os.execute("kill -QUIT " .. n.pid .. " 2>/dev/null")
         local deadline = socket.gettime() + 10
         while alive(n.pid) and socket.gettime() < deadline do socket.sleep(0.05) end
-        if alive(n.pid) then os.execute("kill -KILL " .. n.pid .. " 2>/dev/null") end
+        if alive(n.pid) then
+            -- Workers first: killed alone, the master would leave them orphaned,
+            -- still running whatever held them up.
+            os.execute("pkill -KILL -P " .. n.pid .. " 2>/dev/null")
+            os.execute("kill -KILL " .. n.pid .. " 2>/dev/null")
+        end
     end
     return n
 end

@@ -5,23 +5,26 @@
 -- `make build` and `make LUA=luajit build/luajit/marketo/core.so`:
 --
 --   MARKETO_BULK_BIN=$PWD/build/bin/marketo-bulk lua5.4 examples/openresty/bench/run.lua \
---       [uploads=4] [latency=0.5] [rows=20000]
+--       [uploads=4] [latency=0.5] [rows=20000] [chunk=65536]
 --
 -- Each upload is one bulk job creation of a ~9 MB CSV; the sandbox adds
 -- `latency` seconds to every bulk answer (a far-away Marketo). The pinger is
 -- one client, one request at a time on a fresh connection, so pings/s is
--- bounded by it too; the idle line is that bound.
+-- bounded by it too; the idle line is that bound. chunk: bytes per sock:send
+-- of the cosocket transport's file part (marketo.resty.multipart.CHUNK).
 package.path = "lua/?.lua;lua/?/init.lua;./?.lua;" .. package.path
 package.cpath = "build/lua5.4/?.so;" .. package.cpath
 local socket = require("socket")
 local sandbox = require("spec.support.sandbox")
 local nginx = require("spec.support.nginx")
 
-local opts = { uploads = 4, latency = 0.5, rows = 20000 }
+local opts = { uploads = 4, latency = 0.5, rows = 20000, chunk = 65536 }
 for _, a in ipairs(arg) do
     local k, v = a:match("^(%w+)=(.+)$")
     if k then opts[k] = tonumber(v) end
 end
+
+local path -- the CSV uploaded, in a scratch directory
 
 local function conf_text()
     local f = assert(io.open(nginx.ROOT .. "/examples/openresty/nginx.conf", "rb"))
@@ -30,10 +33,11 @@ local function conf_text()
     text = text:gsub('lua_package_path "',
         'lua_package_path "@ROOT@/examples/openresty/bench/?.lua;')
     return (text:gsub("        location = /ping {", "        location /bench/ {\n"
+        .. "            client_max_body_size 20m;\n"
         .. '            content_by_lua_block { require("driver").handle() }\n        }\n\n%0'))
 end
 
-local function write_csv(path)
+local function write_csv()
     local f = assert(io.open(path, "wb"))
     f:write("email,firstName,lastName\n")
     local filler = ("x"):rep(400)
@@ -60,6 +64,17 @@ local function ping_until_done(n)
     end
 end
 
+local function measure(n, kind, raw)
+    local status = n.request("POST", ("/bench/start?transport=%s&n=%d&path=%s&chunk=%d%s")
+        :format(kind, opts.uploads, path, opts.chunk, raw and "&raw=1" or ""))
+    assert(status == 200)
+    local answered, worst, took, r = ping_until_done(n)
+    assert(not r.error, r.error)
+    print(("%-9s %s %.2f s (%.3f s each) | %5d pings answered, %6.0f/s, "
+        .. "longest wait %.3f s"):format(kind, raw and "to nginx " or "to sandbox", r.elapsed,
+        r.elapsed / opts.uploads, answered, answered / took, worst))
+end
+
 local function idle_rate(n)
     local t0, count = socket.gettime(), 0
     while socket.gettime() - t0 < 1 do
@@ -73,8 +88,8 @@ local sb = sandbox.start{ latency = opts.latency, max_file_bytes = 10485760 }
 local dir = os.tmpname()
 os.remove(dir)
 assert(os.execute("mkdir -p " .. dir))
-local path = dir .. "/big.csv"
-write_csv(path)
+path = dir .. "/big.csv"
+write_csv()
 local n = nginx.start{ conf_text = conf_text(), env = { MARKETO_BASE_URL = sb.base_url,
     MARKETO_CLIENT_ID = sb.client_id, MARKETO_CLIENT_SECRET = sb.client_secret } }
 local ok, err = pcall(function()
@@ -84,15 +99,9 @@ local ok, err = pcall(function()
     print(("idle: %.0f pings/s"):format(idle_rate(n)))
     for _, kind in ipairs({ "cosocket", "thread", "blocking" }) do
         sb.reset()
-        local status = n.request("POST", ("/bench/start?transport=%s&n=%d&path=%s")
-            :format(kind, opts.uploads, path))
-        assert(status == 200)
-        local answered, worst, took, r = ping_until_done(n)
-        assert(not r.error, r.error)
-        print(("%-9s uploads %.2f s (%.2f s each) | %5d pings answered, %6.0f/s, "
-            .. "longest wait %.3f s"):format(kind, r.elapsed, r.elapsed / opts.uploads,
-            answered, answered / took, worst))
+        measure(n, kind, false)
     end
+    for _, kind in ipairs({ "cosocket", "thread" }) do measure(n, kind, true) end
 end)
 n.stop()
 sb.stop()
