@@ -288,6 +288,11 @@ describe("marketo.sandbox leads", function()
         assert.equal(200, (import_leads(LEADS)))
         local log = sb.inspect("log")
         assert.equal(413, log[#log - 1].status)
+        -- Measured on the whole body, the multipart framing counts too.
+        sb.control{ max_file_bytes = #LEADS + 10, size_limit_on = "body" }
+        assert.equal(413, (import_leads(LEADS)))
+        sb.control{ size_limit_on = "file" }
+        assert.equal(200, (import_leads(LEADS)))
     end)
 
     it("writes failures and warnings with the reasons of the docs", function()
