@@ -11,7 +11,8 @@
 -- Failures return nil, "CODE: path:line:column: what and what to do", "CODE".
 -- Codes: CSV_UNBALANCED_QUOTE, CSV_STRAY_QUOTE, CSV_FIELD_COUNT,
 -- CSV_INVALID_UTF8, CSV_NUL_BYTE, CSV_ROW_TOO_LARGE, CSV_NO_HEADER,
--- CSV_DUPLICATE_HEADER, and errno names (ENOENT, EACCES, ...). Misuse raises.
+-- CSV_DUPLICATE_HEADER, CSV_UNKNOWN_COLUMN (map), and errno names (ENOENT,
+-- EACCES, ...). Misuse raises.
 --
 -- csv.open(path [, opts]) -> reader | nil, msg, code
 --   opts: format = "csv", header = true, lenient = false,
@@ -52,7 +53,8 @@
 --         from 1; each part starts with the header and stays <= max_bytes)
 --   writer:write(row [, line]) -> true | nil, msg, code; fields are strings or
 --       numbers (nil writes an empty field); line is the source line, kept
---       per part. A value with the delimiter, a quote, CR or LF is quoted.
+--       per part. A value with the delimiter, a quote, CR or LF is quoted
+--       (quotes doubled), and so is one starting with U+FEFF (a BOM).
 --   writer:close() -> true | nil, msg, code
 --   writer:parts() -> { { path, bytes, rows, first_line, last_line } }
 --
@@ -64,8 +66,10 @@
 --   Source columns not named are dropped. Without fn or filter the whole run
 --   is C from reader to writer, no Lua call per row (a pure rename copies the
 --   checked rows as they are, with the writer's line end). fn gets the source
---   value (nil without from) and the source row; row.name reads a field on
---   demand (one read-only table for all rows; an unknown name raises).
+--   value (nil without from) and the source row, and returns a string, a
+--   number or nil (empty); row.name reads a field on demand (one read-only
+--   table for all rows; an unknown name raises). An error raised by fn or
+--   filter is raised again by map, once both files are closed.
 --   opts: format, lenient, on_reject, max_rejects, max_row as for open;
 --         out_format (default: format), crlf, max_bytes (parts mode, see
 --         writer), filter = function(row, line) -> keep? (row as for fn),
