@@ -9,7 +9,9 @@
 --   n.log()                         -- the error log so far
 --
 -- nginx runs `-p <tmp> -c <tmp>/nginx.conf -g 'daemon off;'` with one worker on
--- 127.0.0.1 and a free port; its logs, pid and temp files stay in <tmp>. A
+-- 127.0.0.1 and a free port; its logs, pid and temp files stay in <tmp>. Run
+-- by root, the worker stays root too (`user root;`): nginx would otherwise
+-- switch it to nobody, who may not read a checkout under a private home. A
 -- watchdog shell sends QUIT when this process goes away, so a crashed busted
 -- leaves no nginx behind.
 local socket = require("socket")
@@ -93,6 +95,13 @@ local function write(path, text)
     f:close()
 end
 
+local function is_root()
+    local p = assert(io.popen("id -u"))
+    local uid = p:read("*l")
+    p:close()
+    return uid == "0"
+end
+
 local function launch(opts, prefix, port)
     local template = opts.conf_text
         or assert(read(opts.conf or (M.ROOT .. "/examples/openresty/nginx.conf")))
@@ -102,15 +111,16 @@ local function launch(opts, prefix, port)
     local env = {}
     for k, v in pairs(opts.env or {}) do env[#env + 1] = k .. "=" .. shell_quote(v) end
     local parent = require("marketo.core").getpid()
+    local globals = is_root() and "daemon off; user root;" or "daemon off;"
     -- The watchdog: nginx in the background (env execs it: $n is the master);
     -- once our process is gone, QUIT, and 10 s later KILL for the workers and it.
-    local cmd = ("(env %s nginx -p %s -c %s -g 'daemon off;' >%s 2>&1 & n=$!; "
+    local cmd = ("(env %s nginx -p %s -c %s -g '%s' >%s 2>&1 & n=$!; "
         .. "while kill -0 %d 2>/dev/null && kill -0 $n 2>/dev/null; do sleep 1; done; "
         .. "kill -QUIT $n 2>/dev/null; i=0; "
         .. "while kill -0 $n 2>/dev/null && [ $i -lt 10 ]; do sleep 1; i=$((i+1)); done; "
         .. "pkill -KILL -P $n; kill -KILL $n) >/dev/null 2>&1 &")
         :format(table.concat(env, " "), shell_quote(prefix), shell_quote(prefix .. "/nginx.conf"),
-            shell_quote(prefix .. "/stderr.log"), parent)
+            globals, shell_quote(prefix .. "/stderr.log"), parent)
     assert(os.execute(cmd))
 end
 
