@@ -5,14 +5,15 @@ local config = require("marketo.sandbox.config")
 
 local M = {
     summary = "serve a local Marketo (Identity + Bulk Import) on 127.0.0.1",
-    usage = "usage: marketo-bulk sandbox [--port N] [--client-id X] [--client-secret Y]"
-        .. " [options]\n",
+    usage = "usage: marketo-bulk sandbox [--config FILE.json] [--port N] [--client-id X]"
+        .. " [--client-secret Y] [options]\n",
 }
 
 local function help()
     return M.usage .. "\nPrints MARKETO_BASE_URL, MARKETO_CLIENT_ID and MARKETO_CLIENT_SECRET"
         .. " once it accepts\nconnections. Inspection and control: /__sandbox/ (see"
-        .. " doc/sandbox.md).\n\noptions (--name value, --name=value; a bare boolean flag"
+        .. " doc/sandbox.md).\n--config FILE.json (first) sets options from a JSON object;"
+        .. " flags win.\n\noptions (--name value, --name=value; a bare boolean flag"
         .. " means true):\n" .. config.help()
 end
 
@@ -21,10 +22,28 @@ function M.main(argv, out, err)
         out:write(help())
         return 0
     end
+    local file
+    if argv[2] == "--config" then
+        file = argv[3]
+        table.remove(argv, 2)
+        table.remove(argv, 2)
+    end
     local changes, msg = config.parse_args(argv, 2)
     if not changes then
         err:write("marketo-bulk sandbox: ", msg, "\n", M.usage)
         return 2
+    end
+    if file then
+        -- Flags win over the file, so a script can reuse one file and vary a value.
+        local from_file
+        from_file, msg = config.load_file(file)
+        if not from_file then
+            err:write("marketo-bulk sandbox: ", msg, "\n")
+            return 2
+        end
+        for k, v in pairs(from_file) do
+            if changes[k] == nil then changes[k] = v end
+        end
     end
     local sandbox = require("marketo.sandbox")
     local sb
