@@ -12,9 +12,10 @@ M.__index = M
 M.FAILURE_COLUMN = "Import Failure Reason"
 M.WARNING_COLUMN = "Import Warning Reason"
 
---- new(fields): fields has id, kind ("leads"|"co"|"pm"), format, text, and per
+--- new(fields): fields has id, kind ("leads"|"co"|"pm"), format, delim, and per
 -- kind lookup/list_id/partition, object, program_id/member_status; plus
--- header (the parsed header cells) and plan (validate.plan) made at creation.
+-- source (M.open_source), header (its cells) and plan (validate.plan), all
+-- made when the upload is answered.
 function M.new(fields)
     local job = setmetatable(fields, M)
     job.status = "Queued"
