@@ -51,7 +51,7 @@ end
 local function unknown_path(sb, call)
     if sb.conf.unknown_path == "404" then
         call.code = "404"
-        return 404, { ["content-type"] = "text/plain" }, "Not Found\n"
+        return 404, { ["Content-Type"] = "text/plain" }, "Not Found\n"
     end
     return routes.fail(call, 610)
 end
@@ -74,7 +74,7 @@ local function injected(sb, call)
     if UNCOUNTED[code] then sb.limits:refund() end
     if code == "502" then
         call.code = "502"
-        return 502, { ["content-type"] = "text/html" }, BAD_GATEWAY
+        return 502, { ["Content-Type"] = "text/html" }, BAD_GATEWAY
     elseif code == "615" then
         return routes.fail(call, 615, sb.conf.max_in_flight)
     elseif code == "606" then

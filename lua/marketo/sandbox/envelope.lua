@@ -66,7 +66,7 @@ function M.error(code, ...)
 end
 
 local function answer(status, body)
-    return status, { ["content-type"] = M.JSON_TYPE }, M.encode(body)
+    return status, { ["Content-Type"] = M.JSON_TYPE }, M.encode(body)
 end
 
 --- 200 with `success: true` and the result array.

@@ -28,8 +28,8 @@ end
 local function oauth_error(status, err, description)
     local code, headers, body = envelope.json(status,
         { error = err, error_description = description })
-    headers["cache-control"] = "no-store"
-    headers["pragma"] = "no-cache"
+    headers["Cache-Control"] = "no-store"
+    headers["Pragma"] = "no-cache"
     return code, headers, body
 end
 
@@ -79,8 +79,8 @@ function M:token(req)
         access_token = live.token, token_type = "bearer",
         expires_in = left, scope = self.conf.scope,
     })
-    headers["cache-control"] = "no-store"
-    headers["pragma"] = "no-cache"
+    headers["Cache-Control"] = "no-store"
+    headers["Pragma"] = "no-cache"
     return code, headers, body
 end
 

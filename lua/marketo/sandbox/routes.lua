@@ -38,7 +38,7 @@ local function upload(sb, req, call)
     local size = sb.conf.size_limit_on == "body" and #req.body or #file.data
     if size > sb.conf.max_file_bytes then
         call.code = "413"
-        return nil, 413, { ["content-type"] = "text/html" }, TOO_LARGE
+        return nil, 413, { ["Content-Type"] = "text/html" }, TOO_LARGE
     end
     local format = param(call, "format")
     if format == nil or format == "" then
@@ -179,11 +179,11 @@ function M.file(sb, _, call, kind, id, which, api_name)
     if text == nil then
         if sb.conf.empty_files == "404" then
             call.code = "404"
-            return 404, { ["content-type"] = "text/plain" }, ""
+            return 404, { ["Content-Type"] = "text/plain" }, ""
         end
         text = ""
     end
-    return 200, { ["content-type"] = envelope.FILE_TYPE }, text
+    return 200, { ["Content-Type"] = envelope.FILE_TYPE }, text
 end
 
 ---------------------------------------------------------------------------
