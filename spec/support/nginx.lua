@@ -21,8 +21,10 @@ local M = {}
 local function root_dir()
     local source = debug.getinfo(1, "S").source:gsub("^@", "")
     local dir = source:match("^(.*)/spec/support/[^/]*$") or "."
-    if dir:sub(1, 1) ~= "/" then dir = (os.getenv("PWD") or ".") .. "/" .. dir end
-    return dir
+    if dir:sub(1, 1) == "/" then return dir end
+    local cwd = os.getenv("PWD") or "."
+    if dir == "." then return cwd end
+    return cwd .. "/" .. dir:gsub("^%./", "")
 end
 
 M.ROOT = root_dir()
