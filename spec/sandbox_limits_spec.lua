@@ -96,40 +96,40 @@ describe("marketo.sandbox queue", function()
     end)
 
     it("grows the counters while a job imports at its speed", function()
-        sb.control{ speed = 40 }
-        local _, res = import_leads(rows(40))
+        sb.control{ speed = 20 }
+        local _, res = import_leads(rows(60))
         local id = res.result[1].batchId
         socket.sleep(0.5)
         local mid = status_of(id)
         assert.equal("Importing", mid.status)
-        assert.truthy(mid.numOfLeadsProcessed > 0 and mid.numOfLeadsProcessed < 40,
+        assert.truthy(mid.numOfLeadsProcessed > 0 and mid.numOfLeadsProcessed < 60,
             "processed " .. tostring(mid.numOfLeadsProcessed))
         assert.is_nil(mid.message)
         local done = sb.wait("/bulk/v1/leads/batch/" .. id .. ".json", token)
-        assert.equal(40, done.numOfLeadsProcessed)
+        assert.equal(60, done.numOfLeadsProcessed)
     end)
 end)
 
 describe("marketo.sandbox limits", function()
     it("answers 606 past the calls allowed in the rolling window", function()
-        sb.control{ rate_limit = 5, rate_window = 1 }
+        sb.control{ rate_limit = 5, rate_window = 2 }
         for _ = 1, 5 do
             local _, res = sb.api_get("/bulk/v1/leads/batch/1.json", token)
             assert.equal("1013", res.errors[1].code)
         end
         local status, res = sb.api_get("/bulk/v1/leads/batch/1.json", token)
         assert.equal(200, status)
-        assert_error(res, "606", "Max rate limit '5' exceeded with in '1' secs")
+        assert_error(res, "606", "Max rate limit '5' exceeded with in '2' secs")
         sb.token() -- identity calls are not counted and not limited
         assert.equal(1, sb.inspect("counters").answered_606)
-        socket.sleep(1.05)
+        socket.sleep(2.05)
         status, res = sb.api_get("/bulk/v1/leads/batch/1.json", token)
         assert.equal(200, status)
         assert.equal("1013", res.errors[1].code)
     end)
 
     it("answers 615 past the calls allowed in flight", function()
-        sb.control{ max_in_flight = 2, latency = 0.6 }
+        sb.control{ max_in_flight = 2, latency = 1.2 }
         local bodies = concurrent_gets(4, "/bulk/v1/leads/batch/1.json")
         local codes = {}
         for _, b in ipairs(bodies) do
