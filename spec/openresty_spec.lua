@@ -227,6 +227,18 @@ function cases.failures()
         call(t, { url = "ftp://127.0.0.1/" })
 end
 
+function cases.misuse()
+    local t = transport.new()
+    local function message(fn)
+        local ok, err = pcall(fn)
+        return not ok and tostring(err) or "no error"
+    end
+    return message(function() t:request{ url = base, bogus = 1 } end),
+        message(function() t:request{ url = base, body = "x", multipart = {} } end),
+        message(function() t:request{ url = base, multipart = { file = { name = "f" } } } end),
+        message(function() transport.new{ timeot = 1 } end)
+end
+
 function cases.runtime()
     local rt = runtime.new()
     local order = {}
@@ -371,6 +383,16 @@ describe("marketo.resty in nginx", function()
         assert.equal("READ_ERROR", past.code)
         assert.equal("UNSUPPORTED_PROTOCOL", scheme.code)
         assert.matches("^COULDNT_CONNECT: ", refused.msg)
+    end)
+
+    it("raises on misuse, pointing at the caller's line", function()
+        local unknown, both, nopath, new = run("misuse")
+        assert.matches("/driver%.lua:%d+: bad argument #1 to 'request' %(unknown option 'bogus'",
+            unknown)
+        assert.matches("/driver%.lua:%d+: .*body and multipart exclude each other", both)
+        assert.matches("/driver%.lua:%d+: .*multipart.file needs name and path", nopath)
+        assert.matches("/driver%.lua:%d+: bad argument #1 to 'new' %(unknown option 'timeot'",
+            new)
     end)
 
     it("runs spawned functions, their own spawns included, and re-raises an error", function()
