@@ -120,6 +120,7 @@ local T_CONF = [[
 load_module /usr/lib/nginx/modules/ndk_http_module.so;
 load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
 worker_processes 1;
+thread_pool marketo threads=2;
 pid @PREFIX@/nginx.pid;
 error_log @PREFIX@/error.log info;
 worker_shutdown_timeout 5s;
@@ -132,6 +133,7 @@ http {
     uwsgi_temp_path @PREFIX@/tmp/uwsgi;
     scgi_temp_path @PREFIX@/tmp/scgi;
     lua_package_path "@ROOT@/lua/?.lua;@PREFIX@/?.lua;;";
+    lua_package_cpath "@ROOT@/build/luajit/?.so;;";
     server {
         listen 127.0.0.1:@PORT@;
         client_max_body_size 20m;
@@ -227,6 +229,12 @@ function cases.failures()
         call(t, { url = "ftp://127.0.0.1/" })
 end
 
+function cases.thread()
+    local t = require("marketo.resty.thread").new{ http = { timeout = 10 } }
+    return call(t, { url = base .. "/echo", body = "hello" }),
+        call(t, { url = "http://127.0.0.1:" .. args.closed .. "/" })
+end
+
 function cases.misuse()
     local t = transport.new()
     local function message(fn)
@@ -271,6 +279,7 @@ describe("marketo.resty in nginx", function()
     local n, dir
 
     setup(function()
+        build_luajit_core() -- for marketo.resty.thread
         n = nginx.start{ conf_text = T_CONF, files = { ["driver.lua"] = T_DRIVER } }
         dir = n.prefix
     end)
@@ -383,6 +392,19 @@ describe("marketo.resty in nginx", function()
         assert.equal("READ_ERROR", past.code)
         assert.equal("UNSUPPORTED_PROTOCOL", scheme.code)
         assert.matches("^COULDNT_CONNECT: ", refused.msg)
+    end)
+
+    it("runs libcurl requests in a thread pool (marketo.resty.thread)", function()
+        local holder = socket.tcp()
+        assert(holder:bind("127.0.0.1", 0))
+        finally(function() holder:close() end)
+        local _, closed = holder:getsockname()
+        local echo, refused = run("thread", { closed = closed })
+        assert.is_nil(echo.msg)
+        assert.equal(200, echo.res.status)
+        assert.equal("hello", echo.res.body)
+        assert.equal("5", echo.res.headers["x-got-length"])
+        assert.equal("COULDNT_CONNECT", refused.code)
     end)
 
     it("raises on misuse, pointing at the caller's line", function()
