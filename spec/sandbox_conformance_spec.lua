@@ -10,7 +10,7 @@ local BASE = {
     max_importing = 2, max_queue = 10, max_file_bytes = 10485760, size_limit_on = "file",
     latency = 0, empty_files = "404", blank_cells = "skip", header_case = "insensitive",
     unknown_column = "fail", require_format = false, unknown_path = "610",
-    unknown_batch_code = "1013", error_rate = 0, drop_rate = 0, slow_rate = 0,
+    unknown_batch_code = "1013", error_rate = 0, drop_rate = 0, slow_rate = 0, lost_rate = 0,
     job_fail_rate = 0, program_statuses = {}, error_codes = { "502", "604", "608", "611", "615" },
 }
 

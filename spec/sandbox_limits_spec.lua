@@ -6,7 +6,7 @@ local socket = require("socket")
 local BASE = {
     speed = 0, rate_limit = 100, rate_window = 20, max_in_flight = 10, daily_quota = 50000,
     max_importing = 2, max_queue = 10, latency = 0, error_rate = 0, drop_rate = 0,
-    slow_rate = 0, job_fail_rate = 0, seed = 1,
+    slow_rate = 0, lost_rate = 0, job_fail_rate = 0, seed = 1,
     error_codes = { "502", "604", "608", "611", "615" },
 }
 
@@ -196,6 +196,22 @@ describe("marketo.sandbox faults", function()
         assert.truthy(socket.gettime() - t0 >= 0.3)
         local c = sb.inspect("counters")
         assert.equal(1, c.dropped)
+    end)
+
+    it("loses the answer of a call it carried out", function()
+        sb.control{ lost_rate = 1 }
+        local body, ctype = sandbox.multipart({ { "format", "csv" } }, { data = rows(2) })
+        local status, err = sb.http{ method = "POST", path = "/bulk/v1/leads.json", body = body,
+            headers = { authorization = "Bearer " .. token, ["content-type"] = ctype } }
+        assert.is_nil(status)
+        assert.equal("closed", err)
+        sb.control{ lost_rate = 0 }
+        local jobs = sb.inspect("jobs")
+        assert.equal(1, #jobs)
+        local log = sb.inspect("log")
+        assert.equal("lost", log[#log].fault)
+        assert.equal(jobs[1].batchId, log[#log].batchId)
+        assert.equal(1, sb.inspect("counters").lost)
     end)
 
     it("ends jobs Failed", function()

@@ -95,7 +95,15 @@ local function admitted(sb, req, call, route, caps)
         end
         return unknown_path(sb, call)
     end
-    return route[3](sb, req, call, table.unpack(caps))
+    local status, headers, body = route[3](sb, req, call, table.unpack(caps))
+    -- The worst case for a client: the work is done (a job may exist) but the
+    -- answer never arrives, so a blind retry would import twice.
+    if sb.faults:chance(sb.conf.lost_rate) then
+        sb.stats.faults, sb.stats.lost = sb.stats.faults + 1, sb.stats.lost + 1
+        call.fault = "lost"
+        return require("marketo.sandbox.http").DROP
+    end
+    return status, headers, body
 end
 
 --- Answers a call outside /identity and /__sandbox.

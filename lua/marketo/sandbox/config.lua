@@ -40,6 +40,7 @@ M.OPTIONS = {
     { "error_rate", "number", 0, "share of bulk calls answered with a transient error" },
     { "error_codes", "list", "502,604,608,611,615", "transient errors to draw from" },
     { "drop_rate", "number", 0, "share of bulk calls whose connection is dropped" },
+    { "lost_rate", "number", 0, "share of bulk calls carried out whose answer is dropped" },
     { "slow_rate", "number", 0, "share of bulk calls answered late" },
     { "slow_seconds", "number", 2, "how late a slow answer is" },
     { "job_fail_rate", "number", 0, "share of jobs that end Failed" },

@@ -30,8 +30,8 @@ Sandbox.__index = Sandbox
 local function fresh_stats()
     return { requests = 0, max_importing = 0, max_queue_depth = 0, max_in_flight = 0,
              max_connections = 0, answered_1016 = 0, answered_606 = 0, answered_607 = 0,
-             answered_615 = 0, faults = 0, dropped = 0, jobs_complete = 0, jobs_failed = 0,
-             codes = {} }
+             answered_615 = 0, faults = 0, dropped = 0, lost = 0, jobs_complete = 0,
+             jobs_failed = 0, codes = {} }
 end
 
 --- new(opts): opts holds option values (config.lua names), and optionally
@@ -137,7 +137,7 @@ function Sandbox:handle(req)
         status, headers, body = bulk.handle(self, req, call, entry)
     end
     entry.status = type(status) == "number" and status or "dropped"
-    entry.code, entry.batchId = call.code, call.batch_id
+    entry.code, entry.batchId, entry.fault = call.code, call.batch_id, call.fault
     if call.code then
         self.stats.codes[call.code] = (self.stats.codes[call.code] or 0) + 1
     end
