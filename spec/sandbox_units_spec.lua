@@ -185,6 +185,24 @@ describe("marketo.sandbox queue timing", function()
     end)
 end)
 
+describe("marketo.sandbox.source", function()
+    it("reads with the C engine, and with the Lua reader what the engine refuses", function()
+        local source = require("marketo.sandbox.source")
+        assert.equal("marketo.csv", source.engine())
+        local t = fake{}
+        local _, _, res = t.upload("/bulk/v1/leads.json",
+            "email,firstName,firstName\na@example.com,One,Two\n\"open,x\n")
+        t.advance(1)
+        local _, _, st = t.get("/bulk/v1/leads/batch/" .. res.result[1].batchId .. ".json")
+        assert.equal(1, st.result[1].numOfLeadsProcessed)
+        assert.equal(1, st.result[1].numOfRowsFailed)
+        assert.equal("Two", t.sb.store:lead_list()[1].firstName)
+        local job = t.sb.queue:list()[1]
+        assert.equal("email,firstName,firstName,Import Failure Reason\n"
+            .. "\"open,x\n\",,,Malformed row: unterminated quote\n", job:file("failures"))
+    end)
+end)
+
 describe("marketo.sandbox schema", function()
     it("takes custom objects and lead fields from a schema table", function()
         local t = fake{ schema = {
