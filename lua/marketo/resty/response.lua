@@ -1,14 +1,14 @@
 --- marketo.resty.response: reads one HTTP/1.x response from a cosocket.
 --
---   local res, msg, code, untouched = response.read(conn, { method = "GET", output = path })
+--   local res, msg, code = response.read(conn, { method = "GET", output = path })
 --   res = { status, headers (lower-case names), body (nil with output),
 --           downloaded, keepalive }
 --
 -- conn = { sock, deadline } (deadline in ngx.now() seconds: every receive gets
 -- only the time that is left of the whole request). Bodies by Content-Length,
--- chunked, or up to the close. `untouched` is true when the server sent no
--- byte at all: on a reused keep-alive connection that means the server had
--- closed it, and the request may be sent again on a fresh one.
+-- chunked, or up to the close. GOT_NOTHING means the server closed without
+-- sending a byte: on a reused keep-alive connection, that it had closed it
+-- while it sat in the pool, so the request may go again on a fresh one.
 local M = {}
 
 --- Bytes per receive of a body.
@@ -118,8 +118,7 @@ local function read_head(conn)
         local line, err = recv(conn, "*l")
         if not line then
             if first and err == "closed" then
-                local _, msg, code = fail("GOT_NOTHING", "empty reply from server")
-                return nil, msg, code, true
+                return fail("GOT_NOTHING", "empty reply from server")
             end
             return recv_fail(err, "status line")
         end
@@ -153,10 +152,10 @@ local function read_body(conn, method, status, headers, sink)
     return n, msg, code, false
 end
 
---- read(conn, opts) -> res | nil, msg, code, untouched. opts: method, output.
+--- read(conn, opts) -> res | nil, msg, code. opts: method, output.
 function M.read(conn, opts)
-    local version, status, headers, untouched = read_head(conn)
-    if not version then return nil, status, headers, untouched end
+    local version, status, headers = read_head(conn)
+    if not version then return nil, status, headers end
     local sink, serr = new_sink(opts.output)
     if not sink then return fail("WRITE_ERROR", tostring(serr)) end
     local n, msg, code, reusable = read_body(conn, opts.method, status, headers, sink)
