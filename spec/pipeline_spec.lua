@@ -161,6 +161,31 @@ describe("the import pipeline", function()
         assert.equal("ANN", stored["ann@example.com"].firstName)
     end)
 
+    it("names the source line when a mapping or a validation rejects a row", function()
+        local src = dir .. "/crm.csv"
+        write(src, "Mail,Points\na@example.com,1\nb@example.com,x\nc@example.com,3\n")
+        local function script(body)
+            write(dir .. "/import.lua", ([[
+                local result, msg = require("marketo.import").run{
+                    object = "leads", source = %q, %s }
+                if not result then io.stderr:write(msg, "\n") return 4 end
+                return result.exit
+            ]]):format(src, body))
+            return cli.run({ "run", dir .. "/import.lua" }, { env = cli.env_of(sb) })
+        end
+        local r = script([[mapping = { email = "Mail", leadScore = function(row)
+            return assert(math.tointeger(tonumber(row.Points)), "not a whole number") end }]])
+        assert.equal(4, r.status)
+        assert.matches(src .. ":3: the mapping of 'leadScore' failed: ", r.err, 1, true)
+        assert.matches("not a whole number", r.err, 1, true)
+        r = script([[mapping = { email = "Mail", leadScore = "Points" },
+            validate = function(out) if not out.leadScore:match("^%d+$") then
+                return "score must be a whole number", "leadScore" end end]])
+        assert.equal(4, r.status)
+        assert.matches(src .. ":3:2: score must be a whole number", r.err, 1, true)
+        assert.equal(0, #inspect(sb, "log")) -- nothing was sent either time
+    end)
+
     it("stops before sending anything when a row is malformed, naming file, line and column",
         function()
             local src = dir .. "/bad.csv"
