@@ -112,6 +112,45 @@ describe("examples/openresty in nginx", function()
         assert.same({}, missing)
         assert.is_nil(n.log():find("%[error%]"), n.log())
     end)
+
+    it("stops an import on request, unfinished and resumable", function()
+        local n = nginx.start{ env = {
+            MARKETO_BASE_URL = sb.base_url, MARKETO_CLIENT_ID = sb.client_id,
+            MARKETO_CLIENT_SECRET = sb.client_secret, MARKETO_IMPORT_DIR = dir,
+            MARKETO_WORK_DIR = dir .. "/work",
+        } }
+        finally(function()
+            n.stop()
+            os.execute("rm -rf '" .. n.prefix .. "'")
+        end)
+        local status, body = n.request("POST", ("/imports?file=leads.csv&part_bytes=%d&poll=0.2")
+            :format(PART_BYTES))
+        assert.equal(202, status, body)
+        local id = sandbox.decode(body).id
+        assert.equal(202, (n.request("POST", "/imports/" .. id .. "/stop")))
+        local deadline, p = socket.gettime() + 30
+        repeat
+            p = progress(n, id)
+            assert(socket.gettime() < deadline, "the import did not stop")
+        until p.state ~= "planning" and p.state ~= "running" and p.state ~= "stopping"
+        assert.equal("stopped", p.state, p.error)
+        assert.equal(4, p.exit) -- marketo.import's "unfinished"
+        assert.is_true(p.parts_done < p.parts)
+        assert.equal(404, (n.request("GET", "/imports/" .. (id + 1))))
+
+        -- The journal the worker wrote is the runner's to resume.
+        local report = dir .. "/resumed.json"
+        local cmd = ("env MARKETO_BASE_URL='%s' MARKETO_CLIENT_ID='%s' MARKETO_CLIENT_SECRET='%s' "
+            .. "'%s' resume '%s' --report '%s' --quiet >/dev/null")
+            :format(sb.base_url, sb.client_id, sb.client_secret, os.getenv("MARKETO_BULK_BIN"),
+                p.journal, report)
+        assert.is_true(os.execute(cmd) == true, "resume failed")
+        local f = assert(io.open(report, "rb"))
+        local doc = sandbox.decode(f:read("a"))
+        f:close()
+        assert.equal("complete", doc.ended)
+        assert.equal(ROWS, doc.rows.imported)
+    end)
 end)
 
 -- The transport and the runtime, each case run inside nginx by a driver

@@ -91,6 +91,7 @@ local function background(premature, dict, id, opts)
     else
         p.state = result.ended == "complete" and "done" or result.ended
         p.exit, p.report, p.summary = result.exit, result.report_path, result.summary
+        p.journal = result.journal
         p.error = p.error or result.message
     end
     ngx.update_time()
