@@ -139,4 +139,38 @@ describe("the import pipeline under failure", function()
             assert.equal(2, c.max_importing)
             assert_all_stored(sb, ROWS)
         end)
+
+    -- Replays the sandbox's job timeline: from the moment two jobs first run
+    -- together until fewer than two parts are left, both import slots stay busy.
+    it("keeps 2 jobs importing whenever at least 2 parts are waiting", function()
+        local r = cli.run({ "import", "leads", src, "--part-bytes", "12000", "--quiet" },
+            { env = cli.env_of(sb) })
+        assert.equal(0, r.status, r.err)
+        local jobs = inspect(sb, "jobs")
+        assert.is_true(#jobs >= 10)
+        local events = {}
+        for _, j in ipairs(jobs) do
+            assert.equal("Complete", j.status)
+            events[#events + 1] = { t = j.startedAt, d = 1 }
+            events[#events + 1] = { t = j.finishedAt, d = -1 }
+        end
+        -- at equal times a finish comes first: the freed slot is taken in the same tick
+        table.sort(events, function(a, b)
+            if a.t ~= b.t then return a.t < b.t end
+            return a.d < b.d
+        end)
+        local importing, finished, idle, from = 0, 0, 0, nil
+        for i, e in ipairs(events) do
+            importing = importing + e.d
+            if e.d < 0 then finished = finished + 1 end
+            if importing == 2 and not from then from = e.t end
+            local nxt = events[i + 1]
+            local left = #jobs - finished
+            if from and nxt and left >= 2 and importing < 2 then
+                idle = idle + (nxt.t - e.t) * (2 - importing)
+            end
+        end
+        assert.is_not_nil(from)
+        assert.is_true(idle < 0.05, ("import slots idle for %.3f s"):format(idle))
+    end)
 end)

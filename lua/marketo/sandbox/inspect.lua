@@ -43,6 +43,9 @@ local function job_view(job)
         message = job.message, objectApiName = job.object and job.object.api_name,
         programId = job.program_id, lookupField = job.lookup, listId = job.list_id,
         partitionName = job.partition, bytes = job.bytes,
+        -- when it was queued, started and ended, on the sandbox's monotonic
+        -- clock: a spec can replay how full the import slots were kept
+        queuedAt = job.created, startedAt = job.started, finishedAt = job.finished,
     }
 end
 
