@@ -54,8 +54,8 @@ static int keeps_rows(const marketo_csv_reader *r, const marketo_csv_writer *w,
 {
     int i;
 
-    if (r->s.delim != w->delim || n != r->s.expect)
-        return 0;
+    if (r->s.delim != w->delim || n != r->s.expect || r->bi < r->bn)
+        return 0; /* rows already batched by read() go the general way */
     for (i = 0; i < n; i++)
         if (cols[i].src != i)
             return 0;
