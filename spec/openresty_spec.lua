@@ -204,6 +204,19 @@ http {
         location = /slow { content_by_lua_block { ngx.sleep(2); ngx.say("late") } }
         location = /t { content_by_lua_block { require("driver").run() } }
     }
+    lua_ssl_trusted_certificate @PREFIX@/cert.pem;
+    server {
+        listen 127.0.0.1:@TLSPORT@ ssl;
+        ssl_certificate @PREFIX@/cert.pem;
+        ssl_certificate_key @PREFIX@/key.pem;
+        location = /conn { content_by_lua_block { ngx.say(ngx.var.connection) } }
+    }
+    server {
+        listen 127.0.0.1:@UNTRUSTED@ ssl;
+        ssl_certificate @PREFIX@/untrusted.pem;
+        ssl_certificate_key @PREFIX@/untrusted-key.pem;
+        location = /conn { content_by_lua_block { ngx.say(ngx.var.connection) } }
+    }
 }
 ]]
 
@@ -268,6 +281,14 @@ function cases.failures()
         call(t, { url = "ftp://127.0.0.1/" })
 end
 
+function cases.tls()
+    local t = transport.new() -- verify on: the test's certificate is the trusted one
+    local url = "https://127.0.0.1:" .. args.tls .. "/conn"
+    local other = "https://127.0.0.1:" .. args.untrusted .. "/conn"
+    return call(t, { url = url }), call(t, { url = url }), call(t, { url = other }),
+        call(transport.new{ verify = false }, { url = other })
+end
+
 function cases.thread()
     local t = require("marketo.resty.thread").new{ http = { timeout = 10 } }
     return call(t, { url = base .. "/echo", body = "hello" }),
@@ -314,12 +335,34 @@ end
 return M
 ]==]
 
+-- A certificate for 127.0.0.1 (nginx trusts it as a CA too): cert, key.
+local function self_signed()
+    local tmp = os.tmpname()
+    os.remove(tmp)
+    assert(os.execute(("mkdir -p '%s' && openssl req -x509 -newkey rsa:2048 -nodes -days 2 "
+        .. "-keyout '%s/key.pem' -out '%s/cert.pem' -subj /CN=127.0.0.1 "
+        .. "-addext subjectAltName=IP:127.0.0.1,DNS:127.0.0.1 2>/dev/null"):format(tmp, tmp, tmp)))
+    local function slurp(name)
+        local f = assert(io.open(tmp .. "/" .. name, "rb"))
+        local text = f:read("a")
+        f:close()
+        return text
+    end
+    local cert, key = slurp("cert.pem"), slurp("key.pem")
+    os.execute("rm -rf '" .. tmp .. "'")
+    return cert, key
+end
+
 describe("marketo.resty in nginx", function()
     local n, dir
 
     setup(function()
         build_luajit_core() -- for marketo.resty.thread
-        n = nginx.start{ conf_text = T_CONF, files = { ["driver.lua"] = T_DRIVER } }
+        local cert, key = self_signed()
+        local other, other_key = self_signed()
+        n = nginx.start{ conf_text = T_CONF, ports = { "TLSPORT", "UNTRUSTED" },
+            files = { ["driver.lua"] = T_DRIVER, ["cert.pem"] = cert, ["key.pem"] = key,
+                      ["untrusted.pem"] = other, ["untrusted-key.pem"] = other_key } }
         dir = n.prefix
     end)
 
@@ -431,6 +474,17 @@ describe("marketo.resty in nginx", function()
         assert.equal("READ_ERROR", past.code)
         assert.equal("UNSUPPORTED_PROTOCOL", scheme.code)
         assert.matches("^COULDNT_CONNECT: ", refused.msg)
+    end)
+
+    it("speaks TLS, verifies the server, and keeps that connection alive", function()
+        local first, second, refused, unverified = run("tls",
+            { tls = n.ports.TLSPORT, untrusted = n.ports.UNTRUSTED })
+        assert.is_nil(first.msg)
+        assert.equal(200, first.res.status)
+        assert.equal(0, second.res.connects)
+        assert.equal(first.res.body, second.res.body)
+        assert.equal("PEER_FAILED_VERIFICATION", refused.code, refused.msg)
+        assert.equal(200, unverified.res.status) -- verify = false: asked for, so allowed
     end)
 
     it("runs libcurl requests in a thread pool (marketo.resty.thread)", function()

@@ -4,7 +4,7 @@
 --   local nginx = require("spec.support.nginx")
 --   local n = nginx.start{ env = { MARKETO_BASE_URL = ... } }  -- raises if it fails
 --   finally(n.stop)                 -- idempotent: QUIT, then KILL (workers too) after 10 s
---   n.port, n.prefix, n.pid, n.url
+--   n.port, n.ports, n.prefix, n.pid, n.url
 --   n.request("GET", "/ping")       -- status, body (nil, err on a socket error)
 --   n.log()                         -- the error log so far
 --
@@ -104,11 +104,11 @@ local function is_root()
     return uid == "0"
 end
 
-local function launch(opts, prefix, port)
+local function launch(opts, prefix, ports)
     local template = opts.conf_text
         or assert(read(opts.conf or (M.ROOT .. "/examples/openresty/nginx.conf")))
     write(prefix .. "/nginx.conf",
-        M.render(template, { ROOT = M.ROOT, PREFIX = prefix, PORT = tostring(port) }))
+        M.render(template, setmetatable({ ROOT = M.ROOT, PREFIX = prefix }, { __index = ports })))
     for name, text in pairs(opts.files or {}) do write(prefix .. "/" .. name, text) end
     local env = {}
     for k, v in pairs(opts.env or {}) do env[#env + 1] = k .. "=" .. shell_quote(v) end
@@ -128,14 +128,17 @@ end
 
 --- start(opts) -> n; opts: env (for the workers: the config lists them with
 -- `env`), conf (the template's path; default the example's) or conf_text (the
--- template itself), files ({ name = text } written into the prefix). The
--- config must serve GET /ping. Raises if nginx does not answer it within 10 s.
+-- template itself), files ({ name = text } written into the prefix), ports
+-- (names of more placeholders to fill with free ports: n.ports[name]). The
+-- config must serve GET /ping on @PORT@. Raises if it does not answer in 10 s.
 function M.start(opts)
     opts = opts or {}
     local n = { prefix = scratch_dir() }
     for _ = 1, 3 do -- the free port may be taken between probe and bind
-        n.port = free_port()
-        launch(opts, n.prefix, n.port)
+        n.ports = { PORT = tostring(free_port()) }
+        for _, name in ipairs(opts.ports or {}) do n.ports[name] = tostring(free_port()) end
+        n.port = tonumber(n.ports.PORT)
+        launch(opts, n.prefix, n.ports)
         n.pid = wait_up(n, socket.gettime() + 10)
         if n.pid then break end
     end

@@ -103,8 +103,11 @@ local function connect(self, u, deadline)
         local session, serr = sock:sslhandshake(nil, u.host, self.verify)
         if not session then
             sock:close()
-            local code = tostring(serr):find("verif") and "PEER_FAILED_VERIFICATION"
-                or "SSL_CONNECT_ERROR"
+            -- ngx_lua reports a failed verification as "<X509 error number>: <text>"
+            -- and a wrong name as "certificate host mismatch".
+            serr = tostring(serr)
+            local code = (serr:find("^%d+: ") or serr:find("mismatch", 1, true))
+                and "PEER_FAILED_VERIFICATION" or "SSL_CONNECT_ERROR"
             return fail(code, "TLS: " .. tostring(serr))
         end
     end
