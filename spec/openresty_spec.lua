@@ -8,6 +8,10 @@ local nginx = require("spec.support.nginx")
 local ROWS = 3000
 local SPEED = 1000        -- rows per second per job: the import takes a few seconds
 local PART_BYTES = 30000  -- about 800 rows a part: four jobs, two at a time
+-- Seconds the sandbox holds every bulk answer: each HTTP call of the import is
+-- in flight at least that long, and a worker blocked by its transport could
+-- answer nothing then.
+local LATENCY = 0.3
 
 local function build_luajit_core()
     local ok = os.execute(("make -s -C '%s' LUA=luajit build/luajit/marketo/core.so")
@@ -32,17 +36,43 @@ end
 -- Pings until the import ends; a ping counts as answered during the import
 -- when a progress request sent after its answer still shows the import going.
 local function ping_while_importing(n, id, deadline)
-    local counts = { during = 0, failed = 0, polls = 0 }
-    local pending = 0
+    local counts = { during = 0, failed = 0, polls = 0, times = {} }
+    local pending = {}
     while true do
         local status = n.request("GET", "/ping", 10)
-        if status == 200 then pending = pending + 1 else counts.failed = counts.failed + 1 end
+        if status == 200 then
+            pending[#pending + 1] = socket.gettime()
+        else
+            counts.failed = counts.failed + 1
+        end
         local p = progress(n, id)
         counts.polls = counts.polls + 1
         if p.state ~= "planning" and p.state ~= "running" then return counts, p end
-        counts.during, pending = counts.during + pending, 0
+        for _, t in ipairs(pending) do counts.times[#counts.times + 1] = t end
+        counts.during, pending = counts.during + #pending, {}
         assert(socket.gettime() < deadline, "the import did not end in time")
     end
+end
+
+-- Pings answered while one of the import's bulk calls sat in the sandbox: the
+-- log stamps each call (ms) when its request has arrived whole, and the answer
+-- leaves LATENCY s later. A margin keeps clock skew out of it.
+local function pings_inside_calls(times, sb)
+    local body, status = sb.get("/__sandbox/log")
+    assert.equal(200, status)
+    local windows = {}
+    for _, e in ipairs(sandbox.decode(body)) do
+        if e.path:find("^/bulk/") then
+            windows[#windows + 1] = { e.time / 1000 + 0.05, e.time / 1000 + LATENCY - 0.05 }
+        end
+    end
+    local inside = 0
+    for _, t in ipairs(times) do
+        for _, w in ipairs(windows) do
+            if t > w[1] and t < w[2] then inside = inside + 1; break end
+        end
+    end
+    return inside, #windows
 end
 
 local function stored_emails(sb)
@@ -58,7 +88,7 @@ describe("examples/openresty in nginx", function()
 
     setup(function()
         build_luajit_core()
-        sb = sandbox.start{ speed = SPEED }
+        sb = sandbox.start{ speed = SPEED, latency = LATENCY }
         dir = os.tmpname()
         os.remove(dir)
         assert(os.execute("mkdir -p '" .. dir .. "/work'"))
@@ -88,8 +118,10 @@ describe("examples/openresty in nginx", function()
 
         local counts, p = ping_while_importing(n, id, started + 60)
         local took = socket.gettime() - started
+        local inside, calls = pings_inside_calls(counts.times, sb)
         print(("openresty: %d /ping answered during the %.1f s import (%d progress polls), "
-            .. "%d failed; %d rows in %d parts"):format(counts.during, took, counts.polls,
+            .. "%d of them while one of its %d bulk calls was in flight; %d failed; "
+            .. "%d rows in %d parts"):format(counts.during, took, counts.polls, inside, calls,
             counts.failed, p.processed, p.parts))
 
         assert.equal("done", p.state, p.error or n.log())
@@ -97,6 +129,8 @@ describe("examples/openresty in nginx", function()
         -- A worker blocked by the import answers none until it ends (or one
         -- between blocking calls); a free one answers hundreds a second.
         assert.is_true(counts.during >= 100, "only " .. counts.during .. " answered")
+        -- A blocking transport would leave the worker free only between calls.
+        assert.is_true(inside >= 20, "only " .. inside .. " answered while a call was in flight")
         assert.is_true(took >= 1, "no import window: " .. took .. " s")
         assert.is_true(p.parts >= 3, p.parts .. " parts")
         assert.same({ parts_done = p.parts, rows = ROWS, processed = ROWS, failed = 0 },
