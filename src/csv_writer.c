@@ -59,6 +59,8 @@ static int flush_out(marketo_csv_writer *w)
 
 static int put(marketo_csv_writer *w, const char *p, size_t n)
 {
+    if (n == 0) /* p may be NULL then (no header), which memcpy must not see */
+        return 0;
     if (w->olen + n > CSV_CHUNK && flush_out(w) != 0)
         return -1;
     if (n >= CSV_CHUNK) /* larger than the buffer: straight through */
