@@ -300,6 +300,19 @@ describe("marketo.csv reader misuse and lifecycle", function()
         assert.has_error(function() r:read() end, "attempt to use a closed marketo.csv_reader")
     end)
 
+    local it_54 = (_VERSION >= "Lua 5.4") and it or pending
+    it_54("is closed by a <close> variable, as the C reader and writer are", function()
+        local core = require("marketo.core")
+        -- load() keeps the 5.4-only syntax away from the 5.1 parser
+        local leave = assert(load("local x <close> = ... ; return x"))
+        assert.equal("marketo.csv_reader (closed)",
+            tostring(leave(core.csv_reader(path, ",", false, 100, true))))
+        assert.equal("marketo.csv_reader (closed)", tostring(leave(assert(csv.open(path)))))
+        assert.equal("marketo.csv_writer (closed)",
+            tostring(leave(assert(csv.writer(path .. ".out")))))
+        os.remove(path .. ".out")
+    end)
+
     it("is collected open or closed", function()
         local core = require("marketo.core")
         local weak = setmetatable({}, { __mode = "v" })
