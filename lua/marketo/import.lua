@@ -232,14 +232,18 @@ local function exit_status(ended, rows)
     return M.EXIT.ok
 end
 
-local function make_client(spec)
+-- The client and its limiter wait on the runtime's clock and sleep, so that
+-- in nginx a full call budget yields the light thread instead of blocking
+-- the worker.
+local function make_client(spec, rt)
     local limits = spec.limits or {}
     local http = spec.transport or require("marketo.http").new()
     local limited = limiter.wrap(http, { calls = limits.calls, window = limits.window,
-        in_flight = limits.in_flight })
+        in_flight = limits.in_flight, clock = rt.now, sleep = rt.sleep })
     local opts = {}
     for k, v in pairs(spec.client or {}) do opts[k] = v end
     opts.transport, opts.retry, opts.log = limited, spec.retry, spec.log or opts.log
+    opts.clock, opts.sleep = opts.clock or rt.now, opts.sleep or rt.sleep
     local client, msg, code = require("marketo.client").new(opts)
     if not client then return nil, msg, code end
     return client, limited
@@ -308,8 +312,9 @@ end
 --- continue(journal, spec, o, object): the scheduling half of run, shared with resume.
 function M.continue(journal, spec, o, object)
     local result = { journal = o.journal, report_path = o.report }
+    local rt = spec.runtime or require("marketo.runtime").loop()
     local client, limited, msg, code
-    client, limited = make_client(spec)
+    client, limited = make_client(spec, rt)
     if not client then
         journal:close()
         return nil, limited, "CONFIG"
@@ -327,7 +332,7 @@ function M.continue(journal, spec, o, object)
             rows_done = done_rows, parts_done = done_parts })
     end
     local sched = scheduler.new({ client = client,
-        runtime = spec.runtime or require("marketo.runtime").loop(),
+        runtime = rt,
         journal = journal, parts = journal:parts(), work_dir = o.work_dir,
         job = { kind = object.kind, params = (function()
             local params = {}
