@@ -8,8 +8,11 @@ RESULTS   = build/results
 
 CC       ?= cc
 CFLAGS   ?= -O2 -g
+# -Werror is for us and CI; a user's `luarocks make` builds with WERROR= (their
+# compiler may warn where ours does not).
+WERROR   ?= -Werror
 WARN      = -std=c99 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
-            -Wmissing-prototypes -Wcast-qual -Wwrite-strings -Wundef -Werror
+            -Wmissing-prototypes -Wcast-qual -Wwrite-strings -Wundef $(WERROR)
 LUA_INC   = $(shell pkg-config --cflags $(LUA_PC))
 CURL_LIBS = $(shell pkg-config --libs libcurl)
 SAN       = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
@@ -89,7 +92,7 @@ busted-run:
 
 # Installs into a throwaway tree, offline, exactly as a user would.
 rock:
-	rm -rf build/rock-tree
+	rm -rf build/rock-tree build/rock
 	luarocks --lua-version=5.4 --tree=build/rock-tree make --deps-mode=none
 	test -x build/rock-tree/bin/marketo-bulk
 	LUA_CPATH='build/rock-tree/lib/lua/5.4/?.so;;' LUA_PATH='build/rock-tree/share/lua/5.4/?.lua;build/rock-tree/share/lua/5.4/?/init.lua;;' \

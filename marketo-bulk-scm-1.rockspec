@@ -17,8 +17,11 @@ external_dependencies = { CURL = { library = "curl" } }
 build = {
     type = "make",
     build_target = "build",
-    build_variables = { CFLAGS = "$(CFLAGS)" },
+    -- A tree of its own, so a luarocks build never reuses a developer's objects.
+    build_variables = { CFLAGS = "$(CFLAGS)", WERROR = "", BUILD = "build/rock/lua5.4",
+        RUNNER = "build/rock/bin/marketo-bulk" },
     install_variables = {
         PREFIX = "$(PREFIX)", LUADIR = "$(LUADIR)", LIBDIR = "$(LIBDIR)", BINDIR = "$(BINDIR)",
+        BUILD = "build/rock/lua5.4", RUNNER = "build/rock/bin/marketo-bulk",
     },
 }
