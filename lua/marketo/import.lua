@@ -226,6 +226,18 @@ local function finish_report(r, state, o, ended)
     return r:document(ended, { files = files, journal = o.journal })
 end
 
+-- Once every part is fetched, the mapped parts and lines files in the work
+-- folder have served; the results and rejects files stay (status reads them).
+local function remove_parts(state)
+    for k = 1, state.nparts do
+        local plan = state.parts[k].plan
+        if plan.mapped then
+            os.remove(plan.path)
+            if plan.lines then os.remove(plan.lines.file) end
+        end
+    end
+end
+
 local function exit_status(ended, rows)
     if ended ~= "complete" then return M.EXIT.unfinished end
     if rows.failed > 0 or rows.rejected > 0 then return M.EXIT.rows_failed end
@@ -354,6 +366,7 @@ function M.continue(journal, spec, o, object)
         if part.stage ~= "fetched" and ended == "complete" then ended = "stopped" end
     end
     journal:record({ ev = ended == "complete" and "done" or "stopped" })
+    if ended == "complete" then remove_parts(journal.state) end
     local r = build_report(journal.state, journal.state.calls)
     local doc
     doc, msg, code = finish_report(r, journal.state, o, ended)
