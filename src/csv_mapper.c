@@ -242,19 +242,19 @@ static int drops(lua_State *L, int row, long long line)
     return !keep;
 }
 
-/* Output column i of map_lua: its function (fns at 4) with the source value
- * and the row, or the column as csv_map would write it. */
+/* Output column i of map_lua: its function (at stack index fn, nil for
+ * none) with the source value and the row, or the column as csv_map would
+ * write it. */
 static void put_mapped(lua_State *L, marketo_csv_writer *w, const csv_scan *s,
-                       const map_col *c, int i, int row, int same)
+                       const map_col *c, int i, int fn, int row, int same)
 {
     size_t len;
 
-    lua_rawgeti(L, 4, i + 1);
-    if (lua_isnil(L, -1)) {
-        lua_pop(L, 1);
+    if (lua_isnil(L, fn)) {
         put_col(L, w, s, c, same);
         return;
     }
+    lua_pushvalue(L, fn);
     if (c->src >= 0 && c->src < s->nf) {
         const char *p = csv_field(s, c->src, &len);
         lua_pushlstring(L, p, len);
@@ -286,6 +286,10 @@ static int map_lua(lua_State *L)
     luaL_argcheck(L, r->names != LUA_NOREF, 1, "the reader has no header");
     cols = compile(L, 3, w->delim, &n); /* at 7 */
     push_row(L, 1, r);                  /* at 8 */
+    /* the functions at 9.., so each call takes them from the stack, not fns */
+    luaL_checkstack(L, n + LUA_MINSTACK, "too many output columns");
+    for (i = 0; i < n; i++)
+        lua_rawgeti(L, 4, i + 1);
     for (;;) {
         int st = marketo_csv_reader_next(L, r, 1);
         if (st < 0)
@@ -297,7 +301,7 @@ static int map_lua(lua_State *L)
             continue;
         }
         for (i = 0; i < n; i++)
-            put_mapped(L, w, s, &cols[i], i, 8, same);
+            put_mapped(L, w, s, &cols[i], i, 9 + i, 8, same);
         if (marketo_csv_writer_end(L, w, s->rec_line) != 0)
             return 3;
     }
