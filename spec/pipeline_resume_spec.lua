@@ -68,7 +68,9 @@ describe("the import pipeline under failure", function()
     teardown(function() sb.stop() end)
     before_each(function()
         sb.reset()
-        sb.control({ speed = 1500, error_rate = 0, drop_rate = 0, job_fail_rate = 0 })
+        -- the sandbox's reset keeps its config: put every knob a test turns back
+        sb.control({ speed = 1500, error_rate = 0, drop_rate = 0, job_fail_rate = 0,
+            rate_limit = 100, rate_window = 20, max_in_flight = 10 })
         dir = cli.tmpdir()
         src = dir .. "/leads.csv"
         leads_csv(src, ROWS)
@@ -81,7 +83,7 @@ describe("the import pipeline under failure", function()
             math.randomseed(seed)
             local job = cli.start(argv, { env = cli.env_of(sb) })
             -- somewhere between the first upload and the last part
-            os.execute(("sleep %.3f"):format(0.1 + math.random() * 1.4))
+            os.execute(("sleep %.3f"):format(0.2 + math.random() * 1.3))
             job:signal("KILL")
             local killed = job:wait()
             assert.equal(137, killed.status, killed.err)
