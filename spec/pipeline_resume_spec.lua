@@ -3,35 +3,10 @@
 -- up stored exactly once and the report adds up.
 local cli = require("spec.support.cli")
 local sandbox = require("spec.support.sandbox")
-local json = require("marketo.json")
 
 local ROWS = 6000
 
-local function write(path, text)
-    local f = assert(io.open(path, "wb"))
-    f:write(text)
-    f:close()
-end
-
-local function read(path)
-    local f = io.open(path, "rb")
-    if not f then return nil end
-    local s = f:read("a")
-    f:close()
-    return s
-end
-
-local function leads_csv(path, n)
-    local out = { "email,firstName,leadScore" }
-    for i = 1, n do out[#out + 1] = ("lead%d@example.com,First%d,%d"):format(i, i, i % 100) end
-    write(path, table.concat(out, "\n") .. "\n")
-end
-
-local function inspect(sb, path)
-    local body, status = sb.get("/__sandbox/" .. path)
-    assert.equal(200, status)
-    return assert(json.decode(body))
-end
+local read, leads_csv, inspect = cli.read, cli.leads_csv, cli.inspect
 
 -- Every lead of the file is stored, once, with the file's values.
 local function assert_all_stored(sb, n)
@@ -47,7 +22,7 @@ local function assert_all_stored(sb, n)
 end
 
 local function assert_report(path, n)
-    local doc = assert(json.decode(assert(read(path))))
+    local doc = cli.read_json(path)
     assert.is_true(doc.reconciled, doc.reconcile_error)
     assert.equal("complete", doc.ended)
     assert.same({ read = n, imported = n, warned = 0, failed = 0, filtered = 0, rejected = 0,
@@ -108,7 +83,7 @@ describe("the import pipeline under failure", function()
         assert.matches('"ev":"stopping"', stopped.err, 1, true)
         local journal = read(src .. ".journal")
         assert.matches('"ev":"stopped"}?[^\n]*\n$', journal)
-        local doc = assert(json.decode(assert(read(src .. ".report.json"))))
+        local doc = cli.read_json(src .. ".report.json")
         assert.is_true(doc.reconciled)
         assert.is_true(doc.rows.unsent > 0)
         local r = cli.run(argv, { env = cli.env_of(sb) })

@@ -3,40 +3,9 @@
 -- what the report says, never on what the code intended.
 local cli = require("spec.support.cli")
 local sandbox = require("spec.support.sandbox")
-local json = require("marketo.json")
 
-local function write(path, text)
-    local f = assert(io.open(path, "wb"))
-    f:write(text)
-    f:close()
-end
-
-local function read_json(path)
-    local f = assert(io.open(path, "rb"))
-    local doc = assert(json.decode(f:read("a")))
-    f:close()
-    return doc
-end
-
--- n leads; every `bad_every`-th has a score Marketo refuses, every
--- `warn_every`-th an email it warns about.
-local function leads_csv(path, n, o)
-    o = o or {}
-    local out = { "email,firstName,lastName,company,leadScore" }
-    for i = 1, n do
-        local email = ("lead%d@example.com"):format(i)
-        if o.warn_every and i % o.warn_every == 0 then email = ("lead%d-at-example"):format(i) end
-        local score = (o.bad_every and i % o.bad_every == 0) and "lots" or tostring(i % 100)
-        out[#out + 1] = ('%s,First%d,"Last, %d",Acme %d,%s'):format(email, i, i, i % 7, score)
-    end
-    write(path, table.concat(out, "\n") .. "\n")
-end
-
-local function inspect(sb, path)
-    local body, status = sb.get("/__sandbox/" .. path)
-    assert.equal(200, status)
-    return assert(json.decode(body))
-end
+local write, read_json, leads_csv = cli.write, cli.read_json, cli.leads_csv
+local inspect = cli.inspect
 
 local function lead_emails(sb)
     local seen, n = {}, 0

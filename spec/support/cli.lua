@@ -99,6 +99,47 @@ function M.env_of(sb)
         MARKETO_CLIENT_SECRET = sb.client_secret }
 end
 
+--- Files and the sandbox's inspection endpoints, for the pipeline specs.
+function M.write(path, text)
+    local f = assert(io.open(path, "wb"))
+    f:write(text)
+    f:close()
+end
+
+function M.read(path)
+    local f = io.open(path, "rb")
+    if not f then return nil end
+    local s = f:read("a")
+    f:close()
+    return s
+end
+
+function M.read_json(path)
+    return assert(require("marketo.json").decode(assert(M.read(path))))
+end
+
+--- GET /__sandbox/PATH of a spawned sandbox, decoded (raises unless 200).
+function M.inspect(sb, path)
+    local body, status = sb.get("/__sandbox/" .. path)
+    assert(status == 200, "inspect " .. path .. ": " .. tostring(status))
+    return assert(require("marketo.json").decode(body))
+end
+
+--- n leads (email, firstName, lastName with a comma, company, leadScore);
+-- o.bad_every: every so many a score Marketo refuses; o.warn_every: every so
+-- many an email it warns about.
+function M.leads_csv(path, n, o)
+    o = o or {}
+    local out = { "email,firstName,lastName,company,leadScore" }
+    for i = 1, n do
+        local email = ("lead%d@example.com"):format(i)
+        if o.warn_every and i % o.warn_every == 0 then email = ("lead%d-at-example"):format(i) end
+        local score = (o.bad_every and i % o.bad_every == 0) and "lots" or tostring(i % 100)
+        out[#out + 1] = ('%s,First%d,"Last, %d",Acme %d,%s'):format(email, i, i, i % 7, score)
+    end
+    M.write(path, table.concat(out, "\n") .. "\n")
+end
+
 --- A fresh temporary folder.
 function M.tmpdir()
     local p = io.popen("mktemp -d")
