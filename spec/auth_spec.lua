@@ -1,7 +1,7 @@
 -- Token logic on a fake clock, with a scripted transport: the behaviours that need
 -- exact timing. The same behaviours run against the real sandbox in client_spec.lua.
 local client = require("marketo.client")
-local h = require("spec.client_helper")
+local h = require("spec.support.client")
 
 local SECRET = h.SCRIPTED_SECRET
 local scripted, envelope_error = h.scripted, h.envelope_error

@@ -2,7 +2,7 @@
 -- shape of failure Marketo (or a proxy in front of it) can send. The same paths run
 -- against the real sandbox in client_spec.lua and job_spec.lua.
 local client = require("marketo.client")
-local h = require("spec.client_helper")
+local h = require("spec.support.client")
 
 local function new(bulk, extra)
     local now, slept = 0, {}

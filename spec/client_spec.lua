@@ -2,7 +2,7 @@
 -- envelopes, every error class, fault injection. Ends with a scan of everything the
 -- library logged or returned here for the client secret and every token.
 local client = require("marketo.client")
-local h = require("spec.client_helper")
+local h = require("spec.support.client")
 
 local LEADS = "email,firstName,lastName\n"
     .. "ann@example.org,Ann,Lee\nbob@example.org,Bob,Ray\ncy@example.org,Cy,Oh\n"

@@ -3,7 +3,7 @@
 -- and timeouts end the wait. Ends with the secret scan of this file's output.
 local client = require("marketo.client")
 local results = require("marketo.results")
-local h = require("spec.client_helper")
+local h = require("spec.support.client")
 
 -- Line 1 is the header. Line 3 and line 8 are the same failing row (leadScore is an
 -- integer field), so is line 9; line 5 has an invalid email (a warning); the row on

@@ -4,7 +4,7 @@
 -- client sent after the identity call, may hold the client secret or any token.
 local client = require("marketo.client")
 local results = require("marketo.results")
-local h = require("spec.client_helper")
+local h = require("spec.support.client")
 
 local LEADS = "email,firstName,leadScore\na@example.org,Ann,1\nb@example.org,Bob,lots\n"
     .. "not-an-email,Cy,2\n"
