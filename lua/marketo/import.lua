@@ -114,8 +114,9 @@ local function same_import(a, b)
 end
 
 local function mkdir(path)
-    -- Lua has no mkdir; the path is ours and quoted, never user text run by a shell.
-    return os.execute("mkdir -p '" .. path:gsub("'", "'\\''") .. "'")
+    -- Lua has no mkdir; the path is quoted, so a shell never sees it as code.
+    local ok = os.execute("mkdir -p '" .. path:gsub("'", "'\\''") .. "'")
+    return ok == true or ok == 0 -- 5.2+ answer true, 5.1 and LuaJIT a status
 end
 
 local function save_rejects(work_dir, rejects)
