@@ -187,13 +187,31 @@ function Scheduler:await(p, job)
 end
 
 -- The part's rows with their source lines, to tie failed rows back.
-local function part_rows(plan)
-    local o = { path = plan.path, offset = plan.offset, length = plan.length,
-        prefix = plan.prefix, format = plan.format }
-    if plan.mapped then
-        o.lines = plan_mod.part_lines(plan) or plan_mod.source_lines(plan)
-    end
-    return results.read_part(o)
+-- A part of an unmapped file is copied (header + its byte range, at most a
+-- part's size) to a scratch file and read there: reading the source from its
+-- start up to the part would cost the whole file for the last part. Physical
+-- lines carry over one for one, so line k of the copy is source line
+-- first_line + k - 2.
+local function range_rows(self, plan)
+    local src = assert(io.open(plan.path, "rb"))
+    src:seek("set", plan.offset)
+    local bytes = src:read(plan.length) or ""
+    src:close()
+    local copy = ("%s/part-%04d.rows.%s"):format(self.work_dir, plan.part, plan.format)
+    local f = assert(io.open(copy, "wb"))
+    f:write(plan.prefix, bytes)
+    f:close()
+    local part, msg, code = results.read_part({ path = copy, format = plan.format })
+    os.remove(copy)
+    if not part then return nil, msg, code end
+    for _, r in ipairs(part.rows) do r.line = r.line + plan.first_line - 2 end
+    return part
+end
+
+local function part_rows(self, plan)
+    if not plan.mapped then return range_rows(self, plan) end
+    return results.read_part({ path = plan.path, format = plan.format,
+        lines = plan_mod.part_lines(plan) or plan_mod.source_lines(plan) })
 end
 
 local function rows_out(rows)
@@ -209,7 +227,7 @@ function Scheduler:fetch(p, job, info)
     local plan = p.plan
     local doc = { header = nil, failed = {}, warned = {} }
     if (info.failed or 0) > 0 or (info.warned or 0) > 0 then
-        local part, msg, code = part_rows(plan)
+        local part, msg, code = part_rows(self, plan)
         if not part then return self:fail(p, msg, code) end
         doc.header = part.header
         if (info.failed or 0) > 0 then
