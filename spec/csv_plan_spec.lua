@@ -128,6 +128,77 @@ describe("marketo.csv.plan", function()
         assert.equal(plan.rejects[1].message, msg:sub(#code + 3))
     end)
 
+    it("reads a file larger than its 8 MiB windows as the reader reads it, bad rows and all",
+       function()
+        -- the planner maps the file window by window; the reader read(2)s it
+        local long, out, size = ("x"):rep(2000), { "id,text,n\n" }, 10
+        local bad = {
+            [4100] = "4100,x\0y,1\n",                          -- NUL
+            [4110] = "4110,1\n",                               -- field count
+            [6000] = "6000," .. ("y"):rep(1100000) .. ",1\n", -- over max_row
+            [9000] = "9000,\255,1\n",                         -- invalid UTF-8
+        }
+        local window_end = 10 + 8 * 1048576 -- the first, mapped after the header
+        for i = 1, 12000 do
+            local row = bad[i] or i % 7 == 0
+                and ('%d,"%s\n""q"", %s",%d\n'):format(i, long:sub(1, 900), long:sub(1, 1000), i)
+                or ("%d,%s,%d\n"):format(i, long, i)
+            if size < window_end and size + #row >= window_end - 20000 then
+                -- a stray quote just past the window's end, in a row that
+                -- starts well before it (the scan moves the window in the
+                -- row): the error's column counts from the row's start
+                row = ("%d,%s\"y,1\n"):format(i, ("z"):rep(window_end - size + 100))
+            end
+            out[#out + 1], size = row, size + #row
+        end
+        helper.write_file(path, table.concat(out))
+        local plan = assert(csv.plan(path, { lenient = true, max_bytes = 1000000 }))
+        local seen, lines, offsets = {}, {}, {}
+        local r = assert(csv.open(path, { lenient = true,
+            on_reject = function(rej) seen[#seen + 1] = rej end }))
+        local values = {}
+        for row, line, offset in r:rows() do
+            lines[#lines + 1], offsets[#offsets + 1], values[#values + 1] = line, offset, row
+        end
+        r:close()
+        -- where a part may end: where a row or a rejected one starts, or the end
+        local starts = { [#helper.read_all(path)] = true }
+        for _, o in ipairs(offsets) do starts[o] = true end
+        for _, rej in ipairs(seen) do starts[rej.offset] = true end
+        assert.equal(5, #seen)
+        assert.equal(#lines, plan.rows)
+        assert.equal(#seen, plan.rejected)
+        for i, rej in ipairs(seen) do
+            local got = plan.rejects[i]
+            assert.same({ rej.code, rej.message, rej.line, rej.column, rej.offset, rej.raw },
+                        { got.code, got.message, got.line, got.column, got.offset, got.raw })
+        end
+        local n, data, tmp, differ = 0, table.concat(out), os.tmpname(), 0
+        for _, p in ipairs(plan.parts) do
+            assert.equal(lines[n + 1], p.first_line)
+            assert.equal(offsets[n + 1], p.offset)
+            assert.is_true(starts[p.offset + p.length])
+            -- the part as the transport sends it holds the reader's rows
+            helper.write_file(tmp, plan.header .. data:sub(p.offset + 1, p.offset + p.length))
+            local pr = assert(csv.open(tmp))
+            for row in pr:rows() do
+                n = n + 1
+                if not helper.same_row(values[n], row) then differ = differ + 1 end
+            end
+            pr:close()
+            assert.equal(lines[n], p.last_line)
+        end
+        os.remove(tmp)
+        assert.equal(0, differ)
+        assert.equal(#lines, n)
+        local _, msg, code = csv.plan(path)
+        assert.equal("CSV_NUL_BYTE", code)
+        assert.equal(seen[1].message, msg:sub(#code + 3))
+        assert.same({ "CSV_NUL_BYTE", "CSV_FIELD_COUNT", "CSV_STRAY_QUOTE", "CSV_ROW_TOO_LARGE",
+                      "CSV_INVALID_UTF8" }, { seen[1].code, seen[2].code, seen[3].code,
+                                              seen[4].code, seen[5].code })
+    end)
+
     it("raises on unknown options", function()
         assert.has_error(function() csv.plan(path, { max_byte = 1 }) end,
             "bad argument #2 to 'plan' (unknown option 'max_byte')")

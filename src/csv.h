@@ -27,6 +27,8 @@ typedef struct csv_scan {
     unsigned char *buf;        /* buf[pos..len) is unread; the current record
                                 * starts at rec_off - base and is kept whole */
     size_t cap, len, pos, chunk;
+    int map_fd;                /* csv_scan_map: buf is a window of this file */
+    size_t map_len;            /* bytes mapped at buf (0: buf is not mapped) */
     long long base;            /* file offset of buf[0] */
     int eof, io_errno, started;
     unsigned char delim, lenient;
@@ -71,6 +73,11 @@ int csv_scan_next(csv_scan *s, int capture);
  * next record needs csv_scan_next. Only after csv_scan_next read one. */
 int csv_scan_fast(csv_scan *s, csv_rec *out, int cap);
 int csv_scan_fill(csv_scan *s, size_t need);
+/* From here on, reads the file fd (the source's) through windows of it
+ * mapped in memory, not read(2) into buf: one copy of each byte less. */
+void csv_scan_map(csv_scan *s, int fd);
+/* csv_scan_fill's part for a mapped file (csv_fast.c). */
+int csv_map_fill(csv_scan *s, size_t need);
 int csv_scan_split(csv_scan *s, const unsigned char *p, size_t n);
 const char *csv_err_code(int err);
 

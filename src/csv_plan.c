@@ -80,10 +80,18 @@ static int plan_rows(lua_State *L, planner *pl)
         int i, st, k = csv_scan_fast(&r->s, recs, 1024);
 
         if (k > 0) {
+            plan_part *p = &pl->p;
             r->rows += k;
-            for (i = 0; i < k; i++)
-                if (add_row(L, pl, recs[i].off, recs[i].end, recs[i].line) != 0)
+            for (i = 0; i < k; i++) {
+                /* most rows just extend the part (which then fits them) */
+                if (p->rows > 0 && pl->hlen + recs[i].end - p->offset <= pl->max) {
+                    p->end = recs[i].end;
+                    p->last_line = recs[i].line;
+                    p->rows++;
+                } else if (add_row(L, pl, recs[i].off, recs[i].end, recs[i].line) != 0) {
                     return -1;
+                }
+            }
             continue;
         }
         if ((st = marketo_csv_reader_next(L, r, 0)) < 0)
@@ -113,6 +121,7 @@ static int plan_new(lua_State *L)
     luaL_argcheck(L, pl.r->rows == 0 && pl.r->rejected == 0, 1, "the reader has read rows");
     luaL_argcheck(L, pl.max > 0, 2, "positive");
     lua_settop(L, 2);
+    csv_scan_map(&pl.r->s, pl.r->fd); /* the planner copies nothing, nor should reading */
     lua_newtable(L); /* r max parts */
     if (plan_rows(L, &pl) != 0)
         return 3;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "csv.h"
 
@@ -30,6 +31,7 @@ int csv_scan_init(csv_scan *s, csv_read_fn read, void *ctx, int delim,
     s->max_row = max_row;
     s->line = 1;
     s->extra_off = -1;
+    s->map_fd = -1;
     s->cap = 2 * chunk;
     s->fcap = 256;
     s->fmax = 16;
@@ -53,7 +55,11 @@ int csv_scan_init(csv_scan *s, csv_read_fn read, void *ctx, int delim,
 
 void csv_scan_free(csv_scan *s)
 {
-    free(s->buf);
+    if (s->map_fd < 0)
+        free(s->buf);
+    else if (s->map_len > 0)
+        munmap(s->buf, s->map_len);
+    s->map_fd = -1;
     free(s->fbuf);
     free(s->fend);
     free(s->fquoted);
@@ -83,11 +89,17 @@ const char *csv_err_code(int err)
 int csv_scan_fill(csv_scan *s, size_t need)
 {
     while (s->len - s->pos < need && !s->eof) {
-        size_t keep = s->discard ? s->pos : (size_t)(s->rec_off - s->base);
+        size_t keep;
         ssize_t n;
 
         if (!s->discard && (long long)s->pos + s->base - s->rec_off > (long long)s->max_row)
             return -2;
+        if (s->map_fd >= 0) {
+            if (csv_map_fill(s, need) != 0)
+                return -1;
+            continue;
+        }
+        keep = s->discard ? s->pos : (size_t)(s->rec_off - s->base);
         if (keep > 0) {
             memmove(s->buf, s->buf + keep, s->len - keep);
             s->len -= keep;
