@@ -122,6 +122,10 @@ function Scheduler:upload(p, attempt)
     job, msg, code, err = self.client:import(self.job.kind, create_options(self, plan))
     if not job then return self:fail(p, msg, code, err) end
     p.batch = job.id
+    -- Marketo queues jobs in the order their uploads end: ours follow suit, so
+    -- "the oldest unfinished jobs" (the ones worth polling) are Marketo's too.
+    self:leave_queue(p)
+    self.outstanding[#self.outstanding + 1] = p
     if not self:record({ ev = "uploaded", part = plan.part, batch = job.id }) then return end
     self:emit({ ev = "uploaded", part = plan.part, batch = job.id, rows = plan.rows,
         status = job.status })
