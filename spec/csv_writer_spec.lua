@@ -144,6 +144,21 @@ describe("marketo.csv.map", function()
                         last_line = 4 } }, res.parts)
     end)
 
+    it("keeps the source line of every row written in a lines file", function()
+        local lines = os.tmpname()
+        finally(function() os.remove(lines) end)
+        local res = assert(csv.map(src, dst, { { to = "email", from = "Email" } },
+            { lines = lines }))
+        assert.is_true(res.fast)
+        -- the third row starts on line 4; its quoted newline makes it end on 5
+        assert.equal("2\n3\n4\n", helper.read_all(lines))
+        local w = assert(csv.writer(dst, { header = { "a" }, lines = lines }))
+        assert(w:write({ "x" }, 17))
+        assert(w:write({ "y" }, 40))
+        assert(w:close())
+        assert.equal("17\n40\n", helper.read_all(lines))
+    end)
+
     it("re-quotes for another output format", function()
         helper.write_file(src, "a,b\n\"x;y\",\"p,q\"\n")
         assert(csv.map(src, dst, { { to = "b", from = "b" }, { to = "a", from = "a" } },

@@ -136,6 +136,31 @@ describe("the import pipeline", function()
         assert.equal("ANN", stored["ann@example.com"].firstName)
     end)
 
+    it("ties failures back to source lines when the mapping runs in C", function()
+        local src = dir .. "/crm.csv"
+        local rows = { "Points,Mail,Ignored" }
+        for i = 1, 400 do
+            local points = (i % 90 == 0) and "lots" or tostring(i)
+            -- a quoted newline every so often: physical lines and rows differ
+            local ignored = (i % 7 == 0) and '"two\nlines"' or "x"
+            rows[#rows + 1] = ("%s,m%d@example.com,%s"):format(points, i, ignored)
+        end
+        write(src, table.concat(rows, "\n") .. "\n")
+        local r = cli.run({ "import", "leads", src, "--map", "email=Mail",
+            "--map", "leadScore=Points", "--part-bytes", "1500", "--quiet" },
+            { env = cli.env_of(sb) })
+        assert.equal(3, r.status, r.err)
+        local doc = read_json(dir .. "/crm.csv.report.json")
+        assert.is_true(#doc.parts > 3)
+        -- the expected line of row i: 1 + i + the quoted newlines before it
+        local want = {}
+        for i = 90, 400, 90 do want[#want + 1] = 1 + i + math.floor((i - 1) / 7) end
+        local got = {}
+        for _, f in ipairs(doc.failures) do got[#got + 1] = f.line end
+        table.sort(got)
+        assert.same(want, got)
+    end)
+
     it("names the source line when a mapping or a validation rejects a row", function()
         local src = dir .. "/crm.csv"
         write(src, "Mail,Points\na@example.com,1\nb@example.com,x\nc@example.com,3\n")

@@ -3,7 +3,10 @@
 #ifndef MARKETO_CSV_CORE_H
 #define MARKETO_CSV_CORE_H
 
+#include <stdio.h>
+
 #include "csv.h"
+
 #include "marketo.h"
 
 #define MARKETO_CSV_READER_MT "marketo.csv_reader"
@@ -51,6 +54,7 @@ typedef struct marketo_csv_writer {
     int cur_part;         /* the part being written, for messages */
     long long rows;
     int err;              /* errno of a failed write, sticky */
+    FILE *lines;          /* the source line of each row written, one a line; or NULL */
 } marketo_csv_writer;
 
 marketo_csv_reader *marketo_csv_check_reader(lua_State *L, int idx);

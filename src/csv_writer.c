@@ -177,6 +177,8 @@ static int emit(lua_State *L, marketo_csv_writer *w, const char *p, size_t len,
     part->last_line = line;
     part->bytes += (long long)total;
     w->rows++;
+    if (w->lines != NULL && fprintf(w->lines, "%lld\n", line) < 0 && !w->err)
+        w->err = errno ? errno : EIO;
     if (put(w, p, len) != 0 || put(w, w->crlf ? "\r\n" : "\n", eol) != 0) {
         push_io_error(L, w);
         return -1;
@@ -215,6 +217,11 @@ static int writer_close(lua_State *L)
     if (w->open) {
         w->open = 0;
         rc = end_part(w) != 0 || w->err != 0;
+        if (w->lines != NULL && fclose(w->lines) != 0 && !rc) {
+            w->err = errno;
+            rc = 1;
+        }
+        w->lines = NULL;
     }
     free(w->out);
     free(w->row);
@@ -327,9 +334,11 @@ static char *dup_cat(const char *a, const char *b)
     return s;
 }
 
-/* csv_writer(prefix, width, suffix, delim, crlf, max_bytes [, header])
+/* csv_writer(prefix, width, suffix, delim, crlf, max_bytes [, header [, lines]])
  *   -> writer | nil, msg, code. width < 0: one file named prefix, created
- *   now; otherwise parts prefix..%0<width>d..suffix, created as rows come. */
+ *   now; otherwise parts prefix..%0<width>d..suffix, created as rows come.
+ *   lines: a file to get the source line of every row written, in order, so
+ *   a part's failed rows can be tied back to the source. */
 static int writer_new(lua_State *L)
 {
     const char *prefix = luaL_checkstring(L, 1);
@@ -349,7 +358,9 @@ static int writer_new(lua_State *L)
     luaL_argcheck(L, width >= 0 || max_bytes == 0, 6, "a limit needs numbered parts");
     if (!lua_isnoneornil(L, 7))
         luaL_checktype(L, 7, LUA_TTABLE);
-    lua_settop(L, 7);
+    if (!lua_isnoneornil(L, 8))
+        luaL_checktype(L, 8, LUA_TSTRING);
+    lua_settop(L, 8);
     w = (marketo_csv_writer *)marketo_newudata(L, sizeof *w);
     memset(w, 0, sizeof *w); /* born closed */
     w->fd = -1;
@@ -382,6 +393,8 @@ static int writer_new(lua_State *L)
         w->hlen = w->rlen;
         w->rlen = 0;
     }
+    if (!lua_isnil(L, 8) && (w->lines = fopen(lua_tostring(L, 8), "w")) == NULL)
+        return marketo_push_errno(L, lua_tostring(L, 8), errno);
     if (width < 0 && start_part(w) != 0)
         return push_io_error(L, w);
     return 1;

@@ -50,7 +50,9 @@
 -- csv.writer(path [, opts]) -> writer | nil, msg, code
 --   opts: format = "csv", header = { names }, crlf = false,
 --         max_bytes (parts mode: path holds one %d or %0Nd for the part number,
---         from 1; each part starts with the header and stays <= max_bytes)
+--         from 1; each part starts with the header and stays <= max_bytes),
+--         lines (a file that gets the source line of every row written, one a
+--         line, in order: how a written part's rows are tied back to the source)
 --   writer:write(row [, line]) -> true | nil, msg, code; fields are strings or
 --       numbers (nil writes an empty field); line is the source line, kept
 --       per part. A value with the delimiter, a quote, CR or LF is quoted
@@ -211,7 +213,8 @@ local function split_pattern(path)
     return path:sub(1, a - 1), tonumber(width) or 0, path:sub(b + 1)
 end
 
-local WRITE_OPTS = { format = "string", header = "table", crlf = "boolean", max_bytes = "number" }
+local WRITE_OPTS = { format = "string", header = "table", crlf = "boolean", max_bytes = "number",
+    lines = "string" }
 
 local function new_writer(fname, path, opts)
     local delim = delim_of(fname, 2, opts.format)
@@ -225,7 +228,7 @@ local function new_writer(fname, path, opts)
         if not opts.header then arg_error(2, fname, "parts need a header") end
     end
     return core.csv_writer(prefix, width, suffix, delim, opts.crlf or false,
-        opts.max_bytes or 0, opts.header)
+        opts.max_bytes or 0, opts.header, opts.lines)
 end
 
 --- Opens a writer; see the header comment.
@@ -237,7 +240,7 @@ end
 local MAP_OPTS = {
     format = "string", lenient = "boolean", on_reject = "function", max_rejects = "number",
     max_row = "number", out_format = "string", crlf = "boolean", max_bytes = "number",
-    filter = "function", on_filter = "function",
+    filter = "function", on_filter = "function", lines = "string",
 }
 
 -- Checks the mapping against the header: output names, and for each column
@@ -290,7 +293,7 @@ function M.map(src, dst, mapping, opts)
     fast = fast and opts.filter == nil
     local w, msg
     w, msg, code = new_writer("map", dst, { format = opts.out_format or opts.format,
-        header = names, crlf = opts.crlf, max_bytes = opts.max_bytes })
+        header = names, crlf = opts.crlf, max_bytes = opts.max_bytes, lines = opts.lines })
     if not w then r:close(); return nil, msg, code end
     local result = { filtered = 0, fast = fast, rejects = kept }
     local spec, fns = {}, {}

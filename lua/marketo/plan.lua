@@ -12,8 +12,9 @@
 -- An unmapped source is never copied: its parts are byte ranges streamed with
 -- the header in front. A mapping that only renames, reorders, drops or sets
 -- constants runs in C (csv.map); one with Lua functions, a filter or a
--- validation runs here, row by row, and also writes the source line of every
--- row it keeps to a lines file, so failures can be tied back to the source.
+-- validation runs here, row by row. Either way the writer also keeps the
+-- source line of every row it writes in a lines file, so that failures can be
+-- tied back to the source.
 local csv = require("marketo.csv")
 local mapping_mod = require("marketo.mapping")
 
@@ -83,16 +84,20 @@ local function add_written(acc, source, parts, format, lines_file)
     end
 end
 
+local function lines_path(o, index)
+    return ("%s/s%02d.lines"):format(o.work_dir, index)
+end
+
 -- A mapping C can run alone: renames, reorders, drops, constants.
 local function map_fast(o, source, index, acc, m)
     local r, msg, code = csv.map(source, work_pattern(o, index), m:fast_spec(), {
         format = o.format, lenient = o.lenient, max_bytes = o.max_bytes,
-        max_rejects = o.max_rejects })
+        max_rejects = o.max_rejects, lines = lines_path(o, index) })
     if not r then return nil, msg, code end
     acc.rows.read = acc.rows.read + r.rows + r.rejected
     acc.rows.rejected = acc.rows.rejected + r.rejected
     add_rejects(acc.rejects, r.rejects, source)
-    add_written(acc, source, r.parts, o.format, nil)
+    add_written(acc, source, r.parts, o.format, lines_path(o, index))
     return true
 end
 
@@ -103,12 +108,10 @@ local function map_rows(o, source, index, acc, m)
     if not reader then return nil, msg, code end
     local ok, err = m:bind(reader:header(), source)
     if not ok then reader:close(); return fail("MAPPING", err) end
-    local lines_path = ("%s/s%02d.lines"):format(o.work_dir, index)
-    local lines = assert(io.open(lines_path, "wb"))
     local writer
     writer, msg, code = csv.writer(work_pattern(o, index), { format = o.format,
-        header = m:names(), max_bytes = o.max_bytes })
-    if not writer then reader:close(); lines:close(); return nil, msg, code end
+        header = m:names(), max_bytes = o.max_bytes, lines = lines_path(o, index) })
+    if not writer then reader:close(); return nil, msg, code end
     local row, named, out = {}, {}, {}
     local result, rmsg, rcode = true, nil, nil
     while true do
@@ -133,7 +136,6 @@ local function map_rows(o, source, index, acc, m)
         else
             local w, wmsg, wcode = writer:write(out, line)
             if not w then result, rmsg, rcode = nil, wmsg, wcode; break end
-            lines:write(line, "\n")
         end
     end
     local stats_rejected = reader:stats().rejected
@@ -141,11 +143,10 @@ local function map_rows(o, source, index, acc, m)
     acc.rows.rejected = acc.rows.rejected + stats_rejected
     add_rejects(acc.rejects, reader:rejects(), source)
     reader:close()
-    lines:close()
     local closed, cmsg, ccode = writer:close()
     if result and not closed then result, rmsg, rcode = nil, cmsg, ccode end
     if not result then return nil, rmsg, rcode end
-    add_written(acc, source, writer:parts(), o.format, lines_path)
+    add_written(acc, source, writer:parts(), o.format, lines_path(o, index))
     return true
 end
 
@@ -171,8 +172,8 @@ function M.build(o)
     return acc
 end
 
---- The source lines of a part's rows, in order (for tying failures back):
--- from its lines file for a part mapped in Lua, else by reading the source.
+--- The source lines of a mapped part's rows, in order (for tying failures
+-- back), from the lines file the writer kept.
 function M.part_lines(part)
     if part.lines then
         local f = assert(io.open(part.lines.file, "rb"))
@@ -186,23 +187,6 @@ function M.part_lines(part)
         return out
     end
     return nil
-end
-
---- The source lines of a part that C mapped (no lines file): its rows are the
--- source's good rows from first_line to last_line, in order, one for one.
--- Reads the source from the start: only needed for parts with failures.
-function M.source_lines(part)
-    local reader = csv.open(part.source, { format = part.format, lenient = true,
-        max_rejects = 0 })
-    if not reader then return nil end
-    local out = {}
-    while true do
-        local row, line = reader:read()
-        if row == nil or line > part.last_line then break end
-        if line >= part.first_line then out[#out + 1] = line end
-    end
-    reader:close()
-    return out
 end
 
 return M

@@ -215,7 +215,7 @@ end
 local function part_rows(self, plan)
     if not plan.mapped then return range_rows(self, plan) end
     return results.read_part({ path = plan.path, format = plan.format,
-        lines = plan_mod.part_lines(plan) or plan_mod.source_lines(plan) })
+        lines = plan_mod.part_lines(plan) })
 end
 
 local function rows_out(rows)
