@@ -234,17 +234,13 @@ function Scheduler:fetch(p, job, info)
         local part, msg, code = part_rows(self, plan)
         if not part then return self:fail(p, msg, code) end
         doc.header = part.header
-        if (info.failed or 0) > 0 then
-            local rows
-            rows, msg, code = job:failures(part)
-            if not rows then return self:fail(p, msg, code) end
-            doc.failed = rows_out(rows)
-        end
-        if (info.warned or 0) > 0 then
-            local rows
-            rows, msg, code = job:warnings(part)
-            if not rows then return self:fail(p, msg, code) end
-            doc.warned = rows_out(rows)
+        for _, kind in ipairs({ { "failed", "failures" }, { "warned", "warnings" } }) do
+            if (info[kind[1]] or 0) > 0 then
+                local rows
+                rows, msg, code = job[kind[2]](job, part)
+                if not rows then return self:fail(p, msg, code) end
+                doc[kind[1]] = rows_out(rows)
+            end
         end
     end
     local path = ("%s/part-%04d.results.json"):format(self.work_dir, plan.part)
