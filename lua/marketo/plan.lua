@@ -51,7 +51,7 @@ end
 -- An unmapped source: plan byte ranges, copy nothing.
 local function plan_source(o, source, acc)
     local p, msg, code = csv.plan(source, { format = o.format, lenient = o.lenient,
-        max_bytes = balanced_bytes(source, o.max_bytes or csv.PART_BYTES),
+        max_bytes = balanced_bytes(source, o.max_bytes),
         max_rejects = o.max_rejects })
     if not p then return nil, msg, code end
     acc.rows.read = acc.rows.read + p.rows + p.rejected
@@ -153,6 +153,9 @@ end
 --- build(o) -> plan | nil, msg, code (see the header comment).
 function M.build(o)
     local acc = { parts = {}, rows = { read = 0, filtered = 0, rejected = 0 }, rejects = {} }
+    -- every path cuts parts: without a limit a mapped file would be one part,
+    -- and Marketo refuses anything over 10 MB
+    o.max_bytes = o.max_bytes or csv.PART_BYTES
     local m = o.mapping and mapping_mod.new(o.mapping, o.filter, o.validate) or nil
     if not m and (o.filter or o.validate) then
         m = mapping_mod.identity(o.filter, o.validate)
