@@ -242,5 +242,10 @@ describe("the import pipeline", function()
         end
         assert.is_true(uploads > 3)
         assert.equal(uploads, after)
+        -- the same file with another mapping is another import: not this journal's
+        local other = cli.run({ "import", "leads", src, "--map", "email=email", "--quiet" },
+            { env = cli.env_of(sb) })
+        assert.equal(4, other.status)
+        assert.matches("JOURNAL_MISMATCH", other.err, 1, true)
     end)
 end)

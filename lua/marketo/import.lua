@@ -31,6 +31,7 @@ local journal_mod = require("marketo.journal")
 local plan_mod = require("marketo.plan")
 local scheduler = require("marketo.scheduler")
 local report_mod = require("marketo.report")
+local mapping_mod = require("marketo.mapping")
 local limiter = require("marketo.limiter")
 local json = require("marketo.json")
 
@@ -101,16 +102,32 @@ end
 
 -- What the journal's run record says of the import: enough to resume it
 -- and to refuse a different import with the same journal. No secrets.
+-- The mapping as text: each field and where it comes from ("<-Column",
+-- "=constant", "=function"), plus the filter, validation and leniency. Two
+-- runs with different mappings are two imports, even from the same file.
+local function mapping_signature(spec)
+    local fields = {}
+    if spec.mapping then
+        for _, e in ipairs(mapping_mod.new(spec.mapping):entries()) do
+            fields[#fields + 1] = e.to .. (e.from and ("<-" .. e.from)
+                or e.value and ("=" .. e.value) or "=function")
+        end
+    end
+    return table.concat(fields, "|") .. (spec.filter and "|filter" or "")
+        .. (spec.validate and "|validate" or "") .. (spec.lenient and "|lenient" or "")
+end
+
 local function describe(spec, object, sources, format)
     local params = {}
     for k in pairs(object.params) do params[k] = spec[k] end
     return { object = spec.object, params = params, sources = sources, format = format,
-        mapped = spec.mapping ~= nil or spec.filter ~= nil or spec.validate ~= nil }
+        mapped = spec.mapping ~= nil or spec.filter ~= nil or spec.validate ~= nil,
+        mapping = mapping_signature(spec) }
 end
 
 local function same_import(a, b)
-    return json.encode({ a.object, a.params, a.sources, a.format })
-        == json.encode({ b.object, b.params, b.sources, b.format })
+    return json.encode({ a.object, a.params, a.sources, a.format, a.mapping or "" })
+        == json.encode({ b.object, b.params, b.sources, b.format, b.mapping or "" })
 end
 
 local function mkdir(path)
@@ -310,9 +327,12 @@ function M.run(spec)
     if journal.state.run then
         if not same_import(journal.state.run, o.description) then
             journal:close()
-            return nil, ("JOURNAL_MISMATCH: %s belongs to another import (%s of %s); "
-                .. "pass another journal"):format(o.journal, journal.state.run.object,
-                table.concat(journal.state.run.sources, ", ")), "JOURNAL_MISMATCH"
+            return nil, ("JOURNAL_MISMATCH: %s belongs to another import (%s of %s%s); "
+                .. "pass another journal (--journal), or remove it to start over")
+                :format(o.journal, journal.state.run.object,
+                table.concat(journal.state.run.sources, ", "),
+                journal.state.run.mapping and journal.state.run.mapping ~= ""
+                    and (", mapped " .. journal.state.run.mapping) or ""), "JOURNAL_MISMATCH"
         end
     else
         local p

@@ -89,6 +89,9 @@ end
 
 function Mapping:is_fast() return self.fast end
 
+--- The entries, in output order: { to, from | value | fn }.
+function Mapping:entries() return self.list end
+
 --- The spec csv.map runs in C (only for a fast mapping).
 function Mapping:fast_spec()
     local out = {}
