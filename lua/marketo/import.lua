@@ -117,17 +117,40 @@ local function mapping_signature(spec)
         .. (spec.validate and "|validate" or "") .. (spec.lenient and "|lenient" or "")
 end
 
+-- Byte sizes of the sources: a rerun after the file was rewritten is a new
+-- import, not this journal's (unfinished parts are also checked by hash).
+local function sizes_of(sources)
+    local out = {}
+    for i, path in ipairs(sources) do
+        local f = io.open(path, "rb")
+        out[i] = f and f:seek("end") or -1
+        if f then f:close() end
+    end
+    return out
+end
+
 local function describe(spec, object, sources, format)
     local params = {}
     for k in pairs(object.params) do params[k] = spec[k] end
     return { object = spec.object, params = params, sources = sources, format = format,
         mapped = spec.mapping ~= nil or spec.filter ~= nil or spec.validate ~= nil,
-        mapping = mapping_signature(spec) }
+        mapping = mapping_signature(spec), sizes = sizes_of(sources) }
 end
 
-local function same_import(a, b)
-    return json.encode({ a.object, a.params, a.sources, a.format, a.mapping or "" })
-        == json.encode({ b.object, b.params, b.sources, b.format, b.mapping or "" })
+-- Why a journal's import `a` is not the import `b` asked for, or nil.
+local function mismatch(a, b)
+    if json.encode({ a.object, a.params, a.sources, a.format, a.mapping or "" })
+        ~= json.encode({ b.object, b.params, b.sources, b.format, b.mapping or "" }) then
+        return ("belongs to another import (%s of %s%s)"):format(a.object,
+            table.concat(a.sources, ", "),
+            (a.mapping or "") ~= "" and (", mapped " .. a.mapping) or "")
+    end
+    for i, size in ipairs(a.sizes or {}) do
+        if b.sizes[i] ~= size then
+            return ("is of %s as it was (%d bytes, now %d)"):format(a.sources[i], size,
+                b.sizes[i])
+        end
+    end
 end
 
 local function mkdir(path)
@@ -325,14 +348,11 @@ function M.run(spec)
     local journal, msg, code = journal_mod.open(o.journal)
     if not journal then return nil, msg, code end
     if journal.state.run then
-        if not same_import(journal.state.run, o.description) then
+        local why = mismatch(journal.state.run, o.description)
+        if why then
             journal:close()
-            return nil, ("JOURNAL_MISMATCH: %s belongs to another import (%s of %s%s); "
-                .. "pass another journal (--journal), or remove it to start over")
-                :format(o.journal, journal.state.run.object,
-                table.concat(journal.state.run.sources, ", "),
-                journal.state.run.mapping and journal.state.run.mapping ~= ""
-                    and (", mapped " .. journal.state.run.mapping) or ""), "JOURNAL_MISMATCH"
+            return nil, ("JOURNAL_MISMATCH: %s %s; pass another journal (--journal), or "
+                .. "remove it to start over"):format(o.journal, why), "JOURNAL_MISMATCH"
         end
     else
         local p
