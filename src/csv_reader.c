@@ -226,7 +226,8 @@ static int reader_new(lua_State *L)
     if ((r->path = malloc(strlen(path) + 1)) == NULL)
         return luaL_error(L, "%s: out of memory", MARKETO_CSV_READER_MT);
     strcpy(r->path, path);
-    if ((r->fd = open(path, O_RDONLY)) < 0)
+    /* close-on-exec: a child we start (the sandbox, curl) has no use for it */
+    if ((r->fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
         return marketo_push_errno(L, path, errno);
     if (csv_scan_init(&r->s, fd_read, &r->fd, delim[0], CSV_CHUNK, (size_t)max_row, lenient) != 0)
         return luaL_error(L, "%s: out of memory", MARKETO_CSV_READER_MT);

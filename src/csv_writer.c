@@ -103,7 +103,7 @@ static int start_part(marketo_csv_writer *w)
     }
     w->cur_part = w->nparts + 1;
     part_path(w, w->cur_part, path, sizeof path);
-    if ((w->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644)) < 0) {
+    if ((w->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0) {
         w->err = errno;
         return -1;
     }
