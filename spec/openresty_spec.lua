@@ -100,7 +100,8 @@ describe("examples/openresty in nginx", function()
         if dir then os.execute("rm -rf '" .. dir .. "'") end
     end)
 
-    it("imports a file in the background while the worker keeps answering", function()
+    -- nginx with the example app, pointed at the sandbox; stopped when the test ends.
+    local function start_app()
         local n = nginx.start{ env = {
             MARKETO_BASE_URL = sb.base_url, MARKETO_CLIENT_ID = sb.client_id,
             MARKETO_CLIENT_SECRET = sb.client_secret, MARKETO_IMPORT_DIR = dir,
@@ -110,6 +111,11 @@ describe("examples/openresty in nginx", function()
             n.stop()
             os.execute("rm -rf '" .. n.prefix .. "'")
         end)
+        return n
+    end
+
+    it("imports a file in the background while the worker keeps answering", function()
+        local n = start_app()
         local started = socket.gettime()
         local status, body = n.request("POST", ("/imports?file=leads.csv&lookupField=email"
             .. "&part_bytes=%d&poll=0.2"):format(PART_BYTES))
@@ -148,15 +154,7 @@ describe("examples/openresty in nginx", function()
     end)
 
     it("stops an import on request, unfinished and resumable", function()
-        local n = nginx.start{ env = {
-            MARKETO_BASE_URL = sb.base_url, MARKETO_CLIENT_ID = sb.client_id,
-            MARKETO_CLIENT_SECRET = sb.client_secret, MARKETO_IMPORT_DIR = dir,
-            MARKETO_WORK_DIR = dir .. "/work",
-        } }
-        finally(function()
-            n.stop()
-            os.execute("rm -rf '" .. n.prefix .. "'")
-        end)
+        local n = start_app()
         local status, body = n.request("POST", ("/imports?file=leads.csv&part_bytes=%d&poll=0.2")
             :format(PART_BYTES))
         assert.equal(202, status, body)
