@@ -36,16 +36,14 @@ end
 
 describe("the import pipeline under failure", function()
     local sb, dir, src, argv
-    setup(function()
-        -- slow enough that a run takes a second or two: room to kill it mid-way
-        sb = sandbox.start({ speed = 1500 })
-    end)
-    teardown(function() sb.stop() end)
+    -- slow enough that a run takes a second or two: room to kill it mid-way;
+    -- and every knob the tests below turn, so each starts from these
+    local fx = sandbox.fixture({ speed = 1500, error_rate = 0, drop_rate = 0,
+        job_fail_rate = 0, rate_limit = 100, rate_window = 20, max_in_flight = 10 })
+    setup(fx.start)
+    teardown(fx.stop)
     before_each(function()
-        sb.reset()
-        -- the sandbox's reset keeps its config: put every knob a test turns back
-        sb.control({ speed = 1500, error_rate = 0, drop_rate = 0, job_fail_rate = 0,
-            rate_limit = 100, rate_window = 20, max_in_flight = 10 })
+        sb = fx.fresh()
         dir = cli.tmpdir()
         src = dir .. "/leads.csv"
         leads_csv(src, ROWS)

@@ -44,17 +44,11 @@ local function assert_file(path, expected)
     assert.equal(expected, body)
 end
 
-setup(function()
-    sb = sandbox.start(BASE)
-end)
-
-teardown(function()
-    if sb then sb.stop() end
-end)
-
+local fx = sandbox.fixture(BASE)
+setup(fx.start)
+teardown(fx.stop)
 before_each(function()
-    sb.control(BASE)
-    sb.reset()
+    sb = fx.fresh()
     token = sb.token()
 end)
 

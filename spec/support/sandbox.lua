@@ -145,4 +145,22 @@ function M.start(config, opts)
     return sb
 end
 
+--- A sandbox for a whole spec file, put back to `base` before each test.
+-- The sandbox's reset clears records, jobs and the log but keeps its config,
+-- so every knob a test turns must be turned back: `base` names them all.
+--   local fx = sandbox.fixture(BASE)
+--   setup(fx.start); teardown(fx.stop); before_each(fx.fresh)
+--   fx.sb is the sandbox once started; fresh() also returns it.
+function M.fixture(base, opts)
+    local fx = {}
+    function fx.start() fx.sb = M.start(base, opts); return fx.sb end
+    function fx.stop() if fx.sb then fx.sb.stop() end end
+    function fx.fresh()
+        fx.sb.control(base)
+        fx.sb.reset()
+        return fx.sb
+    end
+    return fx
+end
+
 return M
