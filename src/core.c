@@ -37,6 +37,12 @@ int marketo_push_errno(lua_State *L, const char *what, int err)
     return marketo_push_fail(L, name, "%s: %s", what, strerror(err));
 }
 
+void marketo_set_size(lua_State *L, const char *k, long long v)
+{
+    marketo_pushsize(L, v);
+    lua_setfield(L, -2, k);
+}
+
 /* versions() -> { marketo = "0.1.0", lua = "Lua 5.4.4", curl = "7.88.1",
  *                 ssl = "OpenSSL/3.0.x" } */
 static int core_versions(lua_State *L)

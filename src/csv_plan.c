@@ -13,25 +13,13 @@ typedef struct plan_part {
 static void push_part(lua_State *L, const plan_part *p, long long hlen, int n)
 {
     lua_createtable(L, 0, 6);
-    marketo_pushsize(L, p->offset);
-    lua_setfield(L, -2, "offset");
-    marketo_pushsize(L, p->end - p->offset);
-    lua_setfield(L, -2, "length");
-    marketo_pushsize(L, hlen + p->end - p->offset);
-    lua_setfield(L, -2, "bytes");
-    marketo_pushsize(L, p->rows);
-    lua_setfield(L, -2, "rows");
-    marketo_pushsize(L, p->first_line);
-    lua_setfield(L, -2, "first_line");
-    marketo_pushsize(L, p->last_line);
-    lua_setfield(L, -2, "last_line");
+    marketo_set_size(L, "offset", p->offset);
+    marketo_set_size(L, "length", p->end - p->offset);
+    marketo_set_size(L, "bytes", hlen + p->end - p->offset);
+    marketo_set_size(L, "rows", p->rows);
+    marketo_set_size(L, "first_line", p->first_line);
+    marketo_set_size(L, "last_line", p->last_line);
     lua_rawseti(L, -2, n);
-}
-
-static void set_size(lua_State *L, const char *k, long long v)
-{
-    marketo_pushsize(L, v);
-    lua_setfield(L, -2, k);
 }
 
 typedef struct planner {
@@ -130,11 +118,11 @@ static int plan_new(lua_State *L)
     lua_setfield(L, -2, "parts");
     lua_pushlstring(L, pl.r->hdr, pl.r->hlen);
     lua_setfield(L, -2, "header");
-    set_size(L, "header_offset", pl.r->hdr_off);
-    set_size(L, "rows", pl.r->rows);
-    set_size(L, "rejected", pl.r->rejected);
-    set_size(L, "blank", pl.r->s.blank);
-    set_size(L, "max_bytes", pl.max);
+    marketo_set_size(L, "header_offset", pl.r->hdr_off);
+    marketo_set_size(L, "rows", pl.r->rows);
+    marketo_set_size(L, "rejected", pl.r->rejected);
+    marketo_set_size(L, "blank", pl.r->s.blank);
+    marketo_set_size(L, "max_bytes", pl.max);
     lua_pushboolean(L, pl.r->s.bom);
     lua_setfield(L, -2, "bom");
     return 1;

@@ -329,23 +329,17 @@ static int reader_header_bytes(lua_State *L)
     return 2;
 }
 
-static void set_size(lua_State *L, const char *k, long long v)
-{
-    marketo_pushsize(L, v);
-    lua_setfield(L, -2, k);
-}
-
 /* stats() -> { rows, rejected, blank, line, offset, bom, crlf } so far */
 static int reader_stats(lua_State *L)
 {
     marketo_csv_reader *r = marketo_csv_check_reader(L, 1);
 
     lua_createtable(L, 0, 7);
-    set_size(L, "rows", r->rows);
-    set_size(L, "rejected", r->rejected);
-    set_size(L, "blank", r->s.blank);
-    set_size(L, "line", r->s.line);
-    set_size(L, "offset", r->s.base + (long long)r->s.pos);
+    marketo_set_size(L, "rows", r->rows);
+    marketo_set_size(L, "rejected", r->rejected);
+    marketo_set_size(L, "blank", r->s.blank);
+    marketo_set_size(L, "line", r->s.line);
+    marketo_set_size(L, "offset", r->s.base + (long long)r->s.pos);
     lua_pushboolean(L, r->s.bom);
     lua_setfield(L, -2, "bom");
     lua_pushboolean(L, r->s.crlf);

@@ -309,14 +309,10 @@ static int writer_parts(lua_State *L)
         lua_createtable(L, 0, 5);
         lua_pushstring(L, path);
         lua_setfield(L, -2, "path");
-        marketo_pushsize(L, p->bytes);
-        lua_setfield(L, -2, "bytes");
-        marketo_pushsize(L, p->rows);
-        lua_setfield(L, -2, "rows");
-        marketo_pushsize(L, p->first_line);
-        lua_setfield(L, -2, "first_line");
-        marketo_pushsize(L, p->last_line);
-        lua_setfield(L, -2, "last_line");
+        marketo_set_size(L, "bytes", p->bytes);
+        marketo_set_size(L, "rows", p->rows);
+        marketo_set_size(L, "first_line", p->first_line);
+        marketo_set_size(L, "last_line", p->last_line);
         lua_rawseti(L, -2, i + 1);
     }
     return 1;

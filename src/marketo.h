@@ -23,6 +23,9 @@ int marketo_push_fail(lua_State *L, const char *name, const char *fmt, ...)
 /* Same, with message strerror(errno) prefixed by what (a path, say). */
 int marketo_push_errno(lua_State *L, const char *what, int err);
 
+/* t[k] = v for the table at the stack top, v a 64-bit size (see compat.h). */
+void marketo_set_size(lua_State *L, const char *k, long long v);
+
 /* Seconds on the monotonic clock. */
 double marketo_monotonic(void);
 
