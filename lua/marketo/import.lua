@@ -302,6 +302,13 @@ local function make_client(spec, rt)
     return client, limited
 end
 
+-- The journal's parameters (our names) under Marketo's names, for the jobs.
+local function marketo_params(object, params)
+    local out = {}
+    for k, name in pairs(object.params) do out[name] = params[k] end
+    return out
+end
+
 local function scheduler_limits(spec)
     local out = {}
     for k, v in pairs(spec.limits or {}) do
@@ -387,11 +394,8 @@ function M.continue(journal, spec, o, object)
     local sched = scheduler.new({ client = client,
         runtime = rt,
         journal = journal, parts = journal:parts(), work_dir = o.work_dir,
-        job = { kind = object.kind, params = (function()
-            local params = {}
-            for k, name in pairs(object.params) do params[name] = run.params[k] end
-            return params
-        end)(), apiName = run.params.api_name },
+        job = { kind = object.kind, params = marketo_params(object, run.params),
+            apiName = run.params.api_name },
         limits = scheduler_limits(spec), on_event = spec.on_event })
     local ok
     ok, msg, code = sched:run()

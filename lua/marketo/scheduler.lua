@@ -118,9 +118,9 @@ function Scheduler:upload(p, attempt)
     if not ok then return self:fail(p, msg, code) end
     if not self:record({ ev = "sending", part = plan.part, attempt = attempt }) then return end
     self:emit({ ev = "sending", part = plan.part, rows = plan.rows })
-    local job, err
-    job, msg, code, err = self.client:import(self.job.kind, create_options(self, plan))
-    if not job then return self:fail(p, msg, code, err) end
+    local job
+    job, msg, code = self.client:import(self.job.kind, create_options(self, plan))
+    if not job then return self:fail(p, msg, code) end
     p.batch = job.id
     -- Marketo queues jobs in the order their uploads end: ours follow suit, so
     -- "the oldest unfinished jobs" (the ones worth polling) are Marketo's too.

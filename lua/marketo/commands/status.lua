@@ -18,8 +18,8 @@ Marketo). With an object type and a batch id: one status call to Marketo.
 local FLAGS = { json = "boolean", help = "boolean" }
 
 local function journal_status(path, flags, out, err)
-    local doc, summary, code = import.report_of(path)
-    if not doc then err:write("marketo-bulk: ", summary, "\n"); return code and 1 end
+    local doc, summary = import.report_of(path)
+    if not doc then err:write("marketo-bulk: ", summary, "\n"); return 1 end
     if flags.json then out:write(json.encode(doc), "\n"); return 0 end
     out:write(summary)
     local stages = {}
