@@ -15,6 +15,7 @@
 typedef struct marketo_csv_reader {
     csv_scan s;
     int fd;               /* -1 once closed */
+    long long limit;      /* bytes left to read (range()), or -1: to the end */
     char *path;
     int on_reject;        /* registry ref; lenient mode only */
     int names;            /* registry ref to the header names, or LUA_NOREF */

@@ -13,7 +13,17 @@
 
 static ssize_t fd_read(void *ctx, void *buf, size_t n)
 {
-    return read(*(int *)ctx, buf, n);
+    marketo_csv_reader *r = (marketo_csv_reader *)ctx;
+    ssize_t got;
+
+    if (r->limit >= 0 && (long long)n > r->limit)
+        n = (size_t)r->limit;
+    if (n == 0)
+        return 0;
+    got = read(r->fd, buf, n);
+    if (got > 0 && r->limit >= 0)
+        r->limit -= got;
+    return got;
 }
 
 marketo_csv_reader *marketo_csv_check_reader(lua_State *L, int idx)
@@ -220,6 +230,7 @@ static int reader_new(lua_State *L)
     r = (marketo_csv_reader *)marketo_newudata(L, sizeof *r);
     memset(r, 0, sizeof *r); /* born closed: fd -1, no buffers, no refs */
     r->fd = -1;
+    r->limit = -1;
     r->on_reject = r->names = LUA_NOREF;
     luaL_getmetatable(L, MARKETO_CSV_READER_MT);
     lua_setmetatable(L, -2);
@@ -229,7 +240,7 @@ static int reader_new(lua_State *L)
     /* close-on-exec: a child we start (the sandbox, curl) has no use for it */
     if ((r->fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
         return marketo_push_errno(L, path, errno);
-    if (csv_scan_init(&r->s, fd_read, &r->fd, delim[0], CSV_CHUNK, (size_t)max_row, lenient) != 0)
+    if (csv_scan_init(&r->s, fd_read, r, delim[0], CSV_CHUNK, (size_t)max_row, lenient) != 0)
         return luaL_error(L, "%s: out of memory", MARKETO_CSV_READER_MT);
     if (lenient) {
         lua_pushvalue(L, 6);
@@ -298,6 +309,34 @@ static int reader_read(lua_State *L)
     return 3;
 }
 
+/* range(offset, length, line) -> reader | fail triple: from here on, reads
+ * only the bytes [offset, offset + length), which must start a row, at the
+ * given source line; the end of the range is the end of the file. One worker
+ * of a parallel map reads its share of a file this way, its header from the
+ * top. Only before the first row. */
+static int reader_range(lua_State *L)
+{
+    marketo_csv_reader *r = marketo_csv_check_reader(L, 1);
+    long long off = marketo_checksize(L, 2), len = marketo_checksize(L, 3);
+    long long line = marketo_checksize(L, 4);
+    csv_scan *s = &r->s;
+
+    luaL_argcheck(L, r->hdr != NULL && r->rows == 0 && r->rejected == 0 && r->bi == r->bn
+                  && r->limit < 0 && s->map_fd < 0, 1, "a fresh reader with a header");
+    luaL_argcheck(L, off >= r->hdr_off + (long long)r->hlen, 2, "past the header");
+    luaL_argcheck(L, len >= 0, 3, "not negative");
+    luaL_argcheck(L, line >= 1, 4, "positive");
+    lua_settop(L, 1);
+    if (lseek(r->fd, (off_t)off, SEEK_SET) < 0)
+        return marketo_push_errno(L, r->path, errno);
+    r->limit = len;
+    s->base = s->rec_off = s->line_start = off;
+    s->pos = s->len = 0;
+    s->eof = 0;
+    s->line = line;
+    return 1;
+}
+
 /* header() -> a fresh array of the column names, or nil without a header */
 static int reader_header(lua_State *L)
 {
@@ -353,6 +392,7 @@ void marketo_csv_reader_open(lua_State *L)
         {"close", reader_close},
         {"header", reader_header},
         {"header_bytes", reader_header_bytes},
+        {"range", reader_range},
         {"read", reader_read},
         {"stats", reader_stats},
         {NULL, NULL}

@@ -1,11 +1,15 @@
 /* process.c - what marketo.core knows of its own process: the stop request
  * that SIGINT and SIGTERM raise once catch_signals() was called, the pid, and
  * the path of the running executable (so the runner can start itself as the
- * sandbox). */
+ * sandbox); and the worker processes that map a file on every core (fork,
+ * wait, exit_now), since Lua functions can run in one thread per state only. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdio.h>
+#include <sys/types.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "marketo.h"
@@ -79,14 +83,95 @@ static int process_isatty(lua_State *L)
     return 1;
 }
 
+/* cpus() -> the processors online (at least 1). */
+static int process_cpus(lua_State *L)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+    lua_pushinteger(L, n > 0 ? (lua_Integer)n : 1);
+    return 1;
+}
+
+/* fork() -> pid in the parent, 0 in the child | fail triple. Buffered output
+ * is flushed first, or both processes would write it. The child takes the
+ * default action on SIGINT/SIGTERM: a worker has nothing to finish, and its
+ * parent sees it end and tells the user. */
+static int process_fork(lua_State *L)
+{
+    pid_t pid;
+
+    fflush(NULL);
+    if ((pid = fork()) < 0)
+        return marketo_push_errno(L, "fork", errno);
+    if (pid == 0) {
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+        stop_signal = 0;
+    }
+    lua_pushinteger(L, (lua_Integer)pid);
+    return 1;
+}
+
+/* wait(pid) -> "exited", status | "signaled", signal number | fail triple.
+ * Blocks; a signal that interrupts it does not end the wait (the child gets
+ * the same signal from the terminal, or is killed by the caller). */
+static int process_wait(lua_State *L)
+{
+    pid_t pid = (pid_t)luaL_checkinteger(L, 1);
+    int status;
+
+    luaL_argcheck(L, pid > 0, 1, "a child's pid expected");
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR)
+            return marketo_push_errno(L, "waitpid", errno);
+    }
+    if (WIFSIGNALED(status)) {
+        lua_pushliteral(L, "signaled");
+        lua_pushinteger(L, WTERMSIG(status));
+    } else {
+        lua_pushliteral(L, "exited");
+        lua_pushinteger(L, WEXITSTATUS(status));
+    }
+    return 2;
+}
+
+/* kill(pid) -> true | fail triple: ends a worker at once (SIGKILL). */
+static int process_kill(lua_State *L)
+{
+    pid_t pid = (pid_t)luaL_checkinteger(L, 1);
+
+    luaL_argcheck(L, pid > 0, 1, "a child's pid expected");
+    if (kill(pid, SIGKILL) != 0 && errno != ESRCH)
+        return marketo_push_errno(L, "kill", errno);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* exit_now(status): a worker's end. _exit, not exit: the parent's atexit
+ * handlers and its buffers are not the child's to run or flush. */
+static int process_exit_now(lua_State *L)
+{
+    lua_Integer status = luaL_checkinteger(L, 1);
+
+    luaL_argcheck(L, status >= 0 && status <= 255, 1, "0 to 255");
+    fflush(NULL);
+    _exit((int)status);
+    return 0;
+}
+
 void marketo_process_open(lua_State *L)
 {
     static const luaL_Reg funcs[] = {
         {"catch_signals", process_catch_signals},
+        {"cpus", process_cpus},
+        {"exit_now", process_exit_now},
+        {"fork", process_fork},
         {"getpid", process_getpid},
         {"isatty", process_isatty},
+        {"kill", process_kill},
         {"self_exe", process_self_exe},
         {"stop_requested", process_stop_requested},
+        {"wait", process_wait},
         {NULL, NULL}
     };
     marketo_setfuncs(L, funcs);

@@ -79,6 +79,7 @@
 --   result = { rows, rejected, filtered, blank, fast, rejects,
 --              parts = writer:parts() }
 local core = require("marketo.core")
+local workers = require("marketo.workers")
 
 local M = { _VERSION = "0.1.0" }
 
@@ -90,6 +91,9 @@ M.PART_BYTES = 9900000
 --- Largest row by default (1 MiB): bounds memory, and catches a runaway
 -- quote early.
 M.MAX_ROW = 1048576
+--- Smallest share of a file worth a worker of its own (16 MiB): below it,
+-- starting processes costs more than it saves.
+M.SHARE_BYTES = 16777216
 
 local DELIMS = { csv = ",", tsv = "\t", ssv = ";" }
 
@@ -120,7 +124,7 @@ end
 
 local READ_OPTS = {
     format = "string", header = "boolean", lenient = "boolean", on_reject = "function",
-    max_rejects = "number", max_row = "number",
+    max_rejects = "number", max_row = "number", share = "table",
 }
 
 -- A sink that keeps the first max rejects and counts them all (in C).
@@ -155,6 +159,16 @@ local function open_core(fname, path, opts, header)
     return r, kept
 end
 
+-- Narrows a fresh reader to one share of its file (from csv.shares). Blank
+-- lines above the header count in the first share only: the others return
+-- how many were seen, to take them off.
+local function enter_share(r, share)
+    local at = r:stats()
+    local ok, msg, code = r:range(share.offset, share.length, share.line or at.line)
+    if not ok then return nil, msg, code end
+    return share.line and at.blank or 0
+end
+
 local Reader = {}
 Reader.__index = Reader
 
@@ -181,8 +195,14 @@ function M.open(path, opts)
     opts = check_opts("open", 2, opts, READ_OPTS)
     local header = opts.header
     if header == nil then header = true end
+    if opts.share and not header then arg_error(2, "open", "a share needs the header") end
     local r, kept, code = open_core("open", path, opts, header)
     if not r then return nil, kept, code end
+    if opts.share then
+        local ok, msg
+        ok, msg, code = enter_share(r, opts.share)
+        if not ok then r:close(); return nil, msg, code end
+    end
     return setmetatable({ _r = r, _rejects = kept }, Reader)
 end
 
@@ -240,7 +260,7 @@ end
 local MAP_OPTS = {
     format = "string", lenient = "boolean", on_reject = "function", max_rejects = "number",
     max_row = "number", out_format = "string", crlf = "boolean", max_bytes = "number",
-    filter = "function", on_filter = "function", lines = "string",
+    filter = "function", on_filter = "function", lines = "string", workers = "number",
 }
 
 -- Checks the mapping against the header: output names, and for each column
@@ -283,17 +303,24 @@ local function compile(mapping, header)
     return names, cols, fast
 end
 
---- Maps src to dst; see the header comment.
-function M.map(src, dst, mapping, opts)
-    opts = check_opts("map", 4, opts, MAP_OPTS)
+-- One reader and one writer over src, or over one share of it (a worker's):
+-- then only its rows are read, and `bare` leaves the header out of a single
+-- output file (the first share's output has it).
+local function map_share(src, dst, mapping, opts, share, bare)
     local r, kept, code = open_core("map", src, opts, true)
     if not r then return nil, kept, code end
     local names, cols, fast = compile(mapping, r:header())
     if not names then r:close(); return nil, cols, fast end
     fast = fast and opts.filter == nil
-    local w, msg
+    local blank_before, msg = 0
+    if share then
+        blank_before, msg, code = enter_share(r, share)
+        if not blank_before then r:close(); return nil, msg, code end
+    end
+    local w
     w, msg, code = new_writer("map", dst, { format = opts.out_format or opts.format,
-        header = names, crlf = opts.crlf, max_bytes = opts.max_bytes, lines = opts.lines })
+        header = not bare and names or nil, crlf = opts.crlf, max_bytes = opts.max_bytes,
+        lines = opts.lines })
     if not w then r:close(); return nil, msg, code end
     local result = { filtered = 0, fast = fast, rejects = kept }
     local spec, fns = {}, {}
@@ -318,8 +345,163 @@ function M.map(src, dst, mapping, opts)
     if not ok then return nil, msg, code end
     if not closed then return nil, cmsg, ccode end
     result.rows = stats.rows - result.filtered
-    result.rejected, result.blank, result.parts = stats.rejected, stats.blank, w:parts()
+    result.rejected, result.blank = stats.rejected, stats.blank - blank_before
+    result.parts = w:parts()
     return result
+end
+
+local function file_size(path)
+    local f = io.open(path, "rb")
+    if not f then return nil end
+    local size = f:seek("end")
+    f:close()
+    return size
+end
+
+--- Cuts a file's rows into shares for workers; see the header comment.
+function M.shares(path, n, opts)
+    if type(n) ~= "number" or n < 1 then arg_error(2, "shares", "a positive count expected") end
+    opts = opts or {}
+    local size = file_size(path) or 0
+    local max_row = opts.max_row or M.MAX_ROW
+    -- one pass of the planner finds row starts; lenient, since every share's
+    -- reader meets the bad rows again and reports them where they are
+    local p, msg, code = M.plan(path, { format = opts.format, lenient = true, max_row = max_row,
+        max_rejects = 0, max_bytes = math.max(math.ceil(size / n), 2 * max_row) })
+    if not p then return nil, msg, code end
+    local start = p.header_offset + #p.header
+    -- each share starts at the part start nearest its even cut
+    local shares, i = { { offset = start } }, 1
+    for k = 2, n do
+        local cut, best = start + (size - start) * (k - 1) / n, nil
+        while p.parts[i] and p.parts[i].offset <= shares[#shares].offset do i = i + 1 end
+        while p.parts[i] and p.parts[i].offset < cut do best = i; i = i + 1 end
+        if p.parts[i] and (not best or p.parts[i].offset - cut < cut - p.parts[best].offset) then
+            best = i
+        end
+        if not best then break end
+        shares[#shares + 1] = { offset = p.parts[best].offset, line = p.parts[best].first_line }
+        i = best + 1
+    end
+    for k, sh in ipairs(shares) do
+        sh.length = (shares[k + 1] and shares[k + 1].offset or size) - sh.offset
+    end
+    return shares
+end
+
+-- Appends the files `from` to `to`, and removes them.
+local function append_files(to, from)
+    local out, msg, code = io.open(to, "ab")
+    if not out then return nil, msg, code end
+    for _, path in ipairs(from) do
+        local f
+        f, msg, code = io.open(path, "rb")
+        if not f then out:close(); return nil, msg, code end
+        while true do
+            local block = f:read(1048576)
+            if not block then break end
+            local ok
+            ok, msg, code = out:write(block)
+            if not ok then f:close(); out:close(); return nil, msg, code end
+        end
+        f:close()
+        os.remove(path)
+    end
+    return out:close()
+end
+
+-- Each share mapped by a worker into its own files, then put together in
+-- share order: the same rows and files as one process would write, in the
+-- same order, except that a part never spans two shares.
+local function map_parallel(src, dst, mapping, opts, shares)
+    local n = #shares
+    local function tagged(path, k) return k > 1 and path and path .. ".w" .. k or path end
+    local done, results, msg, code = pcall(workers.run, n, function(k)
+        local sub = {}
+        for key, v in pairs(opts) do sub[key] = v end
+        sub.lines = tagged(opts.lines, k)
+        local res, emsg, ecode = map_share(src, tagged(dst, k), mapping, sub, shares[k],
+            k > 1 and not opts.max_bytes)
+        return res and { result = res } or { msg = emsg, code = ecode }
+    end)
+    local failed
+    if done and results then
+        for _, res in ipairs(results) do
+            if not res.result then failed = res; break end
+        end
+    end
+    if not done or not results or failed then
+        for k = 2, n do
+            if opts.lines then os.remove(tagged(opts.lines, k)) end
+            if not opts.max_bytes then os.remove(tagged(dst, k)) end
+            for _, part in ipairs(results and results[k] and results[k].result
+                and results[k].result.parts or {}) do os.remove(part.path) end
+        end
+        if not done then error(results, 0) end
+        if not results then return nil, msg, code end
+        return nil, failed.msg, failed.code
+    end
+    local out = { rows = 0, rejected = 0, filtered = 0, blank = 0, fast = false, rejects = {},
+        parts = {} }
+    local max_rejects, later = opts.max_rejects or 1000, {}
+    for k, res in ipairs(results) do
+        res = res.result
+        for _, key in ipairs({ "rows", "rejected", "filtered", "blank" }) do
+            out[key] = out[key] + res[key]
+        end
+        for _, rej in ipairs(res.rejects) do
+            if #out.rejects < max_rejects then out.rejects[#out.rejects + 1] = rej end
+        end
+        for _, part in ipairs(res.parts) do
+            if opts.max_bytes and k > 1 then
+                local final = dst:format(#out.parts + 1)
+                local ok, rmsg, rcode = os.rename(part.path, final)
+                if not ok then return nil, rmsg, rcode end
+                part.path = final
+            end
+            out.parts[#out.parts + 1] = part
+        end
+        if k > 1 then later[#later + 1] = k end
+    end
+    local function gather(path)
+        local from = {}
+        for _, k in ipairs(later) do from[#from + 1] = tagged(path, k) end
+        return append_files(path, from)
+    end
+    if not opts.max_bytes then
+        local ok, amsg, acode = gather(dst)
+        if not ok then return nil, amsg, acode end
+        out.parts[1].bytes, out.parts[1].rows = file_size(dst), out.rows
+        out.parts[1].last_line = out.parts[#out.parts].last_line
+        for i = #out.parts, 2, -1 do out.parts[i] = nil end
+    end
+    if opts.lines then
+        local ok, lmsg, lcode = gather(opts.lines)
+        if not ok then return nil, lmsg, lcode end
+    end
+    return out
+end
+
+--- Maps src to dst; see the header comment.
+function M.map(src, dst, mapping, opts)
+    opts = check_opts("map", 4, opts, MAP_OPTS)
+    local n = opts.workers or 1
+    if n < 1 or math.floor(n) ~= n then
+        arg_error(4, "map", "workers must be a whole number >= 1")
+    end
+    -- C alone is fast enough for a mapping without Lua functions; callbacks
+    -- must see every event in this process
+    local lua_fns = opts.filter ~= nil
+    for _, c in ipairs(type(mapping) == "table" and mapping or {}) do
+        lua_fns = lua_fns or (type(c) == "table" and c.fn ~= nil)
+    end
+    if n > 1 and lua_fns and not opts.on_reject and not opts.on_filter
+        and (file_size(src) or 0) >= n * M.SHARE_BYTES then
+        local shares, msg, code = M.shares(src, n, opts)
+        if not shares then return nil, msg, code end
+        if #shares > 1 then return map_parallel(src, dst, mapping, opts, shares) end
+    end
+    return map_share(src, dst, mapping, opts)
 end
 
 return M

@@ -4,7 +4,8 @@
 -- parts under Marketo's size limit.
 --
 --   plan.build{ sources = { "a.csv" }, format = "csv", mapping = m, filter = f,
---               validate = v, lenient = false, max_bytes = n, work_dir = "w/" }
+--               validate = v, lenient = false, max_bytes = n, work_dir = "w/",
+--               workers = 1 }
 --   -> { parts = { part... }, rows = { read, filtered, rejected }, rejects = { ... } }
 --   part = { source, path, offset, length, prefix, format, rows, first_line, last_line,
 --            bytes, mapped, lines = { file, skip } }
@@ -12,11 +13,15 @@
 -- An unmapped source is never copied: its parts are byte ranges streamed with
 -- the header in front. A mapping that only renames, reorders, drops or sets
 -- constants runs in C (csv.map); one with Lua functions, a filter or a
--- validation runs here, row by row. Either way the writer also keeps the
--- source line of every row it writes in a lines file, so that failures can be
--- tied back to the source.
+-- validation runs here, row by row: with workers > 1, in that many processes
+-- at once, each over its own share of the file (see marketo.workers: the
+-- functions then run in copies of this process, so what one of them keeps
+-- between rows is seen only by the rows of its share). Either way the writer
+-- also keeps the source line of every row it writes in a lines file, so that
+-- failures can be tied back to the source.
 local csv = require("marketo.csv")
 local mapping_mod = require("marketo.mapping")
+local workers = require("marketo.workers")
 
 local M = {}
 
@@ -67,8 +72,10 @@ local function plan_source(o, source, acc)
     return true
 end
 
-local function work_pattern(o, index)
-    return ("%s/s%02d-part-%%04d.%s"):format(o.work_dir, index, EXT[o.format])
+-- A source's part files; share k > 1 of a parallel mapping has its own.
+local function work_pattern(o, index, k)
+    return ("%s/s%02d%s-part-%%04d.%s"):format(o.work_dir, index,
+        (k or 1) > 1 and ("-w" .. k) or "", EXT[o.format])
 end
 
 local function add_written(acc, source, parts, format, lines_file)
@@ -84,8 +91,8 @@ local function add_written(acc, source, parts, format, lines_file)
     end
 end
 
-local function lines_path(o, index)
-    return ("%s/s%02d.lines"):format(o.work_dir, index)
+local function lines_path(o, index, k)
+    return ("%s/s%02d%s.lines"):format(o.work_dir, index, (k or 1) > 1 and ("-w" .. k) or "")
 end
 
 -- A mapping C can run alone: renames, reorders, drops, constants.
@@ -101,16 +108,16 @@ local function map_fast(o, source, index, acc, m)
     return true
 end
 
--- Everything else, a row at a time in Lua.
-local function map_rows(o, source, index, acc, m)
+-- Everything else, a row at a time in Lua: all of the source, or share k.
+local function map_rows(o, source, index, acc, m, share, k)
     local reader, msg, code = csv.open(source, { format = o.format, lenient = o.lenient,
-        max_rejects = o.max_rejects })
+        max_rejects = o.max_rejects, share = share })
     if not reader then return nil, msg, code end
     local ok, err = m:bind(reader:header(), source)
     if not ok then reader:close(); return fail("MAPPING", err) end
     local writer
-    writer, msg, code = csv.writer(work_pattern(o, index), { format = o.format,
-        header = m:names(), max_bytes = o.max_bytes, lines = lines_path(o, index) })
+    writer, msg, code = csv.writer(work_pattern(o, index, k), { format = o.format,
+        header = m:names(), max_bytes = o.max_bytes, lines = lines_path(o, index, k) })
     if not writer then reader:close(); return nil, msg, code end
     local row, named, out = {}, {}, {}
     local result, rmsg, rcode = true, nil, nil
@@ -146,8 +153,42 @@ local function map_rows(o, source, index, acc, m)
     local closed, cmsg, ccode = writer:close()
     if result and not closed then result, rmsg, rcode = nil, cmsg, ccode end
     if not result then return nil, rmsg, rcode end
-    add_written(acc, source, writer:parts(), o.format, lines_path(o, index))
+    add_written(acc, source, writer:parts(), o.format, lines_path(o, index, k))
     return true
+end
+
+-- The same, each share of the file in a worker of its own; the first failure
+-- in file order is the one reported, as it would be by one process.
+local function map_rows_parallel(o, source, index, acc, m, shares)
+    local results, msg, code = workers.run(#shares, function(k)
+        local mine = { parts = {}, rows = { read = 0, filtered = 0, rejected = 0 },
+            rejects = {} }
+        local ok, emsg, ecode = map_rows(o, source, index, mine, m, shares[k], k)
+        return ok and { acc = mine } or { msg = emsg, code = ecode }
+    end)
+    if not results then return nil, msg, code end
+    for _, res in ipairs(results) do
+        if not res.acc then return nil, res.msg, res.code end
+    end
+    for _, res in ipairs(results) do
+        for key, n in pairs(res.acc.rows) do acc.rows[key] = acc.rows[key] + n end
+        for _, rej in ipairs(res.acc.rejects) do acc.rejects[#acc.rejects + 1] = rej end
+        for _, part in ipairs(res.acc.parts) do acc.parts[#acc.parts + 1] = part end
+    end
+    return true
+end
+
+-- Shares for the workers, or nil when one process is the better choice.
+local function shares_of(o, source)
+    local n = o.workers or 1
+    if n < 2 then return nil end
+    local f = io.open(source, "rb")
+    local size = f and f:seek("end") or 0
+    if f then f:close() end
+    if size < n * csv.SHARE_BYTES then return nil end
+    local shares, msg, code = csv.shares(source, n, { format = o.format })
+    if not shares then return nil, msg, code end
+    return #shares > 1 and shares or nil
 end
 
 --- build(o) -> plan | nil, msg, code (see the header comment).
@@ -156,6 +197,9 @@ function M.build(o)
     -- every path cuts parts: without a limit a mapped file would be one part,
     -- and Marketo refuses anything over 10 MB
     o.max_bytes = o.max_bytes or csv.PART_BYTES
+    if (o.workers or 1) > 1 and rawget(_G, "ngx") then
+        error("bad plan: workers > 1 would fork an nginx worker; use 1 in OpenResty", 2)
+    end
     local m = o.mapping and mapping_mod.new(o.mapping, o.filter, o.validate) or nil
     if not m and (o.filter or o.validate) then
         m = mapping_mod.identity(o.filter, o.validate)
@@ -167,7 +211,13 @@ function M.build(o)
         elseif m:is_fast() then
             ok, msg, code = map_fast(o, source, index, acc, m)
         else
-            ok, msg, code = map_rows(o, source, index, acc, m)
+            local shares
+            shares, msg, code = shares_of(o, source)
+            if shares then
+                ok, msg, code = map_rows_parallel(o, source, index, acc, m, shares)
+            elseif not msg then
+                ok, msg, code = map_rows(o, source, index, acc, m)
+            end
         end
         if not ok then return nil, msg, code end
     end
