@@ -136,6 +136,41 @@ describe("the import pipeline", function()
         assert.equal("ANN", stored["ann@example.com"].firstName)
     end)
 
+    it("maps with Lua functions in several worker processes, lines still tied back", function()
+        local src = dir .. "/leads.csv"
+        leads_csv(src, 3000, { bad_every = 500, warn_every = 700 })
+        write(dir .. "/import.lua", ([[
+            require("marketo.csv").SHARE_BYTES = 4096 -- a small file, still in shares
+            local pids = {}
+            local result = assert(require("marketo.import").run{
+                object = "leads", source = %q, part_bytes = 20000, workers = 3,
+                mapping = {
+                    email = function(row)
+                        pids[require("marketo.core").getpid()] = true
+                        return row.email:upper()
+                    end,
+                    firstName = "firstName", lastName = "lastName",
+                    leadScore = function(row) return row.leadScore end,
+                },
+            })
+            assert(next(pids) == nil, "the functions ran in this process")
+            return result.exit
+        ]]):format(src))
+        local r = cli.run({ "run", dir .. "/import.lua" }, { env = cli.env_of(sb) })
+        assert.equal(3, r.status, r.err)
+        local doc = read_json(dir .. "/leads.csv.report.json")
+        assert_reconciled(doc)
+        assert.equal(3000, doc.rows.read)
+        assert.equal(4, doc.rows.warned)
+        local lines = {}
+        for _, f in ipairs(doc.failures) do lines[#lines + 1] = f.line end
+        table.sort(lines)
+        assert.same({ 501, 1001, 1501, 2001, 2501, 3001 }, lines)
+        local stored, n = lead_emails(sb)
+        assert.equal(3000 - 6, n)
+        assert.equal("Last, 2999", stored["LEAD2999@EXAMPLE.COM"].lastName)
+    end)
+
     it("ties failures back to source lines when the mapping runs in C", function()
         local src = dir .. "/crm.csv"
         local rows = { "Points,Mail,Ignored" }

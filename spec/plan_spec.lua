@@ -71,4 +71,75 @@ describe("marketo.plan", function()
         assert.equal(last.rows, #lines)
         assert.equal(rows + 1, lines[#lines])
     end)
+
+    describe("with workers", function()
+        local share_bytes
+        before_each(function() share_bytes, csv.SHARE_BYTES = csv.SHARE_BYTES, 4096 end)
+        after_each(function() csv.SHARE_BYTES = share_bytes end)
+
+        local function data_of(p)
+            local texts, lines = {}, {}
+            for _, part in ipairs(p.parts) do
+                local f = assert(io.open(part.path, "rb"))
+                texts[#texts + 1] = f:read("a"):gsub("^[^\n]*\n", "")
+                f:close()
+                for _, l in ipairs(plan.part_lines(part)) do lines[#lines + 1] = l end
+            end
+            return table.concat(texts), lines
+        end
+
+        it("maps in Lua on several cores: the same rows, lines and counts", function()
+            local function opts(workers, sub)
+                os.execute("mkdir -p '" .. dir .. "/" .. sub .. "'")
+                return { sources = { src }, format = "csv", work_dir = dir .. "/" .. sub,
+                    workers = workers,
+                    mapping = { { "email", function(row) return row.Mail:upper() end },
+                        { "leadScore", "Score" } },
+                    filter = function(row) return not row.Mail:find("7@") end }
+            end
+            local one = assert(plan.build(opts(1, "one")))
+            local many = assert(plan.build(opts(2, "many")))
+            assert.same(one.rows, many.rows)
+            assert.is_true(one.rows.filtered > 0)
+            local a_rows, a_lines = data_of(one)
+            local b_rows, b_lines = data_of(many)
+            assert.equal(a_rows, b_rows)
+            assert.same(a_lines, b_lines)
+            assert.matches("/s01%-w2%-part%-0001%.csv$", many.parts[#many.parts].path)
+            for k, part in ipairs(many.parts) do
+                assert.equal(k, part.part)
+                assert.is_true(part.bytes <= csv.PART_BYTES)
+            end
+        end)
+
+        it("stops on the first invalid row in file order, as one process does", function()
+            local small = dir .. "/small.csv"
+            local f = assert(io.open(small, "wb"))
+            f:write("Mail,Score\n")
+            for i = 1, 3000 do f:write(("p%d@example.com,%d\n"):format(i, i)) end
+            f:close()
+            local function run(workers)
+                return { plan.build({ sources = { small }, format = "csv", work_dir = dir,
+                    workers = workers, mapping = { { "email", "Mail" }, { "score", "Score" } },
+                    validate = function(out)
+                        if out.score == "1200" or out.score == "2900" then
+                            return "a score we refuse", "score"
+                        end
+                    end }) }
+            end
+            local one, many = run(1), run(3)
+            assert.is_nil(one[1])
+            assert.equal("INVALID_ROW", one[3])
+            assert.matches("small.csv:1201:2: a score we refuse", one[2], 1, true)
+            assert.same(one, many)
+        end)
+
+        it("refuses more than one worker in nginx, where forking is wrong", function()
+            _G.ngx = { worker = {} }
+            local ok, err = pcall(plan.build, { sources = { src }, work_dir = dir, workers = 2 })
+            _G.ngx = nil
+            assert.is_false(ok)
+            assert.matches("fork an nginx worker", err)
+        end)
+    end)
 end)

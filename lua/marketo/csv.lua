@@ -18,7 +18,9 @@
 --   opts: format = "csv", header = true, lenient = false,
 --         on_reject = function(rej) (lenient only; default: keep them in a list),
 --         max_rejects = 1000 (kept in that list; all are counted),
---         max_row = csv.MAX_ROW (bytes of one row, line end included)
+--         max_row = csv.MAX_ROW (bytes of one row, line end included),
+--         share = one of csv.shares(path, n): read only that share's rows (the
+--         header still comes from the top; lines and offsets stay the file's)
 --   Strict (default): a bad row is a failure, and stays one on later reads.
 --   Lenient: a bad row goes to on_reject(rej) and reading goes on;
 --   rej = { code, message, line, column, offset, raw } (raw is nil for a row
@@ -75,9 +77,26 @@
 --   opts: format, lenient, on_reject, max_rejects, max_row as for open;
 --         out_format (default: format), crlf, max_bytes (parts mode, see
 --         writer), filter = function(row, line) -> keep? (row as for fn),
---         on_filter = function(line, row) (filtered rows are counted)
+--         on_filter = function(line, row) (filtered rows are counted),
+--         lines (see writer), workers = 1 (see below)
 --   result = { rows, rejected, filtered, blank, fast, rejects,
 --              parts = writer:parts() }
+--   workers = n > 1 maps a file with Lua functions (fn or filter) on n cores:
+--   the file is cut into n shares (csv.shares) and each is mapped by a forked
+--   copy of this process (marketo.workers). The output is what one process
+--   writes, byte for byte: the same file, or the same rows in numbered parts
+--   (a part never spans two shares, so there may be up to n - 1 more of
+--   them), the same lines file, rejects and counts, and the first failure in
+--   file order. fn and filter run in the copies: what they keep between rows
+--   (a set of emails seen, say) is seen only by rows of the same share. A
+--   file under n * csv.SHARE_BYTES, a mapping without Lua functions (C alone
+--   is faster) and on_reject/on_filter (they must see every event here) keep
+--   the run in this process. Not in OpenResty (nginx workers must not fork).
+--
+-- csv.shares(path, n [, opts]) -> { { offset, length, line } } | nil, msg, code
+--   Cuts a file's rows into up to n shares of about equal size, each starting
+--   a row and together covering everything after the header (the first has
+--   no line: it starts where the header ends). opts: format, max_row.
 local core = require("marketo.core")
 local workers = require("marketo.workers")
 
@@ -365,9 +384,17 @@ function M.shares(path, n, opts)
     local size = file_size(path) or 0
     local max_row = opts.max_row or M.MAX_ROW
     -- one pass of the planner finds row starts; lenient, since every share's
-    -- reader meets the bad rows again and reports them where they are
-    local p, msg, code = M.plan(path, { format = opts.format, lenient = true, max_row = max_row,
-        max_rejects = 0, max_bytes = math.max(math.ceil(size / n), 2 * max_row) })
+    -- reader meets the bad rows again and reports them where they are. Four
+    -- parts a share put each cut near its mark; a row too large for such a
+    -- part (a small file of big rows) asks for parts that fit any row.
+    local function plan(max_bytes)
+        return M.plan(path, { format = opts.format, lenient = true, max_row = max_row,
+            max_rejects = 0, max_bytes = max_bytes })
+    end
+    local p, msg, code = plan(math.ceil(size / (4 * n)) + 1)
+    if not p and code == "CSV_ROW_TOO_LARGE" then
+        p, msg, code = plan(math.ceil(size / (4 * n)) + 2 * max_row)
+    end
     if not p then return nil, msg, code end
     local start = p.header_offset + #p.header
     -- each share starts at the part start nearest its even cut

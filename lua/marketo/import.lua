@@ -17,6 +17,8 @@
 --       limits = { importing = 2, queued = 10, uploads = 2, calls = 100, window = 20,
 --                  in_flight = 10 },
 --       part_bytes = nil,                 -- default: marketo.csv.PART_BYTES
+--       workers = 1,                      -- processes that map a file with Lua functions
+--                                         -- (see marketo.plan: more than 1 is opt-in)
 --       retry = nil,                      -- a retry policy (marketo.retry)
 --       client = nil,                     -- options for marketo.client (default: environment)
 --       dry_run = false, on_event = function(ev) end,
@@ -55,6 +57,7 @@ local SPEC = {
     filter = "function", validate = "function", lenient = "boolean", journal = "string",
     report = "string", work_dir = "string", limits = "table", part_bytes = "number",
     retry = "function", client = "table", dry_run = "boolean", on_event = "function",
+    workers = "number",
     runtime = "table", transport = "table", log = "function",
     lookup_field = "string", list_id = "number", partition_name = "string",
     api_name = "string", program_id = "any", program_member_status = "string",
@@ -85,6 +88,9 @@ local function check_spec(spec)
     end
     for k in pairs(spec.limits or {}) do
         if not LIMITS[k] then misuse(("unknown limit '%s'"):format(tostring(k))) end
+    end
+    if spec.workers and (spec.workers < 1 or math.floor(spec.workers) ~= spec.workers) then
+        misuse("workers must be a whole number >= 1")
     end
     local sources = type(spec.source) == "table" and spec.source or { spec.source }
     if #sources == 0 or type(sources[1]) ~= "string" then
@@ -172,7 +178,7 @@ local function start(spec, o, journal)
     local p, msg, code = plan_mod.build({ sources = o.sources, format = o.format,
         mapping = spec.mapping, filter = spec.filter, validate = spec.validate,
         lenient = spec.lenient, max_bytes = spec.part_bytes, work_dir = o.work_dir,
-        max_rejects = 1e9 })
+        max_rejects = 1e9, workers = spec.workers })
     if not p then return nil, msg, code end
     if spec.dry_run then return p end
     local run = o.description
