@@ -249,7 +249,7 @@ describe("csv.map with workers", function()
         assert.is_nil(a[1])
         assert.same(a, b)
         assert.equal("CSV_FIELD_COUNT", b[3])
-        assert.matches(":481:14: row has 5 fields", b[2], 1, true) -- row 400, after 80 quoted LFs
+        assert.matches(":481:%d+: row has 5 fields", b[2]) -- row 400, after 80 quoted LFs
         assert.same({}, leftovers(dir))
     end)
 
