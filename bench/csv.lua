@@ -38,7 +38,7 @@ local TASKS = {
         for i = 1, #SRC do m[i] = { to = RENAME[i], from = SRC[i] } end
         return assert(csv.map(src, dst, m))
     end,
-    func = function(src, dst)
+    func = function(src, dst, workers)
         return assert(csv.map(src, dst, {
             { to = "email", from = "Email Address", fn = string.lower },
             { to = "fullName", from = "Full Name", fn = function(v)
@@ -47,13 +47,14 @@ local TASKS = {
             end },
             { to = "score", from = "Score", fn = function(v) return math.floor(tonumber(v)) end },
             { to = "company", from = "Company" },
-        }, { filter = function(row) return row["Email Address"] ~= "" end }))
+        }, { filter = function(row) return row["Email Address"] ~= "" end,
+             workers = tonumber(workers) }))
     end,
 }
 
 if arg[2] == "child" then
     local t0 = core.monotonic()
-    if arg[3] ~= "none" then TASKS[arg[3]](arg[4], arg[5]) end
+    if arg[3] ~= "none" then TASKS[arg[3]](arg[4], arg[5], arg[6]) end
     io.write(core.monotonic() - t0, " ", peak_kb(), "\n")
     os.exit(0)
 end
@@ -101,6 +102,7 @@ for mb in (os.getenv("CSV_BENCH_MB") or "100 1000"):gmatch("%d+") do sizes[#size
 local lua = "lua5.4 " .. q(root .. "/bench/csv.lua") .. " " .. q(root) .. " child "
 local py = "python3 " .. q(root .. "/bench/csv_baseline.py") .. " "
 local rows = {}
+local cores = core.cpus()
 
 local function add(size, task, mine, rss, base_name, base)
     rows[#rows + 1] = ("%-6s %-22s %8.3f s  %-24s %8.3f s  %6.1fx  %7.1f MB"):format(
@@ -121,11 +123,14 @@ local ok, err = pcall(function()
         local plan, prss = ours(3, lua .. "plan " .. fq)
         add(label, "plan parts", plan, prss, "wc -l", wc)
         add(label, "plan parts", plan, prss, "split -C 10000000", split)
-        for _, task in ipairs({ "rename", "func" }) do
-            local t, rss = ours(1, lua .. task .. " " .. fq .. " " .. out)
+        -- the Lua-function mapping in one process, then on every core
+        for _, run in ipairs({ { "rename", 1 }, { "func", 1 }, { "func", cores } }) do
+            local task, n = run[1], run[2]
+            local t, rss = ours(1, lua .. task .. " " .. fq .. " " .. out .. " " .. n)
             local base = best(1, py .. task .. " " .. fq .. " " .. pout)
             sh("cmp -s " .. out .. " " .. pout) -- same bytes as Python's, or the bench fails
-            add(label, task == "rename" and "map: rename only" or "map: Lua fn per row",
+            add(label, task == "rename" and "map: rename only" or
+                ("map: Lua fn, %d process%s"):format(n, n > 1 and "es" or ""),
                 t, rss, "Python csv", base)
         end
         sh("rm -f " .. q(tmp) .. "/*.csv")
