@@ -72,6 +72,22 @@ int csv_scan_next(csv_scan *s, int capture);
 /* Up to cap clean records without capture, fast (csv_fast.c); 0 when the
  * next record needs csv_scan_next. Only after csv_scan_next read one. */
 int csv_scan_fast(csv_scan *s, csv_rec *out, int cap);
+/* csv_scan_fast that stops before a record (or a blank line) starting at
+ * file offset `stop` or after: the scan is then at the first place between
+ * records at or past stop, if the clean records reach it. */
+int csv_scan_fast_until(csv_scan *s, csv_rec *out, int cap, long long stop);
+/* Picks csv_scan_fast's code for this CPU; call it before threads do. */
+void csv_fast_init(void);
+/* Skips blank lines, as csv_scan_next would, while the scan is before stop
+ * (started only): 1 if it is then at stop or past it, 0 if a record (or the
+ * end, or an error for csv_scan_next to report) comes first. */
+int csv_scan_skip_blank(csv_scan *s, long long stop);
+/* Puts the scan between two records at file offset off, on physical line
+ * `line` (a record ended, or a line feed, just before off). Buffered bytes
+ * are kept if off is among them; else they are dropped, and a mapped scan
+ * maps from off at the next fill. 1 when the caller must make its read
+ * function go on from off, else 0. */
+int csv_scan_seek(csv_scan *s, long long off, long long line);
 int csv_scan_fill(csv_scan *s, size_t need);
 /* From here on, reads the file fd (the source's) through windows of it
  * mapped in memory, not read(2) into buf: one copy of each byte less. */

@@ -7,9 +7,12 @@
  * plainly well-formed (a quote out of place, a NUL, a byte >= 0x80 that is
  * not valid UTF-8, a wrong field count, over max_row, or near the end of the
  * input) is left to csv_scan_next, so every rule and every error message
- * stays in csv_scan.c. fuzz/csv_fuzz.c checks that both agree on all input. */
+ * stays in csv_scan.c. fuzz/csv_fuzz.c checks that both agree on all input.
+ * For the parallel planner: csv_scan_fast_until stops at a given offset, and
+ * csv_scan_seek puts a scan between two records anywhere in the file. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -255,6 +258,7 @@ typedef struct run {
     int expect, crlf;
     size_t start;        /* where the record in progress starts (index) */
     long long start_line;
+    long long stop;      /* no record (nor blank line) starting here or after */
     int n;
 } run;
 
@@ -272,6 +276,8 @@ static INLINE int block_records(run *rn, size_t b, const masks *m, uint64_t insi
         long long next_line = line + popcount64(m->n & low);
         int fields = *dcount + popcount64(dbits & low) + 1;
 
+        if (rn->base + (long long)rn->start >= rn->stop)
+            return -1;
         ends &= ends - 1;
         dbits &= ~low;
         *dcount = 0;
@@ -295,7 +301,7 @@ static INLINE int block_records(run *rn, size_t b, const masks *m, uint64_t insi
     return 0;
 }
 
-static INLINE int fast_run(csv_scan *s, csv_rec *out, int cap, int avx2)
+static INLINE int fast_run(csv_scan *s, csv_rec *out, int cap, long long stop, int avx2)
 {
     uint64_t in_quotes = 0, after_sep = 1; /* a record starts after a LF */
     int dcount = 0, skip = 0, delim = s->delim;
@@ -318,6 +324,7 @@ static INLINE int fast_run(csv_scan *s, csv_rec *out, int cap, int avx2)
     rn.crlf = 0;
     rn.start = b = s->pos;
     rn.start_line = line = s->line;
+    rn.stop = stop;
     rn.n = 0;
     len = s->len;
     while (b + LOOKAHEAD <= len) {
@@ -359,24 +366,60 @@ static INLINE int fast_run(csv_scan *s, csv_rec *out, int cap, int avx2)
 
 #if CSV_AVX2
 __attribute__((target("avx2,popcnt,bmi,pclmul")))
-static int fast_avx2(csv_scan *s, csv_rec *out, int cap)
+static int fast_avx2(csv_scan *s, csv_rec *out, int cap, long long stop)
 {
-    return fast_run(s, out, cap, 1);
+    return fast_run(s, out, cap, stop, 1);
 }
+
+static int avx2 = -1; /* set once by csv_fast_init */
 #endif
 
-int csv_scan_fast(csv_scan *s, csv_rec *out, int cap)
+void csv_fast_init(void)
 {
 #if CSV_AVX2
-    static int avx2 = -1;
-
     if (avx2 < 0) {
         __builtin_cpu_init();
         avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt")
                && __builtin_cpu_supports("pclmul");
     }
-    if (avx2)
-        return fast_avx2(s, out, cap);
 #endif
-    return fast_run(s, out, cap, 0);
+}
+
+int csv_scan_fast_until(csv_scan *s, csv_rec *out, int cap, long long stop)
+{
+#if CSV_AVX2
+    if (avx2 < 0)
+        csv_fast_init();
+    if (avx2)
+        return fast_avx2(s, out, cap, stop);
+#endif
+    return fast_run(s, out, cap, stop, 0);
+}
+
+int csv_scan_fast(csv_scan *s, csv_rec *out, int cap)
+{
+    return csv_scan_fast_until(s, out, cap, LLONG_MAX);
+}
+
+int csv_scan_seek(csv_scan *s, long long off, long long line)
+{
+    s->line = line;
+    s->line_start = off;
+    s->rec_off = off;
+    s->err = CSV_OK;
+    s->discard = 0;
+    if (off >= s->base && off <= s->base + (long long)s->len) {
+        s->pos = (size_t)(off - s->base);
+        return 0;
+    }
+    if (s->map_fd >= 0) {
+        if (s->map_len > 0)
+            munmap(s->buf, s->map_len);
+        s->buf = no_bytes;
+        s->map_len = s->cap = 0;
+    }
+    s->base = off;
+    s->pos = s->len = 0;
+    s->eof = 0;
+    return s->map_fd < 0;
 }

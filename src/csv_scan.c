@@ -518,6 +518,25 @@ static int start_record(csv_scan *s)
     }
 }
 
+int csv_scan_skip_blank(csv_scan *s, long long stop)
+{
+    for (;;) {
+        s->rec_off = s->base + (long long)s->pos; /* fill() keeps from here */
+        if (s->rec_off >= stop)
+            return 1;
+        if (csv_scan_fill(s, 2) != 0 || s->pos >= s->len)
+            return 0; /* csv_scan_next reports either */
+        if (s->buf[s->pos] == '\n')
+            s->pos++;
+        else if (s->buf[s->pos] == '\r' && s->len - s->pos >= 2 && s->buf[s->pos + 1] == '\n')
+            s->pos += 2;
+        else
+            return 0;
+        end_line(s);
+        s->blank++;
+    }
+}
+
 static void check_record(csv_scan *s)
 {
     if (s->expect > 0 && s->nf > s->expect)
