@@ -4,8 +4,11 @@
  * Every good row must survive a round trip through csv_encode_field, and
  * csv_scan_fast (the planner's path) must find exactly the records, lines
  * and errors that csv_scan_next finds, reading by read(2) or through mapped
- * windows of a file (csv_scan_map). */
+ * windows of a file (csv_scan_map). A scan started (csv_scan_seek) where
+ * that one is between records, as the parallel planner's workers start,
+ * must go on exactly as it does. */
 #define _POSIX_C_SOURCE 200809L
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -236,6 +239,147 @@ static void map_agrees(const uint8_t *data, size_t size, int cfg)
     free(big);
 }
 
+/* The parallel planner's way in: a scan put with csv_scan_seek at a line
+ * start X of the input, as if a record had just ended there (line 1, the
+ * header's field count), run with csv_scan_fast_until, csv_scan_skip_blank
+ * and csv_scan_next up to the first place between records at or past Y.
+ * Wherever the scan from the start is between two records at X, the scan
+ * from X finds exactly the same records and errors, lines shifted, and
+ * stops where that scan is between records again (the planner takes a
+ * worker's rows on that alone). Half the time the seek stays in a buffer
+ * that holds the whole input (the main scan on a small file). */
+static void resume_agrees(const uint8_t *data, size_t size, int cfg)
+{
+    static const char delims[] = ",\t;";
+    const uint8_t *body = data + 2;
+    size_t n = size - 2, i;
+    int lenient = (cfg >> 3) & 1, nr = 0, cap = 64, t, done = 0;
+    size_t chunk = (size_t)16 << ((cfg >> 4) & 3), max_row = (size_t)8 << ((cfg >> 6) & 3);
+    unsigned char *between = calloc(n + 2, 1);
+    csv_scan *ref = malloc((size_t)cap * sizeof *ref);
+    int *status = malloc((size_t)cap * sizeof *status);
+    csv_scan a;
+    mem_src m;
+
+    if (between == NULL || ref == NULL || status == NULL)
+        abort();
+    m.p = body;
+    m.n = n;
+    m.step = n + 1;
+    if (csv_scan_init(&a, mem_read, &m, delims[cfg % 3], chunk, max_row, lenient) != 0)
+        abort();
+    while (!done) {
+        long long at = a.base + (long long)a.pos, to;
+        int st = csv_scan_next(&a, 0);
+
+        if (nr > 0) /* before the first record, the scan has not started */
+            between[at] = 1;
+        to = st == CSV_END ? (long long)n : a.rec_off;
+        for (i = (size_t)at; nr > 0 && (long long)i < to; i++)
+            if (body[i] == '\n')
+                between[i + 1] = 1; /* blank lines */
+        if (nr == cap) {
+            cap *= 2;
+            if ((ref = realloc(ref, (size_t)cap * sizeof *ref)) == NULL
+                || (status = realloc(status, (size_t)cap * sizeof *status)) == NULL)
+                abort();
+        }
+        memcpy(&ref[nr], &a, sizeof a);
+        status[nr++] = st;
+        if (nr == 1 && st != CSV_ROW)
+            goto out; /* the planner only plans after a good header */
+        if (nr == 1 && (cfg & 2))
+            a.expect = a.nf;
+        done = st == CSV_END || (st == CSV_BAD && !lenient);
+    }
+    for (t = 0; t < 4; t++) {
+        size_t x = (size_t)(data[(t + 1) % size] * 131 + data[size - 1 - (size_t)t % size] * 7
+                            + (size_t)t * 977) % (n + 1);
+        long long stop, dl = 0, lfs = 0;
+        int j = 1, k, whole = (data[1] >> (4 + t)) & 1;
+        csv_scan w;
+        csv_rec recs[8];
+        mem_src wm;
+
+        while (x < n && body[x] != '\n')
+            x++;
+        x++; /* the line start after it, or past the end */
+        if (x > n || !between[x])
+            continue;
+        stop = (data[0] >> t) & 1 ? LLONG_MAX : (long long)(x + (size_t)data[1] % (n - x + 1));
+        for (i = 0; i < x; i++)
+            dl += body[i] == '\n';
+        wm.p = whole ? body : body + x;
+        wm.n = whole ? n : n - x;
+        wm.step = (size_t)(data[1] % 37) + 1;
+        if (csv_scan_init(&w, mem_read, &wm, delims[cfg % 3], chunk, max_row, lenient) != 0)
+            abort();
+        w.started = 1;
+        w.expect = a.expect;
+        if (whole && csv_scan_fill(&w, n + 1) != 0)
+            abort();
+        if (csv_scan_seek(&w, (long long)x, 1) != !whole)
+            abort();
+        while (j < nr && status[j] != CSV_END && ref[j].rec_off < (long long)x)
+            j++;
+        for (;;) {
+            long long at;
+            int st;
+
+            k = csv_scan_fast_until(&w, recs, 1 + (int)(data[1] % 8), stop);
+            for (i = 0; i < (size_t)k; i++, j++)
+                if (j >= nr || status[j] != CSV_ROW)
+                    abort();
+                else
+                    same_record(&ref[j], recs[i].off, recs[i].end, recs[i].line + dl);
+            if (k > 0)
+                continue;
+            if (csv_scan_skip_blank(&w, stop)) {
+                /* the first place at or past stop between records */
+                at = w.base + (long long)w.pos;
+                if (at < stop || !between[at] || (j < nr && status[j] != CSV_END
+                                                  && ref[j].rec_off < at))
+                    abort();
+                for (i = (size_t)stop; (long long)i < at; i++)
+                    if (between[i])
+                        abort();
+                for (i = x; (long long)i < at; i++)
+                    lfs += body[i] == '\n';
+                if (w.line != 1 + lfs) /* the physical line there, from x's */
+                    abort();
+                break;
+            }
+            st = csv_scan_next(&w, 0);
+            if (j >= nr || st != status[j])
+                abort();
+            if (st == CSV_END) {
+                if (w.line + dl != ref[j].line)
+                    abort();
+                break;
+            }
+            if (st != CSV_ROW && st != CSV_BAD)
+                abort();
+            if (w.rec_off != ref[j].rec_off || w.rec_line + dl != ref[j].rec_line
+                || (!(st == CSV_BAD && !lenient) && w.rec_end != ref[j].rec_end))
+                abort();
+            if (st == CSV_BAD && (w.err != ref[j].err || w.err_line + dl != ref[j].err_line
+                                  || w.err_col != ref[j].err_col
+                                  || (w.err != CSV_E_TOO_LARGE
+                                      && strcmp(w.err_detail, ref[j].err_detail) != 0)))
+                abort();
+            j++;
+            if (st == CSV_BAD && !lenient)
+                break;
+        }
+        csv_scan_free(&w);
+    }
+out:
+    csv_scan_free(&a);
+    free(between);
+    free(ref);
+    free(status);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -287,6 +431,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fast_agrees(data, size, cfg, &s, want, rows + 1, status);
     if (data[1] % 4 == 0) /* a file and its windows cost: one input in four */
         map_agrees(data, size, cfg);
+    resume_agrees(data, size, cfg);
     csv_scan_free(&s);
     return 0;
 }
