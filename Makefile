@@ -48,7 +48,7 @@ build: $(CORE) $(RUNNER)
 $(CORE): $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(WARN) $(LUA_INC) -fPIC -fvisibility=hidden -shared \
-	    -o $@ $(CORE_SRCS) $(CURL_LIBS) $(LDFLAGS)
+	    -o $@ $(CORE_SRCS) $(CURL_LIBS) -pthread $(LDFLAGS)
 
 # The runner: Lua 5.4 embedded, the core linked in, lua/marketo/ compiled in.
 build/embedded.c: tools/embed.lua $(LUA_SRCS)
@@ -59,7 +59,7 @@ $(RUNNER): $(RUNNER_SRCS) build/embedded.c $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(WARN) -Isrc -Isrc/runner $(shell pkg-config --cflags lua5.4) \
 	    -o $@ $(RUNNER_SRCS) build/embedded.c $(CORE_SRCS) \
-	    $(shell pkg-config --libs lua5.4) $(CURL_LIBS) -lm $(LDFLAGS)
+	    $(shell pkg-config --libs lua5.4) $(CURL_LIBS) -lm -pthread $(LDFLAGS)
 
 test: deps build
 	@rm -rf $(RESULTS) && mkdir -p $(RESULTS)

@@ -41,13 +41,18 @@
 --   Parts of the file under a byte limit, cut between rows. Copies nothing:
 --   each part is the header followed by the byte range [offset, offset+length).
 --   opts: format, lenient, on_reject, max_rejects, max_row as for open;
---         max_bytes = csv.PART_BYTES (header + rows of one part)
+--         max_bytes = csv.PART_BYTES (header + rows of one part),
+--         threads (scans at once; default: the online CPUs, at most 8),
+--         segment_bytes = 32 MiB (the least a thread's share may be: a
+--         smaller file is planned by one thread)
 --   plan = { header = "email,name\n" (as in the file, no BOM), header_offset,
 --            bom, rows, rejected, blank, rejects,
 --            parts = { { offset, length, bytes, rows, first_line, last_line } } }
 --   In lenient mode a rejected row ends the part before it, so no part
 --   carries a bad row. A row that cannot fit a part with the header is
---   CSV_ROW_TOO_LARGE in both modes.
+--   CSV_ROW_TOO_LARGE in both modes. With threads the plan is the same,
+--   byte for byte, rejects (and on_reject calls) in the same order; only
+--   the main thread calls Lua.
 --
 -- csv.writer(path [, opts]) -> writer | nil, msg, code
 --   opts: format = "csv", header = { names }, crlf = false,
@@ -228,6 +233,7 @@ end
 local PLAN_OPTS = {
     format = "string", lenient = "boolean", on_reject = "function",
     max_rejects = "number", max_row = "number", max_bytes = "number",
+    threads = "number", segment_bytes = "number",
 }
 
 --- Plans the parts of a file; see the header comment.
@@ -235,10 +241,17 @@ function M.plan(path, opts)
     opts = check_opts("plan", 2, opts, PLAN_OPTS)
     local max_bytes = opts.max_bytes or M.PART_BYTES
     if max_bytes < 1 then arg_error(2, "plan", "max_bytes must be positive") end
+    local threads, segment = opts.threads, opts.segment_bytes
+    if threads and (threads < 1 or threads > 64 or threads % 1 ~= 0) then
+        arg_error(2, "plan", "threads must be an integer from 1 to 64")
+    end
+    if segment and (segment < 1 or segment % 1 ~= 0) then
+        arg_error(2, "plan", "segment_bytes must be a positive integer")
+    end
     local r, kept, code = open_core("plan", path, opts, true)
     if not r then return nil, kept, code end
     local plan, msg
-    plan, msg, code = core.csv_plan(r, max_bytes)
+    plan, msg, code = core.csv_plan(r, max_bytes, threads, segment)
     r:close()
     if not plan then return nil, msg, code end
     plan.rejects = kept
