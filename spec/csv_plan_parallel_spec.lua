@@ -1,0 +1,260 @@
+-- marketo.csv.plan with threads: the plan of a parallel scan is the plan of
+-- one scan, byte for byte (parts, counts, rejects in order, failures),
+-- whatever the file and wherever the segments fall. segment_bytes forces
+-- segments on small files so that their starts land everywhere: inside
+-- quoted fields, on blank lines, on bad rows and just around them.
+local csv = require("marketo.csv")
+local helper = require("spec.fixtures.csv.helper")
+
+-- A small deterministic generator (the same files on Lua 5.4 and LuaJIT).
+local function rng(seed)
+    local x = seed
+    return function(n)
+        x = (x * 1103515245 + 12345) % 2147483648
+        return x % n + 1
+    end
+end
+
+local BITS = { "plain", "a,b", "x;y", "t\tu", 'say "hi"', "two\nlines", "cr\r\nlf", "",
+               "Zoë ✓", "lone\rcr", '"', "\n", "\n\n", '"\n"', ("long"):rep(30) }
+
+-- Bad rows, each as a function of the delimiter and the field count.
+local BAD = {
+    function(d, nf) return ("1"):rep(1) .. d:rep(nf) end,                -- extra field
+    function(d, nf) return nf > 1 and "short" or "a" .. d .. "b" end,     -- field count
+    function(d, nf) return 'st"ray' .. d:rep(nf - 1) end,                 -- stray quote
+    function(d, nf) return '"closed"x' .. d:rep(nf - 1) end,              -- after a quote
+    function(d, nf) return "n\0ul" .. d:rep(nf - 1) end,                  -- NUL
+    function(d, nf) return "bad\255utf" .. d:rep(nf - 1) end,             -- UTF-8
+    function(d, nf) return ("w"):rep(300) .. d:rep(nf - 1) end,           -- over max_row (256)
+}
+
+-- A file: header, rows (some quoted over several lines), blank lines, CRLF,
+-- maybe a BOM, maybe bad rows, maybe no line end at the end.
+local function gen(r, d, nrows, opts)
+    local nf = r(4)
+    local out = {}
+    if r(4) == 1 then out[1] = "\239\187\191" end
+    local names = {}
+    for i = 1, nf do names[i] = "c" .. i end
+    local crlf = r(3) == 1
+    out[#out + 1] = table.concat(names, d) .. (crlf and "\r\n" or "\n")
+    for i = 1, nrows do
+        local eol = (crlf or r(10) == 1) and "\r\n" or "\n"
+        if r(12) == 1 then
+            out[#out + 1] = r(2) == 1 and "\n" or "\r\n"
+            if r(3) == 1 then out[#out + 1] = ("\n"):rep(r(5)) end
+        end
+        if opts.bad and r(opts.bad) == 1 then
+            out[#out + 1] = BAD[r(#BAD)](d, nf) .. eol
+        else
+            local f = {}
+            for j = 1, nf do f[j] = helper.quote(BITS[r(#BITS)] .. (j == 1 and i or ""), d) end
+            out[#out + 1] = table.concat(f, d) .. eol
+        end
+    end
+    if opts.unbalanced then out[#out + 1] = '"never closed' .. d .. "x\n1\n" end
+    local s = table.concat(out)
+    if r(5) == 1 then s = s:gsub("\r?\n$", "") end
+    return s
+end
+
+-- Every result of csv.plan, rejects included, as one comparable table.
+local function plan_of(path, opts)
+    return { csv.plan(path, opts) } -- plan | nil, msg, code: no hole before the end
+end
+
+local function same_plans(path, opts, cases)
+    local o = {}
+    for k, v in pairs(opts) do o[k] = v end
+    o.threads = 1
+    local want = plan_of(path, o)
+    for _, c in ipairs(cases) do
+        o.threads, o.segment_bytes = c[1], c[2]
+        local got = plan_of(path, o)
+        assert.same(want, got, ("threads %d, segment_bytes %d"):format(c[1], c[2]))
+    end
+    return want
+end
+
+local SEGMENTS = { 1, 13, 64, 333, 1000, 4096 }
+
+local function cases(r, n)
+    local out = {}
+    for i = 1, n do out[i] = { 1 + r(8), SEGMENTS[r(#SEGMENTS)] } end
+    return out
+end
+
+describe("marketo.csv.plan with threads", function()
+    local path
+    before_each(function() path = os.tmpname() end)
+    after_each(function() os.remove(path) end)
+
+    for _, f in ipairs(helper.FORMATS) do
+        it("plans clean " .. f.name .. " files as one scan does", function()
+            local r = rng(#f.name + f.delim:byte())
+            for _ = 1, 25 do
+                helper.write_file(path, gen(r, f.delim, r(300), {}))
+                for _, max in ipairs({ 60, 300, 2000, 1e9 }) do
+                    same_plans(path, { format = f.name, max_bytes = max }, cases(r, 4))
+                end
+            end
+        end)
+
+        it("fails and rejects in " .. f.name .. " as one scan does", function()
+            local r = rng(7 * f.delim:byte())
+            for n = 1, 25 do
+                helper.write_file(path, gen(r, f.delim, r(300), { bad = 2 + r(30),
+                    unbalanced = n % 5 == 0 }))
+                for _, lenient in ipairs({ false, true }) do
+                    for _, max in ipairs({ 100, 700, 1e9 }) do
+                        same_plans(path, { format = f.name, lenient = lenient, max_bytes = max,
+                                           max_row = 256 }, cases(r, 3))
+                    end
+                end
+            end
+        end)
+    end
+
+    it("agrees with bad rows right at and around the segment starts", function()
+        -- segments start at the first line after size * k / threads
+        local good = ("g,%s\n"):format(("y"):rep(20))
+        local bads = { "b\n", 'b"x,1\n', "b,\0\n", '"q\n,z",1\n', "\n", "\r\n",
+                       ("z"):rep(90) .. ",1\n" }
+        for threads = 2, 6 do
+            for _, bad in ipairs(bads) do
+                for shift = -3, 3 do
+                    local rows = {}
+                    for i = 1, 60 do rows[i] = good end
+                    local body = table.concat(rows)
+                    local total = 4 + #body
+                    for k = 1, threads - 1 do
+                        -- the row holding the nominal start k, shifted by rows
+                        local nominal = math.floor((total - 4) / threads) * k
+                        local row = math.floor(nominal / #good) + 1 + shift
+                        rows[row] = bad
+                    end
+                    helper.write_file(path, "a,b\n" .. table.concat(rows))
+                    for _, lenient in ipairs({ false, true }) do
+                        same_plans(path, { lenient = lenient, max_bytes = 120, max_row = 80 },
+                            { { threads, 1 }, { threads, 50 } })
+                    end
+                end
+            end
+        end
+    end)
+
+    it("agrees when segments start inside quoted fields of many lines", function()
+        local r = rng(99)
+        for _ = 1, 30 do
+            local rows = {}
+            for i = 1, 40 + r(40) do
+                local lines = {}
+                for j = 1, r(12) do lines[j] = ("l%d,%d"):format(i, j) end
+                -- a quoted field whose lines look like rows of the file
+                rows[i] = { tostring(i), table.concat(lines, "\n"), r(3) == 1 and '"' or "x" }
+            end
+            helper.write_rows(path, ",", { "id", "text", "n" }, rows, r(2) == 1 and "\n" or "\r\n")
+            for _, max in ipairs({ 200, 1500, 1e9 }) do
+                same_plans(path, { max_bytes = max }, cases(r, 4))
+                same_plans(path, { max_bytes = max, lenient = true }, cases(r, 2))
+            end
+        end
+    end)
+
+    it("fills parts to the last byte as one scan does", function()
+        -- rows of 10 bytes: parts end exactly at the limit, or one byte short
+        local r = rng(21)
+        local rows = { "h\n" }
+        for i = 1, 3000 do
+            rows[#rows + 1] = ("%08d\n"):format(i):sub(1, 8) .. (i % 97 == 0 and "\n\n" or "\n")
+        end
+        helper.write_file(path, table.concat(rows))
+        for _, max in ipairs({ 12, 2 + 10 * 7, 2 + 10 * 7 + 1, 2 + 10 * 500, 2 + 10 * 500 - 1,
+                               2 + 10 * 1000 }) do
+            same_plans(path, { max_bytes = max }, cases(r, 6))
+        end
+    end)
+
+    it("fails on a row too large for a part, at the same line", function()
+        local r = rng(5)
+        for _ = 1, 20 do
+            local rows = {}
+            for i = 1, 100 do
+                rows[i] = { tostring(i), r(25) == 1 and ("x"):rep(150) or "v", "w" }
+            end
+            helper.write_rows(path, ",", { "a", "b", "c" }, rows, "\n")
+            for _, lenient in ipairs({ false, true }) do
+                local want = same_plans(path, { lenient = lenient, max_bytes = 150 }, cases(r, 4))
+                assert.is_true(want[1] == nil or #want[1].parts > 0)
+            end
+        end
+    end)
+
+    it("plans tiny files, and header-only and empty ones", function()
+        local files = { "", "a\n", "a,b", "a,b\n1,2", "a,b\n1,2\n", "\239\187\191a\n\n\n",
+                        "a\n\n1\n\n", "a\r\n1\r\n2", 'a\n"\n"\n', "a\n1\n2\n3\n4\n5\n6\n7\n8\n" }
+        for _, content in ipairs(files) do
+            helper.write_file(path, content)
+            for _, lenient in ipairs({ false, true }) do
+                same_plans(path, { lenient = lenient, max_bytes = 5 },
+                    { { 2, 1 }, { 8, 1 }, { 3, 2 } })
+            end
+        end
+    end)
+
+    it("plans a file larger than the scan's 8 MiB windows as one scan does", function()
+        local r = rng(3)
+        local row = ('%s,"%s\n%s",3\n'):format(("a"):rep(60), ("b"):rep(50), ("c"):rep(50))
+        local chunks = { "x,y,z\n" }
+        for i = 1, 64 do
+            local piece = row:rep(2000 + r(500))
+            if i % 9 == 0 then piece = piece .. "bad\n" end
+            if i % 13 == 0 then piece = piece .. "\n\n" end
+            chunks[#chunks + 1] = piece
+        end
+        helper.write_file(path, table.concat(chunks))
+        for _, lenient in ipairs({ false, true }) do
+            local want = same_plans(path, { lenient = lenient, max_bytes = 1000000 },
+                { { 2, 1048576 }, { 5, 1048576 }, { 8, 3145728 } })
+            assert.is_true(lenient == (want[1] ~= nil))
+        end
+        same_plans(path, { lenient = true, max_bytes = 500 }, { { 2, 1048576 } })
+    end)
+
+    it("calls on_reject in file order, and passes on its error", function()
+        helper.write_file(path, gen(rng(11), ",", 2000, { bad = 10 }))
+        local seen = {}
+        local function keep(tag)
+            return function(rej) seen[tag][#seen[tag] + 1] = rej end
+        end
+        for _, t in ipairs({ 1, 2, 4 }) do
+            seen[t] = {}
+            assert(csv.plan(path, { lenient = true, threads = t, segment_bytes = 100,
+                                    on_reject = keep(t) }))
+        end
+        assert.is_true(#seen[1] > 50)
+        assert.same(seen[1], seen[2])
+        assert.same(seen[1], seen[4])
+        local calls = 0
+        local ok, err = pcall(csv.plan, path, { lenient = true, threads = 4, segment_bytes = 100,
+            on_reject = function()
+                calls = calls + 1
+                if calls == 3 then error("stop here") end
+            end })
+        assert.is_false(ok)
+        assert.matches("stop here", tostring(err))
+        assert(csv.plan(path, { lenient = true, threads = 4, segment_bytes = 100 }))
+    end)
+
+    it("checks its options", function()
+        assert.has_error(function() csv.plan(path, { threads = 0 }) end,
+            "bad argument #2 to 'plan' (threads must be an integer from 1 to 64)")
+        assert.has_error(function() csv.plan(path, { threads = 1.5 }) end,
+            "bad argument #2 to 'plan' (threads must be an integer from 1 to 64)")
+        assert.has_error(function() csv.plan(path, { segment_bytes = 0 }) end,
+            "bad argument #2 to 'plan' (segment_bytes must be a positive integer)")
+        assert.has_error(function() csv.plan(path, { threads = "2" }) end,
+            "bad argument #2 to 'plan' (option 'threads': number expected, got string)")
+    end)
+end)
