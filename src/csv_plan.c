@@ -1,23 +1,23 @@
-/* csv_plan.c - csv_plan(reader, max_bytes [, threads, segment_bytes]):
- * parts of a file under a byte limit, cut only between rows, each the header
- * plus one byte range of the source. Nothing is copied: the transport
- * streams each range from disk.
+/* csv_plan.c - csv_plan(reader, max_bytes [, threads, segment_bytes]): parts
+ * of a file under a byte limit, cut only between rows, each the header plus
+ * one byte range of the source. Nothing is copied: the transport streams each
+ * range from disk.
  *
  * On a large file the scan runs on several cores, and the plan is still the
  * one a single scan makes, byte for byte. The rows after the header are cut
- * into segments; worker k (a thread; no Lua) scans segment k from a line
- * start X_k near its nominal start, as if a record had just ended there, and
- * keeps runs: stretches of clean rows that fit a part, between two places
- * where its scan is between records (it stops at X_{k+1}). A run ends at a
- * record that is not clean (a bad row, or one too large for a part); in
+ * into segments; worker k (a thread, csv_plan_workers.c) scans segment k from
+ * a line start X_k near its nominal start, as if a record had just ended
+ * there, and keeps runs: stretches of clean rows that fit a part, between two
+ * places where its scan is between records (it stops at X_{k+1}). A run ends
+ * at a record that is not clean (a bad row, or one too large for a part); in
  * lenient mode a new one starts after the next good row, where the reader's
  * next call (rejects, then that row) leaves the scan. Only the counts, the
  * last row and a checkpoint every few KiB are kept.
  *
  * The main thread plans segment 0 itself, as a single scan would. When its
- * scan is between records exactly where a run starts, the scan from there
- * on is the worker's (a scan depends only on where it starts, not on how it
- * got there), so the run is taken whole: rows and blank lines added, lines
+ * scan is between records exactly where a run starts, the scan from there on
+ * is the worker's (a scan depends only on where it starts, not on how it got
+ * there), so the run is taken whole: rows and blank lines added, lines
  * shifted by the difference, parts packed as add_row packs them, each cut
  * found by scanning again from the last checkpoint before it. Anywhere else
  * (a bad row, an X_k inside a quoted field, a run ended early) the main scan
@@ -25,23 +25,16 @@
  * it meets the start of a run again. Workers read by pread(2): a file cut
  * short under them is an error, not a SIGBUS. */
 #define _POSIX_C_SOURCE 200809L
-#include <errno.h>
 #include <limits.h>
 #include <pthread.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "csv_core.h"
+#include "csv_plan.h"
 
-#define MAX_THREADS 64
 #define DEFAULT_THREADS 8        /* at most, by default: the online CPUs */
 #define SEGMENT_BYTES (32LL << 20) /* least bytes a segment gets by default */
-#define PROBES 8                 /* line starts tried for a worker's start */
-#define PROBE_ROWS 16            /* rows from a start that must be clean */
-#define WORKER_CHUNK (64 * 1024) /* a worker reads twice this at a time */
-#define WALK_CHUNK (8 * 1024)
 
 typedef struct plan_part {
     long long offset, end, rows, first_line, last_line;
@@ -58,55 +51,6 @@ static void push_part(lua_State *L, const plan_part *p, long long hlen, int n)
     marketo_set_size(L, "last_line", p->last_line);
     lua_rawseti(L, -2, n);
 }
-
-/* A stretch of clean rows a worker found. Lines are the worker's (its start
- * is line 1), rows its count, blank its scanner's. */
-typedef struct run {
-    long long off, line, blank, row;         /* where it starts */
-    long long end, end_line, end_blank, end_row; /* where it ends */
-    long long last_end, last_line;           /* its last row, if any */
-} run;
-
-/* A row of a run, to scan again from: where and on which line it starts,
- * its index, and the end and line of the row before it in the run. */
-typedef struct ckpt {
-    long long off, line, row, prev_end, prev_line;
-} ckpt;
-
-typedef struct par par;
-
-enum { W_IDLE = 0, W_RUNNING, W_DONE };
-
-typedef struct worker {
-    par *pp;
-    long long from, stop;    /* scans rows starting in [from, stop) */
-    pthread_t th;
-    int state;
-    run *runs;
-    int nruns, rcap;
-    ckpt *ck;
-    long long nck, ckcap;
-} worker;
-
-typedef struct pread_src {
-    int fd;
-    long long off;
-} pread_src;
-
-struct par {
-    int fd, delim, lenient, expect;
-    size_t max_row;          /* the reader's, or less: what fits a part */
-    long long size, ck_bytes;
-    pthread_mutex_t mu;
-    int cancel;
-    worker w[MAX_THREADS];
-    int nw;
-    /* scans a run again to find where its parts end (main thread) */
-    csv_scan ws;
-    pread_src wsrc;
-    int ws_open, wi, wn;
-    csv_rec wrec[256];
-};
 
 typedef struct planner {
     plan_part p;
@@ -141,11 +85,6 @@ static int add_row(lua_State *L, planner *pl, long long off, long long end, long
     p->last_line = line;
     p->rows++;
     return 0;
-}
-
-static long long scan_at(const csv_scan *s)
-{
-    return s->base + (long long)s->pos;
 }
 
 /* Plans rows until the scan is between records at stop or past it: 0, 1 at
@@ -191,303 +130,6 @@ static int plan_until(lua_State *L, planner *pl, long long stop)
     }
 }
 
-/* ---- the workers: no Lua from here to the main thread's part ---- */
-
-static ssize_t pread_fn(void *ctx, void *buf, size_t n)
-{
-    pread_src *src = (pread_src *)ctx;
-    ssize_t k = pread(src->fd, buf, n, (off_t)src->off);
-
-    if (k > 0)
-        src->off += k;
-    return k;
-}
-
-/* A scanner as the reader's is after its header, reading by pread. */
-static int scan_open(const par *pp, csv_scan *s, pread_src *src, size_t chunk)
-{
-    src->fd = pp->fd;
-    src->off = 0;
-    if (csv_scan_init(s, pread_fn, src, pp->delim, chunk, pp->max_row, pp->lenient) != 0)
-        return -1;
-    s->started = 1;
-    s->expect = pp->expect;
-    return 0;
-}
-
-static void scan_seek(csv_scan *s, pread_src *src, long long off, long long line)
-{
-    if (csv_scan_seek(s, off, line))
-        src->off = off;
-}
-
-static int cancelled(par *pp)
-{
-    int c;
-
-    pthread_mutex_lock(&pp->mu);
-    c = pp->cancel;
-    pthread_mutex_unlock(&pp->mu);
-    return c;
-}
-
-static run *new_run(worker *w, const csv_scan *s, long long row)
-{
-    run *r;
-
-    if (w->nruns == w->rcap) {
-        int cap = w->rcap ? 2 * w->rcap : 16;
-        run *p = realloc(w->runs, (size_t)cap * sizeof *p);
-        if (p == NULL)
-            return NULL;
-        w->runs = p;
-        w->rcap = cap;
-    }
-    r = &w->runs[w->nruns++];
-    memset(r, 0, sizeof *r);
-    r->off = r->end = scan_at(s);
-    r->line = r->end_line = s->line;
-    r->blank = r->end_blank = s->blank;
-    r->row = r->end_row = row;
-    r->last_end = -1;
-    return r;
-}
-
-/* Scans [from, stop) into runs. A run is only ever closed at a place the
- * scan is between records, with the line and blank count of that place. */
-static void *work(void *arg)
-{
-    worker *w = (worker *)arg;
-    par *pp = w->pp;
-    csv_scan s;
-    pread_src src;
-    csv_rec recs[1024];
-    long long rows = 0, next_ck = 0, prev_end = -1, prev_line = 0;
-    run *cur = NULL;
-
-    if (scan_open(pp, &s, &src, WORKER_CHUNK) != 0)
-        return NULL;
-    scan_seek(&s, &src, w->from, 1);
-    if ((cur = new_run(w, &s, 0)) == NULL)
-        goto done;
-    next_ck = w->from + pp->ck_bytes;
-    for (;;) {
-        long long at, line, blank;
-        int i, k, st;
-
-        if (cancelled(pp))
-            break;
-        k = csv_scan_fast_until(&s, recs, 1024, w->stop);
-        if (k == 0) {
-            if (csv_scan_skip_blank(&s, w->stop))
-                break;
-            at = scan_at(&s);
-            line = s.line;
-            blank = s.blank;
-            st = csv_scan_next(&s, 0);
-            if (st == CSV_END)
-                break;
-            if (st != CSV_ROW) {
-                /* not clean: the run ends where the record starts */
-                cur->end = at;
-                cur->end_line = line;
-                cur->end_blank = blank;
-                cur->end_row = rows;
-                cur->last_end = prev_end;
-                cur->last_line = prev_line;
-                cur = NULL;
-                if (st != CSV_BAD || !pp->lenient)
-                    goto done;
-                /* the reader rejects it and the bad rows after it, and
-                 * returns the next good row: a run starts after that one */
-                do
-                    st = csv_scan_next(&s, 0);
-                while (st == CSV_BAD && !cancelled(pp));
-                if (st != CSV_ROW || scan_at(&s) >= w->stop)
-                    goto done;
-                if ((cur = new_run(w, &s, rows)) == NULL)
-                    goto done;
-                prev_end = -1;
-                next_ck = scan_at(&s) + pp->ck_bytes;
-                continue;
-            }
-            recs[0].off = s.rec_off;
-            recs[0].end = s.rec_end;
-            recs[0].line = s.rec_line;
-            k = 1;
-        }
-        for (i = 0; i < k; i++) {
-            if (recs[i].off >= next_ck && prev_end >= 0) {
-                if (w->nck == w->ckcap) {
-                    long long cap = w->ckcap ? 2 * w->ckcap : 256;
-                    ckpt *c = realloc(w->ck, (size_t)cap * sizeof *c);
-                    if (c == NULL) {
-                        next_ck = LLONG_MAX; /* fewer checkpoints, more to scan again */
-                        goto add;
-                    }
-                    w->ck = c;
-                    w->ckcap = cap;
-                }
-                w->ck[w->nck].off = recs[i].off;
-                w->ck[w->nck].line = recs[i].line;
-                w->ck[w->nck].row = rows;
-                w->ck[w->nck].prev_end = prev_end;
-                w->ck[w->nck].prev_line = prev_line;
-                w->nck++;
-                next_ck = recs[i].off + pp->ck_bytes;
-            }
-        add:
-            prev_end = recs[i].end;
-            prev_line = recs[i].line;
-            rows++;
-        }
-    }
-    cur->end = scan_at(&s);
-    cur->end_line = s.line;
-    cur->end_blank = s.blank;
-    cur->end_row = rows;
-    cur->last_end = prev_end;
-    cur->last_line = prev_line;
-done:
-    csv_scan_free(&s);
-    return NULL;
-}
-
-/* The offset after the first line feed at from or after; -1 if none. */
-static long long next_line(const par *pp, long long from)
-{
-    unsigned char buf[16384];
-
-    while (from < pp->size) {
-        ssize_t n = pread(pp->fd, buf, sizeof buf, (off_t)from);
-        const unsigned char *lf;
-        if (n <= 0)
-            return -1;
-        if ((lf = memchr(buf, '\n', (size_t)n)) != NULL)
-            return from + (lf - buf) + 1;
-        from += n;
-    }
-    return -1;
-}
-
-/* Whether the first rows from a line start scan clean: a line start inside
- * a quoted field seldom does. Only a guess: a wrong one costs time only. */
-static int probe(csv_scan *s, pread_src *src, long long at)
-{
-    int i;
-
-    scan_seek(s, src, at, 1);
-    for (i = 0; i < PROBE_ROWS; i++) {
-        int st = csv_scan_next(s, 0);
-        if (st == CSV_END)
-            return 1;
-        if (st != CSV_ROW)
-            return 0;
-    }
-    return 1;
-}
-
-/* Where a worker starts near `from`: the first of a few line starts whose
- * rows scan clean, or the first line start. -1 if none. */
-static long long pick_start(const par *pp, csv_scan *s, pread_src *src, long long from)
-{
-    long long first = -1, at = from;
-    int i;
-
-    for (i = 0; i < PROBES; i++) {
-        if ((at = next_line(pp, at)) < 0 || at >= pp->size)
-            break;
-        if (first < 0)
-            first = at;
-        if (probe(s, src, at))
-            return at;
-    }
-    return first;
-}
-
-static void par_stop(par *pp)
-{
-    int i;
-
-    if (pp == NULL)
-        return;
-    pthread_mutex_lock(&pp->mu);
-    pp->cancel = 1;
-    pthread_mutex_unlock(&pp->mu);
-    for (i = 0; i < pp->nw; i++) {
-        if (pp->w[i].state == W_RUNNING)
-            pthread_join(pp->w[i].th, NULL);
-        free(pp->w[i].runs);
-        free(pp->w[i].ck);
-    }
-    if (pp->ws_open)
-        csv_scan_free(&pp->ws);
-    pthread_mutex_destroy(&pp->mu);
-    free(pp);
-}
-
-/* Starts the workers, or returns NULL to plan with one scan: one thread,
- * a small file, or one that cannot be read at any offset. */
-static par *par_start(planner *pl, int threads, long long segment)
-{
-    const csv_scan *rs = &pl->r->s;
-    long long data = scan_at(rs), nseg, prev;
-    struct stat st;
-    csv_scan probe_s;
-    pread_src src;
-    par *pp;
-    int k;
-
-    if (threads < 2 || pl->max - pl->hlen < 1 || fstat(pl->r->fd, &st) != 0
-        || !S_ISREG(st.st_mode) || (long long)st.st_size <= data)
-        return NULL;
-    /* the main scan must be able to go to any offset: a mapped file, or
-     * all of it in the buffer */
-    if (rs->map_fd < 0 && !(rs->eof && rs->base + (long long)rs->len == (long long)st.st_size))
-        return NULL;
-
-    nseg = ((long long)st.st_size - data) / (segment > 0 ? segment : 1);
-    if (nseg > threads)
-        nseg = threads;
-    if (nseg < 2 || (pp = calloc(1, sizeof *pp)) == NULL)
-        return NULL;
-    pp->fd = pl->r->fd;
-    pp->delim = rs->delim;
-    pp->lenient = rs->lenient;
-    pp->expect = rs->expect;
-    pp->max_row = rs->max_row;
-    if ((long long)pp->max_row > pl->max - pl->hlen)
-        pp->max_row = (size_t)(pl->max - pl->hlen);
-    pp->size = (long long)st.st_size;
-    pp->ck_bytes = pl->max / 8;
-    pp->ck_bytes = pp->ck_bytes < 4096 ? 4096 : pp->ck_bytes > 65536 ? 65536 : pp->ck_bytes;
-    if (pthread_mutex_init(&pp->mu, NULL) != 0) {
-        free(pp);
-        return NULL;
-    }
-    if (scan_open(pp, &probe_s, &src, WALK_CHUNK) != 0) {
-        pthread_mutex_destroy(&pp->mu);
-        free(pp);
-        return NULL;
-    }
-    prev = data;
-    for (k = 1; k < nseg; k++) {
-        long long at = pick_start(pp, &probe_s, &src, data + (pp->size - data) / nseg * k);
-        if (at > prev && at < pp->size) {
-            pp->w[pp->nw].pp = pp;
-            pp->w[pp->nw++].from = prev = at;
-        }
-    }
-    csv_scan_free(&probe_s);
-    for (k = 0; k < pp->nw; k++)
-        pp->w[k].stop = k + 1 < pp->nw ? pp->w[k + 1].from : LLONG_MAX;
-    csv_fast_init(); /* before any thread uses it */
-    for (k = 0; k < pp->nw; k++)
-        if (pthread_create(&pp->w[k].th, NULL, work, &pp->w[k]) == 0)
-            pp->w[k].state = W_RUNNING;
-    return pp;
-}
-
 /* ---- the main thread takes the runs ---- */
 
 static int changed(lua_State *L, const planner *pl)
@@ -498,7 +140,7 @@ static int changed(lua_State *L, const planner *pl)
 
 static void walk_to(par *pp, long long off, long long line)
 {
-    scan_seek(&pp->ws, &pp->wsrc, off, line);
+    csv_par_seek(&pp->ws, &pp->wsrc, off, line);
     pp->wi = pp->wn = 0;
 }
 
@@ -548,7 +190,7 @@ static int adopt(lua_State *L, planner *pl, const worker *w, const run *R, long 
     if (i == R->end_row)
         return 0;
     if (!pp->ws_open) {
-        if (scan_open(pp, &pp->ws, &pp->wsrc, WALK_CHUNK) != 0)
+        if (csv_par_scan_open(pp, &pp->ws, &pp->wsrc, WALK_CHUNK) != 0)
             return luaL_error(L, "csv_plan: out of memory");
         pp->ws_open = 1;
     }
@@ -604,7 +246,7 @@ static int plan_par(lua_State *L, planner *pl)
 {
     marketo_csv_reader *r = pl->r;
     par *pp = pl->pp;
-    long long at = scan_at(&r->s), line = r->s.line;
+    long long at = csv_scan_at(&r->s), line = r->s.line;
     int k = 0, ri = 0, moved = 0;
 
     for (;;) {
@@ -651,7 +293,7 @@ static int plan_par(lua_State *L, planner *pl)
         }
         if ((st = plan_until(L, pl, target)) != 0)
             return st < 0 ? -1 : 0;
-        at = scan_at(&r->s);
+        at = csv_scan_at(&r->s);
         line = r->s.line;
     }
 }
@@ -722,7 +364,8 @@ static int plan_new(lua_State *L)
     luaL_argcheck(L, segment > 0, 4, "positive");
     lua_settop(L, 4);
     csv_scan_map(&pl.r->s, pl.r->fd); /* the planner copies nothing, nor should reading */
-    if ((pl.pp = par_start(&pl, (int)threads, segment)) == NULL)
+    if ((pl.pp = csv_par_start(&pl.r->s, pl.r->fd, pl.max, pl.hlen, (int)threads,
+                                  segment)) == NULL)
         return plan_run(L, &pl);
     /* on_reject may raise, and Lua may run out of memory: the workers are
      * stopped and freed whatever happens, then the error goes on */
@@ -730,7 +373,7 @@ static int plan_new(lua_State *L)
     lua_pushcfunction(L, plan_protected);
     lua_pushlightuserdata(L, &pl);
     ok = lua_pcall(L, 1, LUA_MULTRET, 0) == 0;
-    par_stop(pl.pp);
+    csv_par_stop(pl.pp);
     if (!ok)
         return lua_error(L);
     return lua_gettop(L) - top;

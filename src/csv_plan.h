@@ -1,0 +1,82 @@
+/* csv_plan.h - the planner on several cores: the workers' scans (threads,
+ * csv_plan_workers.c, no Lua) and what they hand to the main thread, which
+ * takes their runs into the plan (csv_plan.c). */
+#ifndef MARKETO_CSV_PLAN_H
+#define MARKETO_CSV_PLAN_H
+
+#include <pthread.h>
+
+#include "csv.h"
+
+#define MAX_THREADS 64
+#define WALK_CHUNK (8 * 1024) /* what a scan that walks a run reads at a time */
+
+/* The file offset a scan is at. */
+static inline long long csv_scan_at(const csv_scan *s)
+{
+    return s->base + (long long)s->pos;
+}
+
+/* A stretch of clean rows a worker found. Lines are the worker's (its start
+ * is line 1), rows its count, blank its scanner's. */
+typedef struct run {
+    long long off, line, blank, row;         /* where it starts */
+    long long end, end_line, end_blank, end_row; /* where it ends */
+    long long last_end, last_line;           /* its last row, if any */
+} run;
+
+/* A row of a run, to scan again from: where and on which line it starts,
+ * its index, and the end and line of the row before it in the run. */
+typedef struct ckpt {
+    long long off, line, row, prev_end, prev_line;
+} ckpt;
+
+typedef struct par par;
+
+enum { W_IDLE = 0, W_RUNNING, W_DONE };
+
+typedef struct worker {
+    par *pp;
+    long long from, stop;    /* scans rows starting in [from, stop) */
+    pthread_t th;
+    int state;
+    run *runs;
+    int nruns, rcap;
+    ckpt *ck;
+    long long nck, ckcap;
+} worker;
+
+typedef struct pread_src {
+    int fd;
+    long long off;
+} pread_src;
+
+struct par {
+    int fd, delim, lenient, expect;
+    size_t max_row;          /* the reader's, or less: what fits a part */
+    long long size, ck_bytes;
+    pthread_mutex_t mu;
+    int cancel;
+    worker w[MAX_THREADS];
+    int nw;
+    /* scans a run again to find where its parts end (main thread) */
+    csv_scan ws;
+    pread_src wsrc;
+    int ws_open, wi, wn;
+    csv_rec wrec[256];
+};
+
+
+/* Starts the workers over the file the scan rs (past the header) reads from
+ * fd, for parts of max bytes with a header of hlen; or returns NULL to plan
+ * with one scan: one thread, a small file, or one that cannot be read at any
+ * offset. */
+par *csv_par_start(const csv_scan *rs, int fd, long long max, long long hlen, int threads,
+                   long long segment);
+/* Stops the workers (they may still be running), joins them, frees all. */
+void csv_par_stop(par *pp);
+/* A scanner as the reader's is after its header, reading by pread. */
+int csv_par_scan_open(const par *pp, csv_scan *s, pread_src *src, size_t chunk);
+void csv_par_seek(csv_scan *s, pread_src *src, long long off, long long line);
+
+#endif
