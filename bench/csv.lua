@@ -105,7 +105,7 @@ local rows = {}
 local cores = core.cpus()
 
 local function add(size, task, mine, rss, base_name, base)
-    rows[#rows + 1] = ("%-6s %-22s %8.3f s  %-24s %8.3f s  %6.1fx  %7.1f MB"):format(
+    rows[#rows + 1] = ("%-6s %-26s %8.3f s  %-20s %8.3f s  %6.1fx  %7.1f MB"):format(
         size, task, mine, base_name, base, base / mine, rss / 1024)
 end
 
@@ -145,6 +145,6 @@ print(("machine: %s, %d cores; %s, %s"):format(cpu or "?",
     tonumber(assert(io.popen("nproc")):read("l")), _VERSION, pyv))
 print(("start-up of a Lua 5.4 process loading marketo.core (not in 'ours'): %.3f s")
     :format(best(3, lua .. "none")))
-print(("%-6s %-22s %10s  %-24s %10s  %7s  %10s"):format(
+print(("%-6s %-26s %10s  %-20s %10s  %7s  %10s"):format(
     "file", "task", "ours", "baseline", "baseline", "ratio", "peak RSS"))
 for _, r in ipairs(rows) do print(r) end

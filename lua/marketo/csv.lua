@@ -102,6 +102,8 @@
 --   Cuts a file's rows into up to n shares of about equal size, each starting
 --   a row and together covering everything after the header (the first has
 --   no line: it starts where the header ends). opts: format, max_row.
+--
+-- csv.file_size(path) -> bytes | nil, msg, code
 local core = require("marketo.core")
 local workers = require("marketo.workers")
 
@@ -382,13 +384,15 @@ local function map_share(src, dst, mapping, opts, share, bare)
     return result
 end
 
-local function file_size(path)
-    local f = io.open(path, "rb")
-    if not f then return nil end
+--- file_size(path) -> bytes | nil, msg, code: what a file holds now.
+function M.file_size(path)
+    local f, msg, code = io.open(path, "rb")
+    if not f then return nil, msg, code end
     local size = f:seek("end")
     f:close()
     return size
 end
+local file_size = M.file_size
 
 --- Cuts a file's rows into shares for workers; see the header comment.
 function M.shares(path, n, opts)

@@ -127,11 +127,7 @@ end
 -- import, not this journal's (unfinished parts are also checked by hash).
 local function sizes_of(sources)
     local out = {}
-    for i, path in ipairs(sources) do
-        local f = io.open(path, "rb")
-        out[i] = f and f:seek("end") or -1
-        if f then f:close() end
-    end
+    for i, path in ipairs(sources) do out[i] = csv.file_size(path) or -1 end
     return out
 end
 

@@ -43,10 +43,8 @@ end
 -- last big part runs alone. Rows are not all the same length, so a little
 -- slack keeps the count from creeping up by one; never over the limit.
 local function balanced_bytes(source, max_bytes)
-    local f = io.open(source, "rb")
-    if not f then return max_bytes end
-    local size = f:seek("end")
-    f:close()
+    local size = csv.file_size(source)
+    if not size then return max_bytes end
     local n = math.ceil(size / max_bytes)
     if n <= 1 then return max_bytes end
     if n % 2 == 1 then n = n + 1 end
@@ -182,10 +180,7 @@ end
 local function shares_of(o, source)
     local n = o.workers or 1
     if n < 2 then return nil end
-    local f = io.open(source, "rb")
-    local size = f and f:seek("end") or 0
-    if f then f:close() end
-    if size < n * csv.SHARE_BYTES then return nil end
+    if (csv.file_size(source) or 0) < n * csv.SHARE_BYTES then return nil end
     local shares, msg, code = csv.shares(source, n, { format = o.format })
     if not shares then return nil, msg, code end
     return #shares > 1 and shares or nil
