@@ -22,9 +22,11 @@
  * found by scanning again from the last checkpoint before it. Anywhere else
  * (a bad row, an X_k inside a quoted field, a run ended early) the main scan
  * goes on by itself, calling on_reject and failing exactly as before, until
- * it meets the start of a run again. Workers read by pread(2): a file cut
- * short under them is an error, not a SIGBUS. */
+ * it meets the start of a run again. The reader reads by read(2) and the
+ * workers by pread(2): a file cut short under them is an error, not a
+ * SIGBUS. */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <limits.h>
 #include <pthread.h>
 #include <string.h>
@@ -288,7 +290,11 @@ static int plan_par(lua_State *L, planner *pl)
             continue;
         }
         if (moved) {
-            csv_scan_seek(&r->s, at, line); /* mapped, or all in the buffer */
+            /* past what the reader buffered, it reads its fd on from `at` */
+            if (csv_scan_seek(&r->s, at, line) && lseek(r->fd, (off_t)at, SEEK_SET) < 0) {
+                marketo_push_errno(L, r->path, errno);
+                return -1;
+            }
             moved = 0;
         }
         if ((st = plan_until(L, pl, target)) != 0)
@@ -363,7 +369,11 @@ static int plan_new(lua_State *L)
     luaL_argcheck(L, threads >= 1 && threads <= MAX_THREADS, 3, "1 to 64");
     luaL_argcheck(L, segment > 0, 4, "positive");
     lua_settop(L, 4);
-    csv_scan_map(&pl.r->s, pl.r->fd); /* the planner copies nothing, nor should reading */
+    /* the reader reads by read(2), not through a mapping: a file cut short
+     * under a mapping ends the process (SIGBUS), under read it is an error.
+     * A range (a share) is a reader only a single scan may go through. */
+    if (pl.r->limit >= 0)
+        threads = 1;
     if ((pl.pp = csv_par_start(&pl.r->s, pl.r->fd, pl.max, pl.hlen, (int)threads,
                                   segment)) == NULL)
         return plan_run(L, &pl);

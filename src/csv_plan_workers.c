@@ -260,10 +260,6 @@ par *csv_par_start(const csv_scan *rs, int fd, long long max, long long hlen, in
     if (threads < 2 || max - hlen < 1 || fstat(fd, &st) != 0
         || !S_ISREG(st.st_mode) || (long long)st.st_size <= data)
         return NULL;
-    /* the main scan must be able to go to any offset: a mapped file, or
-     * all of it in the buffer */
-    if (rs->map_fd < 0 && !(rs->eof && rs->base + (long long)rs->len == (long long)st.st_size))
-        return NULL;
 
     nseg = ((long long)st.st_size - data) / (segment > 0 ? segment : 1);
     if (nseg > threads)
