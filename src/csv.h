@@ -27,8 +27,6 @@ typedef struct csv_scan {
     unsigned char *buf;        /* buf[pos..len) is unread; the current record
                                 * starts at rec_off - base and is kept whole */
     size_t cap, len, pos, chunk;
-    int map_fd;                /* csv_scan_map: buf is a window of this file */
-    size_t map_len;            /* bytes mapped at buf (0: buf is not mapped) */
     long long base;            /* file offset of buf[0] */
     int eof, io_errno, started;
     unsigned char delim, lenient;
@@ -84,16 +82,10 @@ void csv_fast_init(void);
 int csv_scan_skip_blank(csv_scan *s, long long stop);
 /* Puts the scan between two records at file offset off, on physical line
  * `line` (a record ended, or a line feed, just before off). Buffered bytes
- * are kept if off is among them; else they are dropped, and a mapped scan
- * maps from off at the next fill. 1 when the caller must make its read
- * function go on from off, else 0. */
+ * are kept if off is among them (0); else they are dropped (1), and the
+ * caller must make its read function go on from off. */
 int csv_scan_seek(csv_scan *s, long long off, long long line);
 int csv_scan_fill(csv_scan *s, size_t need);
-/* From here on, reads the file fd (the source's) through windows of it
- * mapped in memory, not read(2) into buf: one copy of each byte less. */
-void csv_scan_map(csv_scan *s, int fd);
-/* csv_scan_fill's part for a mapped file (csv_fast.c). */
-int csv_map_fill(csv_scan *s, size_t need);
 int csv_scan_split(csv_scan *s, const unsigned char *p, size_t n);
 const char *csv_err_code(int err);
 

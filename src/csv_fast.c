@@ -1,9 +1,7 @@
-/* csv_fast.c - the planner's fast paths. csv_scan_map reads a file through
- * windows of it mapped in memory rather than copied into a buffer.
- * csv_scan_fast finds clean records 64 bytes at a time, with
- * bit masks (SSE2 where the compiler has it): quote parity by prefix XOR,
- * record ends are line feeds outside quotes, fields are delimiters outside
- * quotes plus one. It decides nothing on its own: a record that is not
+/* csv_fast.c - the fast path of the planner and the reader. csv_scan_fast
+ * finds clean records 64 bytes at a time, with bit masks (SSE2 where the
+ * compiler has it): quote parity by prefix XOR, record ends are line feeds
+ * outside quotes, fields are delimiters outside quotes plus one. It decides nothing on its own: a record that is not
  * plainly well-formed (a quote out of place, a NUL, a byte >= 0x80 that is
  * not valid UTF-8, a wrong field count, over max_row, or near the end of the
  * input) is left to csv_scan_next, so every rule and every error message
@@ -11,13 +9,10 @@
  * For the parallel planner: csv_scan_fast_until stops at a given offset, and
  * csv_scan_seek puts a scan between two records anywhere in the file. */
 #define _POSIX_C_SOURCE 200809L
-#include <errno.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -36,76 +31,6 @@
 #define FAST_MIN 8192 /* bytes to have buffered before a run; little to move */
 #define LOOKAHEAD 68         /* a block, and what a UTF-8 sequence or a
                               * closing quote at its end may look at */
-
-/* Chunks mapped past the scan at a time (8 MiB for the reader's): few
- * remaps, and the pages mapped (they count in the RSS) stay bounded. */
-#define MAP_CHUNKS 32
-
-/* A window stands for buf when nothing is left to map: never dereferenced
- * (len is 0), only pointed into. */
-static unsigned char no_bytes[1];
-
-void csv_scan_map(csv_scan *s, int fd)
-{
-    struct stat st;
-
-    if (s->map_fd >= 0 || s->eof)
-        return; /* all read already: nothing to gain */
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
-        return; /* a pipe or a device cannot be mapped: read(2) it is */
-    /* the window is mapped by the next fill, from rec_off on: what buf holds
-     * is read again from the file */
-    free(s->buf);
-    s->base += (long long)s->pos;
-    s->buf = no_bytes;
-    s->len = s->pos = s->cap = 0;
-    s->map_fd = fd;
-    s->map_len = 0;
-}
-
-/* fill() from a mapped file: a new window from the page of the first byte
- * kept to at least need bytes past pos (or the end of the file). */
-int csv_map_fill(csv_scan *s, size_t need)
-{
-    long long at = s->base + (long long)s->pos;
-    long long keep = s->discard || s->rec_off > at ? at : s->rec_off;
-    long long page = (long long)sysconf(_SC_PAGESIZE), from, to;
-    size_t ahead = need > MAP_CHUNKS * s->chunk ? need : MAP_CHUNKS * s->chunk;
-    unsigned char *m = no_bytes;
-    struct stat st;
-
-    if (fstat(s->map_fd, &st) != 0) {
-        s->io_errno = errno;
-        return -1;
-    }
-    if (st.st_size < at) {
-        s->io_errno = EIO; /* the file shrank under the scan */
-        return -1;
-    }
-    from = keep - keep % (page > 0 ? page : 4096);
-    to = at + (long long)ahead;
-    if (to >= (long long)st.st_size) {
-        to = (long long)st.st_size;
-        s->eof = 1;
-    }
-    if (to > from) {
-        void *p = mmap(NULL, (size_t)(to - from), PROT_READ, MAP_PRIVATE, s->map_fd, (off_t)from);
-        if (p == MAP_FAILED) {
-            s->io_errno = errno;
-            return -1;
-        }
-        m = (unsigned char *)p;
-        posix_madvise(p, (size_t)(to - from), POSIX_MADV_SEQUENTIAL);
-    }
-    if (s->map_len > 0)
-        munmap(s->buf, s->map_len);
-    s->buf = m;
-    s->map_len = to > from ? (size_t)(to - from) : 0;
-    s->base = from;
-    s->pos = (size_t)(at - from);
-    s->len = s->cap = (size_t)(to - from);
-    return 0;
-}
 
 typedef struct masks {
     uint64_t q, n, d, r, z, h; /* quote, LF, delimiter, CR, NUL, >= 0x80 */
@@ -412,14 +337,8 @@ int csv_scan_seek(csv_scan *s, long long off, long long line)
         s->pos = (size_t)(off - s->base);
         return 0;
     }
-    if (s->map_fd >= 0) {
-        if (s->map_len > 0)
-            munmap(s->buf, s->map_len);
-        s->buf = no_bytes;
-        s->map_len = s->cap = 0;
-    }
     s->base = off;
     s->pos = s->len = 0;
     s->eof = 0;
-    return s->map_fd < 0;
+    return 1;
 }

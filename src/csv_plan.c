@@ -369,9 +369,7 @@ static int plan_new(lua_State *L)
     luaL_argcheck(L, threads >= 1 && threads <= MAX_THREADS, 3, "1 to 64");
     luaL_argcheck(L, segment > 0, 4, "positive");
     lua_settop(L, 4);
-    /* the reader reads by read(2), not through a mapping: a file cut short
-     * under a mapping ends the process (SIGBUS), under read it is an error.
-     * A range (a share) is a reader only a single scan may go through. */
+    /* a range (one share of a file) is read by a single scan */
     if (pl.r->limit >= 0)
         threads = 1;
     if ((pl.pp = csv_par_start(&pl.r->s, pl.r->fd, pl.max, pl.hlen, (int)threads,

@@ -322,7 +322,7 @@ static int reader_range(lua_State *L)
     csv_scan *s = &r->s;
 
     luaL_argcheck(L, r->hdr != NULL && r->rows == 0 && r->rejected == 0 && r->bi == r->bn
-                  && r->limit < 0 && s->map_fd < 0, 1, "a fresh reader with a header");
+                  && r->limit < 0, 1, "a fresh reader with a header");
     luaL_argcheck(L, off >= r->hdr_off + (long long)r->hlen, 2, "past the header");
     luaL_argcheck(L, len >= 0, 3, "not negative");
     luaL_argcheck(L, line >= 1, 4, "positive");

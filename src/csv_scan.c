@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "csv.h"
 
@@ -31,7 +30,6 @@ int csv_scan_init(csv_scan *s, csv_read_fn read, void *ctx, int delim,
     s->max_row = max_row;
     s->line = 1;
     s->extra_off = -1;
-    s->map_fd = -1;
     s->cap = 2 * chunk;
     s->fcap = 256;
     s->fmax = 16;
@@ -55,11 +53,7 @@ int csv_scan_init(csv_scan *s, csv_read_fn read, void *ctx, int delim,
 
 void csv_scan_free(csv_scan *s)
 {
-    if (s->map_fd < 0)
-        free(s->buf);
-    else if (s->map_len > 0)
-        munmap(s->buf, s->map_len);
-    s->map_fd = -1;
+    free(s->buf);
     free(s->fbuf);
     free(s->fend);
     free(s->fquoted);
@@ -94,11 +88,6 @@ int csv_scan_fill(csv_scan *s, size_t need)
 
         if (!s->discard && (long long)s->pos + s->base - s->rec_off > (long long)s->max_row)
             return -2;
-        if (s->map_fd >= 0) {
-            if (csv_map_fill(s, need) != 0)
-                return -1;
-            continue;
-        }
         keep = s->discard ? s->pos : (size_t)(s->rec_off - s->base);
         if (keep > 0) {
             memmove(s->buf, s->buf + keep, s->len - keep);
