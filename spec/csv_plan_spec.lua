@@ -130,7 +130,7 @@ describe("marketo.csv.plan", function()
 
     it("reads a file many buffers long as the reader reads it, bad rows and all",
        function()
-        -- the planner maps the file window by window; the reader read(2)s it
+        -- the planner finds rows by its fast path (and workers), the reader row by row
         local long, out, size = ("x"):rep(2000), { "id,text,n\n" }, 10
         local bad = {
             [4100] = "4100,x\0y,1\n",                          -- NUL
@@ -138,7 +138,7 @@ describe("marketo.csv.plan", function()
             [6000] = "6000," .. ("y"):rep(1100000) .. ",1\n", -- over max_row
             [9000] = "9000,\255,1\n",                         -- invalid UTF-8
         }
-        local window_end = 10 + 8 * 1048576 -- the first, mapped after the header
+        local window_end = 10 + 8 * 1048576 -- once the end of the mapped window; still a refill
         for i = 1, 12000 do
             local row = bad[i] or i % 7 == 0
                 and ('%d,"%s\n""q"", %s",%d\n'):format(i, long:sub(1, 900), long:sub(1, 1000), i)
