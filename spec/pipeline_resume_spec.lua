@@ -90,6 +90,42 @@ describe("the import pipeline under failure", function()
         assert_report(src .. ".report.json", ROWS)
     end)
 
+    it("stops at once on Ctrl-C while workers map, sending nothing", function()
+        local script = dir .. "/import.lua"
+        cli.write(script, ([[
+            require("marketo.csv").SHARE_BYTES = 4096
+            local result, msg = require("marketo.import").run{
+                object = "leads", source = %q, part_bytes = 12000, workers = 2,
+                mapping = { email = function(row)
+                    require("marketo.core").sleep(0.01) -- a slow mapping
+                    return row.email
+                end },
+            }
+            if not result then io.stderr:write(msg, "\n"); return 4 end
+            return result.exit
+        ]]):format(src))
+        local job = cli.start({ "run", script }, { env = cli.env_of(sb) })
+        local workers
+        for _ = 1, 500 do -- until both workers run
+            local p = io.popen("pgrep -P " .. job.pid)
+            workers = {}
+            for pid in p:lines() do workers[#workers + 1] = pid end
+            p:close()
+            if #workers == 2 then break end
+            os.execute("sleep 0.01")
+        end
+        assert.equal(2, #workers)
+        -- what a terminal's Ctrl-C does: SIGINT to the whole process group
+        os.execute("kill -INT " .. job.pid .. " " .. table.concat(workers, " "))
+        local t0 = os.time()
+        local r = job:wait(30)
+        assert.is_true(os.time() - t0 <= 5, "the workers were not stopped at once")
+        assert.equal(4, r.status, r.err)
+        assert.matches("STOPPED: SIGINT stopped the 2 workers", r.err, 1, true)
+        assert.equal(0, #inspect(sb, "records/leads"))
+        assert.equal("", read(src .. ".journal") or "") -- nothing planned, nothing to resume
+    end)
+
     it("completes with nothing lost under transient errors, drops and failed jobs", function()
         sb.control({ speed = 0, seed = 7, error_rate = 0.15, drop_rate = 0.05,
             job_fail_rate = 0.1 })

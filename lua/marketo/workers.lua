@@ -10,7 +10,9 @@
 -- booleans and such tables (no functions, no cycles), which comes back as
 -- results[k]. An error raised in a worker is raised again here, the first in
 -- worker order, once every worker has ended; a worker that dies (a signal)
--- gives nil, msg, "WORKER_FAILED". What a worker changes in its copy of the
+-- gives nil, msg, "WORKER_FAILED", or "STOPPED" when SIGINT or SIGTERM asked
+-- this process to stop too (Ctrl-C reaches the whole process group, and a
+-- worker ends on it at once). What a worker changes in its copy of the
 -- process (upvalues, globals, open files' buffers) stays in that copy.
 --
 -- Not for OpenResty: an nginx worker must not fork (marketo.runtime never
@@ -109,7 +111,12 @@ function M.run(n, fn)
             if f then f:close() end
             local r = how == "exited" and status == 0 and text and deserialize(text)
             if not failure then -- the first failure stands; the rest are only reaped
-                if not r then
+                local stop = how == "signaled" and core.stop_requested()
+                if not r and stop then
+                    -- Ctrl-C reached the workers too: the user asked for this
+                    failure = { msg = ("STOPPED: %s stopped the %d workers; nothing they did "
+                        .. "is kept"):format(stop, n), code = "STOPPED" }
+                elseif not r then
                     failure = { msg = ("WORKER_FAILED: worker %d of %d ended %s %s; nothing "
                         .. "it did is kept"):format(k, n, how == "signaled" and "by signal"
                         or "with status", tostring(status)), code = "WORKER_FAILED" }
