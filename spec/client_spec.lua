@@ -165,10 +165,8 @@ describe("marketo.client (sandbox)", function()
         end)
 
         it("retries every transient error and network failure; the import completes", function()
-            -- 614 and 713 are classified "retry" too (errors_spec); the sandbox cannot
-            -- inject them yet.
             settings{ error_rate = 0.4, drop_rate = 0.15, seed = 3,
-                error_codes = { "502", "604", "608", "611" } }
+                error_codes = { "502", "604", "608", "611", "614", "713", "719" } }
             local c = new_client{ retry = h.fast_retry{ max_attempts = 30 } }
             for _ = 1, 3 do
                 local job = assert(import(c))
@@ -179,8 +177,8 @@ describe("marketo.client (sandbox)", function()
             local faults = 0
             for _, e in ipairs(h.inspect(sb, "/log")) do
                 local code = tostring(e.code)
-                if e.status == "dropped" or code == "502" or code == "604" or code == "608"
-                    or code == "611" then
+                if e.status == "dropped" or ({ ["502"] = 1, ["604"] = 1, ["608"] = 1,
+                    ["611"] = 1, ["614"] = 1, ["713"] = 1, ["719"] = 1 })[code] then
                     faults = faults + 1
                 end
             end

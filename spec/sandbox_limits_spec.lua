@@ -170,11 +170,20 @@ describe("marketo.sandbox faults", function()
         sb.control{ error_codes = { "615" } }
         _, res = sb.api_get("/bulk/v1/leads/batch/1.json", token)
         assert_error(res, "615", "Concurrent access limit '10' reached")
+        sb.control{ error_codes = { "614" } }
+        _, res = sb.api_get("/bulk/v1/leads/batch/1.json", token)
+        assert_error(res, "614", "Invalid Subscription")
+        sb.control{ error_codes = { "713" } }
+        _, res = sb.api_get("/bulk/v1/leads/batch/1.json", token)
+        assert_error(res, "713", "Transient Error")
+        sb.control{ error_codes = { "719" } }
+        _, res = sb.api_get("/bulk/v1/leads/batch/1.json", token)
+        assert_error(res, "719", "Lock wait timeout exception")
         sb.control{ error_codes = { "502" } }
         local status, body = sb.api_get("/bulk/v1/leads/batch/1.json", token)
         assert.equal(502, status)
         assert.truthy(tostring(body):find("502 Bad Gateway", 1, true))
-        assert.equal(5, sb.inspect("counters").faults)
+        assert.equal(8, sb.inspect("counters").faults)
     end)
 
     it("drops connections and answers late", function()
@@ -271,6 +280,10 @@ describe("marketo.sandbox inspection", function()
         text, status = sb.post("/__sandbox/config", '{"nope": 1}')
         assert.equal(400, status)
         assert.same({ error = "unknown option 'nope'" }, sandbox.decode(text))
+        text, status = sb.post("/__sandbox/config", '{"error_codes": ["604", "999"]}')
+        assert.equal(400, status)
+        assert.matches("option error_codes: '999' is not an error code the sandbox knows "
+            .. "(one of 502, 601, 602, ", sandbox.decode(text).error, 1, true)
     end)
 
     it("resets records, jobs, log and counters", function()

@@ -1,6 +1,8 @@
 --- marketo.sandbox.config: every option of the sandbox, its default, its flag
 -- and its help line, in one table. The same checks serve flags, a Lua/JSON
 -- table given in-process, and POST /__sandbox/config at runtime.
+local MESSAGES = require("marketo.sandbox.envelope").MESSAGES
+
 local M = {}
 
 -- { name, kind, default, help }. Defaults are Marketo's own numbers (docs sec. 9);
@@ -38,7 +40,8 @@ M.OPTIONS = {
     { "program_statuses", "list", "", "statuses programMemberStatus accepts (empty = any)" },
     { "seed", "int", 1, "seed of the fault generator" },
     { "error_rate", "number", 0, "share of bulk calls answered with a transient error" },
-    { "error_codes", "list", "502,604,608,611,615", "transient errors to draw from" },
+    { "error_codes", "list", "502,604,608,611,615",
+      "transient errors to draw from (any code of Marketo's table, or 502)" },
     { "drop_rate", "number", 0, "share of bulk calls whose connection is dropped" },
     { "lost_rate", "number", 0, "share of bulk calls carried out whose answer is dropped" },
     { "slow_rate", "number", 0, "share of bulk calls answered late" },
@@ -98,6 +101,13 @@ local function coerce(opt, v)
     return tostring(v)
 end
 
+local function known_codes()
+    local codes = {}
+    for code in pairs(MESSAGES) do codes[#codes + 1] = code end
+    table.sort(codes, function(a, b) return tonumber(a) < tonumber(b) end)
+    return table.concat(codes, ", ")
+end
+
 --- Defaults, as a fresh table.
 function M.defaults()
     local c = {}
@@ -118,6 +128,14 @@ function M.apply(conf, changes)
         if not opt then return nil, ("unknown option '%s'"):format(tostring(k)) end
         local value, msg = coerce(opt, v)
         if msg then return nil, msg end
+        if k == "error_codes" then
+            for _, code in ipairs(value) do
+                if not MESSAGES[code] then
+                    return nil, ("option error_codes: '%s' is not an error code the sandbox "
+                        .. "knows (one of %s)"):format(code, known_codes())
+                end
+            end
+        end
         staged[k] = value
     end
     for k, v in pairs(staged) do conf[k] = v end
