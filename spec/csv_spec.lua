@@ -272,6 +272,61 @@ describe("marketo.csv lenient mode", function()
     end)
 end)
 
+describe("marketo.csv reader's lazy row", function()
+    local path
+    before_each(function() path = os.tmpname() end)
+    after_each(function() os.remove(path) end)
+
+    it("hands out the current row's fields by name or column, as next() moves on", function()
+        write_file(path, 'email,name,n\nA@X.COM,"Ann, Jr",1\n\nb@x.com,"Bo\nB",2\n')
+        local r = assert(csv.open(path))
+        local row = r:row()
+        assert.equal(row, r:row() and row) -- one table for all rows
+        local line, offset = r:next()
+        assert.same({ 2, 13 }, { line, offset })
+        assert.equal("A@X.COM", row.email)
+        assert.equal("Ann, Jr", row[2])
+        assert.equal("1", row.n)
+        assert.is_nil(row.nope)
+        assert.is_nil(row[4])
+        local seen, honours = {}, false -- __pairs: Lua 5.2+, not LuaJIT's default build
+        pairs(setmetatable({}, { __pairs = function(t) honours = true; return next, t end }))
+        for k, v in pairs(row) do seen[#seen + 1] = k .. "=" .. v end
+        assert.same(honours and { "email=A@X.COM", "name=Ann, Jr", "n=1" } or {}, seen)
+        line = r:next()
+        assert.equal(4, line) -- the blank line 3 skipped
+        assert.equal("Bo\nB", row.name)
+        assert.is_nil(r:next())
+        r:close()
+        assert.is_nil(row.email) -- a closed reader has no row
+    end)
+
+    it("is read-only, and strict about names when asked", function()
+        write_file(path, "a,b\n1,2\n")
+        local r = assert(csv.open(path))
+        local row, strict = r:row(), r:row(true)
+        assert(r:next())
+        assert.error_matches(function() row.a = "x" end, "the source row is read-only ('a')",
+            1, true)
+        assert.equal("1", row.a)
+        assert.is_nil(row.zz)
+        assert.error_matches(function() return strict.zz end, "the source has no column 'zz'")
+        assert.equal("2", strict.b)
+        r:close()
+    end)
+
+    it("passes a strict failure on from next()", function()
+        write_file(path, 'a,b\n1,2\n3,"x\n')
+        local r = assert(csv.open(path))
+        assert.equal(2, (r:next()))
+        local ok, msg, code = r:next()
+        assert.is_nil(ok)
+        assert.equal("CSV_UNBALANCED_QUOTE", code)
+        assert.matches(":3:3:", msg, 1, true)
+        r:close()
+    end)
+end)
+
 describe("marketo.csv reader misuse and lifecycle", function()
     local path
     before_each(function()

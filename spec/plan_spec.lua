@@ -72,6 +72,52 @@ describe("marketo.plan", function()
         assert.equal(rows + 1, lines[#lines])
     end)
 
+    describe("a row as mapping functions see it", function()
+        local small
+        -- rows are read lazily where pairs() honours __pairs (Lua 5.2+); on
+        -- LuaJIT's default build each row is a plain table, as it always was
+        local lazy = false
+        pairs(setmetatable({}, { __pairs = function(t) lazy = true; return next, t end }))
+        before_each(function()
+            small = dir .. "/row.csv"
+            local f = assert(io.open(small, "wb"))
+            f:write("Mail,Name,Score\nann@example.com,Ann,7\nbo@example.com,Bo,8\n")
+            f:close()
+        end)
+
+        it("reads by name, walks with pairs, and answers nil for a missing column",
+            function()
+                local p = assert(plan.build({ sources = { small }, format = "csv", work_dir = dir,
+                    mapping = { { "email", function(row) return row.Mail end },
+                        { "all", function(row)
+                            local n = 0
+                            for _, v in pairs(row) do n = n + #v end
+                            return n
+                        end },
+                        { "middle", function(row) return row.Middle or "-" end } } }))
+                local f = assert(io.open(p.parts[1].path, "rb"))
+                local text = f:read("a")
+                f:close()
+                assert.equal("email,all,middle\nann@example.com,19,-\nbo@example.com,17,-\n",
+                    text)
+                assert.equal(2, p.rows.read)
+            end)
+
+        if lazy then
+            it("cannot be written to: the row is invalid, naming its line", function()
+                local ok, msg, code = plan.build({ sources = { small }, format = "csv",
+                    work_dir = dir, mapping = { { "email", function(row)
+                        row.Mail = row.Mail:upper()
+                        return row.Mail
+                    end } } })
+                assert.is_nil(ok)
+                assert.equal("INVALID_ROW", code)
+                assert.matches("row.csv:2:", msg, 1, true)
+                assert.matches("read-only", msg, 1, true)
+            end)
+        end
+    end)
+
     describe("with workers", function()
         local share_bytes
         before_each(function() share_bytes, csv.SHARE_BYTES = csv.SHARE_BYTES, 4096 end)

@@ -65,6 +65,11 @@ marketo_csv_writer *marketo_csv_check_writer(lua_State *L, int idx);
  * CSV_END, or -1 with the failure triple pushed. */
 int marketo_csv_reader_next(lua_State *L, marketo_csv_reader *r, int capture);
 
+/* Pushes the row of the reader at index `reader` (csv_row.c): fields of its
+ * current record by header name or column number, read-only; with strict,
+ * an unknown name raises, else it is nil. */
+void marketo_csv_push_row(lua_State *L, int reader, int strict);
+
 /* Row building: fields in order, then end. `clean` promises the value
  * needs no quoting. end() returns 0, or -1 with the failure triple pushed. */
 int marketo_csv_writer_field(lua_State *L, marketo_csv_writer *w,

@@ -145,27 +145,6 @@ static int map_run(lua_State *L)
     return 1;
 }
 
-/* row.name in a mapping function: the field of the current record, made a
- * string only when asked for. Upvalues: the reader, name -> index. */
-static int row_index(lua_State *L)
-{
-    marketo_csv_reader *r = (marketo_csv_reader *)lua_touserdata(L, lua_upvalueindex(1));
-    lua_Integer i;
-    size_t len;
-    const char *p;
-
-    lua_pushvalue(L, 2);
-    lua_rawget(L, lua_upvalueindex(2));
-    if (lua_isnil(L, -1))
-        return luaL_error(L, "the source has no column '%s'", lua_tostring(L, 2));
-    i = lua_tointeger(L, -1) - 1;
-    if (r->fd < 0 || i >= r->s.nf)
-        return 0;
-    p = csv_field(&r->s, (int)i, &len);
-    lua_pushlstring(L, p, len);
-    return 1;
-}
-
 /* Writes the value a mapping function returned (at the stack top). */
 static void put_value(lua_State *L, marketo_csv_writer *w, int col)
 {
@@ -196,27 +175,6 @@ static void put_value(lua_State *L, marketo_csv_writer *w, int col)
                    "nil expected)", col, luaL_typename(L, -1));
     marketo_csv_writer_field(L, w, p, len, 0);
     lua_pop(L, 1);
-}
-
-/* Pushes the row table of map_lua: empty, its fields come from __index. */
-static void push_row(lua_State *L, int reader, const marketo_csv_reader *r)
-{
-    int i;
-
-    lua_newtable(L);                                    /* row */
-    lua_createtable(L, 0, 1);                           /* row mt */
-    lua_pushvalue(L, reader);                           /* row mt reader */
-    lua_createtable(L, 0, r->s.expect);                 /* row mt reader index */
-    lua_rawgeti(L, LUA_REGISTRYINDEX, r->names);        /* row mt reader index names */
-    for (i = 1; i <= r->s.expect; i++) {
-        lua_rawgeti(L, -1, i);
-        lua_pushinteger(L, i);
-        lua_rawset(L, -4);
-    }
-    lua_pop(L, 1);                                      /* row mt reader index */
-    lua_pushcclosure(L, row_index, 2);                  /* row mt index_fn */
-    lua_setfield(L, -2, "__index");                     /* row mt */
-    lua_setmetatable(L, -2);                            /* row */
 }
 
 /* Calls filter(row, line) (at index 5); if it drops the row, on_filter
@@ -285,7 +243,7 @@ static int map_lua(lua_State *L)
     lua_settop(L, 6);
     luaL_argcheck(L, r->names != LUA_NOREF, 1, "the reader has no header");
     cols = compile(L, 3, w->delim, &n); /* at 7 */
-    push_row(L, 1, r);                  /* at 8 */
+    marketo_csv_push_row(L, 1, 1);      /* at 8 */
     /* the functions at 9.., so each call takes them from the stack, not fns */
     luaL_checkstack(L, n + LUA_MINSTACK, "too many output columns");
     for (i = 0; i < n; i++)

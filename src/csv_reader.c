@@ -337,6 +337,33 @@ static int reader_range(lua_State *L)
     return 1;
 }
 
+/* next() -> line, offset | nil at the end | nil, msg, code: the next row,
+ * its fields left in the reader for row() to hand out one by one. */
+static int reader_next(lua_State *L)
+{
+    marketo_csv_reader *r = marketo_csv_check_reader(L, 1);
+    int st = marketo_csv_reader_next(L, r, 1);
+
+    if (st < 0)
+        return 3;
+    if (st == CSV_END) {
+        lua_pushnil(L);
+        return 1;
+    }
+    marketo_pushsize(L, r->s.rec_line);
+    marketo_pushsize(L, r->s.rec_off);
+    return 2;
+}
+
+/* row([strict]) -> the reader's row: the fields of the record the last
+ * next() (or read()) found, by name or column number (see csv_row.c). */
+static int reader_row(lua_State *L)
+{
+    marketo_csv_check_reader(L, 1);
+    marketo_csv_push_row(L, 1, lua_toboolean(L, 2));
+    return 1;
+}
+
 /* header() -> a fresh array of the column names, or nil without a header */
 static int reader_header(lua_State *L)
 {
@@ -392,8 +419,10 @@ void marketo_csv_reader_open(lua_State *L)
         {"close", reader_close},
         {"header", reader_header},
         {"header_bytes", reader_header_bytes},
+        {"next", reader_next},
         {"range", reader_range},
         {"read", reader_read},
+        {"row", reader_row},
         {"stats", reader_stats},
         {NULL, NULL}
     };

@@ -29,6 +29,13 @@
 --   reader:read([t [, named]]) -> t, line, offset | nil (end) | nil, msg, code
 --       fills t (or a new table) with the fields as strings, by position or,
 --       if named, by header name; reusing t saves a table per row.
+--   reader:next() -> line, offset | nil (end) | nil, msg, code: the next row,
+--       its fields left for reader:row() to hand out
+--   reader:row([strict]) -> one read-only table for all rows: the fields of
+--       the row next() (or read()) found, by header name or column number,
+--       each made a string only when read; pairs() walks them in header order
+--       (Lua 5.2+). An unknown name is nil, or raises if strict. Mapping
+--       functions that read a few columns of a wide file run much faster so.
 --   reader:rows([{ named = false, reuse = false }]) -> iterator of row, line,
 --       offset (raises on a failure; use read() to get it as values)
 --   reader:rejects() -> the kept rejects (lenient, no on_reject)
@@ -200,6 +207,8 @@ Reader.__index = Reader
 
 function Reader:header() return self._r:header() end
 function Reader:read(t, named) return self._r:read(t, named) end
+function Reader:next() return self._r:next() end
+function Reader:row(strict) return self._r:row(strict) end
 function Reader:stats() return self._r:stats() end
 function Reader:rejects() return self._rejects end
 function Reader:close() return self._r:close() end

@@ -25,6 +25,12 @@ local workers = require("marketo.workers")
 
 local M = {}
 
+-- A row read lazily (reader:row()) must still work with pairs(), which
+-- honours __pairs on Lua 5.2+ but not on LuaJIT's default build: there each
+-- row stays a plain table filled with every field.
+local LAZY_ROWS = false
+pairs(setmetatable({}, { __pairs = function(t) LAZY_ROWS = true; return next, t, nil end }))
+
 local EXT = { csv = "csv", tsv = "tsv", ssv = "csv" }
 
 local function fail(code, msg)
@@ -117,10 +123,18 @@ local function map_rows(o, source, index, acc, m, share, k)
     writer, msg, code = csv.writer(work_pattern(o, index, k), { format = o.format,
         header = m:names(), max_bytes = o.max_bytes, lines = lines_path(o, index, k) })
     if not writer then reader:close(); return nil, msg, code end
-    local row, named, out = {}, {}, {}
+    -- the reader's row hands out only the fields the functions read
+    local lazy = LAZY_ROWS and reader:row()
+    local row, named, out = lazy or {}, lazy or {}, {}
     local result, rmsg, rcode = true, nil, nil
     while true do
-        local got, line, third = reader:read(row)
+        local got, line, third
+        if lazy then
+            line, got, third = reader:next()
+            if line == nil then got, line = nil, got end
+        else
+            got, line, third = reader:read(row)
+        end
         if got == nil then
             if line ~= nil then result, rmsg, rcode = nil, line, third end
             break
