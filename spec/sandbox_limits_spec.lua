@@ -158,27 +158,20 @@ end)
 
 describe("marketo.sandbox faults", function()
     it("answers the transient errors it is told to", function()
-        sb.control{ error_rate = 1, error_codes = { "604" } }
-        local _, res = sb.api_get("/bulk/v1/leads/batch/1.json", token)
-        assert_error(res, "604", "Request time-out")
-        sb.control{ error_codes = { "608" } }
-        _, res = sb.api_get("/bulk/v1/leads/batch/1.json", token)
-        assert_error(res, "608", "API Temporarily Unavailable")
-        sb.control{ error_codes = { "611" } }
-        _, res = sb.api_get("/bulk/v1/leads/batch/1.json", token)
-        assert_error(res, "611", "System error")
-        sb.control{ error_codes = { "615" } }
-        _, res = sb.api_get("/bulk/v1/leads/batch/1.json", token)
-        assert_error(res, "615", "Concurrent access limit '10' reached")
-        sb.control{ error_codes = { "614" } }
-        _, res = sb.api_get("/bulk/v1/leads/batch/1.json", token)
-        assert_error(res, "614", "Invalid Subscription")
-        sb.control{ error_codes = { "713" } }
-        _, res = sb.api_get("/bulk/v1/leads/batch/1.json", token)
-        assert_error(res, "713", "Transient Error")
-        sb.control{ error_codes = { "719" } }
-        _, res = sb.api_get("/bulk/v1/leads/batch/1.json", token)
-        assert_error(res, "719", "Lock wait timeout exception")
+        sb.control{ error_rate = 1 }
+        for _, want in ipairs({
+            { "604", "Request time-out" },
+            { "608", "API Temporarily Unavailable" },
+            { "611", "System error" },
+            { "615", "Concurrent access limit '10' reached" },
+            { "614", "Invalid Subscription" },
+            { "713", "Transient Error" },
+            { "719", "Lock wait timeout exception" },
+        }) do
+            sb.control{ error_codes = { want[1] } }
+            local _, res = sb.api_get("/bulk/v1/leads/batch/1.json", token)
+            assert_error(res, want[1], want[2])
+        end
         sb.control{ error_codes = { "502" } }
         local status, body = sb.api_get("/bulk/v1/leads/batch/1.json", token)
         assert.equal(502, status)
