@@ -110,7 +110,7 @@
 --   a row and together covering everything after the header (the first has
 --   no line: it starts where the header ends). opts: format, max_row.
 --
--- csv.file_size(path) -> bytes | nil, msg, code
+-- csv.file_size(path) -> bytes | nil, msg
 local core = require("marketo.core")
 local workers = require("marketo.workers")
 
@@ -393,10 +393,10 @@ local function map_share(src, dst, mapping, opts, share, bare)
     return result
 end
 
---- file_size(path) -> bytes | nil, msg, code: what a file holds now.
+--- file_size(path) -> bytes | nil, msg: what a file holds now.
 function M.file_size(path)
-    local f, msg, code = io.open(path, "rb")
-    if not f then return nil, msg, code end
+    local f, msg = io.open(path, "rb")
+    if not f then return nil, msg end
     local size = f:seek("end")
     f:close()
     return size
