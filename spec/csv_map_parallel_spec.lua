@@ -212,6 +212,20 @@ describe("csv.map with workers", function()
         end)
     end
 
+    it("says which lines one file holds when the first shares wrote no row", function()
+        sample(src, ",", 600)
+        local function late(row) return tonumber(row.id) > 500 end
+        local a = assert(csv.map(src, dir .. "/one.csv", MAPPING, { filter = late }))
+        local b = assert(csv.map(src, dir .. "/many.csv", MAPPING, { filter = late,
+            workers = 4 }))
+        assert.equal(100, b.rows)
+        assert.is_true(a.parts[1].first_line > 500)
+        b.parts[1].path = a.parts[1].path
+        a.fast, b.fast = nil, nil
+        assert.same(a, b)
+        assert.equal(read_all(dir .. "/one.csv"), read_all(dir .. "/many.csv"))
+    end)
+
     it("writes the same parts, numbered in order, with the same lines files", function()
         sample(src, ",", 900)
         local a, b = both({ max_bytes = 2000, lines = true }, 3)

@@ -524,9 +524,17 @@ local function map_parallel(src, dst, mapping, opts, shares)
     if not opts.max_bytes then
         local ok, amsg, acode = gather(dst)
         if not ok then return nil, amsg, acode end
-        out.parts[1].bytes, out.parts[1].rows = file_size(dst), out.rows
-        out.parts[1].last_line = out.parts[#out.parts].last_line
-        for i = #out.parts, 2, -1 do out.parts[i] = nil end
+        -- one file: its lines run from the first share that wrote a row to the last
+        local one = out.parts[1]
+        one.bytes, one.rows = file_size(dst), out.rows
+        for i = 2, #out.parts do
+            local part = out.parts[i]
+            if part.rows > 0 then
+                if one.first_line == 0 then one.first_line = part.first_line end
+                one.last_line = part.last_line
+            end
+            out.parts[i] = nil
+        end
     end
     if opts.lines then
         local ok, lmsg, lcode = gather(opts.lines)
