@@ -282,6 +282,22 @@ describe("csv.map with workers", function()
         assert.same({}, leftovers(dir))
     end)
 
+    it("gives a bad row's failure before a later function's error, as one process does",
+        function()
+            sample(src, ",", 700, { bad_every = 100 }) -- row 100: too many fields
+            local function failing(v)
+                if v == "650" then error("no row 650", 0) end
+                return v
+            end
+            local spec = { { to = "id", from = "id", fn = failing } }
+            local one = { csv.map(src, dir .. "/x%02d.csv", spec, { max_bytes = 4000 }) }
+            local many = { csv.map(src, dir .. "/y%02d.csv", spec, { max_bytes = 4000,
+                workers = 3 }) }
+            assert.equal("CSV_FIELD_COUNT", one[3])
+            assert.same(one, many)
+            assert.same({}, leftovers(dir))
+        end)
+
     it("stays in this process when callbacks must see every event", function()
         sample(src, ",", 300, { bad_every = 100 })
         local filtered, rejected, pid = 0, 0, core.getpid()

@@ -469,29 +469,32 @@ end
 local function map_parallel(src, dst, mapping, opts, shares)
     local n = #shares
     local function tagged(path, k) return k > 1 and path and path .. ".w" .. k or path end
-    local done, results, msg, code = pcall(workers.run, n, function(k)
+    -- a worker's raise comes back as a value too, so that the first failure
+    -- in file order wins whatever its kind, as in one process
+    local results, msg, code = workers.run(n, function(k)
         local sub = {}
         for key, v in pairs(opts) do sub[key] = v end
         sub.lines = tagged(opts.lines, k)
-        local res, emsg, ecode = map_share(src, tagged(dst, k), mapping, sub, shares[k],
-            k > 1 and not opts.max_bytes)
+        local done, res, emsg, ecode = pcall(map_share, src, tagged(dst, k), mapping, sub,
+            shares[k], k > 1 and not opts.max_bytes)
+        if not done then return { raised = tostring(res) } end
         return res and { result = res } or { msg = emsg, code = ecode }
     end)
-    local failed
-    if done and results then
-        for _, res in ipairs(results) do
-            if not res.result then failed = res; break end
-        end
+    local failed = not results and { msg = msg, code = code } or nil
+    for _, res in ipairs(results or {}) do
+        if not res.result then failed = res; break end
     end
-    if not done or not results or failed then
-        for k = 2, n do
+    if failed then
+        for k = 2, n do -- the later shares' files were only ever temporary
             if opts.lines then os.remove(tagged(opts.lines, k)) end
-            if not opts.max_bytes then os.remove(tagged(dst, k)) end
-            for _, part in ipairs(results and results[k] and results[k].result
-                and results[k].result.parts or {}) do os.remove(part.path) end
+            if opts.max_bytes then
+                local i = 1
+                while os.remove(tagged(dst, k):format(i)) do i = i + 1 end
+            else
+                os.remove(tagged(dst, k))
+            end
         end
-        if not done then error(results, 0) end
-        if not results then return nil, msg, code end
+        if failed.raised then error(failed.raised, 0) end
         return nil, failed.msg, failed.code
     end
     local out = { rows = 0, rejected = 0, filtered = 0, blank = 0, fast = false, rejects = {},

@@ -175,11 +175,13 @@ local function map_rows_parallel(o, source, index, acc, m, shares)
     local results, msg, code = workers.run(#shares, function(k)
         local mine = { parts = {}, rows = { read = 0, filtered = 0, rejected = 0 },
             rejects = {} }
-        local ok, emsg, ecode = map_rows(o, source, index, mine, m, shares[k], k)
+        local done, ok, emsg, ecode = pcall(map_rows, o, source, index, mine, m, shares[k], k)
+        if not done then return { raised = tostring(ok) } end
         return ok and { acc = mine } or { msg = emsg, code = ecode }
     end)
     if not results then return nil, msg, code end
-    for _, res in ipairs(results) do
+    for _, res in ipairs(results) do -- the first failure in file order, of either kind
+        if res.raised then error(res.raised, 0) end
         if not res.acc then return nil, res.msg, res.code end
     end
     for _, res in ipairs(results) do
