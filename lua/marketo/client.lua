@@ -141,21 +141,25 @@ local function snippet(body)
     return body
 end
 
+-- A non-200 answer: Marketo's error envelope when it sent one, else the status.
+function Client:status_error(res, call)
+    local doc = is_json(res) and json.decode(res.body or "") or nil
+    if type(doc) == "table" and doc.success == false then
+        return self:envelope_error(doc, call, res.status)
+    end
+    return self:new_error{ code = "HTTP_" .. res.status, status = res.status,
+        call = call, message = "HTTP status " .. res.status }
+end
+
 -- A JSON answer: the decoded envelope, or an error value.
 function Client:check_json(res, call)
-    local doc = is_json(res) and json.decode(res.body or "") or nil
-    if res.status ~= 200 then
-        if type(doc) == "table" and doc.success == false then
-            return nil, self:envelope_error(doc, call, res.status)
-        end
-        return nil, self:new_error{ code = "HTTP_" .. res.status, status = res.status,
-            call = call, message = "HTTP status " .. res.status }
-    end
+    if res.status ~= 200 then return nil, self:status_error(res, call) end
     if not is_json(res) then
         return nil, self:new_error{ code = "BAD_RESPONSE", call = call, status = res.status,
             message = "expected JSON, got content type "
                 .. tostring(res.headers and res.headers["content-type"]) }
     end
+    local doc = json.decode(res.body or "")
     if type(doc) ~= "table" then
         return nil, self:new_error{ code = "BAD_RESPONSE", call = call, status = res.status,
             message = "unparsable JSON: " .. snippet(res.body) }
@@ -168,21 +172,14 @@ end
 -- empty body), or an error value when Marketo sent an error envelope instead.
 function Client:check_file(res, call)
     if res.status == 404 then return false end
-    if res.status == 200 and is_json(res) then
+    if res.status ~= 200 then return nil, self:status_error(res, call) end
+    if is_json(res) then
         local doc = json.decode(res.body or "")
         if type(doc) == "table" and doc.success == false then
             return nil, self:envelope_error(doc, call, res.status)
         end
         return nil, self:new_error{ code = "BAD_RESPONSE", call = call, status = 200,
             message = "expected a file, got JSON: " .. snippet(res.body) }
-    end
-    if res.status ~= 200 then
-        local doc = is_json(res) and json.decode(res.body or "") or nil
-        if type(doc) == "table" and doc.success == false then
-            return nil, self:envelope_error(doc, call, res.status)
-        end
-        return nil, self:new_error{ code = "HTTP_" .. res.status, status = res.status,
-            call = call, message = "HTTP status " .. res.status }
     end
     if res.body == nil or res.body == "" then return false end
     return res.body

@@ -17,11 +17,9 @@ local function help()
         .. " means true):\n" .. config.help()
 end
 
-function M.main(argv, out, err)
-    if argv[2] == "--help" or argv[2] == "-h" then
-        out:write(help())
-        return 0
-    end
+-- The options of the command line, over those of --config FILE.json: flags
+-- win, so a script can reuse one file and vary a value. Or nil, msg, usage?
+local function options_of(argv)
     local file
     if argv[2] == "--config" then
         file = argv[3]
@@ -29,27 +27,28 @@ function M.main(argv, out, err)
         table.remove(argv, 2)
     end
     local changes, msg = config.parse_args(argv, 2)
-    if not changes then
-        err:write("marketo-bulk sandbox: ", msg, "\n", M.usage)
-        return 2
-    end
+    if not changes then return nil, msg, true end
     if file then
-        -- Flags win over the file, so a script can reuse one file and vary a value.
         local from_file
         from_file, msg = config.load_file(file)
-        if not from_file then
-            err:write("marketo-bulk sandbox: ", msg, "\n")
-            return 2
-        end
+        if not from_file then return nil, msg end
         for k, v in pairs(from_file) do
             if changes[k] == nil then changes[k] = v end
         end
     end
-    local sandbox = require("marketo.sandbox")
+    return changes
+end
+
+function M.main(argv, out, err)
+    if argv[2] == "--help" or argv[2] == "-h" then
+        out:write(help())
+        return 0
+    end
+    local changes, msg, with_usage = options_of(argv)
     local sb
-    sb, msg = sandbox.new(changes)
+    if changes then sb, msg = require("marketo.sandbox").new(changes) end
     if not sb then
-        err:write("marketo-bulk sandbox: ", msg, "\n")
+        err:write("marketo-bulk sandbox: ", msg, "\n", with_usage and M.usage or "")
         return 2
     end
     core.catch_signals()

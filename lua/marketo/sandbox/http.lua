@@ -89,21 +89,22 @@ local function wait_for(what, timeout)
     if not coroutine.yield(what, timeout) then error(CLOSED, 0) end
 end
 
-function Conn:fill()
+-- Up to n bytes from the socket, at least one: waits while it has none.
+function Conn:receive(n)
     while true do
-        local data, err, partial = self.sock:receive(BLOCK)
+        local data, err, partial = self.sock:receive(n)
         data = data or partial
-        if data and #data > 0 then
-            if self.pos > #self.buf then self.buf = data
-            else self.buf = sub(self.buf, self.pos) .. data end
-            self.pos = 1
-            return
-        elseif err == "timeout" then
-            wait_for("read")
-        else
-            error(CLOSED, 0)
-        end
+        if data and #data > 0 then return data end
+        if err ~= "timeout" then error(CLOSED, 0) end
+        wait_for("read")
     end
+end
+
+function Conn:fill()
+    local data = self:receive(BLOCK)
+    if self.pos > #self.buf then self.buf = data
+    else self.buf = sub(self.buf, self.pos) .. data end
+    self.pos = 1
 end
 
 -- A line without its CRLF (a bare LF is accepted too); a longer one is refused
@@ -135,16 +136,9 @@ function Conn:read_into(parts, n)
     self.buf, self.pos = "", 1
     local need = n - have
     while need > 0 do
-        local data, err, partial = self.sock:receive(need)
-        data = data or partial
-        if data and #data > 0 then
-            parts[#parts + 1] = data
-            need = need - #data
-        elseif err == "timeout" then
-            wait_for("read")
-        else
-            error(CLOSED, 0)
-        end
+        local data = self:receive(need)
+        parts[#parts + 1] = data
+        need = need - #data
     end
 end
 
