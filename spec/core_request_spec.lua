@@ -7,19 +7,10 @@ local json = require("cjson")
 
 local it_54 = (_VERSION >= "Lua 5.4") and it or pending
 
-local function temp_file(data)
-    local path = os.tmpname()
-    local f = assert(io.open(path, "wb"))
-    f:write(data)
-    f:close()
-    return path
-end
+local temp_file = require("spec.support.files").temp_file
 
 local function read_file(path)
-    local f = assert(io.open(path, "rb"))
-    local data = f:read("*a")
-    f:close()
-    return data
+    return assert(require("spec.support.files").read(path))
 end
 
 -- Performs req (closed afterwards) and returns status, decoded JSON body.

@@ -7,13 +7,7 @@ local server = require("spec.support.server")
 local app = require("spec.support.echo_app")
 local json = require("cjson")
 
-local function temp_file(data)
-    local path = os.tmpname()
-    local f = assert(io.open(path, "wb"))
-    f:write(data)
-    f:close()
-    return path
-end
+local temp_file = require("spec.support.files").temp_file
 
 describe("marketo.http", function()
     local echo = server.fixture("spec.support.echo_app")

@@ -2,12 +2,7 @@
 local plan = require("marketo.plan")
 local csv = require("marketo.csv")
 
-local function tmpdir()
-    local p = io.popen("mktemp -d")
-    local d = p:read("*l")
-    p:close()
-    return d
-end
+local tmpdir = require("spec.support.files").tmpdir
 
 -- A file of about `mb` megabytes: email, name, score.
 local function big_csv(path, mb)

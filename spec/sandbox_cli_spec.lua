@@ -5,13 +5,7 @@ local socket = require("socket")
 
 local BIN = os.getenv("MARKETO_BULK_BIN")
 
-local function read(path)
-    local f = io.open(path, "rb")
-    if not f then return nil end
-    local s = f:read("a")
-    f:close()
-    return s
-end
+local read = require("spec.support.files").read
 
 local function sh(cmd)
     local p = assert(io.popen(cmd .. " 2>&1; echo \"EXIT $?\""))

@@ -13,11 +13,7 @@ local CAR_FAILURES = "color,make,model, vin,Import Failure Reason\n"
 
 local sb, dir
 
-local function write(path, text)
-    local f = assert(io.open(path, "wb"))
-    f:write(text)
-    f:close()
-end
+local write = require("spec.support.files").write
 
 setup(function()
     sb = sandbox.start{ speed = 0 }

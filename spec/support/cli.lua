@@ -4,13 +4,13 @@
 --   local r = cli.run({ "import", "leads", path }, { env = sandbox_env(sb), cwd = dir })
 --   r.status, r.out, r.err
 --   local job = cli.start({ ... }, opts)   -- in the background: job.pid, job:wait()
+local files = require("spec.support.files")
+
 local M = {}
 
 local BIN = os.getenv("MARKETO_BULK_BIN")
 
-local function q(s)
-    return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+local q = files.q
 
 local function slurp(path)
     local f = io.open(path, "rb")
@@ -100,19 +100,7 @@ function M.env_of(sb)
 end
 
 --- Files and the sandbox's inspection endpoints, for the pipeline specs.
-function M.write(path, text)
-    local f = assert(io.open(path, "wb"))
-    f:write(text)
-    f:close()
-end
-
-function M.read(path)
-    local f = io.open(path, "rb")
-    if not f then return nil end
-    local s = f:read("a")
-    f:close()
-    return s
-end
+M.write, M.read, M.tmpdir, M.rmdir = files.write, files.read, files.tmpdir, files.rmdir
 
 function M.read_json(path)
     return assert(require("marketo.json").decode(assert(M.read(path))))
@@ -138,18 +126,6 @@ function M.leads_csv(path, n, o)
         out[#out + 1] = ('%s,First%d,"Last, %d",Acme %d,%s'):format(email, i, i, i % 7, score)
     end
     M.write(path, table.concat(out, "\n") .. "\n")
-end
-
---- A fresh temporary folder.
-function M.tmpdir()
-    local p = io.popen("mktemp -d")
-    local d = p:read("l")
-    p:close()
-    return d
-end
-
-function M.rmdir(d)
-    if d and d:match("^/tmp/") then os.execute("rm -rf " .. q(d)) end
 end
 
 return M

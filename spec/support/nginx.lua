@@ -29,17 +29,7 @@ end
 
 M.ROOT = root_dir()
 
-local function shell_quote(s)
-    return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function read(path)
-    local f = io.open(path, "rb")
-    if not f then return nil end
-    local text = f:read("a")
-    f:close()
-    return text
-end
+local shell_quote, read = require("spec.support.files").q, require("spec.support.files").read
 
 local function free_port()
     local s = assert(socket.bind("127.0.0.1", 0))
@@ -91,11 +81,7 @@ local function wait_up(n, deadline)
     end
 end
 
-local function write(path, text)
-    local f = assert(io.open(path, "wb"))
-    f:write(text)
-    f:close()
-end
+local write = require("spec.support.files").write
 
 local function is_root()
     local p = assert(io.popen("id -u"))
