@@ -130,8 +130,10 @@ local function map_rows(o, source, index, acc, m, share, k)
     while true do
         local got, line, third
         if lazy then
-            line, got, third = reader:next()
-            if line == nil then got, line = nil, got end
+            -- next() answers line, offset | nil | nil, msg, code: as read() would
+            -- with the row in front
+            local l, offset, ecode = reader:next()
+            got, line, third = l and lazy, l or offset, ecode
         else
             got, line, third = reader:read(row)
         end
