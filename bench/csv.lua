@@ -2,7 +2,8 @@
 -- Baselines are timed from outside; ours time the call inside the child (as
 -- the runner would make it), and the start-up of such a process (Lua and
 -- marketo.core with libcurl) is printed once on its own. Ours report their
--- peak RSS (VmHWM). Mapped outputs must equal Python's byte for byte.
+-- peak RSS (VmHWM, and GNU time's for workers). Mapped outputs must equal
+-- Python's byte for byte.
 local root = arg[1]
 package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. package.path
 package.cpath = root .. "/build/lua5.4/?.so;" .. package.cpath
@@ -84,12 +85,16 @@ local function best(n, cmd, after)
 end
 
 -- Best of n of ours: the time and peak RSS the child reports.
+-- The peak RSS is the largest of the child's own and, by GNU time (which
+-- sees the processes it reaped), that of any worker the child forked.
 local function ours(n, cmd)
     local t, rss = math.huge, 0
     for _ = 1, n do
-        local _, out = timed(cmd)
+        local _, out = timed("/usr/bin/time -f 'RSS %M' " .. cmd .. " 2>&1")
         local dt, kb = out:match("^(%S+) (%d+)")
-        t, rss = math.min(t, tonumber(dt)), math.max(rss, tonumber(kb))
+        local all = out:match("RSS (%d+)")
+        t = math.min(t, tonumber(dt))
+        rss = math.max(rss, tonumber(kb), tonumber(all))
     end
     return t, rss
 end
