@@ -35,7 +35,7 @@ local result, msg = import.run({
     part_bytes = 60000,                  -- small parts, to show the scheduler at work
     journal = work .. "/crm-leads.journal",
     report = work .. "/crm-leads.report.json",
-    on_event = require("marketo.progress").new({ out = io.stderr,
+    on_event = require("marketo.pipeline.progress").new({ out = io.stderr,
         tty = require("marketo.core").isatty(2) }),
 })
 if not result then

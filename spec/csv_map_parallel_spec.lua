@@ -1,9 +1,9 @@
--- Mapping with Lua functions on every core: marketo.workers (forked workers
+-- Mapping with Lua functions on every core: marketo.pipeline.workers (forked workers
 -- and what comes back from them), csv.shares (a file cut at row starts) and
 -- csv.map{ workers = n }, which must write exactly what one process writes.
 local csv = require("marketo.csv")
 local core = require("marketo.core")
-local workers = require("marketo.workers")
+local workers = require("marketo.pipeline.workers")
 local helper = require("spec.fixtures.csv.helper")
 
 local write_file, read_all = helper.write_file, helper.read_all
@@ -50,7 +50,7 @@ local function leftovers(dir)
     return names
 end
 
-describe("marketo.workers", function()
+describe("marketo.pipeline.workers", function()
     it("brings back each worker's result, in worker order, values intact", function()
         local weird = "nul\0cr\r\nquote\"backslash\\\255\1"
         local res = assert(workers.run(3, function(k)

@@ -1,4 +1,4 @@
-local journal = require("marketo.journal")
+local journal = require("marketo.pipeline.journal")
 
 local function tmpname()
     local p = os.tmpname()
@@ -12,7 +12,7 @@ local function append_raw(path, text)
     f:close()
 end
 
-describe("marketo.journal", function()
+describe("marketo.pipeline.journal", function()
     local path
     before_each(function() path = tmpname() end)
     after_each(function() os.remove(path) end)

@@ -1,4 +1,4 @@
-local limiter = require("marketo.limiter")
+local limiter = require("marketo.pipeline.limiter")
 
 -- A transport that records when each request went out, on a fake clock.
 local function fake_world()
@@ -24,7 +24,7 @@ local function busiest(sent, window)
     return most
 end
 
-describe("marketo.limiter", function()
+describe("marketo.pipeline.limiter", function()
     describe("kind_of", function()
         it("names each Marketo call", function()
             local b = "http://h"

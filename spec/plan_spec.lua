@@ -1,5 +1,5 @@
--- marketo.plan without a sandbox: what the pre-pass makes of a file.
-local plan = require("marketo.plan")
+-- marketo.pipeline.plan without a sandbox: what the pre-pass makes of a file.
+local plan = require("marketo.pipeline.plan")
 local csv = require("marketo.csv")
 
 local tmpdir = require("spec.support.files").tmpdir
@@ -22,7 +22,7 @@ local function big_csv(path, mb)
     return i
 end
 
-describe("marketo.plan", function()
+describe("marketo.pipeline.plan", function()
     local dir, src, rows
     setup(function()
         dir = tmpdir()

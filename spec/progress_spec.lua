@@ -1,4 +1,4 @@
-local progress = require("marketo.progress")
+local progress = require("marketo.pipeline.progress")
 local json = require("marketo.json")
 
 local function sink()
@@ -9,7 +9,7 @@ local function sink()
     return s
 end
 
-describe("marketo.progress", function()
+describe("marketo.pipeline.progress", function()
     it("redraws one line on a terminal: rows uploaded, parts, rows/s, ETA", function()
         local now = 0
         local out = sink()

@@ -1,7 +1,7 @@
-local report = require("marketo.report")
+local report = require("marketo.pipeline.report")
 local json = require("marketo.json")
 
-describe("marketo.report", function()
+describe("marketo.pipeline.report", function()
     local function filled()
         local r = report.new({ object = "leads", source = { "in.csv" } })
         r:count("read", 10)

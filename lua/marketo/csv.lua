@@ -95,7 +95,7 @@
 --              parts = writer:parts() }
 --   workers = n > 1 maps a file with Lua functions (fn or filter) on n cores:
 --   the file is cut into n shares (csv.shares) and each is mapped by a forked
---   copy of this process (marketo.workers). The output is what one process
+--   copy of this process (marketo.pipeline.workers). The output is what one process
 --   writes, byte for byte: the same file, or the same rows in numbered parts
 --   (a part never spans two shares, so there may be up to n - 1 more of
 --   them), the same lines file, rejects and counts, and the first failure in
@@ -112,7 +112,7 @@
 --
 -- csv.file_size(path) -> bytes | nil, msg
 local core = require("marketo.core")
-local workers = require("marketo.workers")
+local workers = require("marketo.pipeline.workers")
 
 local M = { _VERSION = "0.1.0" }
 

@@ -18,7 +18,7 @@
 --                  in_flight = 10 },
 --       part_bytes = nil,                 -- default: marketo.csv.PART_BYTES
 --       workers = 1,                      -- processes that map a file with Lua functions
---                                         -- (see marketo.plan: more than 1 is opt-in)
+--                                         -- (see marketo.pipeline.plan: more than 1 is opt-in)
 --       retry = nil,                      -- a retry policy (marketo.retry)
 --       client = nil,                     -- options for marketo.client (default: environment)
 --       dry_run = false, on_event = function(ev) end,
@@ -27,14 +27,14 @@
 --              report = the JSON document, report_path, journal = path, message, code }
 --
 -- Running it again with the same journal resumes: finished parts are never
--- sent again, none is skipped (see marketo.journal for the unknown case).
+-- sent again, none is skipped (see marketo.pipeline.journal for the unknown case).
 local csv = require("marketo.csv")
-local journal_mod = require("marketo.journal")
-local plan_mod = require("marketo.plan")
-local scheduler = require("marketo.scheduler")
-local report_mod = require("marketo.report")
+local journal_mod = require("marketo.pipeline.journal")
+local plan_mod = require("marketo.pipeline.plan")
+local scheduler = require("marketo.pipeline.scheduler")
+local report_mod = require("marketo.pipeline.report")
 local mapping_mod = require("marketo.mapping")
-local limiter = require("marketo.limiter")
+local limiter = require("marketo.pipeline.limiter")
 local json = require("marketo.json")
 
 local M = {}
@@ -374,7 +374,7 @@ end
 --- continue(journal, spec, o, object): the scheduling half of run, shared with resume.
 function M.continue(journal, spec, o, object)
     local result = { journal = o.journal, report_path = o.report }
-    local rt = spec.runtime or require("marketo.runtime").loop()
+    local rt = spec.runtime or require("marketo.pipeline.runtime").loop()
     local client, limited, msg, code
     client, limited = make_client(spec, rt)
     if not client then

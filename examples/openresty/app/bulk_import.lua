@@ -36,7 +36,7 @@ function M.progress(dict, id)
     return text and cjson.decode(text) or nil
 end
 
--- Folds the pipeline's events (marketo.scheduler) into the progress record.
+-- Folds the pipeline's events (marketo.pipeline.scheduler) into the progress record.
 local function tracker(dict, id, p)
     local handlers = {
         planned = function(ev)

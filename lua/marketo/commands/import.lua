@@ -3,7 +3,7 @@ local core = require("marketo.core")
 local import = require("marketo.import")
 local args = require("marketo.commands.args")
 local target = require("marketo.commands.target")
-local progress = require("marketo.progress")
+local progress = require("marketo.pipeline.progress")
 
 local M = {
     summary = "import a file of leads, custom objects or program members",

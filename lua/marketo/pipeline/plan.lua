@@ -1,4 +1,4 @@
---- marketo.plan: the pre-pass of an import. Every row of every source is read,
+--- marketo.pipeline.plan: the pre-pass of an import. Every row of every source is read,
 -- mapped and validated before anything is sent, so a malformed row at line
 -- 2,000,000 never leaves a file half-imported; then the rows are cut into
 -- parts under Marketo's size limit.
@@ -14,14 +14,14 @@
 -- the header in front. A mapping that only renames, reorders, drops or sets
 -- constants runs in C (csv.map); one with Lua functions, a filter or a
 -- validation runs here, row by row: with workers > 1, in that many processes
--- at once, each over its own share of the file (see marketo.workers: the
+-- at once, each over its own share of the file (see marketo.pipeline.workers: the
 -- functions then run in copies of this process, so what one of them keeps
 -- between rows is seen only by the rows of its share). Either way the writer
 -- also keeps the source line of every row it writes in a lines file, so that
 -- failures can be tied back to the source.
 local csv = require("marketo.csv")
 local mapping_mod = require("marketo.mapping")
-local workers = require("marketo.workers")
+local workers = require("marketo.pipeline.workers")
 
 local M = {}
 

@@ -1,4 +1,4 @@
---- marketo.limiter: keeps an instance's shared API budget. Wraps a transport
+--- marketo.pipeline.limiter: keeps an instance's shared API budget. Wraps a transport
 -- (anything with :request(req)) into one that never sends more than `calls`
 -- requests in any rolling `window` seconds nor more than `in_flight` at once,
 -- waiting (in a loop task: yielding) until a request may go. It also counts

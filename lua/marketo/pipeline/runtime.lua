@@ -1,4 +1,4 @@
---- marketo.runtime: the runtime the pipeline runs its concurrent work on
+--- marketo.pipeline.runtime: the runtime the pipeline runs its concurrent work on
 -- (see doc/internals.md), built on marketo.loop: coroutine tasks in one
 -- thread, libcurl transfers in flight together, timers on the monotonic clock.
 -- OpenResty has its own (marketo.resty.runtime) with the same five functions.

@@ -1,4 +1,4 @@
---- marketo.journal: the import's append-only record of where every part is.
+--- marketo.pipeline.journal: the import's append-only record of where every part is.
 -- One JSON object per line, each fsync'd before the import moves on (see
 -- src/journal.c), so after a crash the journal says, for every part, the last
 -- thing that surely happened to it:

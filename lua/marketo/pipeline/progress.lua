@@ -1,4 +1,4 @@
---- marketo.progress: feedback while an import runs. On a terminal, one line
+--- marketo.pipeline.progress: feedback while an import runs. On a terminal, one line
 -- redrawn in place (rows uploaded, parts importing/queued/done, rows/s, ETA);
 -- otherwise one JSON line per event, for logs.
 --

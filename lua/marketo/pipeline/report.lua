@@ -1,4 +1,4 @@
---- marketo.report: accounts for every input row of an import.
+--- marketo.pipeline.report: accounts for every input row of an import.
 -- The pipeline feeds it as it goes; at the end it must reconcile:
 --   read = imported + warned + failed + filtered + rejected + unsent
 -- (warned rows were imported too, with a warning; unsent rows belong to parts

@@ -1,4 +1,4 @@
---- marketo.scheduler: keeps Marketo's import pipeline full without tripping
+--- marketo.pipeline.scheduler: keeps Marketo's import pipeline full without tripping
 -- its limits. Each part goes planned -> sending -> uploaded -> finished ->
 -- fetched, and every step is in the journal before the next one starts.
 --
@@ -16,7 +16,7 @@
 local core = require("marketo.core")
 local results = require("marketo.results")
 local json = require("marketo.json")
-local plan_mod = require("marketo.plan")
+local plan_mod = require("marketo.pipeline.plan")
 
 local M = {}
 

@@ -1,4 +1,4 @@
---- marketo.workers: the same Lua function run in several processes at once.
+--- marketo.pipeline.workers: the same Lua function run in several processes at once.
 -- A Lua state runs on one core; a mapping with Lua functions over a big file
 -- is bound by the interpreter, so the file is cut into shares and each share
 -- is mapped by a forked copy of this process, which has the caller's
@@ -15,7 +15,7 @@
 -- worker ends on it at once). What a worker changes in its copy of the
 -- process (upvalues, globals, open files' buffers) stays in that copy.
 --
--- Not for OpenResty: an nginx worker must not fork (marketo.runtime never
+-- Not for OpenResty: an nginx worker must not fork (marketo.pipeline.runtime never
 -- asks for more than one there).
 local core = require("marketo.core")
 
