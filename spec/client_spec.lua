@@ -33,7 +33,7 @@ describe("marketo.client (sandbox)", function()
     end
 
     local function import(c)
-        return c:import_leads{ path = path, lookupField = "email" }
+        return c:import_leads{ path = path, lookup_field = "email" }
     end
 
     local function identity_calls_logged()

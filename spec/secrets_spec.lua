@@ -52,7 +52,7 @@ describe("secrets", function()
             error_codes = { "502", "604", "608", "611", "615" } }
         local c = new_client()
         for _ = 1, 2 do
-            local job = assert(c:import_leads{ path = path, lookupField = "email" })
+            local job = assert(c:import_leads{ path = path, lookup_field = "email" })
             assert(job:wait(h.fast_wait))
             local part = assert(results.read_part{ path = path })
             cap.keep(results.tie(assert(job:failures()), part))

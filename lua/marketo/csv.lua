@@ -113,6 +113,7 @@
 -- csv.file_size(path) -> bytes | nil, msg
 local core = require("marketo.core")
 local workers = require("marketo.pipeline.workers")
+local formats = require("marketo.formats")
 
 local M = { _VERSION = "0.1.0" }
 
@@ -128,7 +129,6 @@ M.MAX_ROW = 1048576
 -- starting processes costs more than it saves.
 M.SHARE_BYTES = 16777216
 
-local DELIMS = { csv = ",", tsv = "\t", ssv = ";" }
 
 local function arg_error(n, fname, msg)
     error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), 3)
@@ -150,9 +150,9 @@ local function check_opts(fname, n, opts, allowed)
 end
 
 local function delim_of(fname, n, format)
-    local d = DELIMS[format or "csv"]
-    if not d then arg_error(n, fname, "format must be csv, tsv or ssv") end
-    return d
+    local f = formats.get(format or formats.DEFAULT)
+    if not f then arg_error(n, fname, "format must be " .. formats.NAMES) end
+    return f.delimiter
 end
 
 local READ_OPTS = {
