@@ -191,11 +191,13 @@ describe("trust", function()
         sb.control({ daily_quota = 3 })
         local argv = { "import", "leads", src, "--part-bytes", "6000", "--quiet" }
         assert.equal(4, cli.run(argv, { env = cli.env_of(sb) }).status)
+        local sent = uploads(sb)
         local changed = cli.run({ "import", "leads", src, "--part-bytes", "9000" },
             { env = cli.env_of(sb) })
         assert.equal(1, changed.status)
         assert.matches("was planned with part_bytes (--part-bytes) 6000 and this run asks "
             .. "for 9000; to resume it, run with --part-bytes 6000", changed.err, 1, true)
+        assert.equal(sent, uploads(sb))
         sb.control({ daily_quota = 50000 })
         assert.equal(0, cli.run(argv, { env = cli.env_of(sb) }).status)
         assert.equal(300, stored(sb))
@@ -206,7 +208,8 @@ describe("trust", function()
         leads_csv(src, 300, { bad_every = 50 })
         local argv = { "import", "leads", src, "--map", "email=email", "--map",
             "leadScore=leadScore", "--quiet", "--part-bytes", "3000", "--lenient" }
-        local dry = { table.unpack(argv) }
+        local dry = {}
+        for i, a in ipairs(argv) do dry[i] = a end
         dry[#dry + 1] = "--dry-run"
         assert.equal(0, cli.run(dry, { env = cli.env_of(sb) }).status)
         local p = assert(io.popen("find '" .. dir .. "' -type f"))
