@@ -193,6 +193,18 @@ describe("marketo.core request", function()
             assert.equal("READ_ERROR", code)
         end)
 
+        it("fails when offset + length is past the largest size, without overflowing", function()
+            -- 2^63 - 1024 is exact as a double, so the same on Lua 5.4 and LuaJIT
+            local req = request("/multipart"):add_file("file", "f.csv", nil, path, 700000,
+                                                       2 ^ 63 - 1024)
+            finally(function() req:close() end)
+            local ok, msg, code = req:perform()
+            assert.is_nil(ok)
+            assert.equal("READ_ERROR", code)
+            assert.matches("past its end", msg)
+            assert.equal(0, req:info().uploaded)
+        end)
+
         it("calls on_progress with the bytes sent and to send", function()
             local calls, last = 0, nil
             local req = request("/multipart"):add_file("file", "f.csv", nil, path)
