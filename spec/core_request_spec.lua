@@ -238,6 +238,15 @@ describe("marketo.core request", function()
             assert.equal("OPERATION_TIMEDOUT", code)
         end)
 
+        it("takes math.huge as no time limit", function()
+            -- over a short limit: a setting that did not take would leave it in force
+            local req = request("/slow?ms=300"):set_timeouts(5, 0.1)
+                :set_timeouts(math.huge, math.huge)
+            finally(function() req:close() end)
+            assert.is_true(req:perform())
+            assert.equal(200, req:status())
+        end)
+
         it("returns a dropped connection as a failure triple", function()
             local req = request("/drop")
             finally(function() req:close() end)
@@ -280,6 +289,7 @@ describe("marketo.core request", function()
             assert.has_error(function() req:set_method("get") end)
             assert.has_error(function() req:set_headers({ "no colon" }) end)
             assert.has_error(function() req:set_timeouts(-1) end)
+            assert.has_error(function() req:set_timeouts(1, 0 / 0) end)
             assert.has_error(function() req:set_tls() end) -- never off by omission
             assert.equal(req, req:set_tls(true, "/etc/ssl/certs"))
             assert.has_error(function() req:add_file("file", nil, nil, "/x", -1) end)

@@ -43,6 +43,21 @@ void marketo_set_size(lua_State *L, const char *k, long long v)
     lua_setfield(L, -2, k);
 }
 
+double marketo_checkseconds(lua_State *L, int arg)
+{
+    double s = luaL_checknumber(L, arg);
+
+    luaL_argcheck(L, s == s, arg, "not a number");
+    luaL_argcheck(L, s >= 0, arg, "negative duration");
+    return s;
+}
+
+long long marketo_clamp(double v, long long max)
+{
+    /* (double)max may round up (2^63 for LLONG_MAX): v below it casts safely */
+    return v >= (double)max ? max : (long long)v;
+}
+
 /* versions() -> { marketo = "0.1.0", lua = "Lua 5.4.4", curl = "7.88.1",
  *                 ssl = "OpenSSL/3.0.x" } */
 static int core_versions(lua_State *L)

@@ -26,6 +26,14 @@ int marketo_push_errno(lua_State *L, const char *what, int err);
 /* t[k] = v for the table at the stack top, v a 64-bit size (see compat.h). */
 void marketo_set_size(lua_State *L, const char *k, long long v);
 
+/* A duration in seconds at argument arg. NaN and negative values are misuse
+ * (raise); a huge one, math.huge included, means as long as representable:
+ * callers convert it with marketo_clamp, never with a bare cast. */
+double marketo_checkseconds(lua_State *L, int arg);
+
+/* v (not NaN, >= 0, maybe infinite) as an integer no larger than max. */
+long long marketo_clamp(double v, long long max);
+
 /* Seconds on the monotonic clock. */
 double marketo_monotonic(void);
 
