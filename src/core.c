@@ -1,9 +1,12 @@
 /* core.c - luaopen_marketo_core: process-wide libcurl set-up, version
  * information, the failure triple, and the openers of every other file. */
+#define _POSIX_C_SOURCE 200809L
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -35,6 +38,26 @@ int marketo_push_errno(lua_State *L, const char *what, int err)
     default: break;
     }
     return marketo_push_fail(L, name, "%s: %s", what, strerror(err));
+}
+
+int marketo_create(const char *path)
+{
+    return open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+}
+
+FILE *marketo_create_file(const char *path)
+{
+    int fd = marketo_create(path), err;
+    FILE *f;
+
+    if (fd < 0)
+        return NULL;
+    if ((f = fdopen(fd, "wb")) == NULL) {
+        err = errno;
+        close(fd);
+        errno = err;
+    }
+    return f;
 }
 
 void marketo_set_size(lua_State *L, const char *k, long long v)

@@ -103,7 +103,7 @@ static int start_part(marketo_csv_writer *w)
     }
     w->cur_part = w->nparts + 1;
     part_path(w, w->cur_part, path, sizeof path);
-    if ((w->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0) {
+    if ((w->fd = marketo_create(path)) < 0) {
         w->err = errno;
         return -1;
     }
@@ -389,7 +389,7 @@ static int writer_new(lua_State *L)
         w->hlen = w->rlen;
         w->rlen = 0;
     }
-    if (!lua_isnil(L, 8) && (w->lines = fopen(lua_tostring(L, 8), "w")) == NULL)
+    if (!lua_isnil(L, 8) && (w->lines = marketo_create_file(lua_tostring(L, 8))) == NULL)
         return marketo_push_errno(L, lua_tostring(L, 8), errno);
     if (width < 0 && start_part(w) != 0)
         return push_io_error(L, w);

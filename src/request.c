@@ -173,7 +173,7 @@ int marketo_request_start(lua_State *L, marketo_request *r)
     r->body.len = r->head.len = 0;
     if (!marketo_parts_start(L, r))
         return 0;
-    if (r->output_path != NULL && (r->output = fopen(r->output_path, "wb")) == NULL) {
+    if (r->output_path != NULL && (r->output = marketo_create_file(r->output_path)) == NULL) {
         int err = errno;
         marketo_parts_close(r);
         marketo_push_errno(L, r->output_path, err);
