@@ -30,10 +30,9 @@ function M.open_source(text, format)
     return source.open(text, format)
 end
 
-function M:start(now, fails)
+function M:start(now)
     self.status = "Importing"
     self.started = now
-    self.will_fail = fails
 end
 
 local function with_reason(cells, width, reason)
