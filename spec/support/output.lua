@@ -4,6 +4,7 @@
 -- With MARKETO_TEST_TIMES set, each spec file's wall time is printed as it
 -- ends ("# time 12.34 s spec/x_spec.lua") and, slowest first, after the
 -- counts; a path in MARKETO_TEST_TIMES (not "1") also gets them, one a line.
+-- A test that takes half a second or more gets a "# slow" line too.
 local times_to = os.getenv("MARKETO_TEST_TIMES")
 
 local function now()
@@ -63,8 +64,19 @@ return function(options)
         end
     end
 
-    handler.testEnd = function(_, _, status)
+    local test_started
+
+    local function test_start()
+        test_started = now()
+        return nil, true
+    end
+
+    handler.testEnd = function(element, _, status)
         counter = counter + 1
+        local took = test_started and now() - test_started or 0
+        if times_to and took >= 0.5 then
+            print(("# slow %.2f s %s"):format(took, handler.getFullName(element)))
+        end
         if status == "success" then
             print(("ok %d - %s"):format(counter, handler.successes[#handler.successes].name))
         elseif status == "pending" then
@@ -109,6 +121,7 @@ return function(options)
     end
 
     busted.subscribe({ "file", "start" }, file_start)
+    busted.subscribe({ "test", "start" }, test_start)
     busted.subscribe({ "file", "end" }, file_end)
     busted.subscribe({ "test", "end" }, handler.testEnd, { predicate = handler.cancelOnPending })
     busted.subscribe({ "error" }, handler.error)

@@ -14,7 +14,8 @@
 --   sb.freeze()                       -- time stands still: a job at speed > 0
 --                                     -- stays Importing until advance/thaw
 --   sb.thaw()                         -- time runs again (reset() thaws too)
---   sb.clock()                        -- { now, wall, frozen } (needs lua-cjson)
+--   sb.clock()                        -- { now, wall, frozen }; the three above
+--                                     -- return it too (with lua-cjson)
 -- Calls that change the sandbox send Content-Type: application/json, as it
 -- requires (and no Origin header, which it refuses).
 --
@@ -151,9 +152,13 @@ function M.start(config, opts)
     opts = opts or {}
     local sb = spawn.spawn{ bin = opts.bin or os.getenv("MARKETO_BULK_BIN"), config = config,
                             max_lifetime = opts.max_lifetime or 900, quiet = opts.quiet }
-    function sb.advance(seconds) return sb.set_clock{ advance = seconds } end
-    function sb.freeze() return sb.set_clock{ freeze = true } end
-    function sb.thaw() return sb.set_clock{ freeze = false } end
+    local function set_clock(change)
+        local body = sb.set_clock(change)
+        return load_json() and M.decode(body) or body
+    end
+    function sb.advance(seconds) return set_clock{ advance = seconds } end
+    function sb.freeze() return set_clock{ freeze = true } end
+    function sb.thaw() return set_clock{ freeze = false } end
     function sb.clock()
         local body, status = sb.get("/__sandbox/clock")
         assert(status == 200, "clock: " .. tostring(status))
@@ -166,6 +171,7 @@ end
 --- A sandbox for a whole spec file, put back to `base` before each test.
 -- The sandbox's reset clears records, jobs and the log but keeps its config,
 -- so every knob a test turns must be turned back: `base` names them all.
+-- fresh() also lets the clock run again and ends the live token.
 --   local fx = sandbox.fixture(BASE)
 --   setup(fx.start); teardown(fx.stop); before_each(fx.fresh)
 --   fx.sb is the sandbox once started; fresh() also returns it.
@@ -176,6 +182,9 @@ function M.fixture(base, opts)
     function fx.fresh()
         fx.sb.control(base)
         fx.sb.reset()
+        -- a token issued under another test's token_ttl must not live on
+        local _, status = fx.sb.post("/__sandbox/expire-token", "{}")
+        assert(status == 200, "expire-token: " .. tostring(status))
         return fx.sb
     end
     return fx
