@@ -6,7 +6,6 @@
  * people's data. Also cwd(), so the journal can name files absolutely. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -30,7 +29,8 @@ static int file_write(lua_State *L)
     luaL_addstring(&b, ".partial");
     luaL_pushresult(&b);
     tmp = lua_tostring(L, -1);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    unlink(tmp); /* a leftover of a crash may be wider than 0600 */
+    fd = marketo_create(tmp);
     if (fd < 0)
         return marketo_push_errno(L, tmp, errno);
     while (done < len && err == 0) {
