@@ -169,7 +169,25 @@ local function save_rejects(work_dir, rejects)
     return path
 end
 
--- Plans the import and writes the journal's first lines.
+-- What a plan needs beyond the run record, so that `resume` can plan again
+-- from the journal alone when a crash cut the plan short; nil when Lua
+-- functions map the rows (a journal cannot hold them).
+local function replan_of(spec)
+    if spec.filter or spec.validate then return nil end
+    local mapping
+    if spec.mapping then
+        mapping = {}
+        for i, e in ipairs(mapping_mod.new(spec.mapping):entries()) do
+            if e.fn then return nil end
+            mapping[i] = { e.to, e.from or { value = e.value } }
+        end
+    end
+    return { mapping = mapping, lenient = spec.lenient, part_bytes = spec.part_bytes }
+end
+
+-- Plans the import and writes the journal's first lines, closed by a record
+-- that counts the parts: nothing is sent before it, and a journal without it
+-- is planned again (see marketo.pipeline.journal).
 local function start(spec, o, journal)
     local p, msg, code = plan_mod.build({ sources = o.sources, format = o.format,
         mapping = spec.mapping, filter = spec.filter, validate = spec.validate,
@@ -179,6 +197,7 @@ local function start(spec, o, journal)
     if spec.dry_run then return p end
     local run = o.description
     run.ev, run.rows, run.rejects = "run", p.rows, save_rejects(o.work_dir, p.rejects)
+    run.replan = replan_of(spec)
     local ok
     ok, msg, code = journal:record(run)
     if not ok then return nil, msg, code end
@@ -191,6 +210,8 @@ local function start(spec, o, journal)
         ok, msg, code = journal:record(part)
         if not ok then return nil, msg, code end
     end
+    ok, msg, code = journal:record({ ev = "plan_done", parts = #p.parts })
+    if not ok then return nil, msg, code end
     return p
 end
 
@@ -356,14 +377,14 @@ function M.run(spec)
     end
     local journal, msg, code = journal_mod.open(o.journal)
     if not journal then return nil, msg, code end
-    if journal.state.run then
+    if journal.state.plan_closed then
         local why = mismatch(journal.state.run, o.description)
         if why then
             journal:close()
             return nil, ("JOURNAL_MISMATCH: %s %s; pass another journal (--journal), or "
                 .. "remove it to start over"):format(o.journal, why), "JOURNAL_MISMATCH"
         end
-    else
+    else -- no plan yet, or one a crash cut short: nothing was sent, plan (again)
         local p
         p, msg, code = start(spec, o, journal)
         if not p then journal:close(); return nil, msg, code end
@@ -424,20 +445,46 @@ function M.continue(journal, spec, o, object)
     return result
 end
 
+-- What `resume` may pass on to run when it plans again.
+local RESUME_OPTIONS = { "client", "limits", "retry", "on_event", "report", "transport",
+    "runtime", "log", "work_dir" }
+
+-- resume of a journal whose plan never closed: nothing was sent, so it is the
+-- original import to run again, if the run record holds all the plan needs.
+local function plan_again(path, state, spec)
+    local run = state.run
+    local again = run and run.replan
+    if not again then
+        local why = run and (journal_mod.incomplete(path, state) .. "; its rows are mapped by "
+            .. "Lua functions, which a journal cannot hold")
+            or ("JOURNAL_EMPTY: %s has no import in it: the run stopped before its plan, "
+            .. "nothing was sent"):format(path)
+        return nil, why .. "; run the original command or script again",
+            run and "PLAN_INCOMPLETE" or "JOURNAL_EMPTY"
+    end
+    local s = { object = run.object, source = run.sources, format = run.format, journal = path,
+        mapping = again.mapping, lenient = again.lenient, part_bytes = again.part_bytes,
+        work_dir = run.rejects:match("^(.*)/rejects%.json$") }
+    for k, v in pairs(run.params) do s[k] = v end
+    for _, k in ipairs(RESUME_OPTIONS) do
+        if spec[k] ~= nil then s[k] = spec[k] end
+    end
+    return M.run(s)
+end
+
 --- resume(journal_path, spec) -> result | nil, msg, code: picks up an import
 -- from its journal alone (the mapping already ran: its parts are on disk).
 -- spec may give client, limits, retry, on_event, report, transport, runtime.
 function M.resume(path, spec)
     spec = spec or {}
-    local state, msg, code = journal_mod.read(path)
-    if not state then return nil, msg, code end
-    if not state.run then
-        return nil, ("JOURNAL_EMPTY: %s has no import in it"):format(path), "JOURNAL_EMPTY"
+    local journal, msg, code = journal_mod.open(path, { create = false })
+    if not journal then return nil, msg, code end
+    local state = journal.state
+    if not state.plan_closed then
+        journal:close()
+        return plan_again(path, state, spec)
     end
     local object = M.OBJECTS[state.run.object]
-    local journal
-    journal, msg, code = journal_mod.open(path)
-    if not journal then return nil, msg, code end
     local o = { journal = path, work_dir = spec.work_dir or (path .. ".work"),
         report = spec.report or (path:gsub("%.journal$", "") .. ".report.json") }
     return M.continue(journal, spec, o, object)
@@ -451,6 +498,8 @@ function M.report_of(path)
     if not state.run then
         return nil, ("JOURNAL_EMPTY: %s has no import in it"):format(path), "JOURNAL_EMPTY"
     end
+    local incomplete = journal_mod.incomplete(path, state)
+    if incomplete then return nil, incomplete, "PLAN_INCOMPLETE" end
     local ended = state.ended == "done" and "complete" or (state.ended or "running")
     local r = build_report(state, state.calls)
     return r:document(ended), r:summary(ended)
