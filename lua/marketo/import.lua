@@ -367,16 +367,21 @@ function M.run(spec)
     o.report = spec.report or (o.journal:gsub("%.journal$", "") .. ".report.json")
     o.work_dir = spec.work_dir or (o.journal .. ".work")
     o.description = describe(spec, object, sources, o.format)
+    local journal, msg, code
+    if not spec.dry_run then -- first: a journal in use, or no file, makes nothing
+        journal, msg, code = journal_mod.open(o.journal)
+        if not journal then return nil, msg, code end
+    end
     if not mkdir(o.work_dir) then
+        if journal then journal:close() end
         return nil, ("WORK_DIR: cannot create %s"):format(o.work_dir), "WORK_DIR"
     end
     if spec.dry_run then
-        local p, msg, code = start(spec, o, nil)
+        local p
+        p, msg, code = start(spec, o, nil)
         if not p then return nil, msg, code end
         return dry_result(p, o)
     end
-    local journal, msg, code = journal_mod.open(o.journal)
-    if not journal then return nil, msg, code end
     if journal.state.plan_closed then
         local why = mismatch(journal.state.run, o.description)
         if why then
