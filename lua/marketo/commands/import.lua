@@ -3,6 +3,7 @@ local core = require("marketo.core")
 local import = require("marketo.import")
 local args = require("marketo.commands.args")
 local target = require("marketo.commands.target")
+local paths = require("marketo.commands.paths")
 local progress = require("marketo.pipeline.progress")
 
 local M = {
@@ -34,7 +35,8 @@ Run:
   --work-dir DIR         where mapped parts are written (default JOURNAL.work)
   --lenient              bad rows go to the report as rejected; the rest is imported
   --dry-run              read, map and validate every row, print the parts, send nothing
-  --part-bytes N         bytes per part (default 9900000)
+  --part-bytes N         bytes per part, header included (default 9900000, at
+                         most 10485760: Marketo's limit for one file)
 Limits (lower them on an instance other integrations share):
   --importing N --queued N --uploads N     jobs importing (2), in the queue (10), uploads (2)
   --calls N --window S --in-flight N       API calls per window (100 per 20 s), at once (10)
@@ -54,18 +56,24 @@ Examples:
   marketo-bulk import programmembers 1001 members.csv --status "On List"
 ]]
 
+-- Marketo refuses a file over 10 MiB; a part (header included) must fit.
+M.MAX_PART_BYTES = 10485760
+
+-- The limit flags, shared with `resume`.
+M.LIMIT_FLAGS = { importing = "count", queued = "count", uploads = "count", calls = "count",
+    window = "seconds", in_flight = "count" }
+
 local FLAGS = {
-    lookup_field = "string", list_id = "number", partition = "string", status = "string",
+    lookup_field = "string", list_id = "count", partition = "string", status = "string",
     format = "string", map = "list", set = "list", journal = "string", report = "string",
-    work_dir = "string", lenient = "boolean", dry_run = "boolean", part_bytes = "number",
-    importing = "number", queued = "number", uploads = "number", calls = "number",
-    window = "number", in_flight = "number", json = "boolean", quiet = "boolean",
+    work_dir = "string", lenient = "boolean", dry_run = "boolean",
+    part_bytes = args.bytes(M.MAX_PART_BYTES), json = "boolean", quiet = "boolean",
     help = "boolean",
 }
+for k, kind in pairs(M.LIMIT_FLAGS) do FLAGS[k] = kind end
 
 local function usage_error(err, msg)
-    err:write("marketo-bulk import: ", msg, "\n\n", M.usage)
-    return 2
+    return args.usage_error(err, "import", msg)
 end
 
 -- --map/--set pairs into a mapping list (in the order given).
@@ -85,7 +93,29 @@ local function mapping_of(flags)
     return list
 end
 
-local LIMIT_FLAGS = { "importing", "queued", "uploads", "calls", "window", "in_flight" }
+--- The limits the flags lower, or nil.
+function M.limits_of(flags)
+    local limits
+    for k in pairs(M.LIMIT_FLAGS) do
+        if flags[k] then
+            limits = limits or {}
+            limits[k] = flags[k]
+        end
+    end
+    return limits
+end
+
+-- Every file the import reads or writes, before anything starts: a wrong
+-- path is then one line naming it, and nothing has been sent.
+local function check_paths(spec)
+    for _, file in ipairs(spec.source) do
+        local ok, msg = paths.input(file, "the file")
+        if not ok then return nil, msg end
+    end
+    local ok, msg = paths.output(spec.journal or spec.source[1] .. ".journal", "the journal")
+    if ok and spec.report then ok, msg = paths.output(spec.report, "the report") end
+    return ok, msg
+end
 
 local function spec_of(flags, object, files)
     local mapping, msg = mapping_of(flags)
@@ -107,12 +137,7 @@ local function spec_of(flags, object, files)
     elseif flags.status then
         return nil, "--status is for programmembers"
     end
-    for _, k in ipairs(LIMIT_FLAGS) do
-        if flags[k] then
-            spec.limits = spec.limits or {}
-            spec.limits[k] = flags[k]
-        end
-    end
+    spec.limits = M.limits_of(flags)
     return spec
 end
 
@@ -151,6 +176,8 @@ function M.main(argv, out, err)
     if #files == 0 then return usage_error(err, "no FILE to import") end
     local spec, msg = spec_of(flags, object, files)
     if not spec then return usage_error(err, msg) end
+    local checked, why = check_paths(spec)
+    if not checked then err:write("marketo-bulk import: ", why, "\n"); return 1 end
     if spec.dry_run then
         local result, dmsg = import.run(spec)
         if not result then

@@ -1,6 +1,9 @@
 --- marketo.commands.target: what the ready commands share: which Marketo
 -- (the environment's, or the embedded sandbox when no credentials are set)
 -- and which object type (leads | customobject NAME | programmembers ID).
+local config = require("marketo.config")
+local args = require("marketo.commands.args")
+
 local M = {}
 
 M.OBJECT_USAGE = "leads | customobject API_NAME | programmembers PROGRAM_ID"
@@ -23,19 +26,22 @@ function M.object(positional, i)
         if not id then
             return nil, "programmembers needs the program id, e.g. programmembers 1001"
         end
-        return { object = "program_members", program_id = tonumber(id) or id,
+        local n, says = args.value("count", id)
+        if not n then return nil, ("program id %s: want %s"):format(id, says) end
+        return { object = "program_members", program_id = n,
             label = "members of program " .. id }, i + 2
     end
     return nil, ("expected %s, got '%s'"):format(M.OBJECT_USAGE, tostring(word))
 end
 
 -- Any MARKETO_* setting means the user meant a real instance: a missing one
--- is then an error the client names, never a silent fall-back to the sandbox.
+-- is then an error the client names, never a silent fall-back to the sandbox;
+-- so is one set but empty. true | false | nil, message.
 local function configured()
-    for _, name in ipairs({ "MARKETO_BASE_URL", "MARKETO_MUNCHKIN_ID", "MARKETO_CLIENT_ID",
-        "MARKETO_CLIENT_SECRET" }) do
-        local v = os.getenv(name)
-        if v and v ~= "" then return true end
+    local msg = config.empty_variable(os.getenv, true)
+    if msg then return nil, msg end
+    for _, name in ipairs(config.ENV) do
+        if os.getenv(name) then return true end
     end
     return false
 end
@@ -45,15 +51,17 @@ end
 -- on stderr: a real import end to end, that never reaches a real Marketo.
 function M.marketo(err, opts)
     opts = opts or {}
-    if configured() then return {}, function() end end
+    local real, msg = configured()
+    if real == nil then return nil, msg end
+    if real then return {}, function() end end
     return M.sandbox(err, opts.sandbox)
 end
 
 --- sandbox(err, config) -> client options, stop() | nil, message: starts the
 -- embedded sandbox (a child process that also stops by itself if we die).
-function M.sandbox(err, config)
+function M.sandbox(err, sandbox_config)
     local ok, child = pcall(require("marketo.sandbox.spawn").spawn,
-        { config = config or {}, quiet = true })
+        { config = sandbox_config or {}, quiet = true })
     if not ok then return nil, "no MARKETO_* credentials set, and the embedded sandbox "
         .. "did not start: " .. tostring(child) end
     err:write(("marketo-bulk: no MARKETO_* credentials in the environment: using the "
