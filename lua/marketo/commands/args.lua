@@ -2,7 +2,7 @@
 -- parse(argv, first, spec) reads argv[first..]: `--name value`, `--name=value`,
 -- bare `--flag` for booleans, repeatable flags into lists, the rest as
 -- positionals. spec = { name = KIND }, KIND one of "string", "boolean", "list"
--- or a number kind: a name of M.KINDS ("count", "seconds", "port", "share")
+-- or a number kind: a name of M.KINDS ("count", "seconds", "port", ...)
 -- or a table made the same way (M.bytes(max)).
 -- Returns flags, positionals | nil, message (a usage error, exit 2).
 local M = {}
@@ -12,6 +12,7 @@ local M = {}
 M.KINDS = {
     count = { integer = true, min = 1, says = "a whole number of 1 or more" },
     seconds = { above = 0, says = "a number of seconds above 0" },
+    positive = { above = 0, says = "a number above 0" },
     port = { integer = true, min = 0, max = 65535,
         says = "a port number from 0 to 65535 (0: any free port)" },
     share = { min = 0, max = 1, says = "a share from 0 to 1" },

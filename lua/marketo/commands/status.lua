@@ -4,6 +4,7 @@ local json = require("marketo.json")
 local import = require("marketo.import")
 local args = require("marketo.commands.args")
 local target = require("marketo.commands.target")
+local paths = require("marketo.commands.paths")
 
 local M = { summary = "show an import's progress (JOURNAL) or a batch's status" }
 
@@ -18,6 +19,8 @@ Marketo). With an object type and a batch id: one status call to Marketo.
 local FLAGS = { json = "boolean", help = "boolean" }
 
 local function journal_status(path, flags, out, err)
+    local ok, why = paths.input(path, "the journal")
+    if not ok then err:write("marketo-bulk status: ", why, "\n"); return 1 end
     local doc, summary = import.report_of(path)
     if not doc then err:write("marketo-bulk: ", summary, "\n"); return 1 end
     if flags.json then out:write(json.encode(doc), "\n"); return 0 end
@@ -51,7 +54,7 @@ end
 
 function M.main(argv, out, err)
     local flags, positional = args.parse(argv, 2, FLAGS)
-    if not flags then err:write("marketo-bulk status: ", positional, "\n\n", M.usage); return 2 end
+    if not flags then return args.usage_error(err, "status", positional) end
     if flags.help then out:write(M.usage); return 0 end
     if #positional == 1 then return journal_status(positional[1], flags, out, err) end
     local object, next_i = target.object(positional, 1)
