@@ -46,14 +46,31 @@ function M.check(options, known, fname, level)
     return options
 end
 
---- The base URL without a trailing `/` or `/rest`, or nil and why.
+-- 127.0.0.0/8, ::1 or localhost: a host whose traffic never leaves the machine.
+local function loopback(host)
+    host = host:lower()
+    if host == "localhost" or host == "[::1]" then return true end
+    local a, b, c = host:match("^127%.(%d+)%.(%d+)%.(%d+)$")
+    return a ~= nil and tonumber(a) < 256 and tonumber(b) < 256 and tonumber(c) < 256
+end
+
+--- The base URL without a trailing `/` or `/rest`, or nil and why. Plain
+-- http only for loopback: elsewhere the secret and the data would cross a
+-- network in clear.
 function M.normalize_base_url(url)
     local u = url:gsub("%s+$", ""):gsub("^%s+", "")
     u = u:gsub("/+$", "")
     u = u:gsub("/rest$", ""):gsub("/+$", "")
-    if not u:match("^https?://[^/%s]+$") then
+    local scheme, authority = u:match("^(https?)://([^/%s@]+)$")
+    local host = authority and (authority:match("^(%[[^%]]*%])") or authority:match("^([^:]*)"))
+    local port = host and authority:sub(#host + 1)
+    if not scheme or host == "" or not (port == "" or port:match("^:%d+$")) then
         return nil, ("base URL %q is not of the form https://HOST[:PORT] (optionally "
             .. "ending in /rest)"):format(url)
+    end
+    if scheme == "http" and not loopback(host) then
+        return nil, ("base URL %q: plain http is only for loopback (127.0.0.1, ::1, "
+            .. "localhost); use https://"):format(url)
     end
     return u
 end
@@ -130,12 +147,12 @@ function M.resolve(options)
     for k, v in pairs(options) do
         if k ~= "env" then s[k] = v end
     end
-    local base, munchkin, msg
-    base, msg = setting(options.base_url, getenv, "MARKETO_BASE_URL")
-    if not base and not msg then
-        munchkin, msg = setting(options.munchkin_id, getenv, "MARKETO_MUNCHKIN_ID")
+    local v, msg = {}
+    for _, k in ipairs({ "base_url", "munchkin_id", "client_id", "client_secret" }) do
+        v[k], msg = setting(options[k], getenv, "MARKETO_" .. k:upper())
+        if msg then return nil, msg, "CONFIG" end
     end
-    if msg then return nil, msg, "CONFIG" end
+    local base, munchkin = v.base_url, v.munchkin_id
     if not base and munchkin then
         if not munchkin:match("^[%w%-]+$") then
             return nil, ("munchkin id %q is not like 123-ABC-456"):format(munchkin), "CONFIG"
@@ -149,10 +166,7 @@ function M.resolve(options)
     s.base_url, msg = M.normalize_base_url(base)
     if not s.base_url then return nil, msg, "CONFIG" end
     s.munchkin_id = nil
-    s.client_id, msg = setting(options.client_id, getenv, "MARKETO_CLIENT_ID")
-    if msg then return nil, msg, "CONFIG" end
-    s.client_secret, msg = setting(options.client_secret, getenv, "MARKETO_CLIENT_SECRET")
-    if msg then return nil, msg, "CONFIG" end
+    s.client_id, s.client_secret = v.client_id, v.client_secret
     if not s.client_id then
         return nil, "no client id: set MARKETO_CLIENT_ID or pass client_id", "CONFIG"
     end

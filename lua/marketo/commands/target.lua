@@ -53,7 +53,12 @@ function M.marketo(err, opts)
     opts = opts or {}
     local real, msg = configured()
     if real == nil then return nil, msg end
-    if real then return {}, function() end end
+    if real then
+        -- Settings a client would refuse stop the command before it starts.
+        local ok, why = config.resolve({})
+        if not ok then return nil, why end
+        return {}, function() end
+    end
     return M.sandbox(err, opts.sandbox)
 end
 
