@@ -25,12 +25,10 @@ function M.bytes(max)
 end
 
 -- Plain decimal only: no sign, exponent, hex, inf or nan, which tonumber
--- would take and a user never means in a count.
-local function decimal(text, integer)
-    if text:match("^%d+$") then return tonumber(text) end
-    if not integer and (text:match("^%d+%.%d*$") or text:match("^%.%d+$")) then
-        return tonumber(text)
-    end
+-- would take and a user never means in a count. "3.0" is the whole number 3
+-- (the value checks that a whole number is whole).
+local function decimal(text)
+    if text:match("^%d+%.?%d*$") or text:match("^%.%d+$") then return tonumber(text) end
     return nil
 end
 
@@ -43,7 +41,7 @@ function M.value(kind, v)
     if type(v) == "number" then
         n = v
     elseif type(v) == "string" then
-        n = decimal(v, k.integer)
+        n = decimal(v)
     end
     if n and k.integer then n = math.tointeger(n) end
     if n == nil or n ~= n or (k.min and n < k.min) or (k.max and n > k.max)
