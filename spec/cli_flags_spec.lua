@@ -19,13 +19,11 @@ local function assert_refused(r, flag, value, allowed, command)
 end
 
 describe("marketo-bulk flags", function()
-    local dir, src
-    before_each(function()
-        dir = cli.tmpdir()
-        src = dir .. "/leads.csv"
-        cli.leads_csv(src, 3)
-    end)
-    after_each(function() cli.rmdir(dir) end)
+    -- One file for every case: a refused flag never gets to touch it.
+    local dir = cli.tmpdir()
+    local src = dir .. "/leads.csv"
+    cli.leads_csv(src, 3)
+    teardown(function() cli.rmdir(dir) end)
 
     -- --dry-run: on the old code a value let through ends in exit 0, not a hang.
     local function import(...)
