@@ -83,6 +83,15 @@ describe("marketo-bulk flags", function()
         assert.equal(0, r.status, r.err)
     end)
 
+    it("a batch id is a positive whole number, checked before anything is asked", function()
+        for _, command in ipairs({ "status", "failures", "warnings" }) do
+            for _, id in ipairs({ "abc", "0", "-2", "1.5" }) do
+                local r = cli.run({ command, "leads", id })
+                assert_refused(r, "BATCH_ID", id, "a whole number of 1 or more", command)
+            end
+        end
+    end)
+
     it("resume checks its limits the same way, before it starts anything", function()
         -- No journal there: on the old code the flag passed and the run went on.
         local journal = dir .. "/none.journal"

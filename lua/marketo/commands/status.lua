@@ -39,8 +39,7 @@ local function batch_status(object, batch, flags, out, err)
     if not options then err:write("marketo-bulk: ", stop, "\n"); return 1 end
     local client, msg = require("marketo.client").new(options)
     if not client then stop(); err:write("marketo-bulk: ", msg, "\n"); return 1 end
-    local job = client:job(object.object, tonumber(batch) or batch,
-        object.values)
+    local job = client:job(object.object, batch, object.values)
     local info
     info, msg = job:refresh()
     stop()
@@ -57,13 +56,9 @@ function M.main(argv, out, err)
     if not flags then return args.usage_error(err, "status", positional) end
     if flags.help then out:write(M.usage); return 0 end
     if #positional == 1 then return journal_status(positional[1], flags, out, err) end
-    local object, next_i = target.object(positional, 1, "status")
-    if not object or #positional ~= next_i then
-        err:write("marketo-bulk status: ", object and "BATCH_ID expected" or next_i, "\n\n",
-            M.usage)
-        return 2
-    end
-    return batch_status(object, positional[next_i], flags, out, err)
+    local object, batch = target.batch(positional)
+    if not object then return args.usage_error(err, "status", batch) end
+    return batch_status(object, batch, flags, out, err)
 end
 
 return M

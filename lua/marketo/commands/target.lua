@@ -3,6 +3,7 @@
 -- and which object kind (marketo.objects: leads | custom_objects API_NAME |
 -- program_members PROGRAM_ID), with the words that name it.
 local config = require("marketo.config")
+local args = require("marketo.commands.args")
 local objects = require("marketo.objects")
 
 local M = {}
@@ -64,6 +65,17 @@ function M.object(positional, i, which)
     end
     return { object = kind.name, kind = kind, values = values,
         label = objects.label(kind, values) }, n
+end
+
+--- batch(positional) -> object (as object() gives it), batch id | nil, message:
+-- the words `KIND [WORDS] BATCH_ID` of the commands about one batch.
+function M.batch(positional)
+    local object, next_i = M.object(positional, 1, "status")
+    if not object then return nil, next_i end
+    if #positional ~= next_i then return nil, "BATCH_ID expected" end
+    local id, says = args.value("count", positional[next_i])
+    if not id then return nil, ("BATCH_ID %s: want %s"):format(positional[next_i], says) end
+    return object, id
 end
 
 -- Any MARKETO_* setting means the user meant a real instance: a missing one
