@@ -48,6 +48,10 @@ end
 -- user_agent.
 function M.new(options)
     config.check(options, config.options, "client.new", 2)
+    if options and options.http and options.http.verify ~= nil then
+        error(("bad argument #1 to 'client.new' (http.%s)")
+            :format(require("marketo.http").NO_VERIFY), 2)
+    end
     if options and options.classes then errors.check_classes(options.classes, 2) end
     local s, msg, code = config.resolve(options or {})
     if not s then return nil, msg, code end
