@@ -106,8 +106,7 @@ describe("marketo-bulk errors", function()
         it("a journal that is a folder", function()
             local r = cli.run({ "import", "leads", src, "--journal", dir })
             assert.equal(1, r.status)
-            assert.equal(("marketo-bulk import: the journal %s is a folder: give a file "
-                .. "name\n"):format(dir), r.err)
+            assert.equal(("marketo-bulk: JOURNAL: %s is a directory\n"):format(dir), r.err)
             assert_nothing_started(r)
         end)
 
@@ -115,8 +114,8 @@ describe("marketo-bulk errors", function()
             local report = dir .. "/nonexistent/r.json"
             local r = cli.run({ "import", "leads", src, "--report", report })
             assert.equal(1, r.status)
-            assert.equal(("marketo-bulk import: the report %s: the folder %s/nonexistent does "
-                .. "not exist\n"):format(report, dir), r.err)
+            assert.equal(("marketo-bulk: REPORT: the report's folder %s/nonexistent does not "
+                .. "exist; create it or give another --report\n"):format(dir), r.err)
             assert_nothing_started(r)
             assert.is_nil(cli.read(src .. ".journal")) -- nothing planned either
         end)

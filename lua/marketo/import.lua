@@ -52,9 +52,12 @@ local M = {}
 --- Exit statuses a scheduler can act on.
 M.EXIT = { ok = 0, failure = 1, usage = 2, rows_failed = 3, unfinished = 4 }
 
--- Failures that running the same import later can get past (exit 4); any
--- other failure to prepare is the input's or the setup's (exit 1).
-local LATER = { JOURNAL_BUSY = true, ENOSPC = true, JOURNAL_WRITE = true }
+-- Failures that running the same import again can get past (exit 4): a
+-- journal in use, a full disk, a plan a crash cut short (the original command
+-- plans it again); any other failure to prepare is the input's or the
+-- setup's, to fix first (exit 1).
+local LATER = { JOURNAL_BUSY = true, ENOSPC = true, JOURNAL_WRITE = true,
+    PLAN_INCOMPLETE = true, JOURNAL_EMPTY = true }
 
 --- The exit status for a failure of `code`.
 function M.exit_for(code)
@@ -220,6 +223,16 @@ local function is_dir(path)
     return f ~= nil
 end
 
+-- The report must have somewhere to go before anything is sent.
+local function check_report(path)
+    local dir = path:match("^(.*)/[^/]*$")
+    if dir and dir ~= "" and not is_dir(dir) then
+        return nil, ("REPORT: the report's folder %s does not exist; create it or give "
+            .. "another --report"):format(dir), "REPORT"
+    end
+    return true
+end
+
 -- The paths of an import, absolute, and its description for the journal.
 local function setup(spec, kind, sources)
     local format, msg, code = format_of(spec, sources)
@@ -234,11 +247,9 @@ local function setup(spec, kind, sources)
     if not o.journal then return nil, msg, code end
     o.report = absolute(spec.report or (o.journal:gsub("%.journal$", "") .. ".report.json"))
     o.work_dir = absolute(spec.work_dir or (o.journal .. ".work"))
-    local report_dir = o.report:match("^(.*)/[^/]*$")
-    if report_dir ~= "" and not is_dir(report_dir) then
-        return nil, ("REPORT: the report's folder %s does not exist; create it or give "
-            .. "another --report"):format(report_dir), "REPORT"
-    end
+    local ok
+    ok, msg, code = check_report(o.report)
+    if not ok then return nil, msg, code end
     local params = {}
     for _, p in ipairs(kind.params) do
         local _, v = objects.valid(p, spec[p.name])
@@ -520,12 +531,10 @@ local function from_journal(journal, spec)
     local run, path = journal.state.run, journal.path
     local o = { journal = path, work_dir = spec.work_dir or run.work_dir or (path .. ".work"),
         report = spec.report or run.report or (path:gsub("%.journal$", "") .. ".report.json") }
+    local ok, msg, code = check_report(o.report)
+    if not ok then journal:close(); return nil, msg, code end
     return setmetatable({ journal = journal, o = o, kind = objects.get(run.object) }, Prepared)
 end
-
--- What `resume` may pass on to run when it plans again.
-local RESUME_OPTIONS = { "client", "limits", "retry", "on_event", "report", "transport",
-    "runtime", "log", "work_dir" }
 
 -- resume of a journal whose plan never closed: nothing was sent, so it is the
 -- original import to run again, if the run record holds all the plan needs.
@@ -542,20 +551,17 @@ local function plan_again(path, state, spec)
     end
     local s = { object = run.object, source = run.sources, format = run.format, journal = path,
         mapping = again.mapping, lenient = again.lenient, part_bytes = again.part_bytes,
-        workers = again.workers, report = run.report, work_dir = run.work_dir }
+        workers = again.workers, report = spec.report or run.report,
+        work_dir = spec.work_dir or run.work_dir }
     for k, v in pairs(run.params) do s[k] = v end
-    for _, k in ipairs(RESUME_OPTIONS) do
-        if spec[k] ~= nil then s[k] = spec[k] end
-    end
-    return M.run(s)
+    return M.prepare(s)
 end
 
---- resume(journal_path, spec) -> result | nil, msg, code: picks up an import
--- from its journal alone (the mapping already ran: its parts are on disk; a
--- plan a crash cut short is made again when the journal holds all it needs).
--- spec may give client, limits, retry, on_event, report, work_dir, transport,
--- runtime, log.
-function M.resume(path, spec)
+--- reopen(journal_path, spec) -> prepared | nil, msg, code: an import taken
+-- up from its journal alone, ready to send (the mapping already ran: its
+-- parts are on disk; a plan a crash cut short is made again when the journal
+-- holds all it needs). spec may give report and work_dir.
+function M.reopen(path, spec)
     spec = spec or {}
     local journal, msg, code = journal_mod.open(path, { create = false })
     if not journal then return nil, msg, code end
@@ -564,7 +570,17 @@ function M.resume(path, spec)
         journal:close()
         return plan_again(path, state, spec)
     end
-    return M.send(from_journal(journal, spec), spec)
+    return from_journal(journal, spec)
+end
+
+--- resume(journal_path, spec) -> result | nil, msg, code: reopen, then send.
+-- spec may give client, limits, retry, on_event, report, work_dir, transport,
+-- runtime, log.
+function M.resume(path, spec)
+    spec = spec or {}
+    local prepared, msg, code = M.reopen(path, spec)
+    if not prepared then return nil, msg, code end
+    return M.send(prepared, spec)
 end
 
 --- report_of(journal_path) -> report document, summary | nil, msg, code:

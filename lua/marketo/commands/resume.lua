@@ -4,7 +4,6 @@ local import = require("marketo.import")
 local args = require("marketo.commands.args")
 local target = require("marketo.commands.target")
 local import_cmd = require("marketo.commands.import")
-local paths = require("marketo.commands.paths")
 
 local M = { summary = "finish an interrupted import from its journal" }
 
@@ -29,16 +28,23 @@ function M.main(argv, out, err)
     if not flags then return args.usage_error(err, "resume", positional) end
     if flags.help then out:write(M.usage); return 0 end
     if #positional ~= 1 then err:write(M.usage); return 2 end
-    local ok, msg = paths.input(positional[1], "the journal")
-    if ok and flags.report then ok, msg = paths.output(flags.report, "the report") end
-    if not ok then err:write("marketo-bulk resume: ", msg, "\n"); return 1 end
     local spec = { report = flags.report, limits = import_cmd.limits_of(flags) }
+    -- the journal locked (and a plan cut short made again) before any server starts
+    local prepared, msg, code = import.reopen(positional[1], spec)
+    if not prepared then
+        err:write("marketo-bulk: ", msg, "\n")
+        return import.exit_for(code)
+    end
     local client, stop = target.marketo(err)
-    if not client then err:write("marketo-bulk: ", stop, "\n"); return 1 end
+    if not client then
+        prepared:close()
+        err:write("marketo-bulk: ", stop, "\n")
+        return 1
+    end
     spec.client = client
     core.catch_signals()
     local done, status = pcall(import_cmd.execute, function(s)
-        return import.resume(positional[1], s)
+        return import.send(prepared, s)
     end, spec, flags, out, err)
     stop()
     if not done then error(status, 0) end

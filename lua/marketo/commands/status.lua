@@ -4,7 +4,6 @@ local json = require("marketo.json")
 local import = require("marketo.import")
 local args = require("marketo.commands.args")
 local target = require("marketo.commands.target")
-local paths = require("marketo.commands.paths")
 
 local M = { summary = "show an import's progress (JOURNAL) or a batch's status" }
 
@@ -19,8 +18,6 @@ Marketo). With an object kind and a batch id: one status call to Marketo.
 local FLAGS = { json = "boolean", help = "boolean" }
 
 local function journal_status(path, flags, out, err)
-    local ok, why = paths.input(path, "the journal")
-    if not ok then err:write("marketo-bulk status: ", why, "\n"); return 1 end
     local doc, summary = import.report_of(path)
     if not doc then err:write("marketo-bulk: ", summary, "\n"); return 1 end
     if flags.json then out:write(json.encode(doc), "\n"); return 0 end
