@@ -67,7 +67,7 @@ function M.new(opts)
         clock = function() return time:now() end,
         wall = function() return time:wall() end,
     }, Sandbox)
-    -- tokens: unguessable across runs, so seeded from the real time
+    -- tokens differ from run to run: their draw is seeded from the real time
     local seed, drawn = math.floor(real_wall() * 1000) % 2147483647, 0
     self.random = function(n)
         drawn = drawn + 1
