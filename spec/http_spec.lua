@@ -143,6 +143,7 @@ describe("marketo.http", function()
         end)
 
         it("mixes timers and transfers", function()
+            -- real time: a 50 ms timer must end while a 200 ms transfer is in flight
             local loop = Loop.new()
             local order = {}
             loop:spawn(function()

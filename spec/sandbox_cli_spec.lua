@@ -114,6 +114,7 @@ describe("marketo-bulk sandbox", function()
     end)
 
     it("stops by itself when its parent is gone or its lifetime is over", function()
+        -- real time: a process's lifetime (0.5 s) and its parent's death (0.3 s)
         local p = assert(io.popen("sleep 0.3 & echo $!"))
         local parent = p:read("l")
         p:close()

@@ -284,6 +284,8 @@ describe("marketo.sandbox.http", function()
         end)
     end)
 
+    -- Real time: these are about sleeping handlers not blocking each other, so
+    -- they sleep (0.3 s, all at once) and time what the others saw meanwhile.
     describe("scheduling", function()
         it("delays only the answer that sleeps", function()
             start{ handler = function(req)

@@ -204,6 +204,7 @@ describe("marketo.sandbox faults", function()
             headers = { authorization = "Bearer " .. token } }
         assert.is_nil(status)
         assert.equal("closed", err)
+        -- real time: a slow answer is late on the wire, not on the sandbox's clock
         sb.control{ drop_rate = 0, slow_rate = 1, slow_seconds = 0.3 }
         local t0 = socket.gettime()
         local _, res = sb.api_get("/bulk/v1/leads/batch/1.json", token)

@@ -64,10 +64,10 @@ local child = require("marketo.sandbox").spawn{ config = { speed = 0 } }
 local client = assert(require("marketo.client").new{ base_url = child.base_url,
     client_id = child.client_id, client_secret = child.client_secret })
 local job = assert(client:import_leads{ path = %q })
-local st = assert(job:wait{ timeout = 30 })
+local st = assert(job:wait{ first = 0.05, timeout = 30 })
 print(("LEADS %%s %%d %%s"):format(st.status, st.processed, st.message))
 local cars = assert(client:import_custom_objects{ api_name = "car_c", path = %q })
-st = assert(cars:wait{ timeout = 30 })
+st = assert(cars:wait{ first = 0.05, timeout = 30 })
 print(("CARS %%s %%d %%d"):format(st.status, st.processed, st.failed))
 child.stop()
 ]]):format(dir .. "/leads.csv", dir .. "/cars.csv"))

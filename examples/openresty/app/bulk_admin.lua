@@ -5,9 +5,10 @@
 --   GET  /imports/1   -> 200 the progress record (bulk_import.progress)
 --   POST /imports/1/stop -> 202: no new part starts
 --
--- Files are taken only from the directory in $MARKETO_IMPORT_DIR, by name:
--- an admin endpoint that uploads any path it is given would ship any file
--- the worker can read to whoever holds the Marketo credentials. Journals,
+-- Files are taken only from the directory in $MARKETO_IMPORT_DIR, by name,
+-- and a symbolic link there that leads out of it is refused (403): an admin
+-- endpoint that uploads any path it is given would ship any file the worker
+-- can read to whoever holds the Marketo credentials. Journals,
 -- reports and work files go to $MARKETO_WORK_DIR (default: the import
 -- directory), which the worker's user must be able to write.
 local cjson = require("cjson.safe")
@@ -26,20 +27,59 @@ local function dict()
     return ngx.shared.marketo_imports
 end
 
--- The file's full path, or nil and why.
+-- realpath(3) through the FFI: the path with every symbolic link resolved.
+local ffi = require("ffi")
+pcall(ffi.cdef, "char *realpath(const char *path, char *resolved_path);")
+pcall(ffi.cdef, "void free(void *ptr);")
+
+local function realpath(path)
+    local p = ffi.C.realpath(path, nil)
+    if p == nil then return nil end
+    local s = ffi.string(p)
+    ffi.C.free(p)
+    return s
+end
+
+-- The file's real path, or nil, why, and the HTTP status to answer with. The
+-- name is resolved, symbolic links and all, and must still lie inside the
+-- directory: a link placed there must not ship a file from elsewhere.
 local function source(name)
     local dir = os.getenv("MARKETO_IMPORT_DIR")
-    if not dir or dir == "" then return nil, "MARKETO_IMPORT_DIR is not set" end
-    if not name or not name:match("^[%w][%w._-]*$") then
-        return nil, "file: a plain file name in MARKETO_IMPORT_DIR expected"
+    if not dir or dir == "" then return nil, "MARKETO_IMPORT_DIR is not set", 500 end
+    if type(name) ~= "string" or not name:match("^[%w][%w._-]*$") then
+        return nil, "file: a plain file name in MARKETO_IMPORT_DIR expected", 400
     end
-    return dir .. "/" .. name
+    local real_dir = realpath(dir)
+    local real = real_dir and realpath(dir .. "/" .. name)
+    if not real then
+        return nil, ("file: no file '%s' in MARKETO_IMPORT_DIR"):format(name), 400
+    end
+    if real:sub(1, #real_dir + 1) ~= real_dir .. "/" then
+        return nil, ("file: '%s' is a symbolic link out of MARKETO_IMPORT_DIR; copy the file "
+            .. "into the directory instead"):format(name), 403
+    end
+    return real
+end
+
+-- A parameter given twice comes as a table, one without a value as true:
+-- either is the caller's mistake, not the server's.
+local function bad_args(args)
+    for k, v in pairs(args) do
+        if type(v) == "table" then
+            return ("%s: given %d times; give it once"):format(k, #v)
+        elseif v == true then
+            return ("%s: a value is expected (%s=...)"):format(k, k)
+        end
+    end
 end
 
 local function start()
     local args = ngx.req.get_uri_args()
-    local path, err = source(args.file)
-    if not path then return reply(400, { error = err }) end
+    local err = bad_args(args)
+    if err then return reply(400, { error = err }) end
+    local path, status
+    path, err, status = source(args.file)
+    if not path then return reply(status, { error = err }) end
     local id
     local work_dir = os.getenv("MARKETO_WORK_DIR")
     id, err = bulk_import.start(dict(), {
