@@ -117,7 +117,7 @@ describe("examples/openresty in nginx", function()
     it("imports a file in the background while the worker keeps answering", function()
         local n = start_app()
         local started = socket.gettime()
-        local status, body = n.request("POST", ("/imports?file=leads.csv&lookupField=email"
+        local status, body = n.request("POST", ("/imports?file=leads.csv&lookup_field=email"
             .. "&part_bytes=%d&poll=0.2"):format(PART_BYTES))
         assert.equal(202, status, body)
         local id = sandbox.decode(body).id
@@ -171,7 +171,7 @@ describe("examples/openresty in nginx", function()
         status, body = n.request("POST", "/imports?file=leads.csv&file=other.csv")
         assert.equal(400, status, body)
         assert.equal("file: given 2 times; give it once", sandbox.decode(body).error)
-        status, body = n.request("POST", "/imports?file=leads.csv&lookupField=a&lookupField=b")
+        status, body = n.request("POST", "/imports?file=leads.csv&lookup_field=a&lookup_field=b")
         assert.equal(400, status, body)
         status, body = n.request("POST", "/imports?file")
         assert.equal(400, status, body)

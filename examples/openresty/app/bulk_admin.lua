@@ -1,6 +1,6 @@
 --- bulk_admin: the admin endpoints of the example (see nginx.conf).
 --
---   POST /imports?file=leads.csv[&lookupField=email][&part_bytes=N][&poll=S]
+--   POST /imports?file=leads.csv[&lookup_field=email][&part_bytes=N][&poll=S]
 --        -> 202 { "id": 1 }   (the import runs in the background)
 --   GET  /imports/1   -> 200 the progress record (bulk_import.progress)
 --   POST /imports/1/stop -> 202: no new part starts
@@ -83,7 +83,7 @@ local function start()
     local id
     local work_dir = os.getenv("MARKETO_WORK_DIR")
     id, err = bulk_import.start(dict(), {
-        path = path, lookup_field = args.lookupField or "email",
+        path = path, lookup_field = args.lookup_field or "email",
         work_dir = (work_dir and work_dir ~= "") and work_dir or os.getenv("MARKETO_IMPORT_DIR"),
         part_bytes = tonumber(args.part_bytes), poll = tonumber(args.poll),
     })
