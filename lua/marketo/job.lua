@@ -12,6 +12,7 @@
 -- `raw` is Marketo's own result object.
 local config = require("marketo.config")
 local errors = require("marketo.errors")
+local poll = require("marketo.poll")
 local results = require("marketo.results")
 
 local M = {}
@@ -211,18 +212,12 @@ end
 
 M.wait_defaults = { timeout = 3600, first = 1, factor = 1.5, max_interval = 30 }
 
--- Seconds until the job should be done, from its progress so far, or nil.
-local function eta(info, rows, since, now)
-    local done = info and info.processed
-    if not rows or type(done) ~= "number" or done <= 0 or now <= since then return nil end
-    return math.max(0, rows - done) / (done / (now - since))
-end
-
---- Polls until the job ends. options: timeout (seconds, default an hour), first (the
--- first interval, 1 s), factor (growth per poll, 1.5), max_interval (30 s: the top of
--- the docs' 5-30 s), rows (data rows uploaded: with them, the poll after progress is
--- seen comes near the expected end instead of up to max_interval late), on_status
--- (function(info) called after every poll).
+--- Polls until the job ends, on marketo.poll's schedule. options: timeout (seconds,
+-- default an hour), first (the first interval, 1 s), factor (growth per poll while
+-- nothing tells when the job ends, 1.5), max_interval (30 s: the top of the docs'
+-- 5-30 s), rows (data rows uploaded: with them, polls come near the end the job's
+-- progress predicts instead of up to max_interval late), on_status (function(info)
+-- called after every poll).
 -- Complete -> info. Failed -> nil, message, "JOB_FAILED", err (err.info, Marketo's
 -- message in err.message). Out of time -> nil, message, "TIMEOUT", err.
 function Job:wait(options)
@@ -230,27 +225,23 @@ function Job:wait(options)
         max_interval = "number", on_status = "function", rows = "number" }
     local o = config.check(options, known, "wait", 2)
     local d = M.wait_defaults
-    local timeout, interval = o.timeout or d.timeout, o.first or d.first
-    local first, factor = interval, o.factor or d.factor
-    local max_interval = o.max_interval or d.max_interval
+    local timeout = o.timeout or d.timeout
     local client = self.client
-    local started = client.clock()
-    local deadline = started + timeout
+    local poller = poll.new{ first = o.first or d.first, factor = o.factor or d.factor,
+        max = o.max_interval or d.max_interval, timeout = timeout, rows = o.rows,
+        now = client.clock() }
     while true do
         if self.status == "Complete" then return self.info end
         if self.status == "Failed" then return self:failed() end
-        local left = deadline - client.clock()
-        if left <= 0 then
+        local delay = poller:next(self.info, client.clock())
+        if not delay then
             return errors.fail(client:new_error{ code = "TIMEOUT", class = "fatal",
                 call = "wait " .. tostring(self),
                 message = ("job still %s after %g s"):format(tostring(self.status), timeout) })
         end
-        client.sleep(math.min(interval, left))
-        interval = math.min(max_interval, interval * factor)
+        client.sleep(delay)
         local info, msg, code, err = self:refresh()
         if not info then return nil, msg, code, err end
-        local expected = eta(info, o.rows, started, client.clock())
-        if expected then interval = math.max(first, math.min(interval, expected + first)) end
         if o.on_status then o.on_status(info) end
     end
 end
