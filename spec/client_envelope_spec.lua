@@ -165,6 +165,14 @@ describe("marketo.client envelopes (fake clock)", function()
             assert.equal(30, slept[#slept])
         end)
 
+        it("refuses a schedule that would never sleep or never grow", function()
+            local c = new{}
+            assert.has_error(function() c:job("leads", 1):wait{ first = 0 } end,
+                "bad argument #1 to 'wait' (option 'first': number > 0 expected, got 0)")
+            assert.has_error(function() c:job("leads", 1):wait{ factor = 0.5 } end,
+                "bad argument #1 to 'wait' (option 'factor': number >= 1 expected, got 0.5)")
+        end)
+
         it("ends on Failed with Marketo's message", function()
             local c = new{ status("Importing"), status("Failed", "Import failed: disk") }
             local ok, msg, code, err = c:job("leads", 1):wait()

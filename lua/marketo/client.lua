@@ -12,6 +12,7 @@
 -- `nil, message, code, err`.
 local json = require("marketo.json")
 local config = require("marketo.config")
+local check_options = require("marketo.options").check
 local errors = require("marketo.errors")
 local retry = require("marketo.retry")
 local auth = require("marketo.auth")
@@ -47,8 +48,7 @@ end
 -- identity_timeout (seconds); token_margin (renew that long before expiry);
 -- user_agent.
 function M.new(options)
-    config.check(options, config.options, "client.new", 2)
-    if options and options.classes then errors.check_classes(options.classes, 2) end
+    check_options(options, config.options, "client.new", 2)
     local s, msg, code = config.resolve(options or {})
     if not s then return nil, msg, code end
     local c = setmetatable({

@@ -10,8 +10,8 @@
 -- `info` = { batch_id, status, message, processed, failed, warned, raw } where
 -- `processed` is numOfLeadsProcessed or numOfObjectsProcessed as the type has it, and
 -- `raw` is Marketo's own result object.
-local config = require("marketo.config")
 local errors = require("marketo.errors")
+local options = require("marketo.options")
 local poll = require("marketo.poll")
 local results = require("marketo.results")
 
@@ -63,13 +63,14 @@ M.types = {
     },
 }
 
-local FORMATS = { csv = true, tsv = true, ssv = true }
+local FORMAT = { "string", one_of = { "csv", "tsv", "ssv" }, lower = true }
+local BYTES = { "number", integer = true, min = 0 }
 
 -- What create accepts besides the type's Marketo parameters.
 local COMMON = {
-    path = "string", offset = "number", length = "number", prefix = "string",
-    filename = "string", format = "string", content_type = "string", timeout = "number",
-    on_progress = "function",
+    path = { "string", required = true }, offset = BYTES, length = BYTES, prefix = "string",
+    filename = "string", format = FORMAT, content_type = "string",
+    timeout = { "number", positive = true }, on_progress = "function",
 }
 
 local Job = {}
@@ -82,36 +83,26 @@ end
 local function type_of(kind, fname)
     local t = M.types[kind]
     if not t then
-        error(("bad argument #1 to '%s' (leads, custom_objects or program_members expected, "
-            .. "got %s)"):format(fname, tostring(kind)), 4)
+        options.fail(fname, ("leads, custom_objects or program_members expected, got %s")
+            :format(tostring(kind)), 4)
     end
     return t
 end
 
-local function known_options(t)
-    local known = {}
-    for k, v in pairs(COMMON) do known[k] = v end
-    for k, v in pairs(t.params) do known[k] = v end
-    for k, v in pairs(t.path_params or {}) do known[k] = v end
-    return known
+-- The options create takes for a type: the common ones, its Marketo parameters,
+-- and the values its paths need.
+local function create_spec(t)
+    local spec = {}
+    for k, v in pairs(COMMON) do spec[k] = v end
+    for k, v in pairs(t.params) do spec[k] = v end
+    for k, v in pairs(t.path_params or {}) do spec[k] = { v, required = true } end
+    for _, k in ipairs(t.required or {}) do spec[k] = { spec[k], required = true } end
+    return spec
 end
 
-local function check_create(t, kind, o)
-    config.check(o, known_options(t), "import", 4)
-    if not o.path then error("bad argument #1 to 'import' (option 'path' required)", 4) end
-    for k in pairs(t.path_params or {}) do
-        if o[k] == nil then error(("bad argument #1 to 'import' (%s needs '%s')")
-            :format(kind, k), 4) end
-    end
-    for _, k in ipairs(t.required or {}) do
-        if o[k] == nil then error(("bad argument #1 to 'import' (%s needs '%s')")
-            :format(kind, k), 4) end
-    end
-    local format = (o.format or "csv"):lower()
-    if not FORMATS[format] then
-        error("bad argument #1 to 'import' (format must be csv, tsv or ssv)", 4)
-    end
-    return format
+local function check_create(t, o)
+    options.check(o, create_spec(t), "import", 4)
+    return (o.format or "csv"):lower()
 end
 
 local function new_job(client, kind, o, format)
@@ -157,10 +148,10 @@ end
 -- text/csv as in Marketo's docs), timeout, on_progress(sent, total); and the type's
 -- Marketo parameters under their Marketo names: leads lookupField, listId, partitionName;
 -- custom_objects apiName; program_members programId, programMemberStatus.
-function M.create(client, kind, options)
+function M.create(client, kind, opts)
     local t = type_of(kind, "import")
-    local o = options or {}
-    local format = check_create(t, kind, o)
+    local o = opts or {}
+    local format = check_create(t, o)
     local j = new_job(client, kind, o, format)
     local query = { format = format }
     for k in pairs(t.params) do
@@ -185,15 +176,12 @@ end
 
 --- attach(client, kind, batch_id, options) -> job: a job created earlier. options:
 -- apiName (custom objects), format (of the uploaded file: how failures are parsed).
-function M.attach(client, kind, batch_id, options)
+function M.attach(client, kind, batch_id, opts)
     local t = type_of(kind, "job")
-    local o = options or {}
-    local known = { format = "string" }
-    for k, v in pairs(t.path_params or {}) do known[k] = v end
-    config.check(o, known, "job", 3)
-    if kind == "custom_objects" and not o.apiName then
-        error("bad argument #3 to 'job' (custom_objects needs 'apiName')", 3)
-    end
+    local spec = { format = FORMAT }
+    -- Only a custom object's paths need a value besides the batchId.
+    for k, v in pairs(t.path_params or {}) do spec[k] = { v, required = k == "apiName" } end
+    local o = options.check(opts, spec, "job", 3, 3)
     local j = new_job(client, kind, o, (o.format or "csv"):lower())
     j.id = batch_id
     return j
@@ -212,6 +200,10 @@ end
 
 M.wait_defaults = { timeout = 3600, first = 1, factor = 1.5, max_interval = 30 }
 
+local SECONDS = { "number", positive = true }
+local WAIT = { timeout = SECONDS, first = SECONDS, factor = { "number", min = 1 },
+    max_interval = SECONDS, on_status = "function", rows = { "number", min = 0 } }
+
 --- Polls until the job ends, on marketo.poll's schedule. options: timeout (seconds,
 -- default an hour), first (the first interval, 1 s), factor (growth per poll while
 -- nothing tells when the job ends, 1.5), max_interval (30 s: the top of the docs'
@@ -220,10 +212,8 @@ M.wait_defaults = { timeout = 3600, first = 1, factor = 1.5, max_interval = 30 }
 -- called after every poll).
 -- Complete -> info. Failed -> nil, message, "JOB_FAILED", err (err.info, Marketo's
 -- message in err.message). Out of time -> nil, message, "TIMEOUT", err.
-function Job:wait(options)
-    local known = { timeout = "number", first = "number", factor = "number",
-        max_interval = "number", on_status = "function", rows = "number" }
-    local o = config.check(options, known, "wait", 2)
+function Job:wait(opts)
+    local o = options.check(opts, WAIT, "wait", 2)
     local d = M.wait_defaults
     local timeout = o.timeout or d.timeout
     local client = self.client
@@ -267,11 +257,11 @@ function Job:file(what, reason, part)
     return rows
 end
 
-local function check_part(part)
+local function check_part(part, fname)
     if part ~= nil and (type(part) ~= "table" or type(part.header) ~= "table"
         or type(part.rows) ~= "table") then
-        error("bad argument #1 (a part { header, rows } expected, as results.read_part "
-            .. "returns)", 3)
+        options.fail(fname, "a part { header, rows } expected, as results.read_part returns",
+            3)
     end
 end
 
@@ -279,12 +269,12 @@ end
 -- no file (404 or empty) is an empty list. Given the uploaded `part` (from
 -- results.read_part), each row also gets its source `line` (results.tie).
 function Job:failures(part)
-    check_part(part)
+    check_part(part, "failures")
     return self:file("failures", "Import Failure Reason", part)
 end
 --- Warned rows, as failures.
 function Job:warnings(part)
-    check_part(part)
+    check_part(part, "warnings")
     return self:file("warnings", "Import Warning Reason", part)
 end
 

@@ -18,11 +18,18 @@ local results = require("marketo.results")
 local json = require("marketo.json")
 local plan_mod = require("marketo.pipeline.plan")
 local poll = require("marketo.poll")
+local options = require("marketo.options")
 
 local M = {}
 
 M.DEFAULTS = { importing = 2, queued = 10, uploads = 2, poll_first = 1, poll_max = 30,
     failed_retries = 2, wait_timeout = 7 * 24 * 3600 }
+
+local COUNT, SECONDS = { "number", integer = true, min = 1 }, { "number", positive = true }
+--- The limits new takes, as marketo.options rules.
+M.LIMITS = { importing = COUNT, queued = COUNT, uploads = COUNT, poll_first = SECONDS,
+    poll_max = SECONDS, failed_retries = { "number", integer = true, min = 0 },
+    wait_timeout = SECONDS }
 
 local Scheduler = {}
 Scheduler.__index = Scheduler
@@ -34,8 +41,7 @@ Scheduler.__index = Scheduler
 function M.new(o)
     local limits = {}
     for k, v in pairs(M.DEFAULTS) do limits[k] = v end
-    for k, v in pairs(o.limits or {}) do
-        if M.DEFAULTS[k] == nil then error(("bad limit '%s'"):format(tostring(k)), 2) end
+    for k, v in pairs(options.check(o.limits, M.LIMITS, "scheduler.new", 2, 1, "limits")) do
         limits[k] = v
     end
     return setmetatable({
