@@ -13,6 +13,7 @@
 local json = require("marketo.json")
 local config = require("marketo.config")
 local check_options = require("marketo.options").check
+local url = require("marketo.url")
 local errors = require("marketo.errors")
 local retry = require("marketo.retry")
 local auth = require("marketo.auth")
@@ -89,31 +90,6 @@ end
 --- How many identity calls this client made (specs check the token is cached).
 function Client:identity_calls()
     return self.auth.identity_calls
-end
-
--- Whole numbers as integers: under Lua 5.3+ a listId of 42.0 must not become "42.0".
-local function text(v)
-    if type(v) == "number" and v == math.floor(v) then return ("%d"):format(v) end
-    return tostring(v)
-end
-
-local function urlencode(s)
-    return (text(s):gsub("[^%w%-%._~]", function(ch)
-        return ("%%%02X"):format(ch:byte())
-    end))
-end
-
-local function query_string(query)
-    if not query then return "" end
-    local keys = {}
-    for k in pairs(query) do keys[#keys + 1] = k end
-    table.sort(keys)
-    local out = {}
-    for _, k in ipairs(keys) do
-        out[#out + 1] = urlencode(k) .. "=" .. urlencode(query[k])
-    end
-    if #out == 0 then return "" end
-    return "?" .. table.concat(out, "&")
 end
 
 function Client:new_error(fields)
@@ -201,7 +177,7 @@ function Client:attempt(req, call)
     headers.Authorization = "Bearer " .. token
     if self.user_agent then headers["User-Agent"] = self.user_agent end
     local res, tmsg, tcode = self.transport:request{
-        method = req.method, url = self.base_url .. req.path .. query_string(req.query),
+        method = req.method, url = self.base_url .. req.path .. url.query(req.query),
         headers = headers, body = req.body, multipart = req.multipart,
         timeout = req.timeout or self.timeout, on_progress = req.on_progress,
     }

@@ -14,13 +14,9 @@ local errors = require("marketo.errors")
 local options = require("marketo.options")
 local poll = require("marketo.poll")
 local results = require("marketo.results")
+local enc = require("marketo.url").encode
 
 local M = {}
-
-local function enc(s)
-    if type(s) == "number" and s == math.floor(s) then s = ("%d"):format(s) end
-    return (tostring(s):gsub("[^%w%-%._~]", function(c) return ("%%%02X"):format(c:byte()) end))
-end
 
 M.types = {
     leads = {
