@@ -68,7 +68,7 @@ describe("marketo.client", function()
         it("points misuse errors at the script's line", function()
             local c = assert(client.new{ env = env, transport = transport })
             local cases = {
-                function() c:import_leads{ path = "x", lookup_field = "email" } end,
+                function() c:import_leads{ path = "x", lookupField = "email" } end,
                 function() c:import_custom_objects{ path = "x" } end,
                 function() c:import("contacts", { path = "x" }) end,
                 function() c:job("custom_objects", 1) end,

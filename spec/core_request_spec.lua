@@ -193,6 +193,18 @@ describe("marketo.core request", function()
             assert.equal("READ_ERROR", code)
         end)
 
+        it("fails when offset + length is past the largest size, without overflowing", function()
+            -- 2^63 - 1024 is exact as a double, so the same on Lua 5.4 and LuaJIT
+            local req = request("/multipart"):add_file("file", "f.csv", nil, path, 700000,
+                                                       2 ^ 63 - 1024)
+            finally(function() req:close() end)
+            local ok, msg, code = req:perform()
+            assert.is_nil(ok)
+            assert.equal("READ_ERROR", code)
+            assert.matches("past its end", msg)
+            assert.equal(0, req:info().uploaded)
+        end)
+
         it("calls on_progress with the bytes sent and to send", function()
             local calls, last = 0, nil
             local req = request("/multipart"):add_file("file", "f.csv", nil, path)
@@ -224,6 +236,15 @@ describe("marketo.core request", function()
             local ok, _, code = req:perform()
             assert.is_nil(ok)
             assert.equal("OPERATION_TIMEDOUT", code)
+        end)
+
+        it("takes math.huge as no time limit", function()
+            -- over a short limit: a setting that did not take would leave it in force
+            local req = request("/slow?ms=300"):set_timeouts(5, 0.1)
+                :set_timeouts(math.huge, math.huge)
+            finally(function() req:close() end)
+            assert.is_true(req:perform())
+            assert.equal(200, req:status())
         end)
 
         it("returns a dropped connection as a failure triple", function()
@@ -268,6 +289,7 @@ describe("marketo.core request", function()
             assert.has_error(function() req:set_method("get") end)
             assert.has_error(function() req:set_headers({ "no colon" }) end)
             assert.has_error(function() req:set_timeouts(-1) end)
+            assert.has_error(function() req:set_timeouts(1, 0 / 0) end)
             assert.has_error(function() req:set_tls() end) -- never off by omission
             assert.equal(req, req:set_tls(true, "/etc/ssl/certs"))
             assert.has_error(function() req:add_file("file", nil, nil, "/x", -1) end)

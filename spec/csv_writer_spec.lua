@@ -113,6 +113,27 @@ describe("marketo.csv.writer", function()
         end
         assert.equal(10, rows)
     end)
+
+    it("creates parts and lines files for their owner only, not inherited by children", function()
+        local files = require("spec.support.files")
+        local dir = files.tmpdir()
+        finally(function() files.rmdir(dir) end)
+        local lines = dir .. "/lines"
+        local w = assert(csv.writer(dir .. "/part-%d.csv", { header = { "id" }, max_bytes = 8,
+            lines = lines }))
+        for i = 1, 6 do assert(w:write({ i }, i + 1)) end
+        -- the shell is a child of this process: it sees what would leak to one
+        local p = io.popen("ls -l /proc/$$/fd/")
+        local inherited = p:read("*a")
+        p:close()
+        assert(w:close())
+        p = io.popen("stat -c '%a %n' " .. files.q(dir) .. "/*")
+        local modes = p:read("*a")
+        p:close()
+        assert.is_true(#w:parts() > 1)
+        for mode, name in modes:gmatch("(%d+) (%S+)") do assert.equal("600", mode, name) end
+        assert.is_nil(inherited:find(lines, 1, true), inherited)
+    end)
 end)
 
 describe("marketo.csv.map", function()

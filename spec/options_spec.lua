@@ -51,10 +51,17 @@ describe("marketo.options", function()
         assert(check({ w = 1, r = 64, p = 0.1, m = 9, f = "tsv" }, spec))
     end)
 
-    it("compares one_of in lower case when asked", function()
-        local spec = { f = { "string", one_of = { "csv" }, lower = true } }
-        assert(check({ f = "CSV" }, spec))
-        assert.has_error(function() check({ f = "XLS" }, spec) end)
+    it("asks a registry's check, saying what it expects", function()
+        local function csv(v) return v:lower() == "csv" end
+        local spec = { f = { "string", valid = csv, expected = "csv" },
+            id = { "number|string", valid = function(v)
+                return tonumber(v) and tonumber(v) >= 1, "a positive whole number"
+            end } }
+        assert(check({ f = "CSV", id = "7" }, spec))
+        assert.equal("bad argument #1 to 'f' (option 'f': csv expected, got \"xls\")",
+            message(function() check({ f = "xls" }, spec) end))
+        assert.equal("bad argument #1 to 'f' (option 'id': a positive whole number expected, "
+            .. "got 0)", message(function() check({ id = 0 }, spec) end))
     end)
 
     it("refuses a missing required option, also when the table itself is missing", function()

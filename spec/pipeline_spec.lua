@@ -71,7 +71,7 @@ describe("the import pipeline", function()
             rows[#rows + 1] = ("VIN%06d,make%d,model %d,red,%d"):format(i, i % 9, i, 1990 + i % 30)
         end
         write(src, table.concat(rows, "\n") .. "\n")
-        local r = cli.run({ "import", "customobject", "car_c", src, "--part-bytes", "9000",
+        local r = cli.run({ "import", "custom_objects", "car_c", src, "--part-bytes", "9000",
             "--quiet" }, { env = cli.env_of(sb) })
         assert.equal(0, r.status, r.err)
         local doc = read_json(dir .. "/cars.csv.report.json")
@@ -86,7 +86,7 @@ describe("the import pipeline", function()
         local rows = { "email,firstName" }
         for i = 1, 900 do rows[#rows + 1] = ("member%d@example.com,M%d"):format(i, i) end
         write(src, table.concat(rows, "\n") .. "\n")
-        local r = cli.run({ "import", "programmembers", "1001", src, "--status", "On List",
+        local r = cli.run({ "import", "program_members", "1001", src, "--status", "On List",
             "--part-bytes", "8000", "--quiet" }, { env = cli.env_of(sb) })
         assert.equal(0, r.status, r.err)
         local doc = read_json(dir .. "/members.csv.report.json")
@@ -229,12 +229,25 @@ describe("the import pipeline", function()
             rows[#rows + 1] = "late@example.com,oops,extra" -- line 52
             write(src, table.concat(rows, "\n") .. "\n")
             local r = cli.run({ "import", "leads", src, "--quiet" }, { env = cli.env_of(sb) })
-            assert.equal(4, r.status)
+            -- 1, not 4: running it again cannot help, the file must be fixed
+            assert.equal(1, r.status)
             assert.matches(src .. ":52:", r.err, 1, true)
             assert.matches("CSV_FIELD_COUNT", r.err, 1, true)
             assert.equal(0, #inspect(sb, "log"))
             assert.equal(0, inspect(sb, "records").leads)
+            -- and no empty journal is left to look like an import
+            assert.is_nil(io.open(src .. ".journal"))
         end)
+
+    it("reads a bad file before it starts the embedded sandbox", function()
+        local src = dir .. "/bad-embedded.csv"
+        write(src, "email,firstName\na@example.com,A\nb@example.com,B,extra\n")
+        local r = cli.run({ "import", "leads", src, "--quiet" }, { env = {} })
+        assert.equal(1, r.status)
+        assert.matches(src .. ":3:", r.err, 1, true)
+        assert.not_matches("embedded sandbox", r.err, 1, true)
+        assert.is_nil(io.open(src .. ".journal"))
+    end)
 
     it("with --lenient imports the good rows and reports the malformed ones", function()
         local src = dir .. "/bad.csv"
@@ -280,14 +293,14 @@ describe("the import pipeline", function()
         -- the same file with another mapping is another import: not this journal's
         local other = cli.run({ "import", "leads", src, "--map", "email=email", "--quiet" },
             { env = cli.env_of(sb) })
-        assert.equal(4, other.status)
+        assert.equal(1, other.status)
         assert.matches("JOURNAL_MISMATCH", other.err, 1, true)
         -- and so is the same command after the file was rewritten
         local f = assert(io.open(src, "ab"))
         f:write("late@example.com,Late,Comer,Acme,1\n")
         f:close()
         local changed = cli.run(argv, { env = cli.env_of(sb) })
-        assert.equal(4, changed.status)
+        assert.equal(1, changed.status)
         assert.matches("JOURNAL_MISMATCH: .* as it was %(%d+ bytes, now %d+%)", changed.err)
     end)
 end)

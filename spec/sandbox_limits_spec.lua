@@ -63,6 +63,7 @@ end)
 describe("marketo.sandbox queue", function()
     it("runs at most 2 Importing, holds 10 in all, and answers 1016 beyond", function()
         sb.control{ speed = 1 }
+        sb.freeze()
         local ids = {}
         for i = 1, 10 do
             local _, res = import_leads(rows(50, "q" .. i .. "-"))
@@ -91,15 +92,19 @@ describe("marketo.sandbox queue", function()
 
     it("grows the counters while a job imports at its speed", function()
         sb.control{ speed = 20 }
+        sb.freeze()
         local _, res = import_leads(rows(60))
         local id = res.result[1].batchId
-        socket.sleep(0.5)
+        assert.equal("Importing", status_of(id).status)
+        assert.equal(0, status_of(id).numOfLeadsProcessed)
+        sb.advance(1.5)
         local mid = status_of(id)
         assert.equal("Importing", mid.status)
-        assert.truthy(mid.numOfLeadsProcessed > 0 and mid.numOfLeadsProcessed < 60,
-            "processed " .. tostring(mid.numOfLeadsProcessed))
+        assert.equal(30, mid.numOfLeadsProcessed)
         assert.is_nil(mid.message)
-        local done = sb.wait("/bulk/v1/leads/batch/" .. id .. ".json", token)
+        sb.advance(1.5)
+        local done = status_of(id)
+        assert.equal("Complete", done.status)
         assert.equal(60, done.numOfLeadsProcessed)
     end)
 end)
@@ -116,13 +121,15 @@ describe("marketo.sandbox limits", function()
         assert_error(res, "606", "Max rate limit '5' exceeded with in '2' secs")
         sb.token() -- identity calls are not counted and not limited
         assert.equal(1, sb.inspect("counters").answered_606)
-        socket.sleep(2.05)
+        sb.advance(2)
         status, res = sb.api_get("/bulk/v1/leads/batch/1.json", token)
         assert.equal(200, status)
         assert.equal("1013", res.errors[1].code)
     end)
 
     it("answers 615 past the calls allowed in flight", function()
+        -- real time: four curl processes must overlap inside the sandbox, so
+        -- each answer takes 1.2 s (room for a slow start on a busy machine)
         sb.control{ max_in_flight = 2, latency = 1.2 }
         local bodies = concurrent_gets(4, "/bulk/v1/leads/batch/1.json")
         local codes = {}
@@ -146,6 +153,18 @@ describe("marketo.sandbox limits", function()
         local _, res = sb.api_get("/bulk/v1/leads/batch/1.json", token)
         assert_error(res, "607", "Daily quota reached")
         assert.equal(1, sb.inspect("counters").answered_607)
+        -- the quota resets at 06:00 UTC (midnight CST): a second before, not yet
+        local wall = sb.clock().wall
+        local to_reset = (6 * 3600 - wall) % 86400
+        if to_reset < 2 then to_reset = to_reset + 86400 end
+        sb.advance(to_reset - 1)
+        token = sb.token() -- the old one may have outlived its hour meanwhile
+        _, res = sb.api_get("/bulk/v1/leads/batch/1.json", token)
+        assert.equal("607", res.errors[1].code)
+        sb.advance(1.01)
+        _, res = sb.api_get("/bulk/v1/leads/batch/1.json", token)
+        assert.equal("1013", res.errors[1].code)
+        assert.equal(1, sb.inspect("counters").quota_used)
     end)
 
     it("does not count calls with a bad token", function()
@@ -290,6 +309,72 @@ describe("marketo.sandbox inspection", function()
         assert.same({}, sb.inspect("jobs"))
         assert.same({}, sb.inspect("log"))
         assert.equal(0, sb.inspect("counters").requests)
+    end)
+
+    it("refuses control calls a web page could make: an Origin, or no JSON type", function()
+        local before = sb.inspect("config")
+        local function post(path, headers, body)
+            return sb.http{ method = "POST", path = "/__sandbox/" .. path, headers = headers,
+                body = body or '{"client_secret": "evil", "speed": 7}' }
+        end
+        -- a fetch() from a page: JSON, but the browser names the page
+        local status, _, body = post("config", { ["content-type"] = "application/json",
+            origin = "http://evil.example" })
+        assert.equal(403, status)
+        assert.matches("web page", sandbox.decode(body).error, 1, true)
+        -- a page's plain form post: no preflight, but no JSON type either
+        for _, ctype in ipairs({ "text/plain", "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x" }) do
+            status, _, body = post("config", { ["content-type"] = ctype })
+            assert.equal(415, status, ctype)
+            assert.matches("application/json", sandbox.decode(body).error, 1, true)
+        end
+        status = post("config", {})
+        assert.equal(415, status)
+        assert.same(before, sb.inspect("config"))
+        local fresh = sb.token()
+        assert.equal(fresh, sb.token()) -- nothing was changed, the secret still works
+        for _, path in ipairs({ "reset", "expire-token", "clock" }) do
+            assert.equal(403, (post(path, { ["content-type"] = "application/json",
+                origin = "null" }, "{}")))
+            assert.equal(415, (post(path, { ["content-type"] = "text/plain" }, "{}")))
+        end
+        assert.equal(fresh, sb.token()) -- expire-token was refused
+        assert.is_false(sb.clock().frozen)
+        -- the inspection GETs stay open
+        assert.equal(200, (sb.http{ path = "/__sandbox/counters",
+            headers = { origin = "http://evil.example" } }))
+        -- and a JSON call without an Origin goes through (charset allowed)
+        status = post("config", { ["content-type"] = "application/json; charset=utf-8" },
+            '{"speed": 7}')
+        assert.equal(200, status)
+        assert.equal(7, sb.inspect("config").speed)
+    end)
+
+    it("moves its clock on, holds it still, and never back", function()
+        local start = sb.clock()
+        assert.is_false(start.frozen)
+        local frozen = sb.freeze()
+        assert.is_true(frozen.frozen)
+        assert.equal(frozen.now, sb.clock().now)
+        local later = sb.advance(90)
+        assert.equal(frozen.now + 90, later.now)
+        assert.truthy(math.abs(later.wall - start.wall - 90) < 5)
+        for _, bad in ipairs({ '{"advance": -1}', '{"advance": "1"}', '{"freeze": 1}',
+            '{"rewind": 1}', '[1]' }) do
+            local text, status = sb.post("/__sandbox/clock", bad)
+            assert.equal(400, status, bad)
+            assert.is_string(sandbox.decode(text).error)
+        end
+        assert.equal(later.now, sb.clock().now)
+        local thawed = sb.thaw()
+        assert.is_false(thawed.frozen)
+        assert.truthy(thawed.now >= later.now)
+        sb.freeze()
+        sb.reset() -- a reset lets time run again, without turning it back
+        local after = sb.clock()
+        assert.is_false(after.frozen)
+        assert.truthy(after.now >= later.now)
     end)
 
     it("answers 404 for unknown inspection paths", function()

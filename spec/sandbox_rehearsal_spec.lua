@@ -66,7 +66,7 @@ local client = assert(require("marketo.client").new{ base_url = child.base_url,
 local job = assert(client:import_leads{ path = %q })
 local st = assert(job:wait{ timeout = 30 })
 print(("LEADS %%s %%d %%s"):format(st.status, st.processed, st.message))
-local cars = assert(client:import_custom_objects{ apiName = "car_c", path = %q })
+local cars = assert(client:import_custom_objects{ api_name = "car_c", path = %q })
 st = assert(cars:wait{ timeout = 30 })
 print(("CARS %%s %%d %%d"):format(st.status, st.processed, st.failed))
 child.stop()

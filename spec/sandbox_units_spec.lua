@@ -115,16 +115,56 @@ describe("marketo.sandbox.envelope", function()
 end)
 
 describe("marketo.sandbox.faults", function()
-    it("draws the same sequence for the same seed", function()
-        local function seq(seed)
-            local f = faults.new({ seed = seed })
+    local function fates(seed, ids)
+        local f = faults.new({ seed = seed, drop_rate = 0, error_rate = 0.5, lost_rate = 0,
+            slow_rate = 0, error_codes = { "604", "611" }, job_fail_rate = 0.5 })
+        local out = {}
+        for i, id in ipairs(ids) do
+            local fate = f:draw(id)
+            out[i] = id .. ":" .. (fate.fault and fate.fault.code or "ok")
+        end
+        return out
+    end
+
+    it("draws the same faults for the same seed, others for another", function()
+        local ids = {}
+        for i = 1, 16 do ids[i] = "GET /bulk/v1/leads/batch/" .. (i % 3) .. ".json" end
+        assert.same(fates(3, ids), fates(3, ids))
+        assert.not_same(fates(3, ids), fates(4, ids))
+        for n = 1, 50 do
+            local x = faults.float(5, "x", n, 1)
+            assert.truthy(x >= 0 and x < 1)
+        end
+    end)
+
+    it("gives a call the same fate whatever order calls arrive in", function()
+        local a = fates(9, { "A", "B", "A", "C", "B", "A" })
+        local b = fates(9, { "C", "B", "B", "A", "A", "A" })
+        local function by_id(list)
             local out = {}
-            for i = 1, 8 do out[i] = f:next() end
+            for _, item in ipairs(list) do
+                local id, fate = item:match("^(%a+):(.*)$")
+                out[id] = out[id] or {}
+                table.insert(out[id], fate)
+            end
             return out
         end
-        assert.same(seq(3), seq(3))
-        assert.not_same(seq(3), seq(4))
-        for _, x in ipairs(seq(5)) do assert.truthy(x >= 0 and x < 1) end
+        assert.same(by_id(a), by_id(b))
+    end)
+
+    it("decides a job's failure by its upload and which job of it this is", function()
+        local function jobs(order)
+            local f = faults.new({ seed = 2, job_fail_rate = 0.5 })
+            local out = {}
+            for _, id in ipairs(order) do
+                local fails, job_id = f:job(id)
+                out[job_id] = fails
+            end
+            return out
+        end
+        local one = jobs({ "p1", "p2", "p1", "p3", "p2", "p1" })
+        assert.same(one, jobs({ "p3", "p2", "p2", "p1", "p1", "p1" }))
+        assert.is_boolean(one["job p1#3"])
     end)
 end)
 
@@ -166,11 +206,12 @@ describe("marketo.sandbox queue timing", function()
         assert.same({ "Importing:0", "Importing:0", "Queued:0" }, states())
         t.advance(1)
         assert.same({ "Importing:10", "Importing:10", "Queued:0" }, states())
+        -- a job ends with its last row; the freed slot goes to the next at once
         t.advance(1)
-        assert.same({ "Importing:20", "Importing:20", "Queued:0" }, states())
-        t.advance(0.5)
         assert.same({ "Complete:20", "Complete:20", "Importing:0" }, states())
-        t.advance(2.5)
+        t.advance(0.5)
+        assert.same({ "Complete:20", "Complete:20", "Importing:5" }, states())
+        t.advance(1.5)
         assert.same({ "Complete:20", "Complete:20", "Complete:20" }, states())
         assert.equal(2, t.sb.stats.max_importing)
     end)

@@ -2,6 +2,7 @@
  * cut short by a stop request (see process.c). */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
+#include <limits.h>
 #include <time.h>
 
 #include "marketo.h"
@@ -20,15 +21,18 @@ static int clock_monotonic(lua_State *L)
     return 1;
 }
 
-/* sleep(seconds): returns true, or false when a stop request cut it short. */
+/* The largest time_t, which is signed and 32 or 64 bits wide. */
+#define TIME_T_MAX (sizeof(time_t) >= sizeof(long long) ? LLONG_MAX : INT_MAX)
+
+/* sleep(seconds): returns true, or false when a stop request cut it short.
+ * math.huge sleeps as long as a timespec can say (until a signal). */
 static int clock_sleep(lua_State *L)
 {
-    double s = luaL_checknumber(L, 1);
+    double s = marketo_checkseconds(L, 1);
     struct timespec req, rem;
 
-    luaL_argcheck(L, s >= 0, 1, "negative duration");
-    req.tv_sec = (time_t)s;
-    req.tv_nsec = (long)((s - (double)req.tv_sec) * 1e9);
+    req.tv_sec = (time_t)marketo_clamp(s, TIME_T_MAX);
+    req.tv_nsec = s < (double)TIME_T_MAX ? (long)((s - (double)req.tv_sec) * 1e9) : 0;
     while (nanosleep(&req, &rem) != 0 && errno == EINTR) {
         if (marketo_stop_requested()) {
             lua_pushboolean(L, 0);

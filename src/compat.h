@@ -41,8 +41,18 @@ static inline void marketo_setfuncs(lua_State *L, const luaL_Reg *reg)
 #define marketo_optsize(L, i, d) ((long long)luaL_optinteger((L), (i), (d)))
 #else
 #define marketo_pushsize(L, n)  lua_pushnumber((L), (lua_Number)(n))
-#define marketo_checksize(L, i) ((long long)luaL_checknumber((L), (i)))
-#define marketo_optsize(L, i, d) ((long long)luaL_optnumber((L), (i), (lua_Number)(d)))
+/* As Lua 5.4 does: a number with no integer value (a fraction, NaN, beyond
+ * 64 bits) raises, rather than meet a cast that is undefined for it. */
+static inline long long marketo_checksize(lua_State *L, int i)
+{
+    lua_Number n = luaL_checknumber(L, i);
+
+    if (!(n >= -9223372036854775808.0 && n < 9223372036854775808.0) || n != (long long)n)
+        luaL_argerror(L, i, "number has no integer representation");
+    return (long long)n;
+}
+#define marketo_optsize(L, i, d) (lua_isnoneornil((L), (i)) ? (long long)(d) \
+                                  : marketo_checksize((L), (i)))
 #endif
 
 #endif

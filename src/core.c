@@ -1,9 +1,12 @@
 /* core.c - luaopen_marketo_core: process-wide libcurl set-up, version
  * information, the failure triple, and the openers of every other file. */
+#define _POSIX_C_SOURCE 200809L
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -37,10 +40,45 @@ int marketo_push_errno(lua_State *L, const char *what, int err)
     return marketo_push_fail(L, name, "%s: %s", what, strerror(err));
 }
 
+int marketo_create(const char *path)
+{
+    return open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+}
+
+FILE *marketo_create_file(const char *path)
+{
+    int fd = marketo_create(path), err;
+    FILE *f;
+
+    if (fd < 0)
+        return NULL;
+    if ((f = fdopen(fd, "wb")) == NULL) {
+        err = errno;
+        close(fd);
+        errno = err;
+    }
+    return f;
+}
+
 void marketo_set_size(lua_State *L, const char *k, long long v)
 {
     marketo_pushsize(L, v);
     lua_setfield(L, -2, k);
+}
+
+double marketo_checkseconds(lua_State *L, int arg)
+{
+    double s = luaL_checknumber(L, arg);
+
+    luaL_argcheck(L, s == s, arg, "not a number");
+    luaL_argcheck(L, s >= 0, arg, "negative duration");
+    return s;
+}
+
+long long marketo_clamp(double v, long long max)
+{
+    /* (double)max may round up (2^63 for LLONG_MAX): v below it casts safely */
+    return v >= (double)max ? max : (long long)v;
 }
 
 /* versions() -> { marketo = "0.1.0", lua = "Lua 5.4.4", curl = "7.88.1",

@@ -59,7 +59,7 @@ typedef struct planner {
     long long max, hlen;
     int n;
     marketo_csv_reader *r;
-    par *pp;
+    csv_par *pp;
 } planner;
 
 /* Adds one row: a new part when it does not fit the current one. 0, or -1
@@ -140,14 +140,14 @@ static int changed(lua_State *L, const planner *pl)
                              pl->r->path);
 }
 
-static void walk_to(par *pp, long long off, long long line)
+static void walk_to(csv_par *pp, long long off, long long line)
 {
     csv_par_seek(&pp->ws, &pp->wsrc, off, line);
     pp->wi = pp->wn = 0;
 }
 
 /* The next row of the run being walked: 0, or -1 if it is not clean now. */
-static int walk_next(par *pp, csv_rec *rec)
+static int walk_next(csv_par *pp, csv_rec *rec)
 {
     if (pp->wi == pp->wn) {
         pp->wi = pp->wn = 0;
@@ -165,7 +165,7 @@ static int walk_next(par *pp, csv_rec *rec)
 }
 
 /* The last checkpoint of w at or before off, or NULL. */
-static const ckpt *ckpt_before(const worker *w, long long off)
+static const csv_ckpt *ckpt_before(const csv_worker *w, long long off)
 {
     long long lo = 0, hi = w->nck; /* the answer is below hi */
 
@@ -181,9 +181,9 @@ static const ckpt *ckpt_before(const worker *w, long long off)
 
 /* Takes the rows of run R, the scan being between records where it starts,
  * on a line dl more than the worker's: packed as add_row would pack them. */
-static int adopt(lua_State *L, planner *pl, const worker *w, const run *R, long long dl)
+static int adopt(lua_State *L, planner *pl, const csv_worker *w, const csv_run *R, long long dl)
 {
-    par *pp = pl->pp;
+    csv_par *pp = pl->pp;
     plan_part *p = &pl->p;
     long long i = R->row, room = pl->max - pl->hlen;
     int walking = 0;
@@ -192,7 +192,7 @@ static int adopt(lua_State *L, planner *pl, const worker *w, const run *R, long 
     if (i == R->end_row)
         return 0;
     if (!pp->ws_open) {
-        if (csv_par_scan_open(pp, &pp->ws, &pp->wsrc, WALK_CHUNK) != 0)
+        if (csv_par_scan_open(pp, &pp->ws, &pp->wsrc, CSV_WALK_CHUNK) != 0)
             return luaL_error(L, "csv_plan: out of memory");
         pp->ws_open = 1;
     }
@@ -207,7 +207,7 @@ static int adopt(lua_State *L, planner *pl, const worker *w, const run *R, long 
     }
     while (i < R->end_row) {
         long long fit = p->offset + room; /* rows that end here or before fit */
-        const ckpt *c;
+        const csv_ckpt *c;
 
         if (R->last_end <= fit) {
             p->rows += R->end_row - i;
@@ -247,25 +247,25 @@ static int adopt(lua_State *L, planner *pl, const worker *w, const run *R, long 
 static int plan_par(lua_State *L, planner *pl)
 {
     marketo_csv_reader *r = pl->r;
-    par *pp = pl->pp;
+    csv_par *pp = pl->pp;
     long long at = csv_scan_at(&r->s), line = r->s.line;
     int k = 0, ri = 0, moved = 0;
 
     for (;;) {
         long long target = LLONG_MAX;
-        const run *R = NULL;
-        worker *w = NULL;
+        const csv_run *R = NULL;
+        csv_worker *w = NULL;
         int st;
 
         while (k < pp->nw) { /* the next run that starts at `at` or later */
             w = &pp->w[k];
-            if (w->state == W_RUNNING) {
+            if (w->state == CSV_W_RUNNING) {
                 if (at < w->from) {
                     target = w->from; /* where its first run starts */
                     break;
                 }
                 pthread_join(w->th, NULL);
-                w->state = W_DONE;
+                w->state = CSV_W_DONE;
             }
             while (ri < w->nruns && w->runs[ri].off < at)
                 ri++;
@@ -366,7 +366,7 @@ static int plan_new(lua_State *L)
     luaL_argcheck(L, pl.r->hdr != NULL, 1, "the reader has no header");
     luaL_argcheck(L, pl.r->rows == 0 && pl.r->rejected == 0, 1, "the reader has read rows");
     luaL_argcheck(L, pl.max > 0, 2, "positive");
-    luaL_argcheck(L, threads >= 1 && threads <= MAX_THREADS, 3, "1 to 64");
+    luaL_argcheck(L, threads >= 1 && threads <= CSV_MAX_THREADS, 3, "1 to 64");
     luaL_argcheck(L, segment > 0, 4, "positive");
     lua_settop(L, 4);
     /* a range (one share of a file) is read by a single scan */

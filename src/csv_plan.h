@@ -8,8 +8,8 @@
 
 #include "csv.h"
 
-#define MAX_THREADS 64
-#define WALK_CHUNK (8 * 1024) /* what a scan that walks a run reads at a time */
+#define CSV_MAX_THREADS 64
+#define CSV_WALK_CHUNK (8 * 1024) /* what a scan that walks a run reads at a time */
 
 /* The file offset a scan is at. */
 static inline long long csv_scan_at(const csv_scan *s)
@@ -19,49 +19,49 @@ static inline long long csv_scan_at(const csv_scan *s)
 
 /* A stretch of clean rows a worker found. Lines are the worker's (its start
  * is line 1), rows its count, blank its scanner's. */
-typedef struct run {
+typedef struct csv_run {
     long long off, line, blank, row;         /* where it starts */
     long long end, end_line, end_blank, end_row; /* where it ends */
     long long last_end, last_line;           /* its last row, if any */
-} run;
+} csv_run;
 
 /* A row of a run, to scan again from: where and on which line it starts,
  * its index, and the end and line of the row before it in the run. */
-typedef struct ckpt {
+typedef struct csv_ckpt {
     long long off, line, row, prev_end, prev_line;
-} ckpt;
+} csv_ckpt;
 
-typedef struct par par;
+typedef struct csv_par csv_par;
 
-enum { W_IDLE = 0, W_RUNNING, W_DONE };
+enum { CSV_W_IDLE = 0, CSV_W_RUNNING, CSV_W_DONE };
 
-typedef struct worker {
-    par *pp;
+typedef struct csv_worker {
+    csv_par *pp;
     long long from, stop;    /* scans rows starting in [from, stop) */
     pthread_t th;
     int state;
-    run *runs;
+    csv_run *runs;
     int nruns, rcap;
-    ckpt *ck;
+    csv_ckpt *ck;
     long long nck, ckcap;
-} worker;
+} csv_worker;
 
-typedef struct pread_src {
+typedef struct csv_pread_src {
     int fd;
     long long off;
-} pread_src;
+} csv_pread_src;
 
-struct par {
+struct csv_par {
     int fd, delim, lenient, expect;
     size_t max_row;          /* the reader's, or less: what fits a part */
     long long size, ck_bytes;
     pthread_mutex_t mu;
     int cancel;
-    worker w[MAX_THREADS];
+    csv_worker w[CSV_MAX_THREADS];
     int nw;
     /* scans a run again to find where its parts end (main thread) */
     csv_scan ws;
-    pread_src wsrc;
+    csv_pread_src wsrc;
     int ws_open, wi, wn;
     csv_rec wrec[256];
 };
@@ -71,12 +71,12 @@ struct par {
  * fd, for parts of max bytes with a header of hlen; or returns NULL to plan
  * with one scan: one thread, a small file, or one that cannot be read at any
  * offset. */
-par *csv_par_start(const csv_scan *rs, int fd, long long max, long long hlen, int threads,
+csv_par *csv_par_start(const csv_scan *rs, int fd, long long max, long long hlen, int threads,
                    long long segment);
 /* Stops the workers (they may still be running), joins them, frees all. */
-void csv_par_stop(par *pp);
+void csv_par_stop(csv_par *pp);
 /* A scanner as the reader's is after its header, reading by pread. */
-int csv_par_scan_open(const par *pp, csv_scan *s, pread_src *src, size_t chunk);
-void csv_par_seek(csv_scan *s, pread_src *src, long long off, long long line);
+int csv_par_scan_open(const csv_par *pp, csv_scan *s, csv_pread_src *src, size_t chunk);
+void csv_par_seek(csv_scan *s, csv_pread_src *src, long long off, long long line);
 
 #endif

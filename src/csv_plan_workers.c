@@ -14,10 +14,13 @@
 #define PROBES 8                 /* line starts tried for a worker's start */
 #define PROBE_ROWS 16            /* rows from a start that must be clean */
 #define WORKER_CHUNK (64 * 1024) /* a worker reads twice this at a time */
+/* A run shorter than this is not kept: taking it saves the main scan little,
+ * and a file with many bad rows would otherwise keep a run per good row. */
+#define MIN_RUN_BYTES (16 * 1024)
 
 static ssize_t pread_fn(void *ctx, void *buf, size_t n)
 {
-    pread_src *src = (pread_src *)ctx;
+    csv_pread_src *src = (csv_pread_src *)ctx;
     ssize_t k = pread(src->fd, buf, n, (off_t)src->off);
 
     if (k > 0)
@@ -25,7 +28,7 @@ static ssize_t pread_fn(void *ctx, void *buf, size_t n)
     return k;
 }
 
-int csv_par_scan_open(const par *pp, csv_scan *s, pread_src *src, size_t chunk)
+int csv_par_scan_open(const csv_par *pp, csv_scan *s, csv_pread_src *src, size_t chunk)
 {
     src->fd = pp->fd;
     src->off = 0;
@@ -36,13 +39,13 @@ int csv_par_scan_open(const par *pp, csv_scan *s, pread_src *src, size_t chunk)
     return 0;
 }
 
-void csv_par_seek(csv_scan *s, pread_src *src, long long off, long long line)
+void csv_par_seek(csv_scan *s, csv_pread_src *src, long long off, long long line)
 {
     if (csv_scan_seek(s, off, line))
         src->off = off;
 }
 
-static int cancelled(par *pp)
+static int cancelled(csv_par *pp)
 {
     int c;
 
@@ -52,13 +55,13 @@ static int cancelled(par *pp)
     return c;
 }
 
-static run *new_run(worker *w, const csv_scan *s, long long row)
+static csv_run *new_run(csv_worker *w, const csv_scan *s, long long row)
 {
-    run *r;
+    csv_run *r;
 
     if (w->nruns == w->rcap) {
         int cap = w->rcap ? 2 * w->rcap : 16;
-        run *p = realloc(w->runs, (size_t)cap * sizeof *p);
+        csv_run *p = realloc(w->runs, (size_t)cap * sizeof *p);
         if (p == NULL)
             return NULL;
         w->runs = p;
@@ -74,108 +77,131 @@ static run *new_run(worker *w, const csv_scan *s, long long row)
     return r;
 }
 
+/* What a worker's scan has counted: clean rows, the last one's end and
+ * line, and where the next checkpoint is due. */
+typedef struct tally {
+    long long rows, prev_end, prev_line, next_ck;
+} tally;
+
+/* Ends run r at the place the scan is between records (at, on line, with
+ * blank lines skipped so far), after the rows counted. */
+static void end_run(csv_run *r, long long at, long long line, long long blank, const tally *t)
+{
+    r->end = at;
+    r->end_line = line;
+    r->end_blank = blank;
+    r->end_row = t->rows;
+    r->last_end = t->prev_end;
+    r->last_line = t->prev_line;
+}
+
+/* Counts k clean rows, with a checkpoint every ck_bytes or so. */
+static void count_rows(csv_worker *w, const csv_par *pp, tally *t, const csv_rec *recs, int k)
+{
+    int i;
+
+    for (i = 0; i < k; i++) {
+        if (recs[i].off >= t->next_ck && t->prev_end >= 0) {
+            if (w->nck == w->ckcap) {
+                long long cap = w->ckcap ? 2 * w->ckcap : 256;
+                csv_ckpt *c = realloc(w->ck, (size_t)cap * sizeof *c);
+                if (c != NULL) {
+                    w->ck = c;
+                    w->ckcap = cap;
+                }
+            }
+            if (w->nck < w->ckcap) {
+                csv_ckpt *c = &w->ck[w->nck++];
+                c->off = recs[i].off;
+                c->line = recs[i].line;
+                c->row = t->rows;
+                c->prev_end = t->prev_end;
+                c->prev_line = t->prev_line;
+                t->next_ck = recs[i].off + pp->ck_bytes;
+            } else {
+                t->next_ck = LLONG_MAX; /* fewer checkpoints, more to scan again */
+            }
+        }
+        t->prev_end = recs[i].end;
+        t->prev_line = recs[i].line;
+        t->rows++;
+    }
+}
+
+/* Past a bad record in lenient mode: the reader rejects it and the bad ones
+ * after it, and returns the next good row; a run starts after that one.
+ * NULL when none does before stop (or on a cancel, or out of memory). */
+static csv_run *run_after_rejects(csv_worker *w, csv_par *pp, csv_scan *s, tally *t)
+{
+    int st;
+
+    do
+        st = csv_scan_next(s, 0);
+    while (st == CSV_BAD && !cancelled(pp));
+    if (st != CSV_ROW || csv_scan_at(s) >= w->stop)
+        return NULL;
+    t->prev_end = -1;
+    t->next_ck = csv_scan_at(s) + pp->ck_bytes;
+    return new_run(w, s, t->rows);
+}
+
 /* Scans [from, stop) into runs. A run is only ever closed at a place the
  * scan is between records, with the line and blank count of that place. */
 static void *work(void *arg)
 {
-    worker *w = (worker *)arg;
-    par *pp = w->pp;
+    csv_worker *w = (csv_worker *)arg;
+    csv_par *pp = w->pp;
     csv_scan s;
-    pread_src src;
+    csv_pread_src src;
     csv_rec recs[1024];
-    long long rows = 0, next_ck = 0, prev_end = -1, prev_line = 0;
-    run *cur = NULL;
+    tally t = { 0, -1, 0, 0 };
+    csv_run *cur;
 
     if (csv_par_scan_open(pp, &s, &src, WORKER_CHUNK) != 0)
         return NULL;
     csv_par_seek(&s, &src, w->from, 1);
+    t.next_ck = w->from + pp->ck_bytes;
     if ((cur = new_run(w, &s, 0)) == NULL)
         goto done;
-    next_ck = w->from + pp->ck_bytes;
     for (;;) {
         long long at, line, blank;
-        int i, k, st;
+        int k, st;
 
         if (cancelled(pp))
             break;
-        k = csv_scan_fast_until(&s, recs, 1024, w->stop);
-        if (k == 0) {
-            if (csv_scan_skip_blank(&s, w->stop))
-                break;
-            at = csv_scan_at(&s);
-            line = s.line;
-            blank = s.blank;
-            st = csv_scan_next(&s, 0);
-            if (st == CSV_END)
-                break;
-            if (st != CSV_ROW) {
-                /* not clean: the run ends where the record starts */
-                cur->end = at;
-                cur->end_line = line;
-                cur->end_blank = blank;
-                cur->end_row = rows;
-                cur->last_end = prev_end;
-                cur->last_line = prev_line;
-                cur = NULL;
-                if (st != CSV_BAD || !pp->lenient)
-                    goto done;
-                /* the reader rejects it and the bad rows after it, and
-                 * returns the next good row: a run starts after that one */
-                do
-                    st = csv_scan_next(&s, 0);
-                while (st == CSV_BAD && !cancelled(pp));
-                if (st != CSV_ROW || csv_scan_at(&s) >= w->stop)
-                    goto done;
-                if ((cur = new_run(w, &s, rows)) == NULL)
-                    goto done;
-                prev_end = -1;
-                next_ck = csv_scan_at(&s) + pp->ck_bytes;
-                continue;
-            }
+        if ((k = csv_scan_fast_until(&s, recs, 1024, w->stop)) > 0) {
+            count_rows(w, pp, &t, recs, k);
+            continue;
+        }
+        if (csv_scan_skip_blank(&s, w->stop))
+            break;
+        at = csv_scan_at(&s);
+        line = s.line;
+        blank = s.blank;
+        if ((st = csv_scan_next(&s, 0)) == CSV_END)
+            break;
+        if (st == CSV_ROW) {
             recs[0].off = s.rec_off;
             recs[0].end = s.rec_end;
             recs[0].line = s.rec_line;
-            k = 1;
+            count_rows(w, pp, &t, recs, 1);
+            continue;
         }
-        for (i = 0; i < k; i++) {
-            if (recs[i].off >= next_ck && prev_end >= 0) {
-                if (w->nck == w->ckcap) {
-                    long long cap = w->ckcap ? 2 * w->ckcap : 256;
-                    ckpt *c = realloc(w->ck, (size_t)cap * sizeof *c);
-                    if (c == NULL) {
-                        next_ck = LLONG_MAX; /* fewer checkpoints, more to scan again */
-                        goto add;
-                    }
-                    w->ck = c;
-                    w->ckcap = cap;
-                }
-                w->ck[w->nck].off = recs[i].off;
-                w->ck[w->nck].line = recs[i].line;
-                w->ck[w->nck].row = rows;
-                w->ck[w->nck].prev_end = prev_end;
-                w->ck[w->nck].prev_line = prev_line;
-                w->nck++;
-                next_ck = recs[i].off + pp->ck_bytes;
-            }
-        add:
-            prev_end = recs[i].end;
-            prev_line = recs[i].line;
-            rows++;
-        }
+        /* not clean: the run ends where the record starts */
+        end_run(cur, at, line, blank, &t);
+        if (cur->end - cur->off < MIN_RUN_BYTES)
+            w->nruns--; /* not worth taking: the main scan reads it itself */
+        if (st != CSV_BAD || !pp->lenient || (cur = run_after_rejects(w, pp, &s, &t)) == NULL)
+            goto done;
     }
-    cur->end = csv_scan_at(&s);
-    cur->end_line = s.line;
-    cur->end_blank = s.blank;
-    cur->end_row = rows;
-    cur->last_end = prev_end;
-    cur->last_line = prev_line;
+    end_run(cur, csv_scan_at(&s), s.line, s.blank, &t);
 done:
     csv_scan_free(&s);
     return NULL;
 }
 
 /* The offset after the first line feed at from or after; -1 if none. */
-static long long next_line(const par *pp, long long from)
+static long long next_line(const csv_par *pp, long long from)
 {
     unsigned char buf[16384];
 
@@ -193,7 +219,7 @@ static long long next_line(const par *pp, long long from)
 
 /* Whether the first rows from a line start scan clean: a line start inside
  * a quoted field seldom does. Only a guess: a wrong one costs time only. */
-static int probe(csv_scan *s, pread_src *src, long long at)
+static int probe(csv_scan *s, csv_pread_src *src, long long at)
 {
     int i;
 
@@ -210,7 +236,7 @@ static int probe(csv_scan *s, pread_src *src, long long at)
 
 /* Where a worker starts near `from`: the first of a few line starts whose
  * rows scan clean, or the first line start. -1 if none. */
-static long long pick_start(const par *pp, csv_scan *s, pread_src *src, long long from)
+static long long pick_start(const csv_par *pp, csv_scan *s, csv_pread_src *src, long long from)
 {
     long long first = -1, at = from;
     int i;
@@ -226,7 +252,7 @@ static long long pick_start(const par *pp, csv_scan *s, pread_src *src, long lon
     return first;
 }
 
-void csv_par_stop(par *pp)
+void csv_par_stop(csv_par *pp)
 {
     int i;
 
@@ -236,7 +262,7 @@ void csv_par_stop(par *pp)
     pp->cancel = 1;
     pthread_mutex_unlock(&pp->mu);
     for (i = 0; i < pp->nw; i++) {
-        if (pp->w[i].state == W_RUNNING)
+        if (pp->w[i].state == CSV_W_RUNNING)
             pthread_join(pp->w[i].th, NULL);
         free(pp->w[i].runs);
         free(pp->w[i].ck);
@@ -247,14 +273,14 @@ void csv_par_stop(par *pp)
     free(pp);
 }
 
-par *csv_par_start(const csv_scan *rs, int fd, long long max, long long hlen, int threads,
+csv_par *csv_par_start(const csv_scan *rs, int fd, long long max, long long hlen, int threads,
                    long long segment)
 {
     long long data = csv_scan_at(rs), nseg, prev;
     struct stat st;
     csv_scan probe_s;
-    pread_src src;
-    par *pp;
+    csv_pread_src src;
+    csv_par *pp;
     int k;
 
     if (threads < 2 || max - hlen < 1 || fstat(fd, &st) != 0
@@ -280,7 +306,7 @@ par *csv_par_start(const csv_scan *rs, int fd, long long max, long long hlen, in
         free(pp);
         return NULL;
     }
-    if (csv_par_scan_open(pp, &probe_s, &src, WALK_CHUNK) != 0) {
+    if (csv_par_scan_open(pp, &probe_s, &src, CSV_WALK_CHUNK) != 0) {
         pthread_mutex_destroy(&pp->mu);
         free(pp);
         return NULL;
@@ -299,6 +325,6 @@ par *csv_par_start(const csv_scan *rs, int fd, long long max, long long hlen, in
     csv_fast_init(); /* before any thread uses it */
     for (k = 0; k < pp->nw; k++)
         if (pthread_create(&pp->w[k].th, NULL, work, &pp->w[k]) == 0)
-            pp->w[k].state = W_RUNNING;
+            pp->w[k].state = CSV_W_RUNNING;
     return pp;
 }

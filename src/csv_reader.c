@@ -382,19 +382,6 @@ static int reader_header(lua_State *L)
     return 1;
 }
 
-/* header_bytes() -> the header row as in the file (line end included, BOM
- * not), and the offset where it starts; nil without a header */
-static int reader_header_bytes(lua_State *L)
-{
-    marketo_csv_reader *r = marketo_csv_check_reader(L, 1);
-
-    if (r->hdr == NULL)
-        return 0;
-    lua_pushlstring(L, r->hdr, r->hlen);
-    marketo_pushsize(L, r->hdr_off);
-    return 2;
-}
-
 /* stats() -> { rows, rejected, blank, line, offset, bom, crlf } so far */
 static int reader_stats(lua_State *L)
 {
@@ -418,7 +405,6 @@ void marketo_csv_reader_open(lua_State *L)
     static const luaL_Reg methods[] = {
         {"close", reader_close},
         {"header", reader_header},
-        {"header_bytes", reader_header_bytes},
         {"next", reader_next},
         {"range", reader_range},
         {"read", reader_read},

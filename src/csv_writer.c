@@ -103,7 +103,7 @@ static int start_part(marketo_csv_writer *w)
     }
     w->cur_part = w->nparts + 1;
     part_path(w, w->cur_part, path, sizeof path);
-    if ((w->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0) {
+    if ((w->fd = marketo_create(path)) < 0) {
         w->err = errno;
         return -1;
     }
@@ -338,7 +338,7 @@ static char *dup_cat(const char *a, const char *b)
 static int writer_new(lua_State *L)
 {
     const char *prefix = luaL_checkstring(L, 1);
-    int width = (int)luaL_checkinteger(L, 2);
+    lua_Integer width = luaL_checkinteger(L, 2);
     const char *suffix = luaL_checkstring(L, 3);
     size_t dlen;
     const char *delim = luaL_checklstring(L, 4, &dlen);
@@ -346,7 +346,7 @@ static int writer_new(lua_State *L)
     long long max_bytes = marketo_checksize(L, 6);
     marketo_csv_writer *w;
 
-    luaL_argcheck(L, width < 10, 2, "at most 9 digits");
+    luaL_argcheck(L, width >= -1 && width < 10, 2, "-1 (one file) or 0 to 9 digits");
     luaL_argcheck(L, strlen(prefix) + strlen(suffix) < 4000, 1, "path too long");
     luaL_argcheck(L, dlen == 1 && strchr("\"\r\n", delim[0]) == NULL && delim[0] != '\0',
                   4, "one byte, not a quote or line end");
@@ -364,7 +364,7 @@ static int writer_new(lua_State *L)
     lua_setmetatable(L, -2);
     w->delim = (unsigned char)delim[0];
     w->crlf = crlf;
-    w->width = width;
+    w->width = (int)width;
     w->max_bytes = max_bytes;
     w->rcap = 256;
     w->prefix = dup_cat(prefix, suffix);
@@ -389,7 +389,7 @@ static int writer_new(lua_State *L)
         w->hlen = w->rlen;
         w->rlen = 0;
     }
-    if (!lua_isnil(L, 8) && (w->lines = fopen(lua_tostring(L, 8), "w")) == NULL)
+    if (!lua_isnil(L, 8) && (w->lines = marketo_create_file(lua_tostring(L, 8))) == NULL)
         return marketo_push_errno(L, lua_tostring(L, 8), errno);
     if (width < 0 && start_part(w) != 0)
         return push_io_error(L, w);

@@ -186,11 +186,10 @@ static void push_done(lua_State *L, marketo_loop *lp)
 static int loop_wait(lua_State *L)
 {
     marketo_loop *lp = check_open_loop(L, 1);
-    double timeout = luaL_optnumber(L, 2, 0);
+    double timeout = lua_isnoneornil(L, 2) ? 0 : marketo_checkseconds(L, 2);
     CURLMcode mc;
     int raise;
 
-    luaL_argcheck(L, timeout >= 0, 2, "negative timeout");
     luaL_argcheck(L, !lp->busy, 1, "wait() is not re-entrant");
     lp->busy = 1;
     set_thread(lp, L); /* callbacks run on the calling coroutine */

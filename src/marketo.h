@@ -23,8 +23,24 @@ int marketo_push_fail(lua_State *L, const char *name, const char *fmt, ...)
 /* Same, with message strerror(errno) prefixed by what (a path, say). */
 int marketo_push_errno(lua_State *L, const char *what, int err);
 
+#include <stdio.h>
+
+/* Creates (or truncates) path for writing, closed on exec and readable by
+ * its owner only (parts, lines and results hold personal data): an fd, or
+ * -1 with errno. marketo_create_file is the same as a FILE, "wb". */
+int marketo_create(const char *path);
+FILE *marketo_create_file(const char *path);
+
 /* t[k] = v for the table at the stack top, v a 64-bit size (see compat.h). */
 void marketo_set_size(lua_State *L, const char *k, long long v);
+
+/* A duration in seconds at argument arg. NaN and negative values are misuse
+ * (raise); a huge one, math.huge included, means as long as representable:
+ * callers convert it with marketo_clamp, never with a bare cast. */
+double marketo_checkseconds(lua_State *L, int arg);
+
+/* v (not NaN, >= 0, maybe infinite) as an integer no larger than max. */
+long long marketo_clamp(double v, long long max);
 
 /* Seconds on the monotonic clock. */
 double marketo_monotonic(void);

@@ -112,15 +112,23 @@ static int process_fork(lua_State *L)
     return 1;
 }
 
+/* A child's pid, checked before it is narrowed to a pid_t. */
+static pid_t check_pid(lua_State *L, int arg)
+{
+    lua_Integer pid = luaL_checkinteger(L, arg);
+
+    luaL_argcheck(L, pid > 0 && pid <= INT_MAX, arg, "a child's pid expected");
+    return (pid_t)pid;
+}
+
 /* wait(pid) -> "exited", status | "signaled", signal number | fail triple.
  * Blocks; a signal that interrupts it does not end the wait (the child gets
  * the same signal from the terminal, or is killed by the caller). */
 static int process_wait(lua_State *L)
 {
-    pid_t pid = (pid_t)luaL_checkinteger(L, 1);
+    pid_t pid = check_pid(L, 1);
     int status;
 
-    luaL_argcheck(L, pid > 0, 1, "a child's pid expected");
     while (waitpid(pid, &status, 0) < 0) {
         if (errno != EINTR)
             return marketo_push_errno(L, "waitpid", errno);
@@ -138,9 +146,8 @@ static int process_wait(lua_State *L)
 /* kill(pid) -> true | fail triple: ends a worker at once (SIGKILL). */
 static int process_kill(lua_State *L)
 {
-    pid_t pid = (pid_t)luaL_checkinteger(L, 1);
+    pid_t pid = check_pid(L, 1);
 
-    luaL_argcheck(L, pid > 0, 1, "a child's pid expected");
     if (kill(pid, SIGKILL) != 0 && errno != ESRCH)
         return marketo_push_errno(L, "kill", errno);
     lua_pushboolean(L, 1);

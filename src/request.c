@@ -5,6 +5,7 @@
  * are reused by sequential blocking requests as well as by the loop's. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -172,7 +173,7 @@ int marketo_request_start(lua_State *L, marketo_request *r)
     r->body.len = r->head.len = 0;
     if (!marketo_parts_start(L, r))
         return 0;
-    if (r->output_path != NULL && (r->output = fopen(r->output_path, "wb")) == NULL) {
+    if (r->output_path != NULL && (r->output = marketo_create_file(r->output_path)) == NULL) {
         int err = errno;
         marketo_parts_close(r);
         marketo_push_errno(L, r->output_path, err);
@@ -306,17 +307,17 @@ static int request_set_headers(lua_State *L)
 static int request_set_timeouts(lua_State *L)
 {
     marketo_request *r = marketo_request_check_idle(L, 1);
-    double connect_s = luaL_optnumber(L, 2, 0), total_s = luaL_optnumber(L, 3, 0);
-    long low_bytes = (long)luaL_optinteger(L, 4, 0), low_s = (long)luaL_optinteger(L, 5, 0);
+    double connect_s = lua_isnoneornil(L, 2) ? 0 : marketo_checkseconds(L, 2);
+    double total_s = lua_isnoneornil(L, 3) ? 0 : marketo_checkseconds(L, 3);
+    lua_Integer low_bytes = luaL_optinteger(L, 4, 0), low_s = luaL_optinteger(L, 5, 0);
 
-    luaL_argcheck(L, connect_s >= 0, 2, "negative timeout");
-    luaL_argcheck(L, total_s >= 0, 3, "negative timeout");
-    luaL_argcheck(L, low_bytes >= 0, 4, "negative speed");
-    luaL_argcheck(L, low_s >= 0, 5, "negative time");
-    curl_easy_setopt(r->curl, CURLOPT_CONNECTTIMEOUT_MS, (long)(connect_s * 1000));
-    curl_easy_setopt(r->curl, CURLOPT_TIMEOUT_MS, (long)(total_s * 1000));
-    curl_easy_setopt(r->curl, CURLOPT_LOW_SPEED_LIMIT, low_bytes);
-    curl_easy_setopt(r->curl, CURLOPT_LOW_SPEED_TIME, low_s);
+    luaL_argcheck(L, low_bytes >= 0 && low_bytes <= LONG_MAX, 4, "0 to LONG_MAX bytes");
+    luaL_argcheck(L, low_s >= 0 && low_s <= LONG_MAX, 5, "0 to LONG_MAX seconds");
+    curl_easy_setopt(r->curl, CURLOPT_CONNECTTIMEOUT_MS,
+                     (long)marketo_clamp(connect_s * 1000, LONG_MAX));
+    curl_easy_setopt(r->curl, CURLOPT_TIMEOUT_MS, (long)marketo_clamp(total_s * 1000, LONG_MAX));
+    curl_easy_setopt(r->curl, CURLOPT_LOW_SPEED_LIMIT, (long)low_bytes);
+    curl_easy_setopt(r->curl, CURLOPT_LOW_SPEED_TIME, (long)low_s);
     lua_settop(L, 1);
     return 1;
 }

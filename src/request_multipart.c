@@ -93,7 +93,9 @@ static int open_files(lua_State *L, marketo_request *r)
         }
         if (p->length < 0)
             p->length = (long long)st.st_size - p->offset;
-        if (p->length < 0 || p->offset + p->length > (long long)st.st_size) {
+        /* offset + length could overflow: compare against what is left */
+        if (p->length < 0 || p->offset > (long long)st.st_size
+            || p->length > (long long)st.st_size - p->offset) {
             marketo_parts_close(r);
             return marketo_push_fail(L, "READ_ERROR", "%s: range %lld+%lld is past its end (%lld)",
                                      p->path, p->offset, p->length, (long long)st.st_size);

@@ -1,7 +1,7 @@
 --- marketo.client: a Marketo REST client for the Bulk Import API.
 --
 --   local client = assert(require("marketo.client").new())   -- from the environment
---   local job = assert(client:import_leads{ path = "leads.csv", lookupField = "email" })
+--   local job = assert(client:import_leads{ path = "leads.csv", lookup_field = "email" })
 --   local status = assert(job:wait{ timeout = 3600 })
 --   for _, row in ipairs(assert(job:failures())) do print(row.reason) end
 --

@@ -113,6 +113,7 @@
 -- csv.file_size(path) -> bytes | nil, msg
 local core = require("marketo.core")
 local workers = require("marketo.pipeline.workers")
+local formats = require("marketo.formats")
 local options = require("marketo.options")
 
 local M = { _VERSION = "0.1.0" }
@@ -129,8 +130,6 @@ M.MAX_ROW = 1048576
 -- starting processes costs more than it saves.
 M.SHARE_BYTES = 16777216
 
-local DELIMS = { csv = ",", tsv = "\t", ssv = ";" }
-
 local function arg_error(n, fname, msg)
     options.fail(fname, msg, 3, n)
 end
@@ -141,11 +140,11 @@ local function check_opts(fname, n, opts, allowed)
     return checked
 end
 
-local FORMAT = { "string", one_of = { "csv", "tsv", "ssv" } }
+local FORMAT = { "string", valid = formats.get, expected = formats.NAMES }
 local BYTES = { "number", integer = true, min = 1 }
 
 local function delim_of(format)
-    return DELIMS[format or "csv"]
+    return formats.get(format or formats.DEFAULT).delimiter
 end
 
 local READ_OPTS = {
@@ -450,43 +449,27 @@ local function append_files(to, from)
     return out:close()
 end
 
--- Each share mapped by a worker into its own files, then put together in
--- share order: the same rows and files as one process would write, in the
--- same order, except that a part never spans two shares.
-local function map_parallel(src, dst, mapping, opts, shares)
-    local n = #shares
-    local function tagged(path, k) return k > 1 and path and path .. ".w" .. k or path end
-    -- a worker's raise comes back as a value too, so that the first failure
-    -- in file order wins whatever its kind, as in one process
-    local results, msg, code = workers.run(n, function(k)
-        local sub = {}
-        for key, v in pairs(opts) do sub[key] = v end
-        sub.lines = tagged(opts.lines, k)
-        local done, res, emsg, ecode = pcall(map_share, src, tagged(dst, k), mapping, sub,
-            shares[k], k > 1 and not opts.max_bytes)
-        if not done then return { raised = tostring(res) } end
-        return res and { result = res } or { msg = emsg, code = ecode }
-    end)
-    local failed = not results and { msg = msg, code = code } or nil
-    for _, res in ipairs(results or {}) do
-        if not res.result then failed = res; break end
-    end
-    if failed then
-        for k = 2, n do -- the later shares' files were only ever temporary
-            if opts.lines then os.remove(tagged(opts.lines, k)) end
-            if opts.max_bytes then
-                local i = 1
-                while os.remove(tagged(dst, k):format(i)) do i = i + 1 end
-            else
-                os.remove(tagged(dst, k))
-            end
+local function tagged(path, k) return k > 1 and path and path .. ".w" .. k or path end
+
+-- After a failure: the later shares' files were only ever temporary.
+local function remove_share_files(dst, opts, n)
+    for k = 2, n do
+        if opts.lines then os.remove(tagged(opts.lines, k)) end
+        if opts.max_bytes then
+            local i = 1
+            while os.remove(tagged(dst, k):format(i)) do i = i + 1 end
+        else
+            os.remove(tagged(dst, k))
         end
-        if failed.raised then error(failed.raised, 0) end
-        return nil, failed.msg, failed.code
     end
+end
+
+-- The shares' counts, rejects and parts as one result; the later shares'
+-- parts take the next numbers.
+local function merge_results(results, dst, opts)
     local out = { rows = 0, rejected = 0, filtered = 0, blank = 0, fast = false, rejects = {},
         parts = {} }
-    local max_rejects, later = opts.max_rejects or 1000, {}
+    local max_rejects = opts.max_rejects or 1000
     for k, res in ipairs(results) do
         res = res.result
         for _, key in ipairs({ "rows", "rejected", "filtered", "blank" }) do
@@ -504,27 +487,62 @@ local function map_parallel(src, dst, mapping, opts, shares)
             end
             out.parts[#out.parts + 1] = part
         end
-        if k > 1 then later[#later + 1] = k end
     end
+    return out
+end
+
+-- One output file: its lines run from the first share that wrote a row to
+-- the last.
+local function as_one_part(out, dst)
+    local one = out.parts[1]
+    one.bytes, one.rows = file_size(dst), out.rows
+    for i = 2, #out.parts do
+        local part = out.parts[i]
+        if part.rows > 0 then
+            if one.first_line == 0 then one.first_line = part.first_line end
+            one.last_line = part.last_line
+        end
+        out.parts[i] = nil
+    end
+end
+
+-- Each share mapped by a worker into its own files, then put together in
+-- share order: the same rows and files as one process would write, in the
+-- same order, except that a part never spans two shares.
+local function map_parallel(src, dst, mapping, opts, shares)
+    local n = #shares
+    -- a worker's raise comes back as a value too, so that the first failure
+    -- in file order wins whatever its kind, as in one process
+    local results, msg, code = workers.run(n, function(k)
+        local sub = {}
+        for key, v in pairs(opts) do sub[key] = v end
+        sub.lines = tagged(opts.lines, k)
+        local done, res, emsg, ecode = pcall(map_share, src, tagged(dst, k), mapping, sub,
+            shares[k], k > 1 and not opts.max_bytes)
+        if not done then return { raised = tostring(res) } end
+        return res and { result = res } or { msg = emsg, code = ecode }
+    end)
+    local failed = not results and { msg = msg, code = code } or nil
+    for _, res in ipairs(results or {}) do
+        if not res.result then failed = res; break end
+    end
+    if failed then
+        remove_share_files(dst, opts, n)
+        if failed.raised then error(failed.raised, 0) end
+        return nil, failed.msg, failed.code
+    end
+    local out
+    out, msg, code = merge_results(results, dst, opts)
+    if not out then return nil, msg, code end
     local function gather(path)
         local from = {}
-        for _, k in ipairs(later) do from[#from + 1] = tagged(path, k) end
+        for k = 2, n do from[#from + 1] = tagged(path, k) end
         return append_files(path, from)
     end
     if not opts.max_bytes then
         local ok, amsg, acode = gather(dst)
         if not ok then return nil, amsg, acode end
-        -- one file: its lines run from the first share that wrote a row to the last
-        local one = out.parts[1]
-        one.bytes, one.rows = file_size(dst), out.rows
-        for i = 2, #out.parts do
-            local part = out.parts[i]
-            if part.rows > 0 then
-                if one.first_line == 0 then one.first_line = part.first_line end
-                one.last_line = part.last_line
-            end
-            out.parts[i] = nil
-        end
+        as_one_part(out, dst)
     end
     if opts.lines then
         local ok, lmsg, lcode = gather(opts.lines)

@@ -1,16 +1,21 @@
---- marketo.import: one import, end to end: plan every row, journal the parts,
--- schedule them through Marketo, and account for every row in a report.
+--- marketo.import: one import, end to end, in two steps: `prepare` reads,
+-- checks and plans every row and writes the plan to the journal (no call to
+-- Marketo: a bad file stops here, before anything is sent or started), and
+-- `send` schedules the parts through Marketo and accounts for every row in a
+-- report built from the journal alone. `run` is both.
 --
 --   local result = assert(require("marketo.import").run{
---       object = "leads",                 -- "leads" | "custom_objects" | "program_members"
---       lookup_field = "email",           -- leads: lookup_field, list_id, partition_name
---       -- custom objects: api_name; program members: program_id, program_member_status
+--       object = "leads",                 -- marketo.objects: leads | custom_objects |
+--                                         -- program_members
+--       lookup_field = "email",           -- the kind's parameters, by their Lua names:
+--       -- leads lookup_field, list_id, partition_name; custom_objects api_name;
+--       -- program_members program_id, program_member_status
 --       source = "crm-export.csv",        -- a path or a list of paths
---       format = "csv",                   -- csv | tsv | ssv (default: from the name, else csv)
+--       format = "csv",                   -- marketo.formats (default: from the names)
 --       mapping = { email = "E-mail", firstName = "First" },   -- see marketo.mapping
 --       filter = function(row, line) return row["E-mail"] ~= "" end,
 --       validate = function(out, line) end,                      -- nil | reason [, field]
---       lenient = false,                  -- true: bad rows go to the rejects file
+--       lenient = false,                  -- true: bad rows go to the report as rejected
 --       journal = "crm.journal",          -- default: <first source>.journal
 --       report = "crm-report.json",       -- default: <journal>.report.json
 --       work_dir = nil,                   -- default: <journal>.work
@@ -18,39 +23,43 @@
 --                  in_flight = 10 },
 --       part_bytes = nil,                 -- default: marketo.csv.PART_BYTES
 --       workers = 1,                      -- processes that map a file with Lua functions
---                                         -- (see marketo.pipeline.plan: more than 1 is opt-in)
 --       retry = nil,                      -- a retry policy (marketo.retry)
 --       client = nil,                     -- options for marketo.client (default: environment)
 --       dry_run = false, on_event = function(ev) end,
 --   })
---   result = { ended = "complete" | "stopped" | "failed", exit = 0 | 3 | 4, summary = text,
---              report = the JSON document, report_path, journal = path, message, code }
+--   result = { ended = "complete" | "stopped" | "failed" | "dry_run", exit = 0 | 3 | 4,
+--              summary = text, report = the JSON document, report_path, journal = path,
+--              message, code }
 --
 -- Running it again with the same journal resumes: finished parts are never
--- sent again, none is skipped (see marketo.pipeline.journal for the unknown case).
+-- sent again, none is skipped (see marketo.pipeline.journal for the unknown
+-- case). Every path the journal names is absolute, so `resume` and `status`
+-- work from any folder.
+local core = require("marketo.core")
 local csv = require("marketo.csv")
+local json = require("marketo.json")
+local objects = require("marketo.objects")
+local formats = require("marketo.formats")
+local mapping_mod = require("marketo.mapping")
 local journal_mod = require("marketo.pipeline.journal")
 local plan_mod = require("marketo.pipeline.plan")
 local scheduler = require("marketo.pipeline.scheduler")
 local report_mod = require("marketo.pipeline.report")
-local mapping_mod = require("marketo.mapping")
 local limiter = require("marketo.pipeline.limiter")
-local json = require("marketo.json")
 
 local M = {}
 
 --- Exit statuses a scheduler can act on.
 M.EXIT = { ok = 0, failure = 1, usage = 2, rows_failed = 3, unfinished = 4 }
 
-M.OBJECTS = {
-    leads = { kind = "leads", params = { lookup_field = "lookupField", list_id = "listId",
-        partition_name = "partitionName" } },
-    custom_objects = { kind = "custom_objects", params = { api_name = "apiName" },
-        required = { "api_name" } },
-    program_members = { kind = "program_members", params = { program_id = "programId",
-        program_member_status = "programMemberStatus" },
-        required = { "program_id", "program_member_status" } },
-}
+-- Failures that running the same import later can get past (exit 4); any
+-- other failure to prepare is the input's or the setup's (exit 1).
+local LATER = { JOURNAL_IN_USE = true, ENOSPC = true, JOURNAL_WRITE = true }
+
+--- The exit status for a failure of `code`.
+function M.exit_for(code)
+    return LATER[code] and M.EXIT.unfinished or M.EXIT.failure
+end
 
 local SPEC = {
     object = "string", source = "any", format = "string", mapping = "table",
@@ -59,9 +68,10 @@ local SPEC = {
     retry = "function", client = "table", dry_run = "boolean", on_event = "function",
     workers = "number",
     runtime = "table", transport = "table", log = "function",
-    lookup_field = "string", list_id = "number", partition_name = "string",
-    api_name = "string", program_id = "any", program_member_status = "string",
 }
+for _, kind in ipairs(objects.LIST) do
+    for _, p in ipairs(kind.params) do SPEC[p.name] = "any" end
+end
 
 local LIMITS = { importing = true, queued = true, uploads = true, calls = true, window = true,
     in_flight = true, poll_first = true, poll_max = true, failed_retries = true }
@@ -79,31 +89,66 @@ local function check_spec(spec)
             misuse(("option '%s': %s expected, got %s"):format(k, want, type(v)))
         end
     end
-    local object = M.OBJECTS[spec.object or ""]
-    if not object then
-        misuse("object must be leads, custom_objects or program_members")
+    local kind = objects.get(spec.object or "")
+    if not kind then misuse("object must be " .. objects.NAMES) end
+    for _, p in ipairs(kind.params) do
+        local v = spec[p.name]
+        if v == nil and p.required then misuse(("%s needs '%s'"):format(kind.name, p.name)) end
+        if v ~= nil and not objects.valid(p, v) then
+            local _, want = objects.valid(p, v)
+            misuse(("option '%s': %s expected, got %s"):format(p.name, want, tostring(v)))
+        end
     end
-    for _, k in ipairs(object.required or {}) do
-        if spec[k] == nil then misuse(("%s needs '%s'"):format(spec.object, k)) end
+    for _, other in ipairs(objects.LIST) do
+        for _, p in ipairs(other.params) do
+            if spec[p.name] ~= nil and not kind.param[p.name] then
+                misuse(("'%s' is for %s, not %s"):format(p.name, other.name, kind.name))
+            end
+        end
     end
-    for k in pairs(spec.limits or {}) do
+    for k, v in pairs(spec.limits or {}) do
         if not LIMITS[k] then misuse(("unknown limit '%s'"):format(tostring(k))) end
+        if type(v) ~= "number" or v <= 0 or v ~= v then
+            misuse(("limit '%s': a positive number expected, got %s"):format(k, tostring(v)))
+        end
+    end
+    local bytes = spec.part_bytes
+    if bytes and (bytes < 1 or math.floor(bytes) ~= bytes) then
+        misuse("part_bytes must be a whole number >= 1")
     end
     if spec.workers and (spec.workers < 1 or math.floor(spec.workers) ~= spec.workers) then
         misuse("workers must be a whole number >= 1")
     end
     local sources = type(spec.source) == "table" and spec.source or { spec.source }
-    if #sources == 0 or type(sources[1]) ~= "string" then
-        misuse("source must be a path or a list of paths")
+    if #sources == 0 then misuse("source must be a path or a list of paths") end
+    for _, s in ipairs(sources) do
+        if type(s) ~= "string" then misuse("source must be a path or a list of paths") end
     end
-    return object, sources
+    return kind, sources
 end
 
+local function absolute(path)
+    if path:sub(1, 1) == "/" then return path end
+    local cwd, msg, code = core.cwd()
+    if not cwd then return nil, msg, code end
+    return (cwd .. "/" .. path:gsub("^%./", ""))
+end
+
+-- The one format of every source: --format for all, else each file's name
+-- says its own, and files of two formats are two imports.
 local function format_of(spec, sources)
-    local f = spec.format or sources[1]:match("%.(%a+)$")
-    f = f and f:lower()
-    if f ~= "csv" and f ~= "tsv" and f ~= "ssv" then f = "csv" end
-    return f
+    local first
+    for _, path in ipairs(sources) do
+        local f, msg, code = formats.choose(spec.format, path)
+        if not f then return nil, msg, code end
+        if first and f ~= first then
+            return nil, ("FORMAT: %s is %s but %s is %s: import them separately, or give "
+                .. "the format of all of them (--format)"):format(sources[1], first.name, path,
+                f.name), "FORMAT"
+        end
+        first = f
+    end
+    return first
 end
 
 -- What the journal's run record says of the import: enough to resume it
@@ -131,195 +176,140 @@ local function sizes_of(sources)
     return out
 end
 
-local function describe(spec, object, sources, format)
-    local params = {}
-    for k in pairs(object.params) do params[k] = spec[k] end
-    return { object = spec.object, params = params, sources = sources, format = format,
-        mapped = spec.mapping ~= nil or spec.filter ~= nil or spec.validate ~= nil,
-        mapping = mapping_signature(spec), sizes = sizes_of(sources) }
-end
+-- How two descriptions of an import can differ, each with what to say.
+local DIFFERENCES = {
+    { "object", "another object" }, { "params", "other parameters" },
+    { "sources", "other files" }, { "format", "another format" },
+    { "mapping", "another mapping" },
+}
 
--- Why a journal's import `a` is not the import `b` asked for, or nil.
+-- Why a journal's import `a` is not the import `b` asked for, and what to do;
+-- or nil.
 local function mismatch(a, b)
-    if json.encode({ a.object, a.params, a.sources, a.format, a.mapping or "" })
-        ~= json.encode({ b.object, b.params, b.sources, b.format, b.mapping or "" }) then
-        return ("belongs to another import (%s of %s%s)"):format(a.object,
-            table.concat(a.sources, ", "),
-            (a.mapping or "") ~= "" and (", mapped " .. a.mapping) or "")
+    local start_over = "pass another journal (--journal), or remove it to start over"
+    for _, d in ipairs(DIFFERENCES) do
+        if json.encode({ a[d[1]] or "" }) ~= json.encode({ b[d[1]] or "" }) then
+            return ("belongs to an import of %s (%s of %s%s); %s"):format(d[2], a.object,
+                table.concat(a.sources, ", "),
+                (a.mapping or "") ~= "" and (", mapped " .. a.mapping) or "", start_over)
+        end
     end
     for i, size in ipairs(a.sizes or {}) do
         if b.sizes[i] ~= size then
-            return ("is of %s as it was (%d bytes, now %d)"):format(a.sources[i], size,
-                b.sizes[i])
+            return ("is of %s as it was (%d bytes, now %d); %s"):format(a.sources[i], size,
+                b.sizes[i], start_over)
         end
+    end
+    if a.part_bytes ~= b.part_bytes then
+        return ("was planned with part_bytes (--part-bytes) %s and this run asks for %s; "
+            .. "to resume it, run with %s, or %s"):format(tostring(a.part_bytes or "default"),
+            tostring(b.part_bytes or "default"),
+            a.part_bytes and ("--part-bytes " .. a.part_bytes) or "no --part-bytes", start_over)
     end
 end
 
 local function mkdir(path)
     -- Lua has no mkdir; the path is quoted, so a shell never sees it as code.
-    local ok = os.execute("mkdir -p '" .. path:gsub("'", "'\\''") .. "'")
+    local ok = os.execute("mkdir -p '" .. path:gsub("'", "'\\''") .. "' 2>/dev/null")
     return ok == true or ok == 0 -- 5.2+ answer true, 5.1 and LuaJIT a status
 end
 
-local function save_rejects(work_dir, rejects)
-    local path = work_dir .. "/rejects.json"
-    local f = assert(io.open(path, "wb"))
-    f:write(json.encode(rejects))
-    f:close()
-    return path
+local function is_dir(path)
+    local f = io.open(path .. "/.", "rb")
+    if f then f:close() end
+    return f ~= nil
 end
 
--- Plans the import and writes the journal's first lines.
-local function start(spec, o, journal)
-    local p, msg, code = plan_mod.build({ sources = o.sources, format = o.format,
+-- The paths of an import, absolute, and its description for the journal.
+local function setup(spec, kind, sources)
+    local format, msg, code = format_of(spec, sources)
+    if not format then return nil, msg, code end
+    local abs = {}
+    for i, s in ipairs(sources) do
+        abs[i], msg, code = absolute(s)
+        if not abs[i] then return nil, msg, code end
+    end
+    local o = { sources = abs, format = format.name }
+    o.journal, msg, code = absolute(spec.journal or (sources[1] .. ".journal"))
+    if not o.journal then return nil, msg, code end
+    o.report = absolute(spec.report or (o.journal:gsub("%.journal$", "") .. ".report.json"))
+    o.work_dir = absolute(spec.work_dir or (o.journal .. ".work"))
+    if is_dir(o.journal) then
+        return nil, ("JOURNAL: %s is a folder; give a file name (--journal FILE)"):format(
+            o.journal), "JOURNAL"
+    end
+    local report_dir = o.report:match("^(.*)/[^/]*$")
+    if report_dir ~= "" and not is_dir(report_dir) then
+        return nil, ("REPORT: the report's folder %s does not exist; create it or give "
+            .. "another --report"):format(report_dir), "REPORT"
+    end
+    local params = {}
+    for _, p in ipairs(kind.params) do
+        local _, v = objects.valid(p, spec[p.name])
+        if spec[p.name] ~= nil then params[p.name] = v end
+    end
+    o.description = { object = kind.name, params = params, sources = abs, format = format.name,
+        mapping = mapping_signature(spec), sizes = sizes_of(abs), part_bytes = spec.part_bytes,
+        report = o.report, work_dir = o.work_dir }
+    return o
+end
+
+local function plan_of(spec, o, work_dir)
+    return plan_mod.build({ sources = o.sources, format = o.format,
         mapping = spec.mapping, filter = spec.filter, validate = spec.validate,
-        lenient = spec.lenient, max_bytes = spec.part_bytes, work_dir = o.work_dir,
+        lenient = spec.lenient, max_bytes = spec.part_bytes, work_dir = work_dir,
         max_rejects = 1e9, workers = spec.workers })
+end
+
+-- Plans the import and writes the plan to the journal: the run record, a
+-- `planned` record for each part (with a hash of its bytes), and a
+-- `plan_done` record that counts them. A journal without that last record
+-- holds no plan (see marketo.pipeline.journal): nothing was sent for it.
+local function plan_into(journal, spec, o)
+    local p, msg, code = plan_of(spec, o, o.work_dir)
     if not p then return nil, msg, code end
-    if spec.dry_run then return p end
-    local run = o.description
-    run.ev, run.rows, run.rejects = "run", p.rows, save_rejects(o.work_dir, p.rejects)
+    local rejects = o.work_dir .. "/rejects.json"
     local ok
+    ok, msg, code = core.write_file(rejects, json.encode(p.rejects))
+    if not ok then return nil, msg, code end
+    local run = {}
+    for k, v in pairs(o.description) do run[k] = v end
+    run.ev, run.rows, run.rejects = "run", p.rows, rejects
     ok, msg, code = journal:record(run)
     if not ok then return nil, msg, code end
     for _, part in ipairs(p.parts) do
         local hash
-        hash, msg, code = require("marketo.core").hash_range(part.path, part.offset,
-            part.length)
+        hash, msg, code = core.hash_range(part.path, part.offset, part.length)
         if not hash then return nil, msg, code end
         part.ev, part.hash = "planned", hash
         ok, msg, code = journal:record(part)
         if not ok then return nil, msg, code end
     end
+    ok, msg, code = journal:record({ ev = "plan_done", parts = #p.parts })
+    if not ok then return nil, msg, code end
     return p
 end
 
-local function read_json(path)
-    local f = path and io.open(path, "rb")
-    if not f then return nil end
-    local doc = json.decode(f:read("*a"))
-    f:close()
-    return doc
-end
-
--- The report, from the journal alone: it is what survives a crash.
-local function build_report(state, calls)
-    local run = state.run
-    local r = report_mod.new({ object = run.object, params = run.params, source = run.sources,
-        format = run.format })
-    r:count("read", run.rows.read)
-    r:count("filtered", run.rows.filtered)
-    r:count("rejected", run.rows.rejected)
-    for _, rej in ipairs(read_json(run.rejects) or {}) do
-        r:rejected(rej.line, rej.reason, rej.source)
-    end
-    for k = 1, state.nparts do
-        local part = state.parts[k]
-        local plan, fin = part.plan, part.finished
-        local summary = { part = k, rows = plan.rows, first_line = plan.first_line,
-            last_line = plan.last_line, source = plan.source, batch = part.batch,
-            stage = part.stage }
-        if fin and fin.status == "Complete" then
-            local warned = fin.warned or 0
-            r:count("imported", (fin.processed or 0) - warned)
-            r:count("warned", warned)
-            r:count("failed", fin.failed or 0)
-            local res = part.fetched and read_json(part.fetched.results) or {}
-            for _, row in ipairs(res.failed or {}) do r:failed(row.line, row.reason, row.values) end
-            for _, row in ipairs(res.warned or {}) do r:warned(row.line, row.reason, row.values) end
-            summary.header = res.header
-        elseif fin then
-            r:count("failed", plan.rows)
-            r:failed(nil, ("the job failed: %s (lines %d-%d)")
-                :format(tostring(fin.message), plan.first_line, plan.last_line))
-        else
-            r:count("unsent", plan.rows)
-        end
-        summary.status = fin and fin.status or nil
-        summary.processed, summary.failed, summary.warned =
-            fin and fin.processed, fin and fin.failed, fin and fin.warned
-        r:part(summary)
-    end
-    r.api_calls = calls
-    return r
-end
-
-local function write_rows(path, header, rows, format)
-    if #rows == 0 or not header then return nil end
-    local w = assert(csv.writer(path, { format = format, header = header }))
-    for _, row in ipairs(rows) do
-        if row.values then assert(w:write(row.values)) end
-    end
-    assert(w:close())
-    return path
-end
-
-local function finish_report(r, state, o, ended)
-    local base = o.report:gsub("%.json$", "")
-    local header
-    for _, p in ipairs(r.parts) do header = header or p.header end
-    local files = {
-        failed = write_rows(base .. ".failed." .. (state.run.format == "tsv" and "tsv" or "csv"),
-            header, r.failures, state.run.format),
-        warned = write_rows(base .. ".warned." .. (state.run.format == "tsv" and "tsv" or "csv"),
-            header, r.warnings, state.run.format),
-    }
-    local ok, msg, code = r:write_json(o.report, ended, { files = files, journal = o.journal })
-    if not ok then return nil, msg, code end
-    return r:document(ended, { files = files, journal = o.journal })
-end
-
--- Once every part is fetched, the mapped parts and lines files in the work
--- folder have served; the results and rejects files stay (status reads them).
-local function remove_parts(state)
-    for k = 1, state.nparts do
-        local plan = state.parts[k].plan
-        if plan.mapped then
-            os.remove(plan.path)
-            if plan.lines then os.remove(plan.lines.file) end
+-- Every file a plan wrote (mapped parts, lines files), removed.
+local function remove_written(p)
+    for _, part in ipairs(p.parts) do
+        if part.mapped then
+            os.remove(part.path)
+            if part.lines then os.remove(part.lines.file) end
         end
     end
 end
 
-local function exit_status(ended, rows)
-    if ended ~= "complete" then return M.EXIT.unfinished end
-    if rows.failed > 0 or rows.rejected > 0 then return M.EXIT.rows_failed end
-    return M.EXIT.ok
-end
-
--- The client and its limiter wait on the runtime's clock and sleep, so that
--- in nginx a full call budget yields the light thread instead of blocking
--- the worker.
-local function make_client(spec, rt)
-    local limits = spec.limits or {}
-    local http = spec.transport or require("marketo.http").new()
-    local limited = limiter.wrap(http, { calls = limits.calls, window = limits.window,
-        in_flight = limits.in_flight, clock = rt.now, sleep = rt.sleep })
-    local opts = {}
-    for k, v in pairs(spec.client or {}) do opts[k] = v end
-    opts.transport, opts.retry, opts.log = limited, spec.retry, spec.log or opts.log
-    opts.clock, opts.sleep = opts.clock or rt.now, opts.sleep or rt.sleep
-    local client, msg, code = require("marketo.client").new(opts)
-    if not client then return nil, msg, code end
-    return client, limited
-end
-
--- The journal's parameters (our names) under Marketo's names, for the jobs.
-local function marketo_params(object, params)
-    local out = {}
-    for k, name in pairs(object.params) do out[name] = params[k] end
-    return out
-end
-
-local function scheduler_limits(spec)
-    local out = {}
-    for k, v in pairs(spec.limits or {}) do
-        if scheduler.DEFAULTS[k] ~= nil then out[k] = v end
+-- A dry run plans into a folder of its own and leaves no copy of any row.
+local function dry_run(spec, o)
+    local dir = ("%s.dry-run-%d"):format(o.work_dir, core.getpid())
+    if not mkdir(dir) then
+        return nil, ("WORK_DIR: cannot create %s"):format(dir), "WORK_DIR"
     end
-    return out
-end
-
-local function dry_result(p, o)
+    local p, msg, code = plan_of(spec, o, dir)
+    if p then remove_written(p) end
+    os.remove(dir)
+    if not p then return nil, msg, code end
     local lines = { ("dry run: %d rows read, %d filtered, %d rejected; %d parts, nothing sent")
         :format(p.rows.read, p.rows.filtered, p.rows.rejected, #p.parts) }
     for _, part in ipairs(p.parts) do
@@ -338,71 +328,136 @@ local function dry_result(p, o)
         plan = p, summary = table.concat(lines, "\n") .. "\n", journal = o.journal }
 end
 
---- run(spec) -> result | nil, msg, code (see the header comment).
-function M.run(spec)
-    local object, sources = check_spec(spec)
-    local o = { sources = sources, format = format_of(spec, sources) }
-    o.journal = spec.journal or (sources[1] .. ".journal")
-    o.report = spec.report or (o.journal:gsub("%.journal$", "") .. ".report.json")
-    o.work_dir = spec.work_dir or (o.journal .. ".work")
-    o.description = describe(spec, object, sources, o.format)
+local Prepared = {}
+Prepared.__index = Prepared
+
+--- prepare(spec) -> prepared | nil, msg, code: everything before the first
+-- call to Marketo. Every row is read, mapped and validated, the parts are
+-- planned and the plan journalled (or the journal's plan taken up again, if
+-- it is this import's). prepared.result is set for a dry run (nothing else
+-- to do); otherwise prepared:close() releases the journal if it is not sent.
+-- Misuse raises; bad input, a journal of another import or one in use return
+-- nil, msg, code (M.exit_for(code) is the exit status).
+function M.prepare(spec)
+    local kind, sources = check_spec(spec)
+    local o, msg, code = setup(spec, kind, sources)
+    if not o then return nil, msg, code end
+    if spec.dry_run then
+        local result
+        result, msg, code = dry_run(spec, o)
+        if not result then return nil, msg, code end
+        return setmetatable({ result = result, o = o }, Prepared)
+    end
     if not mkdir(o.work_dir) then
         return nil, ("WORK_DIR: cannot create %s"):format(o.work_dir), "WORK_DIR"
     end
-    if spec.dry_run then
-        local p, msg, code = start(spec, o, nil)
-        if not p then return nil, msg, code end
-        return dry_result(p, o)
-    end
-    local journal, msg, code = journal_mod.open(o.journal)
+    local existed = csv.file_size(o.journal) ~= nil
+    local journal
+    journal, msg, code = journal_mod.open(o.journal)
     if not journal then return nil, msg, code end
-    if journal.state.run then
-        local why = mismatch(journal.state.run, o.description)
+    local state = journal.state
+    if state.run and state.plan_done then
+        local why = mismatch(state.run, o.description)
         if why then
             journal:close()
-            return nil, ("JOURNAL_MISMATCH: %s %s; pass another journal (--journal), or "
-                .. "remove it to start over"):format(o.journal, why), "JOURNAL_MISMATCH"
+            return nil, ("JOURNAL_MISMATCH: %s %s"):format(o.journal, why), "JOURNAL_MISMATCH"
         end
     else
+        -- no journal, or a plan cut short (nothing was sent for it): plan anew
         local p
-        p, msg, code = start(spec, o, journal)
-        if not p then journal:close(); return nil, msg, code end
+        p, msg, code = plan_into(journal, spec, o)
+        if not p then
+            journal:close()
+            if not existed and not state.run then os.remove(o.journal) end
+            return nil, msg, code
+        end
     end
-    return M.continue(journal, spec, o, object)
+    return setmetatable({ journal = journal, o = o, kind = kind }, Prepared)
 end
 
---- continue(journal, spec, o, object): the scheduling half of run, shared with resume.
-function M.continue(journal, spec, o, object)
+function Prepared:close()
+    if self.journal then self.journal:close() end
+end
+
+-- The client and its limiter wait on the runtime's clock and sleep, so that
+-- in nginx a full call budget yields the light thread instead of blocking
+-- the worker.
+local function make_client(opts, rt)
+    local limits = opts.limits or {}
+    local http = opts.transport or require("marketo.http").new()
+    local limited = limiter.wrap(http, { calls = limits.calls, window = limits.window,
+        in_flight = limits.in_flight, clock = rt.now, sleep = rt.sleep })
+    local copts = {}
+    for k, v in pairs(opts.client or {}) do copts[k] = v end
+    copts.transport, copts.retry, copts.log = limited, opts.retry, opts.log or copts.log
+    copts.clock, copts.sleep = copts.clock or rt.now, copts.sleep or rt.sleep
+    local client, msg, code = require("marketo.client").new(copts)
+    if not client then return nil, msg, code end
+    return client, limited
+end
+
+local function scheduler_limits(opts)
+    local out = {}
+    for k, v in pairs(opts.limits or {}) do
+        if scheduler.DEFAULTS[k] ~= nil then out[k] = v end
+    end
+    return out
+end
+
+-- Once every part is fetched, the mapped parts and lines files in the work
+-- folder have served; the results and rejects files stay (status reads them).
+local function remove_parts(state)
+    for k = 1, state.nparts do
+        local plan = state.parts[k].plan
+        if plan.mapped then
+            os.remove(plan.path)
+            if plan.lines then os.remove(plan.lines.file) end
+        end
+    end
+end
+
+-- 0 only when every row is accounted for and none failed.
+local function exit_status(ended, r)
+    if ended ~= "complete" then return M.EXIT.unfinished end
+    if not r:reconcile() or r.rows.failed > 0 or r.rows.rejected > 0 or r.problems[1] then
+        return M.EXIT.rows_failed
+    end
+    return M.EXIT.ok
+end
+
+local function announce(journal, on_event)
+    local rows, done_rows, done_parts = 0, 0, 0
+    for _, part in ipairs(journal:parts()) do
+        rows = rows + part.plan.rows
+        if part.stage == "fetched" then
+            done_rows, done_parts = done_rows + part.plan.rows, done_parts + 1
+        end
+    end
+    on_event({ ev = "planned", rows = rows, parts = journal.state.nparts,
+        rows_done = done_rows, parts_done = done_parts })
+end
+
+--- send(prepared, opts) -> result | nil, msg, code: the parts through
+-- Marketo, then the report. opts: client, transport, runtime, limits, retry,
+-- log, on_event (as for run). The journal is closed at the end.
+function M.send(prepared, opts)
+    opts = opts or {}
+    local journal, o = prepared.journal, prepared.o
+    local run = journal.state.run
+    local kind = objects.get(run.object)
     local result = { journal = o.journal, report_path = o.report }
-    local rt = spec.runtime or require("marketo.pipeline.runtime").loop()
-    local client, limited, msg, code
-    client, limited = make_client(spec, rt)
+    local rt = opts.runtime or require("marketo.pipeline.runtime").loop()
+    local client, limited = make_client(opts, rt)
     if not client then
         journal:close()
         return nil, limited, "CONFIG"
     end
-    local run = journal.state.run
-    if spec.on_event then
-        local rows, done_rows, done_parts = 0, 0, 0
-        for _, part in ipairs(journal:parts()) do
-            rows = rows + part.plan.rows
-            if part.stage == "fetched" then
-                done_rows, done_parts = done_rows + part.plan.rows, done_parts + 1
-            end
-        end
-        spec.on_event({ ev = "planned", rows = rows, parts = journal.state.nparts,
-            rows_done = done_rows, parts_done = done_parts })
-    end
-    local sched = scheduler.new({ client = client,
-        runtime = rt,
+    if opts.on_event then announce(journal, opts.on_event) end
+    local sched = scheduler.new({ client = client, runtime = rt,
         journal = journal, parts = journal:parts(), work_dir = o.work_dir,
-        job = { kind = object.kind, params = marketo_params(object, run.params),
-            apiName = run.params.api_name },
-        limits = scheduler_limits(spec), on_event = spec.on_event })
-    local ok
-    ok, msg, code = sched:run()
-    local calls = limited:counts()
-    journal:record({ ev = "calls", counts = calls })
+        job = { kind = kind, params = run.params },
+        limits = scheduler_limits(opts), on_event = opts.on_event })
+    local ok, msg, code = sched:run()
     local ended = "complete"
     if not ok then
         ended, result.message, result.code = "failed", msg, code
@@ -412,35 +467,66 @@ function M.continue(journal, spec, o, object)
     for _, part in ipairs(journal:parts()) do
         if part.stage ~= "fetched" and ended == "complete" then ended = "stopped" end
     end
-    journal:record({ ev = ended == "complete" and "done" or "stopped" })
+    local recorded
+    recorded, msg, code = journal:record({ ev = "calls", counts = limited:counts() })
+    if recorded then
+        recorded, msg, code = journal:record({ ev = ended == "complete" and "done" or "stopped" })
+    end
+    if not recorded and ended ~= "failed" then
+        ended, result.message, result.code = "failed", msg, code
+    end
     if ended == "complete" then remove_parts(journal.state) end
-    local r = build_report(journal.state, journal.state.calls)
+    local r = report_mod.from_journal(journal.state)
     local doc
-    doc, msg, code = finish_report(r, journal.state, o, ended)
+    doc, msg, code = r:save(o.report, ended, { journal = o.journal })
     journal:close()
-    if not doc then return nil, msg, code end
+    if not doc then
+        return nil, msg .. "; the journal is whole: make room and run `marketo-bulk status "
+            .. o.journal .. "` for the report", code
+    end
     result.ended, result.report, result.summary = ended, doc, r:summary(ended)
-    result.exit = exit_status(ended, r.rows)
+    result.exit = exit_status(ended, r)
     return result
+end
+
+--- run(spec) -> result | nil, msg, code (see the header comment).
+function M.run(spec)
+    local prepared, msg, code = M.prepare(spec)
+    if not prepared then return nil, msg, code end
+    if prepared.result then return prepared.result end
+    return M.send(prepared, spec)
+end
+
+-- A journal's import, to send as it stands: its paths as the journal names
+-- them, unless `spec` gives others (report, work_dir).
+local function from_journal(path, spec)
+    local journal, msg, code = journal_mod.open(path)
+    if not journal then return nil, msg, code end
+    local run = journal.state.run
+    if not run then
+        journal:close()
+        return nil, ("JOURNAL_EMPTY: %s has no import in it"):format(path), "JOURNAL_EMPTY"
+    end
+    if not journal.state.plan_done then
+        journal:close()
+        return nil, ("PLAN_INCOMPLETE: %s: the plan was cut short before anything was sent; "
+            .. "run the import command or script again (it plans anew)"):format(path),
+            "PLAN_INCOMPLETE"
+    end
+    local o = { journal = path, work_dir = spec.work_dir or run.work_dir or (path .. ".work"),
+        report = spec.report or run.report or (path:gsub("%.journal$", "") .. ".report.json") }
+    return setmetatable({ journal = journal, o = o, kind = objects.get(run.object) }, Prepared)
 end
 
 --- resume(journal_path, spec) -> result | nil, msg, code: picks up an import
 -- from its journal alone (the mapping already ran: its parts are on disk).
--- spec may give client, limits, retry, on_event, report, transport, runtime.
+-- spec may give client, limits, retry, on_event, report, work_dir, transport,
+-- runtime, log.
 function M.resume(path, spec)
     spec = spec or {}
-    local state, msg, code = journal_mod.read(path)
-    if not state then return nil, msg, code end
-    if not state.run then
-        return nil, ("JOURNAL_EMPTY: %s has no import in it"):format(path), "JOURNAL_EMPTY"
-    end
-    local object = M.OBJECTS[state.run.object]
-    local journal
-    journal, msg, code = journal_mod.open(path)
-    if not journal then return nil, msg, code end
-    local o = { journal = path, work_dir = spec.work_dir or (path .. ".work"),
-        report = spec.report or (path:gsub("%.journal$", "") .. ".report.json") }
-    return M.continue(journal, spec, o, object)
+    local prepared, msg, code = from_journal(path, spec)
+    if not prepared then return nil, msg, code end
+    return M.send(prepared, spec)
 end
 
 --- report_of(journal_path) -> report document, summary | nil, msg, code:
@@ -452,7 +538,8 @@ function M.report_of(path)
         return nil, ("JOURNAL_EMPTY: %s has no import in it"):format(path), "JOURNAL_EMPTY"
     end
     local ended = state.ended == "done" and "complete" or (state.ended or "running")
-    local r = build_report(state, state.calls)
+    if not state.plan_done then ended = "planning cut short" end
+    local r = report_mod.from_journal(state)
     return r:document(ended), r:summary(ended)
 end
 

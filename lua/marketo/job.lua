@@ -14,55 +14,16 @@ local errors = require("marketo.errors")
 local options = require("marketo.options")
 local poll = require("marketo.poll")
 local results = require("marketo.results")
+local objects = require("marketo.objects")
+local formats = require("marketo.formats")
 local enc = require("marketo.url").encode
 
 local M = {}
 
-M.types = {
-    leads = {
-        create = function() return "/bulk/v1/leads.json" end,
-        status = function(j) return ("/bulk/v1/leads/batch/%s.json"):format(enc(j.id)) end,
-        file = function(j, what)
-            return ("/bulk/v1/leads/batch/%s/%s.json"):format(enc(j.id), what)
-        end,
-        params = { lookupField = "string", listId = "number", partitionName = "string" },
-        processed = "numOfLeadsProcessed",
-    },
-    custom_objects = {
-        create = function(j)
-            return ("/bulk/v1/customobjects/%s/import.json"):format(enc(j.apiName))
-        end,
-        status = function(j)
-            return ("/bulk/v1/customobjects/%s/import/%s/status.json")
-                :format(enc(j.apiName), enc(j.id))
-        end,
-        file = function(j, what)
-            return ("/bulk/v1/customobjects/%s/import/%s/%s.json")
-                :format(enc(j.apiName), enc(j.id), what)
-        end,
-        params = {}, path_params = { apiName = "string" },
-        processed = "numOfObjectsProcessed",
-    },
-    program_members = {
-        create = function(j)
-            return ("/bulk/v1/program/%s/members/import.json"):format(enc(j.programId))
-        end,
-        status = function(j)
-            return ("/bulk/v1/program/members/import/%s/status.json"):format(enc(j.id))
-        end,
-        file = function(j, what)
-            return ("/bulk/v1/program/members/import/%s/%s.json"):format(enc(j.id), what)
-        end,
-        params = { programMemberStatus = "string" }, required = { "programMemberStatus" },
-        path_params = { programId = "any" },
-        processed = "numOfLeadsProcessed",
-    },
-}
-
-local FORMAT = { "string", one_of = { "csv", "tsv", "ssv" }, lower = true }
+local FORMAT = { "string", valid = formats.get, expected = formats.NAMES }
 local BYTES = { "number", integer = true, min = 0 }
 
--- What create accepts besides the type's Marketo parameters.
+-- What create accepts besides the kind's parameters (marketo.objects).
 local COMMON = {
     path = { "string", required = true }, offset = BYTES, length = BYTES, prefix = "string",
     filename = "string", format = FORMAT, content_type = "string",
@@ -76,42 +37,63 @@ function Job.__tostring(j)
     return ("marketo.job(%s %s, %s)"):format(j.kind, tostring(j.id), tostring(j.status))
 end
 
-local function type_of(kind, fname)
-    local t = M.types[kind]
-    if not t then
-        options.fail(fname, ("leads, custom_objects or program_members expected, got %s")
-            :format(tostring(kind)), 4)
+local function kind_of(kind, fname)
+    local k = objects.get(kind)
+    if not k then
+        options.fail(fname, ("%s expected, got %s"):format(objects.NAMES, tostring(kind)), 4)
     end
-    return t
+    return k
 end
 
--- The options create takes for a type: the common ones, its Marketo parameters,
--- and the values its paths need.
-local function create_spec(t)
+local PARAM_TYPES = { id = "number|string", string = "string" }
+
+-- Options: `spec` plus the kind's parameters, under our names. Marketo's
+-- spelling of one is refused with the right one (one spelling, in Lua).
+-- `needed(p)` says whether a parameter must be there (default: p.required).
+local function check_params(k, o, spec, fname, level, argn, needed)
+    for name in pairs(type(o) == "table" and o or {}) do
+        local p = type(name) == "string" and objects.by_marketo_name(k, name)
+        if p and p.name ~= name then
+            options.fail(fname, ("option '%s' is spelled '%s'"):format(name, p.name), level + 1,
+                argn)
+        end
+    end
+    for _, p in ipairs(k.params) do
+        local required = (needed and needed(p)) or (not needed and p.required)
+        spec[p.name] = { PARAM_TYPES[p.type], required = required or nil,
+            valid = function(v) return objects.valid(p, v) end }
+    end
+    local checked = options.check(o, spec, fname, level + 1, argn) -- no tail call
+    return checked
+end
+
+local function check_create(k, o)
     local spec = {}
-    for k, v in pairs(COMMON) do spec[k] = v end
-    for k, v in pairs(t.params) do spec[k] = v end
-    for k, v in pairs(t.path_params or {}) do spec[k] = { v, required = true } end
-    for _, k in ipairs(t.required or {}) do spec[k] = { spec[k], required = true } end
-    return spec
+    for name, rule in pairs(COMMON) do spec[name] = rule end
+    check_params(k, o, spec, "import", 4)
+    return formats.get(o.format or formats.DEFAULT)
 end
 
-local function check_create(t, o)
-    options.check(o, create_spec(t), "import", 4)
-    return (o.format or "csv"):lower()
-end
-
-local function new_job(client, kind, o, format)
-    local t = M.types[kind]
-    local j = setmetatable({ client = client, kind = kind, type = t, format = format }, Job)
-    for k in pairs(t.path_params or {}) do j[k] = o[k] end
+local function new_job(client, k, o, format)
+    local j = setmetatable({ client = client, kind = k.name, type = k, format = format.name,
+        ids = {} }, Job)
+    for _, p in ipairs(k.params) do
+        if p.where == "path" and o[p.name] ~= nil then j.ids[p.name] = o[p.name] end
+    end
     return j
 end
 
-local function normalise(t, r)
+-- Marketo's path `which` of this job.
+function Job:path(which, file)
+    local values = { batch = self.id, file = file }
+    for name, v in pairs(self.ids) do values[name] = v end
+    return objects.path(self.type, which, values, enc)
+end
+
+local function normalise(k, r)
     return {
         batch_id = r.batchId, status = r.status, message = r.message,
-        processed = r[t.processed], failed = r.numOfRowsFailed,
+        processed = r[k.processed], failed = r.numOfRowsFailed,
         warned = r.numOfRowsWithWarning, raw = r,
     }
 end
@@ -140,26 +122,27 @@ end
 --- create(client, kind, options) -> job | nil, message, code, err.
 -- options: path (the file to upload), offset, length (a byte range of it), prefix
 -- (bytes sent before the range, e.g. the header line of a part), filename, format
--- ("csv", "tsv", "ssv"; default csv), content_type (of the file part, default
--- text/csv as in Marketo's docs), timeout, on_progress(sent, total); and the type's
--- Marketo parameters under their Marketo names: leads lookupField, listId, partitionName;
--- custom_objects apiName; program_members programId, programMemberStatus.
+-- (marketo.formats: csv, tsv, ssv; default csv), content_type (of the file part,
+-- default the format's), timeout, on_progress(sent, total); and the kind's
+-- parameters under our names (marketo.objects): leads lookup_field, list_id,
+-- partition_name; custom_objects api_name; program_members program_id,
+-- program_member_status.
 function M.create(client, kind, opts)
-    local t = type_of(kind, "import")
+    local k = kind_of(kind, "import")
     local o = opts or {}
-    local format = check_create(t, o)
-    local j = new_job(client, kind, o, format)
-    local query = { format = format }
-    for k in pairs(t.params) do
-        if o[k] ~= nil then query[k] = o[k] end
+    local format = check_create(k, o)
+    local j = new_job(client, k, o, format)
+    local query = { format = format.name }
+    for _, p in ipairs(k.params) do
+        if p.where == "query" and o[p.name] ~= nil then query[p.marketo] = o[p.name] end
     end
-    local path = t.create(j)
+    local path = j:path("create")
     local doc, msg, code, err = client:call{
         method = "POST", path = path, query = query, timeout = o.timeout or client.upload_timeout,
         on_progress = o.on_progress,
         multipart = { fields = {}, file = {
             name = "file", path = o.path, offset = o.offset, length = o.length,
-            prefix = o.prefix, content_type = o.content_type or "text/csv",
+            prefix = o.prefix, content_type = o.content_type or format.content_type,
             filename = o.filename or o.path:match("[^/]+$"),
         } },
     }
@@ -171,21 +154,23 @@ function M.create(client, kind, opts)
 end
 
 --- attach(client, kind, batch_id, options) -> job: a job created earlier. options:
--- apiName (custom objects), format (of the uploaded file: how failures are parsed).
+-- the kind's path parameters (custom_objects api_name), format (of the uploaded
+-- file: how failures are parsed).
 function M.attach(client, kind, batch_id, opts)
-    local t = type_of(kind, "job")
-    local spec = { format = FORMAT }
-    -- Only a custom object's paths need a value besides the batchId.
-    for k, v in pairs(t.path_params or {}) do spec[k] = { v, required = k == "apiName" } end
-    local o = options.check(opts, spec, "job", 3, 3)
-    local j = new_job(client, kind, o, (o.format or "csv"):lower())
+    local k = kind_of(kind, "job")
+    -- an earlier job needs only what names its paths (not the upload's parameters)
+    local o = check_params(k, opts, { format = FORMAT }, "job", 3, 3, function(p)
+        return k.paths.status:find("{" .. p.name .. "}", 1, true) ~= nil
+    end)
+    local format = formats.get(o.format or formats.DEFAULT)
+    local j = new_job(client, k, o, format)
     j.id = batch_id
     return j
 end
 
 --- One status call: info, or nil, message, code, err.
 function Job:refresh()
-    local path = self.type.status(self)
+    local path = self:path("status")
     local doc, msg, code, err = self.client:call{ method = "GET", path = path,
         validate = invalid }
     if not doc then return nil, msg, code, err end
@@ -245,7 +230,7 @@ end
 function Job:file(what, reason, part)
     if self.id == nil then error("job has no batchId", 3) end
     local doc, msg, code, err = self.client:call{ method = "GET",
-        path = self.type.file(self, what), expect = "file" }
+        path = self:path("file", what), expect = "file" }
     if doc == nil then return nil, msg, code, err end
     if doc == false then return results.empty(reason) end
     local rows = results.parse(doc, { format = self.format, reason = reason })

@@ -11,8 +11,9 @@
 -- A rule is a type name ("string", "number", "boolean", "table", "function",
 -- "userdata", "any"; alternatives as "table|userdata"), or a table with the type
 -- first and any of: required = true, integer = true, positive = true (> 0),
--- min = n, max = n, one_of = { values } (lower = true: strings compared in lower
--- case), values = rule (for every value of a table).
+-- min = n, max = n, one_of = { values }, values = rule (for every value of a table),
+-- valid = function(v) -> ok [, what is expected] with expected = "what is expected"
+-- (a check a registry makes, e.g. marketo.formats.get).
 local M = {}
 
 local function list_text(list)
@@ -31,6 +32,7 @@ end
 
 -- The values a rule wants.
 local function expected(rule)
+    if rule.expected then return rule.expected end
     if rule.one_of then return list_text(rule.one_of) end
     local text = rule.integer and "whole number" or type_text(rule)
     if rule.positive then return text .. " > 0" end
@@ -62,9 +64,7 @@ local function in_list(list, v)
 end
 
 local function fits(rule, v)
-    if rule.one_of then
-        return in_list(rule.one_of, rule.lower and type(v) == "string" and v:lower() or v)
-    end
+    if rule.one_of then return in_list(rule.one_of, v) end
     if type(v) ~= "number" then return true end
     return not ((rule.integer and v ~= math.floor(v)) or (rule.positive and v <= 0)
         or (rule.min and v < rule.min) or (rule.max and v > rule.max))
@@ -83,6 +83,13 @@ local function problem(rule, v, name)
     end
     if not fits(rule, v) then
         return ("option '%s': %s expected, got %s"):format(name, expected(rule), shown(v))
+    end
+    if rule.valid then
+        local ok, want = rule.valid(v)
+        if not ok then
+            return ("option '%s': %s expected, got %s"):format(name, want or expected(rule),
+                shown(v))
+        end
     end
     if rule.values and type(v) == "table" then
         for k, x in pairs(v) do

@@ -13,7 +13,14 @@
 -- their lines), unmatched = true when no row of the part has these values.
 local M = {}
 
-M.DELIMITERS = { csv = ",", tsv = "\t", ssv = ";" }
+local formats = require("marketo.formats")
+
+-- The delimiter of a format's name (default csv); an unknown one is misuse.
+local function delimiter_of(name)
+    local f = formats.get(name or formats.DEFAULT)
+    if not f then error(("unknown format '%s' (%s)"):format(tostring(name), formats.NAMES), 3) end
+    return f.delimiter
+end
 
 --- Splits delimited text (RFC 4180 quoting; CRLF or LF; a UTF-8 BOM dropped) into
 -- records { line = physical line where it starts, fields = {...} }. `first_line` is the
@@ -83,7 +90,7 @@ end
 -- last, whatever its name.
 function M.parse(text, options)
     options = options or {}
-    local delimiter = M.DELIMITERS[(options.format or "csv"):lower()] or ","
+    local delimiter = delimiter_of(options.format)
     local recs = M.records(text, delimiter)
     local rows = { header = {}, reason_column = options.reason }
     if #recs == 0 then rows.none = true; return rows end
@@ -113,27 +120,52 @@ function M.parse(text, options)
     return rows
 end
 
--- The part's rows through the C CSV engine: real source line numbers whatever the
--- range, quoted newlines included. Rows the engine rejects were never uploaded.
+-- The source line of each of a written part's rows, in order: a lines file
+-- holds one a line for all the parts of a source, the part's from `skip` on.
+local function lines_of(lines, rows)
+    local f, msg = io.open(lines.file, "rb")
+    if not f then return nil, "READ_ERROR: " .. msg, "READ_ERROR" end
+    local out, n = {}, 0
+    for l in f:lines() do
+        n = n + 1
+        if n > lines.skip + rows then break end
+        if n > lines.skip then out[#out + 1] = tonumber(l) end
+    end
+    f:close()
+    if #out ~= rows then
+        return nil, ("READ_ERROR: %s has %d lines for %d rows"):format(lines.file, #out, rows),
+            "READ_ERROR"
+    end
+    return out
+end
+
+-- The part's rows through the C CSV engine: a byte range of a source is read
+-- as a share of it (its header from the file's top, its lines the file's own,
+-- nothing before the range read); a written part whole. Rows the engine
+-- rejects were never uploaded.
 local function read_with_engine(csv, o)
-    local reader, msg, code = csv.open(o.path, { format = o.format or "csv", lenient = true })
+    local share = (o.offset or o.length) and not o.lines
+        and { offset = o.offset or 0, length = o.length, line = o.first_line } or nil
+    if share and not share.length then
+        local size, msg = csv.file_size(o.path)
+        if not size then return nil, msg, "READ_ERROR" end
+        share.length = size - share.offset
+    end
+    local reader, msg, code = csv.open(o.path, { format = o.format or "csv", lenient = true,
+        share = share })
     if not reader then return nil, msg, code end
     local part = { header = reader:header(), rows = {} }
-    local from = o.offset or 0
-    local to = o.length and from + o.length or math.huge
     while true do
-        local row, line, offset = reader:read()
+        local row, line, third = reader:read()
         if row == nil then
             reader:close()
-            if line ~= nil then return nil, line, offset end
+            if line ~= nil then return nil, line, third end
             break
         end
-        if offset >= to then break end
-        if offset >= from then part.rows[#part.rows + 1] = { line = line, values = row } end
+        part.rows[#part.rows + 1] = { line = line, values = row }
     end
-    reader:close()
     if o.prefix then
-        local head = M.records(o.prefix, M.DELIMITERS[(o.format or "csv"):lower()] or ",")
+        local head = M.records(o.prefix, delimiter_of(o.format))
         if head[1] then part.header = head[1].fields end
     end
     return part
@@ -146,7 +178,7 @@ local function read_with_lua(o)
     local data = o.length and f:read(o.length) or f:read("*a")
     f:close()
     data = data or ""
-    local delimiter = M.DELIMITERS[(o.format or "csv"):lower()] or ","
+    local delimiter = delimiter_of(o.format)
     local part = { rows = {} }
     local recs = M.records(data, delimiter, o.first_line or 1)
     local first = 1
@@ -163,31 +195,38 @@ local function read_with_lua(o)
     return part
 end
 
---- The rows of an uploaded part, from a file: { header = {...}, rows = { { line,
--- values } } }. options: path, offset (byte, default 0), length (default to the end),
--- prefix (the header line sent before the range), format. With marketo.csv (the C
--- engine) the line numbers are the file's own; without it (`engine = false`) the
--- range is parsed here and `first_line` gives the line of its first byte. `lines`,
--- for a part the pipeline wrote, lists the source line of each of its data rows.
--- A part written by the pipeline (mapped rows) has its own line numbers; `lines`
--- (the source line of each data row, in order) puts the source's back.
+-- A part the pipeline wrote has its own line numbers; its lines file puts
+-- the source's back.
 local function renumber(part, lines)
     if not lines then return part end
-    for k, r in ipairs(part.rows) do r.line = lines[k] end
+    local list, msg, code = lines
+    if lines.file then
+        list, msg, code = lines_of(lines, #part.rows)
+        if not list then return nil, msg, code end
+    end
+    for k, r in ipairs(part.rows) do r.line = list[k] end
     return part
 end
 
+--- The rows of an uploaded part, from a file: { header = {...}, rows = { { line,
+-- values } } }. options (the fields of a planned part, as the journal keeps
+-- them): path; offset, length, first_line (a byte range of a source: read as a
+-- share of it, from its first row's line; default the whole file); prefix (the
+-- header line sent before the range); format; lines (for a part the pipeline
+-- wrote: { file, skip }, a lines file with the source line of every row, or a
+-- list of those lines). With marketo.csv (the C engine) the line numbers are
+-- the file's own; without it (`engine = false`) the range is parsed here and
+-- `first_line` gives the line of its first byte.
 function M.read_part(options)
+    local part, msg, code
     if options.engine ~= false then
         local ok, csv = pcall(require, "marketo.csv")
         if ok then
-            local part, msg, code = read_with_engine(csv, options)
-            if part then return renumber(part, options.lines) end
-            if code == "ENOENT" or code == "EACCES" then return nil, msg, "READ_ERROR" end
-            return nil, msg, code
+            part, msg, code = read_with_engine(csv, options)
+            if not part and (code == "ENOENT" or code == "EACCES") then code = "READ_ERROR" end
         end
     end
-    local part, msg, code = read_with_lua(options)
+    if not part and not msg then part, msg, code = read_with_lua(options) end
     if not part then return nil, msg, code end
     return renumber(part, options.lines)
 end

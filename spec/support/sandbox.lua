@@ -8,6 +8,17 @@
 --   sb.reset()                        -- POST /__sandbox/reset
 --   sb.get("/__sandbox/counters")     -- body, status (through curl)
 --
+-- Time, instead of sleeping (everything that ages in the sandbox - tokens,
+-- the rate window, the daily quota, jobs at `speed` rows/s - reads its clock):
+--   sb.advance(61)                    -- time jumps 61 s ahead (a token expires)
+--   sb.freeze()                       -- time stands still: a job at speed > 0
+--                                     -- stays Importing until advance/thaw
+--   sb.thaw()                         -- time runs again (reset() thaws too)
+--   sb.clock()                        -- { now, wall, frozen }; the three above
+--                                     -- return it too (with lua-cjson)
+-- Calls that change the sandbox send Content-Type: application/json, as it
+-- requires (and no Origin header, which it refuses).
+--
 -- It runs `$MARKETO_BULK_BIN sandbox --port 0 --parent-pid <this process>
 -- --max-lifetime 900`, so the child stops by itself if the specs die. Plain
 -- Lua 5.1 (io.popen, os.execute, curl): LuaJIT specs can use it too.
@@ -141,6 +152,18 @@ function M.start(config, opts)
     opts = opts or {}
     local sb = spawn.spawn{ bin = opts.bin or os.getenv("MARKETO_BULK_BIN"), config = config,
                             max_lifetime = opts.max_lifetime or 900, quiet = opts.quiet }
+    local function set_clock(change)
+        local body = sb.set_clock(change)
+        return load_json() and M.decode(body) or body
+    end
+    function sb.advance(seconds) return set_clock{ advance = seconds } end
+    function sb.freeze() return set_clock{ freeze = true } end
+    function sb.thaw() return set_clock{ freeze = false } end
+    function sb.clock()
+        local body, status = sb.get("/__sandbox/clock")
+        assert(status == 200, "clock: " .. tostring(status))
+        return M.decode(body)
+    end
     if pcall(require, "socket.http") and load_json() then add_http(sb) end
     return sb
 end
@@ -148,6 +171,7 @@ end
 --- A sandbox for a whole spec file, put back to `base` before each test.
 -- The sandbox's reset clears records, jobs and the log but keeps its config,
 -- so every knob a test turns must be turned back: `base` names them all.
+-- fresh() also lets the clock run again and ends the live token.
 --   local fx = sandbox.fixture(BASE)
 --   setup(fx.start); teardown(fx.stop); before_each(fx.fresh)
 --   fx.sb is the sandbox once started; fresh() also returns it.
@@ -158,6 +182,9 @@ function M.fixture(base, opts)
     function fx.fresh()
         fx.sb.control(base)
         fx.sb.reset()
+        -- a token issued under another test's token_ttl must not live on
+        local _, status = fx.sb.post("/__sandbox/expire-token", "{}")
+        assert(status == 200, "expire-token: " .. tostring(status))
         return fx.sb
     end
     return fx

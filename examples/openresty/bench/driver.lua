@@ -34,7 +34,7 @@ local function run(kind, n, path)
     assert(client:authenticate())
     local t0 = now()
     for _ = 1, n do
-        local job, msg = client:import_leads{ path = path, lookupField = "email" }
+        local job, msg = client:import_leads{ path = path, lookup_field = "email" }
         if not job then error(msg, 0) end
         state.uploads = state.uploads + 1
     end

@@ -6,11 +6,11 @@ local target = require("marketo.commands.target")
 local function command(what)
     local M = { summary = ("save a batch's %s file from Marketo"):format(what) }
     M.usage = ([[
-usage: marketo-bulk %s leads|customobject API_NAME|programmembers BATCH_ID [-o FILE]
+usage: marketo-bulk %s %s BATCH_ID [-o FILE]
 
 Saves Marketo's %s file for the batch to FILE (default: stdout), exactly as
 Marketo sent it: the uploaded header plus a reason column. No file means none.
-]]):format(what, what)
+]]):format(what, target.usage("status"), what)
     local FLAGS = { output = "string", help = "boolean", format = "string" }
 
     function M.main(argv, out, err)
@@ -22,7 +22,7 @@ Marketo sent it: the uploaded header plus a reason column. No file means none.
             return 2
         end
         if flags.help then out:write(M.usage); return 0 end
-        local object, next_i = target.object(positional, 1)
+        local object, next_i = target.object(positional, 1, "status")
         if not object or #positional ~= next_i then
             err:write(("marketo-bulk %s: %s\n\n"):format(what,
                 object and "BATCH_ID expected" or next_i), M.usage)
@@ -33,9 +33,9 @@ Marketo sent it: the uploaded header plus a reason column. No file means none.
         local client, msg = require("marketo.client").new(options)
         if not client then stop(); err:write("marketo-bulk: ", msg, "\n"); return 1 end
         local job = client:job(object.object, tonumber(positional[next_i]) or positional[next_i],
-            { apiName = object.api_name })
+            object.values)
         local body
-        body, msg = client:call({ method = "GET", path = job.type.file(job, what),
+        body, msg = client:call({ method = "GET", path = job:path("file", what),
             expect = "file" })
         stop()
         if body == nil then err:write("marketo-bulk: ", msg, "\n"); return 1 end

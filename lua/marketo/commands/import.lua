@@ -4,15 +4,31 @@ local import = require("marketo.import")
 local args = require("marketo.commands.args")
 local target = require("marketo.commands.target")
 local progress = require("marketo.pipeline.progress")
+local objects = require("marketo.objects")
+local formats = require("marketo.formats")
 
 local M = {
     summary = "import a file of leads, custom objects or program members",
 }
 
-M.usage = [[
+-- The kinds' own flags (their query parameters), from the registry.
+local function kind_flags()
+    local lines = {}
+    for _, kind in ipairs(objects.LIST) do
+        for _, p in ipairs(kind.params) do
+            if p.flag then
+                lines[#lines + 1] = ("  %-22s %s: %s"):format(("--%s %s"):format(p.flag,
+                    p.placeholder), kind.name, p.help)
+            end
+        end
+    end
+    return table.concat(lines, "\n")
+end
+
+M.usage = ([[
 usage: marketo-bulk import leads FILE... [flags]
-       marketo-bulk import customobject API_NAME FILE... [flags]
-       marketo-bulk import programmembers PROGRAM_ID FILE... --status STATUS [flags]
+       marketo-bulk import custom_objects API_NAME FILE... [flags]
+       marketo-bulk import program_members PROGRAM_ID FILE... --status STATUS [flags]
 
 Reads, maps and validates every row first (nothing is sent if a row is bad,
 unless --lenient), splits the files into parts under Marketo's 10 MB, keeps
@@ -20,11 +36,8 @@ Marketo's import queue full within its limits, journals every step, and writes
 a report that accounts for every row.
 
 Marketo parameters:
-  --lookup-field FIELD   leads: the dedupe field (default email; id = update only)
-  --list-id N            leads: also add the leads to this static list
-  --partition NAME       leads: the lead partition
-  --status STATUS        program members: programMemberStatus (required)
-  --format csv|tsv|ssv   the files' format (default: from the name, else csv)
+%s
+  --format FORMAT        the files' format: %s (default: from the names, else csv)
 Mapping (without any, columns go as they are):
   --map FIELD=COLUMN     send source COLUMN as Marketo FIELD (repeatable)
   --set FIELD=VALUE      send a constant (repeatable)
@@ -50,18 +63,22 @@ Examples:
   marketo-bulk import leads contacts.csv
   marketo-bulk import leads crm.csv --map email="E-mail" --map firstName=First \
       --set leadSource="CRM export" --lenient
-  marketo-bulk import customobject car_c cars.tsv --dry-run
-  marketo-bulk import programmembers 1001 members.csv --status "On List"
-]]
+  marketo-bulk import custom_objects car_c cars.tsv --dry-run
+  marketo-bulk import program_members 1001 members.csv --status "On List"
+]]):format(kind_flags(), formats.NAMES)
 
 local FLAGS = {
-    lookup_field = "string", list_id = "number", partition = "string", status = "string",
     format = "string", map = "list", set = "list", journal = "string", report = "string",
     work_dir = "string", lenient = "boolean", dry_run = "boolean", part_bytes = "number",
     importing = "number", queued = "number", uploads = "number", calls = "number",
     window = "number", in_flight = "number", json = "boolean", quiet = "boolean",
     help = "boolean",
 }
+for _, kind in ipairs(objects.LIST) do
+    for _, p in ipairs(kind.params) do
+        if p.flag then FLAGS[p.flag:gsub("-", "_")] = "string" end
+    end
+end
 
 local function usage_error(err, msg)
     err:write("marketo-bulk import: ", msg, "\n\n", M.usage)
@@ -87,26 +104,46 @@ end
 
 local LIMIT_FLAGS = { "importing", "queued", "uploads", "calls", "window", "in_flight" }
 
+-- The kind's parameters: its words (object.values) and its flags; a flag of
+-- another kind is a usage error.
+local function params_of(flags, object, spec)
+    for _, kind in ipairs(objects.LIST) do
+        for _, p in ipairs(kind.params) do
+            local v = p.flag and flags[p.flag:gsub("-", "_")]
+            if v and kind ~= object.kind then
+                return nil, ("--%s is for %s"):format(p.flag, kind.name)
+            end
+            if v then
+                local ok, checked = objects.valid(p, v)
+                if not ok then
+                    return nil, ("--%s must be %s, got '%s'"):format(p.flag, checked, v)
+                end
+                spec[p.name] = checked
+            end
+        end
+    end
+    for name, v in pairs(object.values) do spec[name] = v end
+    for _, p in ipairs(object.kind.params) do
+        if p.required and spec[p.name] == nil then
+            return nil, ("%s needs --%s %s"):format(object.kind.name, p.flag, p.placeholder)
+        end
+    end
+    return spec
+end
+
 local function spec_of(flags, object, files)
     local mapping, msg = mapping_of(flags)
     if msg then return nil, msg end
-    local spec = { object = object.object, api_name = object.api_name,
-        program_id = object.program_id, source = files, format = flags.format,
+    if flags.format and not formats.get(flags.format) then
+        return nil, ("--format must be %s, got '%s'"):format(formats.NAMES, flags.format)
+    end
+    local spec = { object = object.object, source = files, format = flags.format,
         mapping = mapping, lenient = flags.lenient, journal = flags.journal,
         report = flags.report, work_dir = flags.work_dir, dry_run = flags.dry_run,
         part_bytes = flags.part_bytes }
-    if object.object == "leads" then
-        spec.lookup_field, spec.list_id = flags.lookup_field, flags.list_id
-        spec.partition_name = flags.partition
-    elseif flags.lookup_field or flags.list_id or flags.partition then
-        return nil, "--lookup-field, --list-id and --partition are for leads"
-    end
-    if object.object == "program_members" then
-        if not flags.status then return nil, "programmembers needs --status STATUS" end
-        spec.program_member_status = flags.status
-    elseif flags.status then
-        return nil, "--status is for programmembers"
-    end
+    local ok
+    ok, msg = params_of(flags, object, spec)
+    if not ok then return nil, msg end
     for _, k in ipairs(LIMIT_FLAGS) do
         if flags[k] then
             spec.limits = spec.limits or {}
@@ -151,20 +188,28 @@ function M.main(argv, out, err)
     if #files == 0 then return usage_error(err, "no FILE to import") end
     local spec, msg = spec_of(flags, object, files)
     if not spec then return usage_error(err, msg) end
-    if spec.dry_run then
-        local result, dmsg = import.run(spec)
-        if not result then
-            err:write("marketo-bulk: ", dmsg, "\n")
-            return import.EXIT.unfinished
-        end
-        out:write(result.summary)
-        return result.exit
+    -- every row read and the plan journalled before any server starts: a bad
+    -- file ends here, with nothing sent and no journal left behind
+    local prepared, code
+    prepared, msg, code = import.prepare(spec)
+    if not prepared then
+        err:write("marketo-bulk: ", msg, "\n")
+        return import.exit_for(code)
+    end
+    if prepared.result then
+        out:write(prepared.result.summary)
+        return prepared.result.exit
     end
     local client, stop = target.marketo(err)
-    if not client then err:write("marketo-bulk: ", stop, "\n"); return 1 end
+    if not client then
+        prepared:close()
+        err:write("marketo-bulk: ", stop, "\n")
+        return 1
+    end
     spec.client = client
     core.catch_signals()
-    local ok, status = pcall(M.execute, import.run, spec, flags, out, err)
+    local ok, status = pcall(M.execute, function(s) return import.send(prepared, s) end, spec,
+        flags, out, err)
     stop()
     if not ok then error(status, 0) end
     return status

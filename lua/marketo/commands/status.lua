@@ -7,13 +7,13 @@ local target = require("marketo.commands.target")
 
 local M = { summary = "show an import's progress (JOURNAL) or a batch's status" }
 
-M.usage = [[
+M.usage = ([[
 usage: marketo-bulk status JOURNAL [--json]
-       marketo-bulk status leads|customobject API_NAME|programmembers BATCH_ID [--json]
+       marketo-bulk status %s BATCH_ID [--json]
 
 With a journal: the import's report so far, from the journal alone (no call to
-Marketo). With an object type and a batch id: one status call to Marketo.
-]]
+Marketo). With an object kind and a batch id: one status call to Marketo.
+]]):format(target.usage("status"))
 
 local FLAGS = { json = "boolean", help = "boolean" }
 
@@ -37,7 +37,7 @@ local function batch_status(object, batch, flags, out, err)
     local client, msg = require("marketo.client").new(options)
     if not client then stop(); err:write("marketo-bulk: ", msg, "\n"); return 1 end
     local job = client:job(object.object, tonumber(batch) or batch,
-        { apiName = object.api_name })
+        object.values)
     local info
     info, msg = job:refresh()
     stop()
@@ -54,7 +54,7 @@ function M.main(argv, out, err)
     if not flags then err:write("marketo-bulk status: ", positional, "\n\n", M.usage); return 2 end
     if flags.help then out:write(M.usage); return 0 end
     if #positional == 1 then return journal_status(positional[1], flags, out, err) end
-    local object, next_i = target.object(positional, 1)
+    local object, next_i = target.object(positional, 1, "status")
     if not object or #positional ~= next_i then
         err:write("marketo-bulk status: ", object and "BATCH_ID expected" or next_i, "\n\n",
             M.usage)

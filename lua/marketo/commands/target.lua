@@ -1,32 +1,68 @@
 --- marketo.commands.target: what the ready commands share: which Marketo
 -- (the environment's, or the embedded sandbox when no credentials are set)
--- and which object type (leads | customobject NAME | programmembers ID).
+-- and which object kind (marketo.objects: leads | custom_objects API_NAME |
+-- program_members PROGRAM_ID), with the words that name it.
+local objects = require("marketo.objects")
+
 local M = {}
 
-M.OBJECT_USAGE = "leads | customobject API_NAME | programmembers PROGRAM_ID"
+-- The words older versions took, for a hint: one spelling now, the registry's.
+local OLD = { customobject = "custom_objects", customobjects = "custom_objects",
+    programmembers = "program_members", programmember = "program_members" }
 
---- object(positional, i) -> { object, api_name | program_id, label }, next index
--- | nil, message.
-function M.object(positional, i)
-    local word = positional[i]
-    if word == "leads" then
-        return { object = "leads", label = "leads" }, i + 1
-    elseif word == "customobject" or word == "customobjects" then
-        local name = positional[i + 1]
-        if not name then
-            return nil, "customobject needs its API name, e.g. customobject car_c"
+-- The parameters a command takes as words after the kind: those in the path
+-- `which` ("create" for an import, "status" for one batch).
+local function words(kind, which)
+    local out = {}
+    for _, p in ipairs(kind.params) do
+        if p.where == "path" and kind.paths[which]:find("{" .. p.name .. "}", 1, true) then
+            out[#out + 1] = p
         end
-        return { object = "custom_objects", api_name = name, label = "custom object " .. name },
-            i + 2
-    elseif word == "programmembers" or word == "programmember" then
-        local id = positional[i + 1]
-        if not id then
-            return nil, "programmembers needs the program id, e.g. programmembers 1001"
-        end
-        return { object = "program_members", program_id = tonumber(id) or id,
-            label = "members of program " .. id }, i + 2
     end
-    return nil, ("expected %s, got '%s'"):format(M.OBJECT_USAGE, tostring(word))
+    return out
+end
+
+--- The kinds and their words, for usage texts: "leads | custom_objects API_NAME | ...".
+function M.usage(which)
+    local list = {}
+    for _, kind in ipairs(objects.LIST) do
+        local w = { kind.name }
+        for _, p in ipairs(words(kind, which)) do w[#w + 1] = p.placeholder end
+        list[#list + 1] = table.concat(w, " ")
+    end
+    return table.concat(list, " | ")
+end
+
+--- object(positional, i, which) -> { object = kind name, kind, values = { api_name
+-- = ... }, label }, next index | nil, message. `which` is "create" (default) or
+-- "status": which of Marketo's paths the words must fill.
+function M.object(positional, i, which)
+    which = which or "create"
+    local word = positional[i]
+    local kind = objects.get(word or "")
+    if not kind then
+        if OLD[word] then
+            return nil, ("'%s' is now spelled '%s'"):format(word, OLD[word])
+        end
+        return nil, ("expected %s, got '%s'"):format(M.usage(which), tostring(word))
+    end
+    local values, n = {}, i + 1
+    for _, p in ipairs(words(kind, which)) do
+        local v = positional[n]
+        if not v then
+            return nil, ("%s needs %s, e.g. %s %s"):format(kind.name, p.help, kind.name,
+                p.example)
+        end
+        local ok, checked = objects.valid(p, v)
+        if not ok then
+            return nil, ("%s: %s must be %s, got '%s'"):format(kind.name, p.placeholder,
+                checked, v)
+        end
+        values[p.name] = checked
+        n = n + 1
+    end
+    return { object = kind.name, kind = kind, values = values,
+        label = objects.label(kind, values) }, n
 end
 
 -- Any MARKETO_* setting means the user meant a real instance: a missing one

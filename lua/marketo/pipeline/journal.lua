@@ -5,6 +5,8 @@
 --
 --   {"ev":"run", ...}                     the import: object, source, options
 --   {"ev":"planned","part":k, ...}        byte range or work file, rows, lines, hash
+--   {"ev":"plan_done","parts":n}          the plan is whole: n parts (without it, the
+--                                         plan was cut short and nothing was sent)
 --   {"ev":"sending","part":k}             an upload is about to go out
 --   {"ev":"uploaded","part":k,"batch":n}  Marketo accepted it as batch n
 --   {"ev":"finished","part":k, ...}       Complete or Failed, with counts
@@ -28,7 +30,14 @@ Journal.__index = Journal
 local function apply(state, rec)
     local ev = rec.ev
     if ev == "run" then
-        state.run = rec
+        -- a new plan: one cut short before it (no plan_done) had sent nothing
+        state.run, state.parts, state.nparts, state.plan_done = rec, {}, 0, nil
+    elseif ev == "plan_done" then
+        if rec.parts ~= state.nparts then
+            return nil, ("the plan counts %s parts but %d were planned"):format(
+                tostring(rec.parts), state.nparts)
+        end
+        state.plan_done = true
     elseif ev == "planned" then
         state.parts[rec.part] = { plan = rec, stage = "planned" }
         state.nparts = math.max(state.nparts, rec.part)
@@ -49,7 +58,9 @@ local function apply(state, rec)
     else
         return nil, ("unknown record '%s'"):format(tostring(ev))
     end
-    if ev ~= "stopped" and ev ~= "done" and ev ~= "run" then state.ended = nil end
+    if ev ~= "stopped" and ev ~= "done" and ev ~= "run" and ev ~= "plan_done" then
+        state.ended = nil
+    end
     return true
 end
 

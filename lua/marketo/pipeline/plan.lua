@@ -238,21 +238,4 @@ function M.build(o)
     return acc
 end
 
---- The source lines of a mapped part's rows, in order (for tying failures
--- back), from the lines file the writer kept.
-function M.part_lines(part)
-    if part.lines then
-        local f = assert(io.open(part.lines.file, "rb"))
-        local out, n = {}, 0
-        for l in f:lines() do
-            n = n + 1
-            if n > part.lines.skip + part.rows then break end
-            if n > part.lines.skip then out[#out + 1] = tonumber(l) end
-        end
-        f:close()
-        return out
-    end
-    return nil
-end
-
 return M

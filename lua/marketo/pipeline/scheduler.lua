@@ -16,7 +16,7 @@
 local core = require("marketo.core")
 local results = require("marketo.results")
 local json = require("marketo.json")
-local plan_mod = require("marketo.pipeline.plan")
+local formats = require("marketo.formats")
 local poll = require("marketo.poll")
 local options = require("marketo.options")
 
@@ -35,8 +35,8 @@ local Scheduler = {}
 Scheduler.__index = Scheduler
 
 --- new(o) -> scheduler. o: client, runtime, journal, parts (journal:parts()
--- entries: { plan, stage, batch, ... }), job (kind and Marketo parameters:
--- { kind, params = {...}, apiName, programId }), limits (M.DEFAULTS keys),
+-- entries: { plan, stage, batch, ... }), job ({ kind = a marketo.objects kind,
+-- params = its parameters by our names }), limits (M.DEFAULTS keys),
 -- work_dir, on_event(ev).
 function M.new(o)
     local limits = {}
@@ -99,9 +99,19 @@ end
 local function create_options(self, plan)
     local o = { path = plan.path, offset = plan.offset, length = plan.length,
         prefix = plan.prefix, format = plan.format,
-        filename = ("part-%04d.%s"):format(plan.part, plan.format == "tsv" and "tsv" or "csv") }
+        filename = ("part-%04d.%s"):format(plan.part, formats.get(plan.format).extension) }
     for k, v in pairs(self.job.params or {}) do o[k] = v end
     return o
+end
+
+-- An uploaded part's job, from its batch id: the kind's path parameters and
+-- the format are all it needs.
+local function attach(self, p)
+    local o = { format = p.plan.format }
+    for _, param in ipairs(self.job.kind.params) do
+        if param.where == "path" then o[param.name] = self.job.params[param.name] end
+    end
+    return self.client:job(self.job.kind.name, p.batch, o)
 end
 
 -- The part's bytes must be those the journal planned: a source edited
@@ -126,7 +136,7 @@ function Scheduler:upload(p, attempt)
     if not self:record({ ev = "sending", part = plan.part, attempt = attempt }) then return end
     self:emit({ ev = "sending", part = plan.part, rows = plan.rows })
     local job
-    job, msg, code = self.client:import(self.job.kind, create_options(self, plan))
+    job, msg, code = self.client:import(self.job.kind.name, create_options(self, plan))
     if not job then return self:fail(p, msg, code) end
     p.batch = job.id
     -- Marketo queues jobs in the order their uploads end: ours follow suit, so
@@ -179,34 +189,6 @@ function Scheduler:await(p, job)
     end
 end
 
--- The part's rows with their source lines, to tie failed rows back.
--- A part of an unmapped file is copied (header + its byte range, at most a
--- part's size) to a scratch file and read there: reading the source from its
--- start up to the part would cost the whole file for the last part. Physical
--- lines carry over one for one, so line k of the copy is source line
--- first_line + k - 2.
-local function range_rows(self, plan)
-    local src = assert(io.open(plan.path, "rb"))
-    src:seek("set", plan.offset)
-    local bytes = src:read(plan.length) or ""
-    src:close()
-    local copy = ("%s/part-%04d.rows.%s"):format(self.work_dir, plan.part, plan.format)
-    local f = assert(io.open(copy, "wb"))
-    f:write(plan.prefix, bytes)
-    f:close()
-    local part, msg, code = results.read_part({ path = copy, format = plan.format })
-    os.remove(copy)
-    if not part then return nil, msg, code end
-    for _, r in ipairs(part.rows) do r.line = r.line + plan.first_line - 2 end
-    return part
-end
-
-local function part_rows(self, plan)
-    if not plan.mapped then return range_rows(self, plan) end
-    return results.read_part({ path = plan.path, format = plan.format,
-        lines = plan_mod.part_lines(plan) })
-end
-
 local function rows_out(rows)
     local out = {}
     for i, r in ipairs(rows) do
@@ -220,7 +202,7 @@ function Scheduler:fetch(p, job, info)
     local plan = p.plan
     local doc = { header = nil, failed = {}, warned = {} }
     if (info.failed or 0) > 0 or (info.warned or 0) > 0 then
-        local part, msg, code = part_rows(self, plan)
+        local part, msg, code = results.read_part(plan)
         if not part then return self:fail(p, msg, code) end
         doc.header = part.header
         for _, kind in ipairs({ { "failed", "failures" }, { "warned", "warnings" } }) do
@@ -233,11 +215,11 @@ function Scheduler:fetch(p, job, info)
         end
     end
     local path = ("%s/part-%04d.results.json"):format(self.work_dir, plan.part)
-    local f = assert(io.open(path, "wb"))
-    f:write(json.encode(doc))
-    f:close()
-    self:record({ ev = "fetched", part = plan.part, results = path,
-        failed = #doc.failed, warned = #doc.warned })
+    -- written whole or not at all: "fetched" is journalled only after it is
+    local ok, msg, code = core.write_file(path, json.encode(doc))
+    if not ok then return self:fail(p, msg, code) end
+    if not self:record({ ev = "fetched", part = plan.part, results = path,
+        failed = #doc.failed, warned = #doc.warned }) then return end
     self:emit({ ev = "fetched", part = plan.part, failed = #doc.failed, warned = #doc.warned })
 end
 
@@ -246,8 +228,7 @@ function Scheduler:run_part(p)
     local attempt = 0
     local job
     if p.stage == "uploaded" or (p.stage == "finished" and p.batch) then
-        job = self.client:job(self.job.kind, p.batch, { apiName = self.job.apiName,
-            format = p.plan.format })
+        job = attach(self, p)
     end
     while true do
         if not job then

@@ -39,7 +39,7 @@ local NEW_TYPES = {
 
 --- new(opts) -> transport; opts as in M.DEFAULTS (unknown keys raise).
 function M.new(opts)
-    check.table(opts or {}, NEW_TYPES, "new", "options", 2)
+    check.table(opts or {}, NEW_TYPES, "new", nil, 2)
     local self = setmetatable({}, Transport)
     for k, v in pairs(M.DEFAULTS) do self[k] = v end
     for k, v in pairs(opts or {}) do self[k] = v end

@@ -5,6 +5,7 @@ local envelope = require("marketo.sandbox.envelope")
 local params = require("marketo.sandbox.params")
 local multipart = require("marketo.sandbox.multipart")
 local routes = require("marketo.sandbox.routes")
+local faults_mod = require("marketo.sandbox.faults")
 
 local M = {}
 
@@ -56,10 +57,31 @@ local function unknown_path(sb, call)
     return routes.fail(call, 610)
 end
 
--- Applies the injected fault drawn for this call, if any. Returns nil to go
--- on, or the answer.
+-- Bytes of each end of an uploaded file that go into its identity: enough
+-- to tell parts of one file apart, cheap for a 10 MB file.
+local SAMPLE = 4096
+
+-- What a call asks for, as the fault draw sees it (faults.lua): method and
+-- path; for an upload, also its file (size and both ends); a batch id is
+-- replaced by the identity of the job, which does not depend on the order
+-- in which concurrent uploads got their ids.
+local function identity(sb, req, call, route, caps)
+    local id = req.method .. " " .. req.path
+    if route and route.upload then
+        local data = call.file and call.file.data or ""
+        local ends = #data <= 2 * SAMPLE and data
+            or data:sub(1, SAMPLE) .. data:sub(-SAMPLE)
+        return ("%s %d %x"):format(id, #data, faults_mod.hash(ends))
+    end
+    local job = route and sb.queue.jobs[math.tointeger(tonumber(caps[#caps]))]
+    if job then return req.method .. " " .. route[2] .. " " .. job.identity end
+    return id
+end
+
+-- Applies the fault drawn for this call, if any. Returns nil to go on, or
+-- the answer.
 local function injected(sb, call)
-    local fault = sb.faults:draw()
+    local fault = call.fate.fault
     if not fault then return nil end
     sb.stats.faults = sb.stats.faults + 1
     call.fault = fault.kind
@@ -85,6 +107,8 @@ end
 
 -- The part of a call that runs while it is in flight.
 local function admitted(sb, req, call, route, caps)
+    call.identity = identity(sb, req, call, route, caps)
+    call.fate = sb.faults:draw(call.identity)
     local s, h, b = injected(sb, call)
     if s then return s, h, b end
     sleep(sb.conf.latency)
@@ -98,7 +122,7 @@ local function admitted(sb, req, call, route, caps)
     local status, headers, body = route[3](sb, req, call, table.unpack(caps))
     -- The worst case for a client: the work is done (a job may exist) but the
     -- answer never arrives, so a blind retry would import twice.
-    if sb.faults:chance(sb.conf.lost_rate) then
+    if call.fate.lost then
         sb.stats.faults, sb.stats.lost = sb.stats.faults + 1, sb.stats.lost + 1
         call.fault = "lost"
         return require("marketo.sandbox.http").DROP

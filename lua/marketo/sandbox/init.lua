@@ -11,6 +11,7 @@ local envelope = require("marketo.sandbox.envelope")
 local identity_mod = require("marketo.sandbox.identity")
 local limits_mod = require("marketo.sandbox.limits")
 local faults_mod = require("marketo.sandbox.faults")
+local clock_mod = require("marketo.sandbox.clock")
 local schema_mod = require("marketo.sandbox.schema")
 local store_mod = require("marketo.sandbox.store")
 local queue_mod = require("marketo.sandbox.queue")
@@ -58,14 +59,20 @@ function M.new(opts)
         ok, msg = pcall(schema.extend, schema, opts.schema)
         if not ok then return nil, msg end
     end
+    local real_clock = opts.clock or (core and core.monotonic) or socket.gettime
+    local real_wall = opts.wall or socket.gettime
+    local time = clock_mod.new{ clock = real_clock, wall = real_wall }
     local self = setmetatable({
-        conf = conf, schema = schema,
-        clock = opts.clock or (core and core.monotonic) or socket.gettime,
-        wall = opts.wall or socket.gettime,
+        conf = conf, schema = schema, time = time, real_clock = real_clock,
+        clock = function() return time:now() end,
+        wall = function() return time:wall() end,
     }, Sandbox)
-    local seed = math.floor(self.wall() * 1000) % 2147483647
-    local rng = faults_mod.new({ seed = seed })
-    self.random = function(n) return math.floor(rng:next() * n) + 1 end
+    -- tokens: unguessable across runs, so seeded from the real time
+    local seed, drawn = math.floor(real_wall() * 1000) % 2147483647, 0
+    self.random = function(n)
+        drawn = drawn + 1
+        return math.floor(faults_mod.float(seed, "token", drawn, 0) * n) + 1
+    end
     self.request_id = envelope.request_ids()
     self.identity = identity_mod.new{ conf = conf, clock = self.clock, random = self.random }
     self.limits = limits_mod.new{ conf = conf, clock = self.clock, wall = self.wall }
@@ -97,7 +104,8 @@ function Sandbox:reset()
     local stats = fresh_stats()
     for k in pairs(self.stats) do self.stats[k] = nil end
     for k, v in pairs(stats) do self.stats[k] = v end
-    self.faults:reseed(self.conf.seed)
+    self.faults:reset()
+    self.time:thaw()
 end
 
 function Sandbox:counters()
@@ -177,16 +185,18 @@ function Sandbox:serve(opts)
     self.server = server
     self.base_url = ("http://127.0.0.1:%d"):format(server:port())
     if opts.on_ready then opts.on_ready(self.base_url) end
-    local started, next_check = self.clock(), 0
+    local started, next_check = self.real_clock(), 0
     local stop = opts.stop or function() return core and core.stop_requested() end
     while not stop() and not server.stopped do
+        -- while time stands still a job at `speed` rows/s has nothing to do
         local busy = self.queue:tick(self.clock())
+            and not (self.time:frozen() and self.conf.speed > 0)
         server.max_body = self:max_body()
         server:step(busy and 0.002 or 0.05)
         if server.count > self.stats.max_connections then
             self.stats.max_connections = server.count
         end
-        local now = self.clock()
+        local now = self.real_clock()
         if now >= next_check then
             next_check = now + 1
             if self.conf.parent_pid > 0 and parent_gone(self.conf.parent_pid) then break end

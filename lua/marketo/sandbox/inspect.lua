@@ -1,6 +1,7 @@
 --- marketo.sandbox.inspect: what a test may ask the sandbox itself, under
 -- /__sandbox/ (no Marketo path starts so): the stored records, the jobs, a log
--- of every request, counters, the config (read and change), a reset.
+-- of every request, counters, the config (read and change), a reset, the
+-- sandbox's clock (read, move on, freeze).
 -- None of these calls count against the limits or show up in the log.
 local envelope = require("marketo.sandbox.envelope")
 local config = require("marketo.sandbox.config")
@@ -57,6 +58,45 @@ local function set_config(sb, body)
     return json(config.public(sb.conf))
 end
 
+local function set_clock(sb, body)
+    local change = envelope.decode(body or "")
+    if type(change) ~= "table" then return bad("body must be a JSON object") end
+    for k in pairs(change) do
+        if k ~= "advance" and k ~= "freeze" then
+            return bad(("unknown clock field '%s' (advance, freeze)"):format(tostring(k)))
+        end
+    end
+    local advance, freeze = change.advance, change.freeze
+    if advance ~= nil and (type(advance) ~= "number" or advance < 0 or advance ~= advance) then
+        return bad("advance: expected a non-negative number of seconds")
+    end
+    if freeze ~= nil and type(freeze) ~= "boolean" then
+        return bad("freeze: expected true or false")
+    end
+    if freeze == true then sb.time:freeze() elseif freeze == false then sb.time:thaw() end
+    if advance then sb.time:advance(advance) end
+    sb.queue:tick(sb.clock())
+    return json(sb.time:view())
+end
+
+-- A call that changes the sandbox must come from a test or a tool, never from
+-- a web page (CSRF): a page's form cannot send a JSON content type without a
+-- CORS preflight, which is never granted, and a browser names the page in
+-- Origin. Returns nil, or the refusal.
+local function refused(req)
+    local headers = req.headers or {}
+    if headers["origin"] then
+        return envelope.json(403, { error = "a call from a web page (Origin: "
+            .. headers["origin"] .. ") may not change the sandbox" })
+    end
+    local kind = (headers["content-type"] or ""):match("^%s*([^;%s]+)")
+    if not kind or kind:lower() ~= "application/json" then
+        return envelope.json(415, { error = "a call that changes the sandbox must send "
+            .. "Content-Type: application/json" })
+    end
+    return nil
+end
+
 local ROUTES = {
     { "GET", "^/records$", function(sb) return json(sb.store:summary()) end },
     { "GET", "^/records/leads$", function(sb) return list(sb.store:lead_list()) end },
@@ -86,6 +126,8 @@ local ROUTES = {
         sb.identity:expire()
         return json({ expired = true })
     end },
+    { "GET", "^/clock$", function(sb) return json(sb.time:view()) end },
+    { "POST", "^/clock$", function(sb, req) return set_clock(sb, req.body) end },
 }
 
 --- Answers a request whose path starts with PREFIX.
@@ -95,7 +137,13 @@ function M.handle(sb, req)
     for _, r in ipairs(ROUTES) do
         local caps = { rest:match(r[2]) }
         if caps[1] ~= nil or rest:match(r[2]) then
-            if r[1] == req.method then return r[3](sb, req, table.unpack(caps)) end
+            if r[1] == req.method then
+                if req.method ~= "GET" then
+                    local status, headers, body = refused(req)
+                    if status then return status, headers, body end
+                end
+                return r[3](sb, req, table.unpack(caps))
+            end
             known = true
         end
     end

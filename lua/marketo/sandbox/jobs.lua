@@ -30,10 +30,9 @@ function M.open_source(text, format)
     return source.open(text, format)
 end
 
-function M:start(now, fails)
+function M:start(now)
     self.status = "Importing"
     self.started = now
-    self.will_fail = fails
 end
 
 local function with_reason(cells, width, reason)
@@ -89,7 +88,13 @@ function M:work(max_rows, store)
     local src = self.source
     local n = 0
     while n < max_rows do
-        local cells, err = src:row()
+        local cells, err
+        if self.ahead then
+            cells, err = self.ahead[1], self.ahead[2]
+            self.ahead = nil
+        else
+            cells, err = src:row()
+        end
         if not cells then
             self.ended = true
             break
@@ -97,6 +102,12 @@ function M:work(max_rows, store)
         n = n + 1
         self.rows = self.rows + 1
         self:record_row(cells, validate.check(self.plan, cells, err), store)
+    end
+    -- One row read ahead: a job whose last row is done ends now, not once
+    -- the time for one more row has passed.
+    if not self.ended and n > 0 then
+        local cells, err = src:row()
+        if cells then self.ahead = { cells, err } else self.ended = true end
     end
     return n, self.ended == true
 end

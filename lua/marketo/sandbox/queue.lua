@@ -38,6 +38,7 @@ end
 function M:add(job, now)
     if self:depth() >= self.conf.max_queue then return false end
     job.created = now
+    job.will_fail, job.identity = self.faults:job(job.upload_identity or tostring(job.id))
     self.jobs[job.id] = job
     self.waiting[#self.waiting + 1] = job
     local depth = self:depth()
@@ -65,7 +66,7 @@ end
 function M:start_waiting(now)
     while #self.importing < self.conf.max_importing and #self.waiting > 0 do
         local job = table.remove(self.waiting, 1)
-        job:start(now, self.faults:job_fails())
+        job:start(now)
         self.importing[#self.importing + 1] = job
         if #self.importing > self.stats.max_importing then
             self.stats.max_importing = #self.importing

@@ -70,6 +70,7 @@ local function enqueue(sb, call, job, shape)
     local now = sb.clock()
     sb.queue:tick(now)
     job.id = sb.queue:next_batch_id()
+    job.upload_identity = call.identity
     if not sb.queue:add(jobs.new(job), now) then
         src:close()
         sb.stats.answered_1016 = sb.stats.answered_1016 + 1

@@ -9,6 +9,7 @@
 --   child.base_url, child.client_id, child.client_secret, child.pid
 --   child.control{ token_ttl = 2 }          -- POST /__sandbox/config
 --   child.get("/__sandbox/counters")        -- body, status
+--   child.set_clock{ advance = 5, freeze = true } -- POST /__sandbox/clock
 --   child.stop()
 local M = {}
 
@@ -136,8 +137,13 @@ function M.spawn(opts)
         end
         return body
     end
+    function child.set_clock(change)
+        local body, status = child.post("/__sandbox/clock", M.encode(change or {}))
+        if status ~= 200 then error("marketo.sandbox: clock refused: " .. tostring(body), 2) end
+        return body
+    end
     function child.reset()
-        local body, status = child.post("/__sandbox/reset")
+        local body, status = child.post("/__sandbox/reset", "{}")
         if status ~= 200 then error("marketo.sandbox: reset failed: " .. tostring(body), 2) end
         return true
     end

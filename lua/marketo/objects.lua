@@ -1,0 +1,137 @@
+--- marketo.objects: the object kinds Marketo's bulk import takes, in one place.
+-- Everything that differs between leads, custom objects and program members
+-- is here, as data: the one name a kind has (in scripts, the client and on the
+-- command line alike), its parameters under our names and Marketo's, where
+-- each goes (a path segment or the query), Marketo's paths and the counter
+-- that reports progress, and how Marketo dedupes its rows.
+--
+-- The rule for names: Lua and the command line say `custom_objects`,
+-- `lookup_field`, `program_id` (snake_case); Marketo's own spelling
+-- (`lookupField`, `programId`) is only ever on the wire.
+--
+--   local objects = require("marketo.objects")
+--   local kind = objects.get("program_members")
+--   kind.params         -> ordered list of { name, marketo, type, where, required,
+--                          flag, placeholder, help }
+--   kind.param.program_id -> the same entry, by name
+--   objects.path(kind, "status", values, encode) -> "/bulk/v1/..."
+--   objects.NAMES       -> "leads, custom_objects or program_members"
+local M = {}
+
+-- type: "string", or "id" (a positive whole number: Marketo's ids).
+-- where: "path" (in the URL; the command line takes it as a word after the
+-- kind) or "query" (a query parameter; the command line takes a flag).
+local LIST = {
+    {
+        name = "leads",
+        label = "leads",
+        params = {
+            { name = "lookup_field", marketo = "lookupField", type = "string", where = "query",
+                flag = "lookup-field", placeholder = "FIELD",
+                help = "the dedupe field (default email; id = update only)" },
+            { name = "list_id", marketo = "listId", type = "id", where = "query",
+                flag = "list-id", placeholder = "N",
+                help = "also add the leads to this static list" },
+            { name = "partition_name", marketo = "partitionName", type = "string",
+                where = "query", flag = "partition", placeholder = "NAME",
+                help = "the lead partition" },
+        },
+        paths = {
+            create = "/bulk/v1/leads.json",
+            status = "/bulk/v1/leads/batch/{batch}.json",
+            file = "/bulk/v1/leads/batch/{batch}/{file}.json",
+        },
+        processed = "numOfLeadsProcessed",
+        dedupe = { param = "lookup_field", default = "email" },
+    },
+    {
+        name = "custom_objects",
+        label = "custom object {api_name}",
+        params = {
+            { name = "api_name", marketo = "apiName", type = "string", where = "path",
+                required = true, placeholder = "API_NAME", example = "car_c",
+                help = "the custom object's API name" },
+        },
+        paths = {
+            create = "/bulk/v1/customobjects/{api_name}/import.json",
+            status = "/bulk/v1/customobjects/{api_name}/import/{batch}/status.json",
+            file = "/bulk/v1/customobjects/{api_name}/import/{batch}/{file}.json",
+        },
+        processed = "numOfObjectsProcessed",
+        dedupe = { describe = "dedupeFields" }, -- the object's own, from its describe
+    },
+    {
+        name = "program_members",
+        label = "members of program {program_id}",
+        params = {
+            { name = "program_id", marketo = "programId", type = "id", where = "path",
+                required = true, placeholder = "PROGRAM_ID", example = "1001",
+                help = "the program's id" },
+            { name = "program_member_status", marketo = "programMemberStatus",
+                type = "string", where = "query", required = true, flag = "status",
+                placeholder = "STATUS", help = "the members' status in the program (required)" },
+        },
+        paths = {
+            create = "/bulk/v1/program/{program_id}/members/import.json",
+            status = "/bulk/v1/program/members/import/{batch}/status.json",
+            file = "/bulk/v1/program/members/import/{batch}/{file}.json",
+        },
+        processed = "numOfLeadsProcessed",
+        dedupe = { default = "email" }, -- members are leads: found or created by email
+    },
+}
+
+local BY_NAME, names = {}, {}
+for i, kind in ipairs(LIST) do
+    kind.param = {}
+    for _, p in ipairs(kind.params) do kind.param[p.name] = p end
+    BY_NAME[kind.name] = kind
+    names[i] = kind.name
+end
+
+M.LIST = LIST
+M.NAMES = table.concat(names, ", ", 1, #names - 1) .. " or " .. names[#names]
+
+--- The kind of this name, or nil.
+function M.get(name)
+    return BY_NAME[name]
+end
+
+--- Is `v` a valid value for parameter `p`? -> true | nil, what is expected.
+function M.valid(p, v)
+    if p.type == "id" then
+        if type(v) == "string" and v:match("^[1-9]%d*$") then v = tonumber(v) end
+        if type(v) ~= "number" or v < 1 or v ~= math.floor(v) or v >= 2 ^ 53 then
+            return nil, "a positive whole number"
+        end
+        return true, v
+    end
+    if type(v) ~= "string" or v == "" then return nil, "a non-empty string" end
+    return true, v
+end
+
+--- The parameter whose Marketo name is `marketo_name`, if any (for a hint
+-- when someone spells an option the wire's way).
+function M.by_marketo_name(kind, marketo_name)
+    for _, p in ipairs(kind.params) do
+        if p.marketo == marketo_name then return p end
+    end
+end
+
+--- Marketo's path `which` ("create", "status" or "file") of a kind, its
+-- {placeholders} filled from `values` (our names, plus batch and file) through
+-- `encode` (a path-segment encoder).
+function M.path(kind, which, values, encode)
+    return (kind.paths[which]:gsub("{([%w_]+)}", function(name)
+        local v = values[name]
+        if v == nil then error(("objects.path: %s needs '%s'"):format(kind.name, name), 2) end
+        return encode(v)
+    end))
+end
+
+--- A kind's label for people, e.g. "members of program 1001".
+function M.label(kind, values)
+    return (kind.label:gsub("{([%w_]+)}", function(name) return tostring(values[name]) end))
+end
+
+return M

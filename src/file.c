@@ -1,0 +1,77 @@
+/* file.c - the files an import writes besides its journal (the report, the
+ * results of each part, the rejects): written whole or not at all. Each goes
+ * to a temporary name beside its target, every write is checked (a full disk
+ * is an error that names the file, never a short file that looks whole), it is
+ * fsync'd, then renamed over the target; created 0600, since these files hold
+ * people's data. Also cwd(), so the journal can name files absolutely. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "marketo.h"
+
+/* write_file(path, data) -> true | fail triple ("ENOSPC: path: No space ..."). */
+static int file_write(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    size_t len, done = 0;
+    const char *data = luaL_checklstring(L, 2, &len);
+    luaL_Buffer b;
+    const char *tmp;
+    int fd, err = 0;
+
+    luaL_buffinit(L, &b);
+    luaL_addstring(&b, path);
+    luaL_addstring(&b, ".partial");
+    luaL_pushresult(&b);
+    tmp = lua_tostring(L, -1);
+    unlink(tmp); /* a leftover of a crash may be wider than 0600 */
+    fd = marketo_create(tmp);
+    if (fd < 0)
+        return marketo_push_errno(L, tmp, errno);
+    while (done < len && err == 0) {
+        ssize_t n = write(fd, data + done, len - done);
+        if (n < 0 && errno != EINTR)
+            err = errno;
+        else if (n > 0)
+            done += (size_t)n;
+    }
+    if (err == 0 && fsync(fd) != 0)
+        err = errno;
+    if (close(fd) != 0 && err == 0)
+        err = errno;
+    if (err == 0 && rename(tmp, path) != 0)
+        err = errno;
+    if (err != 0) {
+        unlink(tmp);
+        return marketo_push_errno(L, path, err);
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* cwd() -> the current directory's absolute path | fail triple */
+static int file_cwd(lua_State *L)
+{
+    char buf[PATH_MAX];
+
+    if (getcwd(buf, sizeof buf) == NULL)
+        return marketo_push_errno(L, "getcwd", errno);
+    lua_pushstring(L, buf);
+    return 1;
+}
+
+void marketo_file_open(lua_State *L)
+{
+    static const luaL_Reg funcs[] = {
+        {"cwd", file_cwd},
+        {"write_file", file_write},
+        {NULL, NULL}
+    };
+
+    marketo_setfuncs(L, funcs);
+}
