@@ -67,6 +67,14 @@ describe("marketo.poll", function()
         assert.near(3.05, p:next(importing(20, 20), 1), 1e-9)
     end)
 
+    it("backs off from a job Importing without counters, even with the row count", function()
+        -- (the scheduler's own schedule looked again every 0.05 s forever here)
+        local delays = run({ first = 1, factor = 2, max = 4, rows = 100 }, function(t)
+            return t < 12 and importing(nil) or { status = "Complete" }
+        end)
+        assert.same({ 1, 2, 4, 4, 4 }, delays)
+    end)
+
     it("without the row count never takes the quick second look", function()
         local delays = run({ first = 1, factor = 2, max = 8 }, job(100, 0, 10))
         assert.same({ 1, 2, 4, 8 }, delays)
