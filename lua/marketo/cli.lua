@@ -1,7 +1,11 @@
 --- marketo.cli: the runner's command line. main(argv, out, err) -> exit status
 -- (0 ok, 1 runtime failure, 2 usage error); library code never calls os.exit.
 -- Each command is a module marketo.commands.NAME with `summary`, `usage` and
--- main(argv, out, err), where argv[1] is the command's own name.
+-- main(argv, out, err, opts), where argv[1] is the command's own name and
+-- opts.debug says whether the user asked for tracebacks (--debug).
+--
+-- A Lua error that escapes a command is a bug: the user gets one line saying
+-- so, and the traceback only with --debug (or MARKETO_BULK_DEBUG=1).
 local marketo = require("marketo")
 
 local core = marketo.core
@@ -32,6 +36,8 @@ local function usage()
     end
     lines[#lines + 1] = "  --version  print the versions of marketo-bulk, Lua and libcurl"
     lines[#lines + 1] = "  --help     print this help (COMMAND --help for a command's own)"
+    lines[#lines + 1] = "  --debug    before COMMAND: print the traceback of an internal error"
+    lines[#lines + 1] = "             (MARKETO_BULK_DEBUG=1 does the same)"
     lines[#lines + 1] = ""
     lines[#lines + 1] = "With no MARKETO_* credentials in the environment, commands that talk to"
     lines[#lines + 1] = "Marketo use the embedded sandbox and say so on stderr."
@@ -43,10 +49,7 @@ local function version_text()
     return ("marketo-bulk %s\n%s\nlibcurl %s (%s)\n"):format(v.marketo, v.lua, v.curl, v.ssl)
 end
 
---- main(argv, out, err): argv[1] is the command; out and err have :write.
-function M.main(argv, out, err)
-    out = out or writer(io.stdout)
-    err = err or writer(io.stderr)
+local function dispatch(argv, out, err, opts)
     local name = argv[1]
     if name == "--version" then
         out:write(version_text())
@@ -63,7 +66,35 @@ function M.main(argv, out, err)
         err:write(("marketo-bulk: unknown command '%s'\n\n"):format(name), usage())
         return M.EXIT_USAGE
     end
-    return command.main(argv, out, err)
+    return command.main(argv, out, err, opts)
+end
+
+local function internal_error(e)
+    local msg = tostring(e)
+    return { message = msg, traceback = debug.traceback(msg, 2) }
+end
+
+--- main(argv, out, err): argv[1] is the command (or --debug, then the
+-- command); out and err have :write.
+function M.main(argv, out, err)
+    out = out or writer(io.stdout)
+    err = err or writer(io.stderr)
+    local opts = { debug = os.getenv("MARKETO_BULK_DEBUG") == "1" }
+    if argv[1] == "--debug" then
+        opts.debug = true
+        local rest = { [0] = argv[0] }
+        for i = 2, #argv do rest[i - 1] = argv[i] end
+        argv = rest
+    end
+    local ok, status = xpcall(dispatch, internal_error, argv, out, err, opts)
+    if ok then return status end
+    if opts.debug then
+        err:write("marketo-bulk: internal error: ", status.traceback, "\n")
+    else
+        err:write(("marketo-bulk: internal error: %s (run again with --debug for the "
+            .. "traceback, and report it)\n"):format((status.message:gsub("\n", " "))))
+    end
+    return M.EXIT_FAILURE
 end
 
 return M

@@ -12,7 +12,7 @@
 -- `nil, message, code, err`.
 local json = require("marketo.json")
 local config = require("marketo.config")
-local check_options = require("marketo.options").check
+local argcheck = require("marketo.options")
 local url = require("marketo.url")
 local errors = require("marketo.errors")
 local retry = require("marketo.retry")
@@ -49,7 +49,10 @@ end
 -- identity_timeout (seconds); token_margin (renew that long before expiry);
 -- user_agent.
 function M.new(options)
-    check_options(options, config.options, "client.new", 2)
+    argcheck.check(options, config.options, "client.new", 2)
+    if options and options.http and options.http.verify ~= nil then
+        argcheck.fail("client.new", "http." .. require("marketo.http").NO_VERIFY, 2)
+    end
     local s, msg, code = config.resolve(options or {})
     if not s then return nil, msg, code end
     local c = setmetatable({

@@ -29,14 +29,31 @@ M.defaults = {
     token_margin = 60,      -- renew this long before expiry (at most 10% of the lifetime)
 }
 
---- The base URL without a trailing `/` or `/rest`, or nil and why.
+-- 127.0.0.0/8, ::1 or localhost: a host whose traffic never leaves the machine.
+local function loopback(host)
+    host = host:lower()
+    if host == "localhost" or host == "[::1]" then return true end
+    local a, b, c = host:match("^127%.(%d+)%.(%d+)%.(%d+)$")
+    return a ~= nil and tonumber(a) < 256 and tonumber(b) < 256 and tonumber(c) < 256
+end
+
+--- The base URL without a trailing `/` or `/rest`, or nil and why. Plain
+-- http only for loopback: elsewhere the secret and the data would cross a
+-- network in clear.
 function M.normalize_base_url(url)
     local u = url:gsub("%s+$", ""):gsub("^%s+", "")
     u = u:gsub("/+$", "")
     u = u:gsub("/rest$", ""):gsub("/+$", "")
-    if not u:match("^https?://[^/%s]+$") then
+    local scheme, authority = u:match("^(https?)://([^/%s@]+)$")
+    local host = authority and (authority:match("^(%[[^%]]*%])") or authority:match("^([^:]*)"))
+    local port = host and authority:sub(#host + 1)
+    if not scheme or host == "" or not (port == "" or port:match("^:%d+$")) then
         return nil, ("base URL %q is not of the form https://HOST[:PORT] (optionally "
             .. "ending in /rest)"):format(url)
+    end
+    if scheme == "http" and not loopback(host) then
+        return nil, ("base URL %q: plain http is only for loopback (127.0.0.1, ::1, "
+            .. "localhost); use https://"):format(url)
     end
     return u
 end
@@ -53,19 +70,47 @@ local function nonempty(v)
     return v
 end
 
+--- The variables that name a Marketo instance and its credentials.
+M.ENV = { "MARKETO_BASE_URL", "MARKETO_MUNCHKIN_ID", "MARKETO_CLIENT_ID",
+    "MARKETO_CLIENT_SECRET" }
+
 --- A function returning { base_url, client_id, client_secret } to use when
 -- neither the options nor the environment name any Marketo; the runner sets
 -- it to start its embedded sandbox on first use. nil in a plain library.
 M.fallback = nil
+
+-- `MARKETO_CLIENT_ID=` is a mistake (a variable exported from an empty
+-- shell variable), never "not set": it would pick the sandbox or another
+-- variable behind the user's back.
+local function empty_message(name, sandbox)
+    return ("%s is set but empty: unset it%s, or give it a value")
+        :format(name, sandbox and " to use the embedded sandbox" or "")
+end
+
+--- The first of M.ENV set but empty, as a message naming it, or nil.
+-- sandbox: whether unsetting them all means the embedded sandbox.
+function M.empty_variable(getenv, sandbox)
+    for _, name in ipairs(M.ENV) do
+        if getenv(name) == "" then return empty_message(name, sandbox) end
+    end
+    return nil
+end
+
+-- An option's value, else the variable's: value | nil | nil, message.
+local function setting(option, getenv, name)
+    if nonempty(option) then return option end
+    local v = getenv(name)
+    if v == "" then return nil, empty_message(name, M.fallback ~= nil) end
+    return v
+end
 
 local function with_fallback(options, getenv)
     if not M.fallback or options.base_url or options.munchkin_id or options.client_id
         or options.client_secret or options.env then
         return options
     end
-    for _, name in ipairs({ "MARKETO_BASE_URL", "MARKETO_MUNCHKIN_ID", "MARKETO_CLIENT_ID",
-        "MARKETO_CLIENT_SECRET" }) do
-        if nonempty(getenv(name)) then return options end
+    for _, name in ipairs(M.ENV) do
+        if getenv(name) ~= nil then return options end
     end
     local creds = M.fallback()
     if not creds then return options end
@@ -85,8 +130,12 @@ function M.resolve(options)
     for k, v in pairs(options) do
         if k ~= "env" then s[k] = v end
     end
-    local base = nonempty(options.base_url) or nonempty(getenv("MARKETO_BASE_URL"))
-    local munchkin = nonempty(options.munchkin_id) or nonempty(getenv("MARKETO_MUNCHKIN_ID"))
+    local v, msg = {}
+    for _, k in ipairs({ "base_url", "munchkin_id", "client_id", "client_secret" }) do
+        v[k], msg = setting(options[k], getenv, "MARKETO_" .. k:upper())
+        if msg then return nil, msg, "CONFIG" end
+    end
+    local base, munchkin = v.base_url, v.munchkin_id
     if not base and munchkin then
         if not munchkin:match("^[%w%-]+$") then
             return nil, ("munchkin id %q is not like 123-ABC-456"):format(munchkin), "CONFIG"
@@ -97,12 +146,10 @@ function M.resolve(options)
         return nil, "no Marketo instance: set MARKETO_BASE_URL (or MARKETO_MUNCHKIN_ID) "
             .. "or pass base_url", "CONFIG"
     end
-    local msg
     s.base_url, msg = M.normalize_base_url(base)
     if not s.base_url then return nil, msg, "CONFIG" end
     s.munchkin_id = nil
-    s.client_id = nonempty(options.client_id) or nonempty(getenv("MARKETO_CLIENT_ID"))
-    s.client_secret = nonempty(options.client_secret) or nonempty(getenv("MARKETO_CLIENT_SECRET"))
+    s.client_id, s.client_secret = v.client_id, v.client_secret
     if not s.client_id then
         return nil, "no client id: set MARKETO_CLIENT_ID or pass client_id", "CONFIG"
     end

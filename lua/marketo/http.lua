@@ -20,7 +20,6 @@ Transport.__index = Transport
 
 --- Defaults of new(); every one can be overridden there.
 M.DEFAULTS = {
-    verify = true,            -- verify the server's TLS certificate and name
     ca_path = nil,            -- a PEM bundle or a hashed directory; nil: the system's
     connect_timeout = 10,     -- seconds to establish a connection
     timeout = 300,            -- seconds for a whole request (request{timeout} overrides)
@@ -30,7 +29,7 @@ M.DEFAULTS = {
 }
 
 local NEW_TYPES = {
-    verify = "boolean", ca_path = "string", connect_timeout = "number", timeout = "number",
+    ca_path = "string", connect_timeout = "number", timeout = "number",
     low_speed_limit = "number", low_speed_time = "number", user_agent = "string",
 }
 
@@ -56,9 +55,16 @@ local function usage(msg, level)
     options.fail("request", msg, level)
 end
 
+--- The misuse raised for `verify`: TLS verification has no off switch (a
+-- switched-off check is how tokens leak to whoever answers); a test or a
+-- private CA is trusted by naming its certificate.
+M.NO_VERIFY = "verify: TLS verification is always on; to trust a private or test CA, "
+    .. "give ca_path (a PEM bundle or a hashed directory)"
+
 --- new(opts) -> transport; opts as in M.DEFAULTS (unknown keys raise).
 function M.new(opts)
     opts = opts or {}
+    if type(opts) == "table" and opts.verify ~= nil then options.fail("new", M.NO_VERIFY, 2) end
     check_table(opts, NEW_TYPES, "new", nil, 3)
     local self = setmetatable({}, Transport)
     for k, v in pairs(M.DEFAULTS) do self[k] = v end
@@ -122,7 +128,7 @@ local function configure(self, req, opts)
     req:set_headers(header_lines(self, opts.headers))
     req:set_timeouts(self.connect_timeout, opts.timeout or self.timeout,
         self.low_speed_limit, self.low_speed_time)
-    req:set_tls(self.verify, self.ca_path)
+    req:set_tls(true, self.ca_path)
     if opts.body then req:set_body(opts.body) end
     if opts.multipart then add_parts(req, opts.multipart) end
     if opts.output then req:set_output(opts.output) end

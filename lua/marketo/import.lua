@@ -54,7 +54,7 @@ M.EXIT = { ok = 0, failure = 1, usage = 2, rows_failed = 3, unfinished = 4 }
 
 -- Failures that running the same import later can get past (exit 4); any
 -- other failure to prepare is the input's or the setup's (exit 1).
-local LATER = { JOURNAL_IN_USE = true, ENOSPC = true, JOURNAL_WRITE = true }
+local LATER = { JOURNAL_BUSY = true, ENOSPC = true, JOURNAL_WRITE = true }
 
 --- The exit status for a failure of `code`.
 function M.exit_for(code)
@@ -234,10 +234,6 @@ local function setup(spec, kind, sources)
     if not o.journal then return nil, msg, code end
     o.report = absolute(spec.report or (o.journal:gsub("%.journal$", "") .. ".report.json"))
     o.work_dir = absolute(spec.work_dir or (o.journal .. ".work"))
-    if is_dir(o.journal) then
-        return nil, ("JOURNAL: %s is a folder; give a file name (--journal FILE)"):format(
-            o.journal), "JOURNAL"
-    end
     local report_dir = o.report:match("^(.*)/[^/]*$")
     if report_dir ~= "" and not is_dir(report_dir) then
         return nil, ("REPORT: the report's folder %s does not exist; create it or give "
@@ -261,6 +257,23 @@ local function plan_of(spec, o, work_dir)
         max_rejects = 1e9, workers = spec.workers })
 end
 
+-- What a plan needs beyond the run record, so that `resume` can plan again
+-- from the journal alone when a crash cut the plan short; nil when Lua
+-- functions map, filter or check the rows (a journal cannot hold them).
+local function replan_of(spec)
+    if spec.filter or spec.validate then return nil end
+    local mapping
+    if spec.mapping then
+        mapping = {}
+        for i, e in ipairs(mapping_mod.new(spec.mapping):entries()) do
+            if e.fn then return nil end
+            mapping[i] = { e.to, e.from or { value = e.value } }
+        end
+    end
+    return { mapping = mapping, lenient = spec.lenient, part_bytes = spec.part_bytes,
+        workers = spec.workers }
+end
+
 -- Plans the import and writes the plan to the journal: the run record, a
 -- `planned` record for each part (with a hash of its bytes), and a
 -- `plan_done` record that counts them. A journal without that last record
@@ -275,6 +288,7 @@ local function plan_into(journal, spec, o)
     local run = {}
     for k, v in pairs(o.description) do run[k] = v end
     run.ev, run.rows, run.rejects = "run", p.rows, rejects
+    run.replan = replan_of(spec)
     ok, msg, code = journal:record(run)
     if not ok then return nil, msg, code end
     for _, part in ipairs(p.parts) do
@@ -348,15 +362,18 @@ function M.prepare(spec)
         if not result then return nil, msg, code end
         return setmetatable({ result = result, o = o }, Prepared)
     end
-    if not mkdir(o.work_dir) then
-        return nil, ("WORK_DIR: cannot create %s"):format(o.work_dir), "WORK_DIR"
-    end
+    -- the journal first: one in use by another run makes nothing here
     local existed = csv.file_size(o.journal) ~= nil
     local journal
     journal, msg, code = journal_mod.open(o.journal)
     if not journal then return nil, msg, code end
+    if not mkdir(o.work_dir) then
+        journal:close()
+        if not existed then os.remove(o.journal) end
+        return nil, ("WORK_DIR: cannot create %s"):format(o.work_dir), "WORK_DIR"
+    end
     local state = journal.state
-    if state.run and state.plan_done then
+    if state.plan_closed then
         local why = mismatch(state.run, o.description)
         if why then
             journal:close()
@@ -499,34 +516,55 @@ end
 
 -- A journal's import, to send as it stands: its paths as the journal names
 -- them, unless `spec` gives others (report, work_dir).
-local function from_journal(path, spec)
-    local journal, msg, code = journal_mod.open(path)
-    if not journal then return nil, msg, code end
-    local run = journal.state.run
-    if not run then
-        journal:close()
-        return nil, ("JOURNAL_EMPTY: %s has no import in it"):format(path), "JOURNAL_EMPTY"
-    end
-    if not journal.state.plan_done then
-        journal:close()
-        return nil, ("PLAN_INCOMPLETE: %s: the plan was cut short before anything was sent; "
-            .. "run the import command or script again (it plans anew)"):format(path),
-            "PLAN_INCOMPLETE"
-    end
+local function from_journal(journal, spec)
+    local run, path = journal.state.run, journal.path
     local o = { journal = path, work_dir = spec.work_dir or run.work_dir or (path .. ".work"),
         report = spec.report or run.report or (path:gsub("%.journal$", "") .. ".report.json") }
     return setmetatable({ journal = journal, o = o, kind = objects.get(run.object) }, Prepared)
 end
 
+-- What `resume` may pass on to run when it plans again.
+local RESUME_OPTIONS = { "client", "limits", "retry", "on_event", "report", "transport",
+    "runtime", "log", "work_dir" }
+
+-- resume of a journal whose plan never closed: nothing was sent, so it is the
+-- original import to run again, if the run record holds all the plan needs.
+local function plan_again(path, state, spec)
+    local run = state.run
+    local again = run and run.replan
+    if not again then
+        local why = run and (journal_mod.incomplete(path, state) .. "; its rows are mapped by "
+            .. "Lua functions, which a journal cannot hold")
+            or ("JOURNAL_EMPTY: %s has no import in it: the run stopped before its plan, "
+            .. "nothing was sent"):format(path)
+        return nil, why .. "; run the original command or script again",
+            run and "PLAN_INCOMPLETE" or "JOURNAL_EMPTY"
+    end
+    local s = { object = run.object, source = run.sources, format = run.format, journal = path,
+        mapping = again.mapping, lenient = again.lenient, part_bytes = again.part_bytes,
+        workers = again.workers, report = run.report, work_dir = run.work_dir }
+    for k, v in pairs(run.params) do s[k] = v end
+    for _, k in ipairs(RESUME_OPTIONS) do
+        if spec[k] ~= nil then s[k] = spec[k] end
+    end
+    return M.run(s)
+end
+
 --- resume(journal_path, spec) -> result | nil, msg, code: picks up an import
--- from its journal alone (the mapping already ran: its parts are on disk).
+-- from its journal alone (the mapping already ran: its parts are on disk; a
+-- plan a crash cut short is made again when the journal holds all it needs).
 -- spec may give client, limits, retry, on_event, report, work_dir, transport,
 -- runtime, log.
 function M.resume(path, spec)
     spec = spec or {}
-    local prepared, msg, code = from_journal(path, spec)
-    if not prepared then return nil, msg, code end
-    return M.send(prepared, spec)
+    local journal, msg, code = journal_mod.open(path, { create = false })
+    if not journal then return nil, msg, code end
+    if not journal.state.plan_closed then
+        local state = journal.state
+        journal:close()
+        return plan_again(path, state, spec)
+    end
+    return M.send(from_journal(journal, spec), spec)
 end
 
 --- report_of(journal_path) -> report document, summary | nil, msg, code:
@@ -537,8 +575,9 @@ function M.report_of(path)
     if not state.run then
         return nil, ("JOURNAL_EMPTY: %s has no import in it"):format(path), "JOURNAL_EMPTY"
     end
+    local incomplete = journal_mod.incomplete(path, state)
+    if incomplete then return nil, incomplete, "PLAN_INCOMPLETE" end
     local ended = state.ended == "done" and "complete" or (state.ended or "running")
-    if not state.plan_done then ended = "planning cut short" end
     local r = report_mod.from_journal(state)
     return r:document(ended), r:summary(ended)
 end

@@ -3,6 +3,7 @@
  * LUA_PATH set-up. All command-line logic lives in marketo.cli (Lua). */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <lua.h>
 #include <lauxlib.h>
@@ -45,6 +46,14 @@ static void preload_modules(lua_State *L)
     lua_pop(L, 1);
 }
 
+/* Message handlers: the error as a string, with or without the traceback. */
+static int message_only(lua_State *L)
+{
+    if (lua_tostring(L, 1) == NULL)
+        luaL_tolstring(L, 1, NULL);
+    return 1;
+}
+
 static int traceback(lua_State *L)
 {
     const char *msg = lua_tostring(L, 1);
@@ -53,6 +62,17 @@ static int traceback(lua_State *L)
         msg = luaL_tolstring(L, 1, NULL);
     luaL_traceback(L, L, msg, 1);
     return 1;
+}
+
+/* marketo.cli catches a command's errors; what reaches here (a module that
+ * does not load, no memory) is a bug too. --debug before the command or
+ * MARKETO_BULK_DEBUG=1 asks for the traceback, as in marketo.cli. */
+static int debug_wanted(int argc, char **argv)
+{
+    const char *env = getenv("MARKETO_BULK_DEBUG");
+
+    return (env != NULL && strcmp(env, "1") == 0)
+        || (argc > 1 && strcmp(argv[1], "--debug") == 0);
 }
 
 /* Runs require("marketo.cli").main(argv) and returns its exit status. */
@@ -81,17 +101,20 @@ int main(int argc, char **argv)
 {
     lua_State *L = luaL_newstate();
     int status = 1;
+    int debug;
 
     if (L == NULL) {
         fputs("marketo-bulk: not enough memory\n", stderr);
         return 1;
     }
-    lua_pushcfunction(L, traceback);
+    debug = debug_wanted(argc, argv);
+    lua_pushcfunction(L, debug ? traceback : message_only);
     lua_pushcfunction(L, run_cli);
     lua_pushinteger(L, argc);
     lua_pushlightuserdata(L, argv);
     if (lua_pcall(L, 2, 1, 1) != LUA_OK) {
-        fprintf(stderr, "marketo-bulk: %s\n", lua_tostring(L, -1));
+        fprintf(stderr, "marketo-bulk: internal error: %s%s\n", lua_tostring(L, -1),
+                debug ? "" : " (run again with --debug for the traceback, and report it)");
     } else if (lua_isinteger(L, -1)) {
         status = (int)lua_tointeger(L, -1);
     }

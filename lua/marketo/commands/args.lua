@@ -1,9 +1,67 @@
 --- marketo.commands.args: the flags of the ready commands.
 -- parse(argv, first, spec) reads argv[first..]: `--name value`, `--name=value`,
 -- bare `--flag` for booleans, repeatable flags into lists, the rest as
--- positionals. spec = { name = "string" | "number" | "boolean" | "list" }.
+-- positionals. spec = { name = KIND }, KIND one of "string", "boolean", "list"
+-- or a number kind: a name of M.KINDS ("count", "seconds", "port", ...)
+-- or a table made the same way (M.bytes(max)).
 -- Returns flags, positionals | nil, message (a usage error, exit 2).
 local M = {}
+
+-- A number kind: integer or not, its bounds (min, above: a strict lower
+-- bound, max) and how to tell a user what it allows.
+M.KINDS = {
+    count = { integer = true, min = 1, says = "a whole number of 1 or more" },
+    seconds = { above = 0, says = "a number of seconds above 0" },
+    positive = { above = 0, says = "a number above 0" },
+    port = { integer = true, min = 0, max = 65535,
+        says = "a port number from 0 to 65535 (0: any free port)" },
+    share = { min = 0, max = 1, says = "a share from 0 to 1" },
+}
+
+--- A count of bytes from 1 to max.
+function M.bytes(max)
+    return { integer = true, min = 1, max = max,
+        says = ("a number of bytes from 1 to %d"):format(max) }
+end
+
+-- Plain decimal only: no sign, exponent, hex, inf or nan, which tonumber
+-- would take and a user never means in a count. "3.0" is the whole number 3
+-- (the value checks that a whole number is whole).
+local function decimal(text)
+    if text:match("^%d+%.?%d*$") or text:match("^%.%d+$") then return tonumber(text) end
+    return nil
+end
+
+--- value(kind, v) -> the number | nil, what the kind allows. v is the text of
+-- a flag (or a number, from a config file); kind a name of M.KINDS or a kind.
+function M.value(kind, v)
+    local k = type(kind) == "table" and kind or M.KINDS[kind]
+    if not k then error(("bad argument #1 to 'value' (no number kind '%s')"):format(kind), 2) end
+    local n
+    if type(v) == "number" then
+        n = v
+    elseif type(v) == "string" then
+        n = decimal(v)
+    end
+    if n and k.integer then n = math.tointeger(n) end
+    if n == nil or n ~= n or (k.min and n < k.min) or (k.max and n > k.max)
+        or (k.above and n <= k.above) then
+        return nil, k.says
+    end
+    return n
+end
+
+--- "--NAME VALUE: want WHAT" for a value a number kind refuses, or nil.
+function M.refusal(flag, kind, v)
+    local n, says = M.value(kind, v)
+    if n then return nil end
+    local shown = type(v) == "number" and ("%.14g"):format(v) or tostring(v)
+    return ("%s %s: want %s"):format(flag, shown, says)
+end
+
+local function is_number_kind(kind)
+    return type(kind) == "table" or M.KINDS[kind] ~= nil
+end
 
 function M.parse(argv, first, spec)
     local flags, positional = {}, {}
@@ -29,17 +87,18 @@ function M.parse(argv, first, spec)
                     value = argv[i]
                     if value == nil then return nil, ("--%s needs a value"):format(name) end
                 end
-                if kind == "number" then
-                    local n = tonumber(value)
-                    if not n then
-                        return nil, ("--%s needs a number, got '%s'"):format(name, value)
-                    end
+                if is_number_kind(kind) then
+                    local n = M.value(kind, value)
+                    if not n then return nil, M.refusal("--" .. name, kind, value) end
                     flags[key] = n
                 elseif kind == "list" then
                     flags[key] = flags[key] or {}
                     flags[key][#flags[key] + 1] = value
-                else
+                elseif kind == "string" then
                     flags[key] = value
+                else
+                    error(("bad argument #3 to 'parse' (flag kind '%s' of --%s)")
+                        :format(tostring(kind), name), 2)
                 end
             end
         elseif a:match("^%-%a") and a ~= "-" then
@@ -50,6 +109,13 @@ function M.parse(argv, first, spec)
         i = i + 1
     end
     return flags, positional
+end
+
+--- Writes a usage error as one line, with the way to the command's help;
+-- returns the exit status of a usage error (2).
+function M.usage_error(err, command, msg)
+    err:write(("marketo-bulk %s: %s (see marketo-bulk %s --help)\n"):format(command, msg, command))
+    return 2
 end
 
 return M

@@ -2,6 +2,7 @@
 -- `warnings` is the same command for the warnings file.
 local args = require("marketo.commands.args")
 local target = require("marketo.commands.target")
+local paths = require("marketo.commands.paths")
 
 local function command(what)
     local M = { summary = ("save a batch's %s file from Marketo"):format(what) }
@@ -17,30 +18,26 @@ Marketo sent it: the uploaded header plus a reason column. No file means none.
         local list = {}
         for i, a in ipairs(argv) do list[i] = a == "-o" and "--output" or a end
         local flags, positional = args.parse(list, 2, FLAGS)
-        if not flags then
-            err:write(("marketo-bulk %s: %s\n\n"):format(what, positional), M.usage)
-            return 2
-        end
+        if not flags then return args.usage_error(err, what, positional) end
         if flags.help then out:write(M.usage); return 0 end
-        local object, next_i = target.object(positional, 1, "status")
-        if not object or #positional ~= next_i then
-            err:write(("marketo-bulk %s: %s\n\n"):format(what,
-                object and "BATCH_ID expected" or next_i), M.usage)
-            return 2
+        local object, batch = target.batch(positional)
+        if not object then return args.usage_error(err, what, batch) end
+        if flags.output then
+            local ok, why = paths.output(flags.output, "the output file")
+            if not ok then err:write(("marketo-bulk %s: %s\n"):format(what, why)); return 1 end
         end
         local options, stop = target.marketo(err)
         if not options then err:write("marketo-bulk: ", stop, "\n"); return 1 end
         local client, msg = require("marketo.client").new(options)
         if not client then stop(); err:write("marketo-bulk: ", msg, "\n"); return 1 end
-        local job = client:job(object.object, tonumber(positional[next_i]) or positional[next_i],
-            object.values)
+        local job = client:job(object.object, batch, object.values)
         local body
         body, msg = client:call({ method = "GET", path = job:path("file", what),
             expect = "file" })
         stop()
         if body == nil then err:write("marketo-bulk: ", msg, "\n"); return 1 end
         if body == false then
-            err:write(("marketo-bulk: batch %s has no %s\n"):format(positional[next_i], what))
+            err:write(("marketo-bulk: batch %d has no %s\n"):format(batch, what))
             return 0
         end
         if flags.output then

@@ -3,6 +3,7 @@ local core = require("marketo.core")
 local import = require("marketo.import")
 local args = require("marketo.commands.args")
 local target = require("marketo.commands.target")
+local paths = require("marketo.commands.paths")
 local progress = require("marketo.pipeline.progress")
 local objects = require("marketo.objects")
 local formats = require("marketo.formats")
@@ -47,7 +48,8 @@ Run:
   --work-dir DIR         where mapped parts are written (default JOURNAL.work)
   --lenient              bad rows go to the report as rejected; the rest is imported
   --dry-run              read, map and validate every row, print the parts, send nothing
-  --part-bytes N         bytes per part (default 9900000)
+  --part-bytes N         bytes per part, header included (default 9900000, at
+                         most 10485760: Marketo's limit for one file)
 Limits (lower them on an instance other integrations share):
   --importing N --queued N --uploads N     jobs importing (2), in the queue (10), uploads (2)
   --calls N --window S --in-flight N       API calls per window (100 per 20 s), at once (10)
@@ -67,13 +69,20 @@ Examples:
   marketo-bulk import program_members 1001 members.csv --status "On List"
 ]]):format(kind_flags(), formats.NAMES)
 
+-- Marketo refuses a file over 10 MiB; a part (header included) must fit.
+M.MAX_PART_BYTES = 10485760
+
+-- The limit flags, shared with `resume`.
+M.LIMIT_FLAGS = { importing = "count", queued = "count", uploads = "count", calls = "count",
+    window = "seconds", in_flight = "count" }
+
 local FLAGS = {
     format = "string", map = "list", set = "list", journal = "string", report = "string",
-    work_dir = "string", lenient = "boolean", dry_run = "boolean", part_bytes = "number",
-    importing = "number", queued = "number", uploads = "number", calls = "number",
-    window = "number", in_flight = "number", json = "boolean", quiet = "boolean",
+    work_dir = "string", lenient = "boolean", dry_run = "boolean",
+    part_bytes = args.bytes(M.MAX_PART_BYTES), json = "boolean", quiet = "boolean",
     help = "boolean",
 }
+for k, kind in pairs(M.LIMIT_FLAGS) do FLAGS[k] = kind end
 for _, kind in ipairs(objects.LIST) do
     for _, p in ipairs(kind.params) do
         if p.flag then FLAGS[p.flag:gsub("-", "_")] = "string" end
@@ -81,8 +90,7 @@ for _, kind in ipairs(objects.LIST) do
 end
 
 local function usage_error(err, msg)
-    err:write("marketo-bulk import: ", msg, "\n\n", M.usage)
-    return 2
+    return args.usage_error(err, "import", msg)
 end
 
 -- --map/--set pairs into a mapping list (in the order given).
@@ -102,7 +110,29 @@ local function mapping_of(flags)
     return list
 end
 
-local LIMIT_FLAGS = { "importing", "queued", "uploads", "calls", "window", "in_flight" }
+--- The limits the flags lower, or nil.
+function M.limits_of(flags)
+    local limits
+    for k in pairs(M.LIMIT_FLAGS) do
+        if flags[k] then
+            limits = limits or {}
+            limits[k] = flags[k]
+        end
+    end
+    return limits
+end
+
+-- Every file the import reads or writes, before anything starts: a wrong
+-- path is then one line naming it, and nothing has been sent.
+local function check_paths(spec)
+    for _, file in ipairs(spec.source) do
+        local ok, msg = paths.input(file, "the file")
+        if not ok then return nil, msg end
+    end
+    local ok, msg = paths.output(spec.journal or spec.source[1] .. ".journal", "the journal")
+    if ok and spec.report then ok, msg = paths.output(spec.report, "the report") end
+    return ok, msg
+end
 
 -- The kind's parameters: its words (object.values) and its flags; a flag of
 -- another kind is a usage error.
@@ -144,12 +174,7 @@ local function spec_of(flags, object, files)
     local ok
     ok, msg = params_of(flags, object, spec)
     if not ok then return nil, msg end
-    for _, k in ipairs(LIMIT_FLAGS) do
-        if flags[k] then
-            spec.limits = spec.limits or {}
-            spec.limits[k] = flags[k]
-        end
-    end
+    spec.limits = M.limits_of(flags)
     return spec
 end
 
@@ -188,6 +213,12 @@ function M.main(argv, out, err)
     if #files == 0 then return usage_error(err, "no FILE to import") end
     local spec, msg = spec_of(flags, object, files)
     if not spec then return usage_error(err, msg) end
+    local checked, why = check_paths(spec)
+    if not checked then err:write("marketo-bulk import: ", why, "\n"); return 1 end
+    if not spec.dry_run then
+        checked, why = target.check()
+        if checked == nil then err:write("marketo-bulk: ", why, "\n"); return 1 end
+    end
     -- every row read and the plan journalled before any server starts: a bad
     -- file ends here, with nothing sent and no journal left behind
     local prepared, code

@@ -11,7 +11,18 @@ local M = {
     usage = "usage: marketo-bulk run SCRIPT [ARGS...]\n",
 }
 
-function M.main(argv, out, err)
+-- A script's own error is the user's: its message, and with --debug its
+-- traceback down to the script, without the runner's frames below it.
+local function script_error(debug_on)
+    return function(e)
+        local msg = tostring(e)
+        if not debug_on then return msg end
+        local trace = debug.traceback(msg, 2)
+        return (trace:gsub("\n%s*%[C%]: in function 'xpcall'.*$", ""))
+    end
+end
+
+function M.main(argv, out, err, opts)
     local script = argv[2]
     if script == "--help" then
         out:write(M.usage)
@@ -22,7 +33,7 @@ function M.main(argv, out, err)
     end
     local chunk, msg = loadfile(script)
     if not chunk then
-        err:write("marketo-bulk: ", msg, "\n")
+        err:write("marketo-bulk run: ", msg, "\n")
         return 1
     end
     local script_arg = { [0] = script }
@@ -39,13 +50,13 @@ function M.main(argv, out, err)
         config.fallback, stop = function() return creds end, stopper
         return creds
     end
-    local ok, result = xpcall(chunk, function(e) return debug.traceback(tostring(e), 2) end,
+    local ok, result = xpcall(chunk, script_error(opts and opts.debug),
         table.unpack(script_arg, 1, #script_arg))
     config.fallback = nil
     stop()
     rawset(_G, "arg", saved_arg)
     if not ok then
-        err:write("marketo-bulk: ", tostring(result), "\n")
+        err:write("marketo-bulk run: ", result, "\n")
         return 1
     end
     if math.type(result) == "integer" then

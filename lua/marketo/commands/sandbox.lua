@@ -2,6 +2,7 @@
 -- the three lines a user would export. Stops on SIGINT/SIGTERM.
 local core = require("marketo.core")
 local config = require("marketo.sandbox.config")
+local args = require("marketo.commands.args")
 
 local M = {
     summary = "serve a local Marketo (Identity + Bulk Import) on 127.0.0.1",
@@ -17,6 +18,28 @@ local function help()
         .. " means true):\n" .. config.help()
 end
 
+-- Values the sandbox's own types (numbers from 0 up) let through but that
+-- cannot work: a port past 65535, no call or job ever allowed (a client
+-- would wait for ever), a share over 1.
+local KINDS = {
+    port = "port", token_ttl = "seconds", rate_window = "seconds", batch_days = "positive",
+    rate_limit = "count", max_in_flight = "count", max_importing = "count",
+    max_queue = "count", max_file_bytes = "count", error_rate = "share", drop_rate = "share",
+    lost_rate = "share", slow_rate = "share", job_fail_rate = "share",
+}
+
+-- The first value KINDS refuses, as a message; label(name) names its source.
+local function refusal(changes, label)
+    for _, o in ipairs(config.OPTIONS) do
+        local name, v = o[1], changes[o[1]]
+        if KINDS[name] and v ~= nil then
+            local msg = args.refusal(label(name), KINDS[name], v)
+            if msg then return msg end
+        end
+    end
+    return nil
+end
+
 -- The options of the command line, over those of --config FILE.json: flags
 -- win, so a script can reuse one file and vary a value. Or nil, msg, usage?
 local function options_of(argv)
@@ -28,10 +51,14 @@ local function options_of(argv)
     end
     local changes, msg = config.parse_args(argv, 2)
     if not changes then return nil, msg, true end
+    msg = refusal(changes, function(name) return "--" .. name:gsub("_", "-") end)
+    if msg then return nil, msg, true end
     if file then
         local from_file
         from_file, msg = config.load_file(file)
         if not from_file then return nil, msg end
+        msg = refusal(from_file, function(name) return ("%s: %s"):format(file, name) end)
+        if msg then return nil, msg end
         for k, v in pairs(from_file) do
             if changes[k] == nil then changes[k] = v end
         end
@@ -48,7 +75,8 @@ function M.main(argv, out, err)
     local sb
     if changes then sb, msg = require("marketo.sandbox").new(changes) end
     if not sb then
-        err:write("marketo-bulk sandbox: ", msg, "\n", with_usage and M.usage or "")
+        if with_usage then return args.usage_error(err, "sandbox", msg) end
+        err:write("marketo-bulk sandbox: ", msg, "\n")
         return 2
     end
     core.catch_signals()

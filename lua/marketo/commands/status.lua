@@ -4,6 +4,7 @@ local json = require("marketo.json")
 local import = require("marketo.import")
 local args = require("marketo.commands.args")
 local target = require("marketo.commands.target")
+local paths = require("marketo.commands.paths")
 
 local M = { summary = "show an import's progress (JOURNAL) or a batch's status" }
 
@@ -18,6 +19,8 @@ Marketo). With an object kind and a batch id: one status call to Marketo.
 local FLAGS = { json = "boolean", help = "boolean" }
 
 local function journal_status(path, flags, out, err)
+    local ok, why = paths.input(path, "the journal")
+    if not ok then err:write("marketo-bulk status: ", why, "\n"); return 1 end
     local doc, summary = import.report_of(path)
     if not doc then err:write("marketo-bulk: ", summary, "\n"); return 1 end
     if flags.json then out:write(json.encode(doc), "\n"); return 0 end
@@ -36,8 +39,7 @@ local function batch_status(object, batch, flags, out, err)
     if not options then err:write("marketo-bulk: ", stop, "\n"); return 1 end
     local client, msg = require("marketo.client").new(options)
     if not client then stop(); err:write("marketo-bulk: ", msg, "\n"); return 1 end
-    local job = client:job(object.object, tonumber(batch) or batch,
-        object.values)
+    local job = client:job(object.object, batch, object.values)
     local info
     info, msg = job:refresh()
     stop()
@@ -51,16 +53,12 @@ end
 
 function M.main(argv, out, err)
     local flags, positional = args.parse(argv, 2, FLAGS)
-    if not flags then err:write("marketo-bulk status: ", positional, "\n\n", M.usage); return 2 end
+    if not flags then return args.usage_error(err, "status", positional) end
     if flags.help then out:write(M.usage); return 0 end
     if #positional == 1 then return journal_status(positional[1], flags, out, err) end
-    local object, next_i = target.object(positional, 1, "status")
-    if not object or #positional ~= next_i then
-        err:write("marketo-bulk status: ", object and "BATCH_ID expected" or next_i, "\n\n",
-            M.usage)
-        return 2
-    end
-    return batch_status(object, positional[next_i], flags, out, err)
+    local object, batch = target.batch(positional)
+    if not object then return args.usage_error(err, "status", batch) end
+    return batch_status(object, batch, flags, out, err)
 end
 
 return M

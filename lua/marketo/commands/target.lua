@@ -2,6 +2,8 @@
 -- (the environment's, or the embedded sandbox when no credentials are set)
 -- and which object kind (marketo.objects: leads | custom_objects API_NAME |
 -- program_members PROGRAM_ID), with the words that name it.
+local config = require("marketo.config")
+local args = require("marketo.commands.args")
 local objects = require("marketo.objects")
 
 local M = {}
@@ -65,15 +67,39 @@ function M.object(positional, i, which)
         label = objects.label(kind, values) }, n
 end
 
+--- batch(positional) -> object (as object() gives it), batch id | nil, message:
+-- the words `KIND [WORDS] BATCH_ID` of the commands about one batch.
+function M.batch(positional)
+    local object, next_i = M.object(positional, 1, "status")
+    if not object then return nil, next_i end
+    if #positional ~= next_i then return nil, "BATCH_ID expected" end
+    local id, says = args.value("count", positional[next_i])
+    if not id then return nil, ("BATCH_ID %s: want %s"):format(positional[next_i], says) end
+    return object, id
+end
+
 -- Any MARKETO_* setting means the user meant a real instance: a missing one
--- is then an error the client names, never a silent fall-back to the sandbox.
+-- is then an error the client names, never a silent fall-back to the sandbox;
+-- so is one set but empty. true | false | nil, message.
 local function configured()
-    for _, name in ipairs({ "MARKETO_BASE_URL", "MARKETO_MUNCHKIN_ID", "MARKETO_CLIENT_ID",
-        "MARKETO_CLIENT_SECRET" }) do
-        local v = os.getenv(name)
-        if v and v ~= "" then return true end
+    local msg = config.empty_variable(os.getenv, true)
+    if msg then return nil, msg end
+    for _, name in ipairs(config.ENV) do
+        if os.getenv(name) then return true end
     end
     return false
+end
+
+--- check() -> whether the environment names a real instance | nil, message:
+-- its settings, checked without starting anything, so that a command can stop
+-- on them before it reads a row.
+function M.check()
+    local real, msg = configured()
+    if real then
+        local ok, why = config.resolve({})
+        if not ok then return nil, why end
+    end
+    return real, msg
 end
 
 --- marketo(err, opts) -> client options, stop() | nil, message.
@@ -81,15 +107,17 @@ end
 -- on stderr: a real import end to end, that never reaches a real Marketo.
 function M.marketo(err, opts)
     opts = opts or {}
-    if configured() then return {}, function() end end
+    local real, msg = M.check()
+    if real == nil then return nil, msg end
+    if real then return {}, function() end end
     return M.sandbox(err, opts.sandbox)
 end
 
 --- sandbox(err, config) -> client options, stop() | nil, message: starts the
 -- embedded sandbox (a child process that also stops by itself if we die).
-function M.sandbox(err, config)
+function M.sandbox(err, sandbox_config)
     local ok, child = pcall(require("marketo.sandbox.spawn").spawn,
-        { config = config or {}, quiet = true })
+        { config = sandbox_config or {}, quiet = true })
     if not ok then return nil, "no MARKETO_* credentials set, and the embedded sandbox "
         .. "did not start: " .. tostring(child) end
     err:write(("marketo-bulk: no MARKETO_* credentials in the environment: using the "

@@ -191,7 +191,7 @@ function M.from_journal(state)
         for _, rej in ipairs(rejects or {}) do r:rejected(rej.line, rej.reason, rej.source) end
     end
     for k = 1, state.nparts do add_part(r, k, state.parts[k]) end
-    if not state.plan_done and run.rows.read > 0 then
+    if not state.plan_closed and run.rows.read > 0 then
         -- the plan was cut short: what it did not list was never sent
         local listed = 0
         for k = 1, state.nparts do listed = listed + state.parts[k].plan.rows end

@@ -24,7 +24,6 @@ Transport.__index = Transport
 
 --- Defaults of new(); every one can be overridden there.
 M.DEFAULTS = {
-    verify = true,            -- verify the server's TLS certificate and name
     connect_timeout = 10,     -- seconds to establish a connection
     timeout = 300,            -- seconds for a whole request (request{timeout} overrides)
     keepalive_timeout = 60,   -- seconds an idle connection stays in the pool
@@ -33,12 +32,17 @@ M.DEFAULTS = {
 }
 
 local NEW_TYPES = {
-    verify = "boolean", connect_timeout = "number", timeout = "number",
+    connect_timeout = "number", timeout = "number",
     keepalive_timeout = "number", pool_size = "number", user_agent = "string",
 }
 
 --- new(opts) -> transport; opts as in M.DEFAULTS (unknown keys raise).
 function M.new(opts)
+    if type(opts) == "table" and opts.verify ~= nil then
+        -- No off switch, as in marketo.http: a test CA is trusted, not ignored.
+        error("bad argument #1 to 'new' (verify: TLS verification is always on; to trust a "
+            .. "private or test CA, name it in nginx's lua_ssl_trusted_certificate)", 2)
+    end
     check.table(opts or {}, NEW_TYPES, "new", nil, 2)
     local self = setmetatable({}, Transport)
     for k, v in pairs(M.DEFAULTS) do self[k] = v end
@@ -91,7 +95,7 @@ local function connect(self, u, deadline)
     local sock = ngx.socket.tcp()
     local left = math.min(self.connect_timeout, deadline - ngx.now())
     sock:settimeout(math.max(1, math.floor(left * 1000)))
-    local pool = ("%s:%d:%s:%s"):format(u.host, u.port, u.scheme, tostring(self.verify))
+    local pool = ("%s:%d:%s"):format(u.host, u.port, u.scheme)
     local ok, err = sock:connect(u.host, u.port, { pool = pool })
     if not ok then
         if err == "timeout" then return fail("OPERATION_TIMEDOUT", "connect: timed out") end
@@ -100,7 +104,7 @@ local function connect(self, u, deadline)
     end
     local reused = (sock:getreusedtimes() or 0) > 0
     if u.scheme == "https" and not reused then
-        local session, serr = sock:sslhandshake(nil, u.host, self.verify)
+        local session, serr = sock:sslhandshake(nil, u.host, true)
         if not session then
             sock:close()
             -- ngx_lua reports a failed verification as "<X509 error number>: <text>"
