@@ -157,9 +157,6 @@ function M.resolve(options)
         return nil, "no client secret: set MARKETO_CLIENT_SECRET or pass client_secret",
             "CONFIG"
     end
-    for _, k in ipairs({ "timeout", "upload_timeout", "identity_timeout" }) do
-        if s[k] <= 0 then error(("bad option '%s' (positive number expected)"):format(k), 3) end
-    end
     return s
 end
 
