@@ -42,7 +42,8 @@ local function done_of(info)
     return info.processed + (tonumber(info.failed) or 0)
 end
 
-function Poller:predicted(done, now)
+-- Seconds to the end the rate between the last look and this one predicts, or nil.
+local function predicted(self, done, now)
     local last = self.last
     if not (self.rows and done and last and done > last.done and now > last.t) then
         return nil
@@ -58,7 +59,7 @@ function Poller:next(info, now)
     local left = self.deadline - now
     if left <= 0 then return nil end
     local done = done_of(info)
-    local eta = self:predicted(done, now)
+    local eta = predicted(self, done, now)
     local delay
     if eta then
         delay = math.max(self.soon, math.min(self.max, eta + self.soon))
