@@ -129,17 +129,30 @@ describe("marketo.client envelopes (fake clock)", function()
             assert.same({ 1, 2, 4, 5, 5, 5 }, slept)
         end)
 
-        it("with the row count, polls near the expected end", function()
-            local function progress(n)
+        it("with the row count, polls near the end the rate between two polls predicts",
+            function()
+            -- 10 rows/s, from when the job starts importing at t = 3 s: 100 rows end
+            -- at t = 13 s.
+            local now, slept = 0, {}
+            local function job_now()
+                local n = math.max(0, (now - 3) * 10)
+                if n >= 100 then return status("Complete") end
                 return h.json_answer(200, { requestId = "s#1", success = true, result = { {
-                    batchId = 1, status = "Importing", numOfLeadsProcessed = n } } })
+                    batchId = 1, status = n > 0 and "Importing" or "Queued",
+                    numOfLeadsProcessed = n - math.floor(n / 10), numOfRowsFailed =
+                    math.floor(n / 10) } } })
             end
-            local c, _, slept = new{ progress(10), progress(30), progress(70),
-                status("Complete") }
+            local bulk = {}
+            for i = 1, 10 do bulk[i] = function() return job_now()() end end
+            local c = new(bulk, { clock = function() return now end,
+                sleep = function(s) slept[#slept + 1] = s; now = now + s end })
             assert(c:job("leads", 1):wait{ first = 1, factor = 2, max_interval = 30,
                 rows = 100 })
-            -- 10 rows/s: after 70 rows at t = 7 s the end is 3 s away, not 8.
-            assert.same({ 1, 2, 4, 4 }, slept)
+            -- Queued at 1 and 3 s; at 7 s 40 rows are done, a second look at 7.05 s
+            -- gives the rate, the next poll comes just after 13 s: 5 polls, not 7.
+            assert.equal(5, #slept)
+            assert.same({ 1, 2, 4, 0.05 }, { slept[1], slept[2], slept[3], slept[4] })
+            assert.near(13.05, now, 1e-6)
         end)
 
         it("uses the default schedule of 1 s growing to 30 s", function()
@@ -150,6 +163,14 @@ describe("marketo.client envelopes (fake clock)", function()
             assert(c:job("leads", 1):wait())
             assert.equal(1, slept[1])
             assert.equal(30, slept[#slept])
+        end)
+
+        it("refuses a schedule that would never sleep or never grow", function()
+            local c = new{}
+            assert.has_error(function() c:job("leads", 1):wait{ first = 0 } end,
+                "bad argument #1 to 'wait' (option 'first': number > 0 expected, got 0)")
+            assert.has_error(function() c:job("leads", 1):wait{ factor = 0.5 } end,
+                "bad argument #1 to 'wait' (option 'factor': number >= 1 expected, got 0.5)")
         end)
 
         it("ends on Failed with Marketo's message", function()

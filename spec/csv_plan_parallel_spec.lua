@@ -249,11 +249,14 @@ describe("marketo.csv.plan with threads", function()
 
     it("checks its options", function()
         assert.has_error(function() csv.plan(path, { threads = 0 }) end,
-            "bad argument #2 to 'plan' (threads must be an integer from 1 to 64)")
+            "bad argument #2 to 'plan' (option 'threads': whole number from 1 to 64 expected, "
+            .. "got 0)")
         assert.has_error(function() csv.plan(path, { threads = 1.5 }) end,
-            "bad argument #2 to 'plan' (threads must be an integer from 1 to 64)")
+            "bad argument #2 to 'plan' (option 'threads': whole number from 1 to 64 expected, "
+            .. "got 1.5)")
         assert.has_error(function() csv.plan(path, { segment_bytes = 0 }) end,
-            "bad argument #2 to 'plan' (segment_bytes must be a positive integer)")
+            "bad argument #2 to 'plan' (option 'segment_bytes': whole number >= 1 expected, "
+            .. "got 0)")
         assert.has_error(function() csv.plan(path, { threads = "2" }) end,
             "bad argument #2 to 'plan' (option 'threads': number expected, got string)")
     end)

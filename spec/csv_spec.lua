@@ -339,7 +339,7 @@ describe("marketo.csv reader misuse and lifecycle", function()
         assert.has_error(function() csv.open(path, { fromat = "csv" }) end,
             "bad argument #2 to 'open' (unknown option 'fromat')")
         assert.has_error(function() csv.open(path, { format = "psv" }) end,
-            "bad argument #2 to 'open' (format must be csv, tsv or ssv)")
+            "bad argument #2 to 'open' (option 'format': csv, tsv or ssv expected, got \"psv\")")
         assert.has_error(function() csv.open(path, { on_reject = print }) end,
             "bad argument #2 to 'open' (on_reject needs lenient = true)")
         assert.has_error(function() csv.open(path, { max_row = "big" }) end,

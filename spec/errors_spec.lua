@@ -41,13 +41,6 @@ describe("marketo.errors", function()
         end)
     end)
 
-    describe("check_classes", function()
-        it("rejects an unknown class", function()
-            assert.has_error(function() errors.check_classes({ ["1003"] = "later" }, 1) end,
-                'bad option \'classes\' (1003: unknown class "later")')
-        end)
-    end)
-
     describe("new", function()
         it("carries code, message, requestId and call, and prints them", function()
             local e = errors.new{ code = "607", message = "Daily quota reached",

@@ -20,9 +20,9 @@ describe("marketo.http", function()
     describe("new", function()
         it("rejects unknown options and wrong types", function()
             assert.has_error(function() http.new{ verfy = false } end,
-                "bad argument #1 to 'new' (unknown option 'verfy' in options)")
+                "bad argument #1 to 'new' (unknown option 'verfy')")
             assert.has_error(function() http.new{ timeout = "30" } end,
-                "bad argument #1 to 'new' (options.timeout: number expected, got string)")
+                "bad argument #1 to 'new' (option 'timeout': number expected, got string)")
         end)
     end)
 
@@ -107,11 +107,11 @@ describe("marketo.http", function()
 
         it("rejects unknown options and bad values", function()
             assert.has_error(function() t:request{ url = echo.url, methd = "GET" } end,
-                "bad argument #1 to 'request' (unknown option 'methd' in options)")
+                "bad argument #1 to 'request' (unknown option 'methd')")
             assert.has_error(function()
                 t:request{ url = echo.url, multipart = { file = { name = "f", path = "p",
                                                                   size = 1 } } }
-            end, "bad argument #1 to 'request' (unknown option 'size' in multipart.file)")
+            end, "bad argument #1 to 'request' (unknown option 'multipart.file.size')")
             assert.has_error(function() t:request{ url = echo.url, body = "", multipart = {} } end,
                 "bad argument #1 to 'request' (body and multipart exclude each other)")
             assert.has_error(function() t:request{ headers = {} } end,

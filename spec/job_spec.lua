@@ -258,7 +258,7 @@ describe("marketo.job (sandbox)", function()
         assert.has_error(function() c:import_leads{ path = "x", lookupField = "email" } end,
             "bad argument #1 to 'import' (option 'lookupField' is spelled 'lookup_field')")
         assert.has_error(function() c:job("custom_objects", 1, { apiName = "car_c" }) end,
-            "bad argument #1 to 'job' (option 'apiName' is spelled 'api_name')")
+            "bad argument #3 to 'job' (option 'apiName' is spelled 'api_name')")
     end)
 
     it("nothing logged, returned or sent holds the secret or a token", function()

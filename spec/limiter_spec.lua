@@ -76,7 +76,10 @@ describe("marketo.pipeline.limiter", function()
         it("rejects unknown options and bad transports", function()
             local w = fake_world()
             assert.has_error(function() limiter.wrap(w.transport, { cals = 1 }) end,
-                "bad option 'cals' to 'limiter.wrap'")
+                "bad argument #2 to 'limiter.wrap' (unknown option 'cals')")
+            assert.has_error(function() limiter.wrap(w.transport, { in_flight = 0 }) end,
+                "bad argument #2 to 'limiter.wrap' (option 'in_flight': whole number >= 1 "
+                .. "expected, got 0)")
             assert.has_error(function() limiter.wrap({}) end,
                 "bad argument #1 to 'limiter.wrap' (transport expected)")
         end)

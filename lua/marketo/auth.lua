@@ -7,6 +7,7 @@
 -- a client (inspect, pretty-printers, error messages with %s) cannot show them.
 local json = require("marketo.json")
 local errors = require("marketo.errors")
+local url = require("marketo.url")
 
 local M = {}
 
@@ -40,12 +41,6 @@ function Auth:secrets()
     return list
 end
 
-local function urlencode(s)
-    return (tostring(s):gsub("[^%w%-%._~]", function(c)
-        return ("%%%02X"):format(c:byte())
-    end))
-end
-
 local CALL = "POST /identity/oauth/token"
 
 function Auth:fail(fields)
@@ -66,8 +61,8 @@ function Auth:request()
     return self.transport:request{
         method = "POST", url = self.base_url .. "/identity/oauth/token",
         headers = headers, timeout = self.timeout,
-        body = "grant_type=client_credentials&client_id=" .. urlencode(self.client_id)
-            .. "&client_secret=" .. urlencode(p.secret),
+        body = "grant_type=client_credentials&client_id=" .. url.encode(self.client_id)
+            .. "&client_secret=" .. url.encode(p.secret),
     }
 end
 

@@ -12,6 +12,8 @@
 -- `nil, message, code, err`.
 local json = require("marketo.json")
 local config = require("marketo.config")
+local argcheck = require("marketo.options")
+local url = require("marketo.url")
 local errors = require("marketo.errors")
 local retry = require("marketo.retry")
 local auth = require("marketo.auth")
@@ -47,12 +49,10 @@ end
 -- identity_timeout (seconds); token_margin (renew that long before expiry);
 -- user_agent.
 function M.new(options)
-    config.check(options, config.options, "client.new", 2)
+    argcheck.check(options, config.options, "client.new", 2)
     if options and options.http and options.http.verify ~= nil then
-        error(("bad argument #1 to 'client.new' (http.%s)")
-            :format(require("marketo.http").NO_VERIFY), 2)
+        argcheck.fail("client.new", "http." .. require("marketo.http").NO_VERIFY, 2)
     end
-    if options and options.classes then errors.check_classes(options.classes, 2) end
     local s, msg, code = config.resolve(options or {})
     if not s then return nil, msg, code end
     local c = setmetatable({
@@ -93,31 +93,6 @@ end
 --- How many identity calls this client made (specs check the token is cached).
 function Client:identity_calls()
     return self.auth.identity_calls
-end
-
--- Whole numbers as integers: under Lua 5.3+ a listId of 42.0 must not become "42.0".
-local function text(v)
-    if type(v) == "number" and v == math.floor(v) then return ("%d"):format(v) end
-    return tostring(v)
-end
-
-local function urlencode(s)
-    return (text(s):gsub("[^%w%-%._~]", function(ch)
-        return ("%%%02X"):format(ch:byte())
-    end))
-end
-
-local function query_string(query)
-    if not query then return "" end
-    local keys = {}
-    for k in pairs(query) do keys[#keys + 1] = k end
-    table.sort(keys)
-    local out = {}
-    for _, k in ipairs(keys) do
-        out[#out + 1] = urlencode(k) .. "=" .. urlencode(query[k])
-    end
-    if #out == 0 then return "" end
-    return "?" .. table.concat(out, "&")
 end
 
 function Client:new_error(fields)
@@ -205,7 +180,7 @@ function Client:attempt(req, call)
     headers.Authorization = "Bearer " .. token
     if self.user_agent then headers["User-Agent"] = self.user_agent end
     local res, tmsg, tcode = self.transport:request{
-        method = req.method, url = self.base_url .. req.path .. query_string(req.query),
+        method = req.method, url = self.base_url .. req.path .. url.query(req.query),
         headers = headers, body = req.body, multipart = req.multipart,
         timeout = req.timeout or self.timeout, on_progress = req.on_progress,
     }

@@ -4,16 +4,21 @@
 -- MARKETO_CLIENT_ID, MARKETO_CLIENT_SECRET. The base URL is the REST endpoint Marketo's
 -- admin page shows (`https://123-ABC-456.mktorest.com/rest`); a trailing `/rest` or `/`
 -- is dropped, because bulk paths start at `/bulk/v1/` and identity at `/identity/`.
+local errors = require("marketo.errors")
+
 local M = {}
 
--- Every option a client accepts, with its expected Lua type; unknown keys raise
--- (a typo such as `client_secert` must not silently fall back to the environment).
+local SECONDS = { "number", positive = true }
+
+-- Every option a client accepts (marketo.options rules); unknown keys raise (a
+-- typo such as `client_secert` must not silently fall back to the environment).
 M.options = {
     base_url = "string", munchkin_id = "string", client_id = "string",
-    client_secret = "string", transport = "table", http = "table",
-    retry = "function", classes = "table", clock = "function", sleep = "function",
-    log = "function", timeout = "number", upload_timeout = "number",
-    identity_timeout = "number", token_margin = "number", env = "table",
+    client_secret = "string", transport = "table|userdata", http = "table",
+    retry = "function", classes = { "table", values = { "string", one_of = errors.CLASSES } },
+    clock = "function", sleep = "function",
+    log = "function", timeout = SECONDS, upload_timeout = SECONDS,
+    identity_timeout = SECONDS, token_margin = "number", env = "table",
     user_agent = "string",
 }
 
@@ -23,28 +28,6 @@ M.defaults = {
     identity_timeout = 30,
     token_margin = 60,      -- renew this long before expiry (at most 10% of the lifetime)
 }
-
---- Raises on an options table with unknown keys or wrongly typed values.
-function M.check(options, known, fname, level)
-    if options == nil then return {} end
-    if type(options) ~= "table" then
-        error(("bad argument #1 to '%s' (table expected, got %s)")
-            :format(fname, type(options)), level + 1)
-    end
-    for k, v in pairs(options) do
-        local want = known[k]
-        if not want then
-            error(("bad argument #1 to '%s' (unknown option '%s')")
-                :format(fname, tostring(k)), level + 1)
-        end
-        if want ~= "any" and type(v) ~= want
-            and not (want == "table" and k == "transport" and type(v) == "userdata") then
-            error(("bad argument #1 to '%s' (option '%s': %s expected, got %s)")
-                :format(fname, k, want, type(v)), level + 1)
-        end
-    end
-    return options
-end
 
 -- 127.0.0.0/8, ::1 or localhost: a host whose traffic never leaves the machine.
 local function loopback(host)
@@ -173,9 +156,6 @@ function M.resolve(options)
     if not s.client_secret then
         return nil, "no client secret: set MARKETO_CLIENT_SECRET or pass client_secret",
             "CONFIG"
-    end
-    for _, k in ipairs({ "timeout", "upload_timeout", "identity_timeout" }) do
-        if s[k] <= 0 then error(("bad option '%s' (positive number expected)"):format(k), 3) end
     end
     return s
 end

@@ -114,6 +114,7 @@
 local core = require("marketo.core")
 local workers = require("marketo.pipeline.workers")
 local formats = require("marketo.formats")
+local options = require("marketo.options")
 
 local M = { _VERSION = "0.1.0" }
 
@@ -129,34 +130,25 @@ M.MAX_ROW = 1048576
 -- starting processes costs more than it saves.
 M.SHARE_BYTES = 16777216
 
-
 local function arg_error(n, fname, msg)
-    error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), 3)
+    options.fail(fname, msg, 3, n)
 end
 
--- Checks opts against allowed = { key = "type" }; unknown keys raise.
+-- Checks opts against allowed (marketo.options rules); unknown keys raise.
 local function check_opts(fname, n, opts, allowed)
-    if opts == nil then return {} end
-    if type(opts) ~= "table" then arg_error(n, fname, "table expected, got " .. type(opts)) end
-    for k, v in pairs(opts) do
-        local want = allowed[k]
-        if want == nil then
-            arg_error(n, fname, "unknown option '" .. tostring(k) .. "'")
-        elseif type(v) ~= want then
-            arg_error(n, fname, ("option '%s': %s expected, got %s"):format(k, want, type(v)))
-        end
-    end
-    return opts
+    local checked = options.check(opts, allowed, fname, 3, n) -- no tail call: levels count
+    return checked
 end
 
-local function delim_of(fname, n, format)
-    local f = formats.get(format or formats.DEFAULT)
-    if not f then arg_error(n, fname, "format must be " .. formats.NAMES) end
-    return f.delimiter
+local FORMAT = { "string", valid = formats.get, expected = formats.NAMES }
+local BYTES = { "number", integer = true, min = 1 }
+
+local function delim_of(format)
+    return formats.get(format or formats.DEFAULT).delimiter
 end
 
 local READ_OPTS = {
-    format = "string", header = "boolean", lenient = "boolean", on_reject = "function",
+    format = FORMAT, header = "boolean", lenient = "boolean", on_reject = "function",
     max_rejects = "number", max_row = "number", share = "table",
 }
 
@@ -180,7 +172,7 @@ end
 
 local function open_core(fname, path, opts, header)
     if type(path) ~= "string" then arg_error(1, fname, "path expected") end
-    local delim = delim_of(fname, 2, opts.format)
+    local delim = delim_of(opts.format)
     if opts.on_reject and not opts.lenient then
         arg_error(2, fname, "on_reject needs lenient = true")
     end
@@ -242,23 +234,16 @@ function M.open(path, opts)
 end
 
 local PLAN_OPTS = {
-    format = "string", lenient = "boolean", on_reject = "function",
-    max_rejects = "number", max_row = "number", max_bytes = "number",
-    threads = "number", segment_bytes = "number",
+    format = FORMAT, lenient = "boolean", on_reject = "function",
+    max_rejects = "number", max_row = "number", max_bytes = BYTES,
+    threads = { "number", integer = true, min = 1, max = 64 }, segment_bytes = BYTES,
 }
 
 --- Plans the parts of a file; see the header comment.
 function M.plan(path, opts)
     opts = check_opts("plan", 2, opts, PLAN_OPTS)
     local max_bytes = opts.max_bytes or M.PART_BYTES
-    if max_bytes < 1 then arg_error(2, "plan", "max_bytes must be positive") end
     local threads, segment = opts.threads, opts.segment_bytes
-    if threads and (threads < 1 or threads > 64 or threads % 1 ~= 0) then
-        arg_error(2, "plan", "threads must be an integer from 1 to 64")
-    end
-    if segment and (segment < 1 or segment % 1 ~= 0) then
-        arg_error(2, "plan", "segment_bytes must be a positive integer")
-    end
     local r, kept, code = open_core("plan", path, opts, true)
     if not r then return nil, kept, code end
     local plan, msg
@@ -276,11 +261,11 @@ local function split_pattern(path)
     return path:sub(1, a - 1), tonumber(width) or 0, path:sub(b + 1)
 end
 
-local WRITE_OPTS = { format = "string", header = "table", crlf = "boolean", max_bytes = "number",
+local WRITE_OPTS = { format = FORMAT, header = "table", crlf = "boolean", max_bytes = "number",
     lines = "string" }
 
 local function new_writer(fname, path, opts)
-    local delim = delim_of(fname, 2, opts.format)
+    local delim = delim_of(opts.format)
     if type(path) ~= "string" then arg_error(1, fname, "path expected") end
     local prefix, width, suffix = path, -1, ""
     if opts.max_bytes then
@@ -301,9 +286,10 @@ function M.writer(path, opts)
 end
 
 local MAP_OPTS = {
-    format = "string", lenient = "boolean", on_reject = "function", max_rejects = "number",
-    max_row = "number", out_format = "string", crlf = "boolean", max_bytes = "number",
-    filter = "function", on_filter = "function", lines = "string", workers = "number",
+    format = FORMAT, lenient = "boolean", on_reject = "function", max_rejects = "number",
+    max_row = "number", out_format = FORMAT, crlf = "boolean", max_bytes = "number",
+    filter = "function", on_filter = "function", lines = "string",
+    workers = { "number", integer = true, min = 1 },
 }
 
 -- Checks the mapping against the header: output names, and for each column
@@ -569,9 +555,6 @@ end
 function M.map(src, dst, mapping, opts)
     opts = check_opts("map", 4, opts, MAP_OPTS)
     local n = opts.workers or 1
-    if n < 1 or math.floor(n) ~= n then
-        arg_error(4, "map", "workers must be a whole number >= 1")
-    end
     -- C alone is fast enough for a mapping without Lua functions; callbacks
     -- must see every event in this process
     local lua_fns = opts.filter ~= nil

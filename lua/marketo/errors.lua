@@ -14,7 +14,8 @@
 -- client, or pass `classes = { ["1003"] = "retry" }` to one client.
 local M = {}
 
-M.CLASSES = { reauth = true, retry = true, throttle = true, queue = true, fatal = true }
+-- What the client can do about a failure (the values of `classes`).
+M.CLASSES = { "reauth", "retry", "throttle", "queue", "fatal" }
 
 M.classes = {
     -- The token is stale: fetch another and repeat the call.
@@ -65,20 +66,6 @@ function M.classify(code, overrides)
     if class then return class end
     if code:match("^HTTP_5%d%d$") then return "retry" end
     return "fatal"
-end
-
---- Checks a classes table given as an option; raises on misuse.
-function M.check_classes(t, level)
-    if type(t) ~= "table" then
-        error("bad option 'classes' (table expected, got " .. type(t) .. ")", level + 1)
-    end
-    for code, class in pairs(t) do
-        if not M.CLASSES[class] then
-            error(("bad option 'classes' (%s: unknown class %q)")
-                :format(tostring(code), tostring(class)), level + 1)
-        end
-    end
-    return t
 end
 
 local function escape_pattern(s)

@@ -11,6 +11,7 @@
 -- nil, "COULDNT_CONNECT: ...", "COULDNT_CONNECT"; an HTTP status is data.
 local core = require("marketo.core")
 local Loop = require("marketo.loop")
+local options = require("marketo.options")
 
 local M = { _VERSION = "0.1.0" }
 
@@ -45,26 +46,13 @@ local FILE_TYPES = {
 }
 
 -- Raises on an unknown key or a value of the wrong type; level points at the
--- caller of the public function, as seen from here.
+-- caller of the public function, as seen from here; `what` names a nested table.
 local function check_table(t, types, fname, what, level)
-    if type(t) ~= "table" then
-        error(("bad argument #1 to '%s' (%s: table expected, got %s)")
-            :format(fname, what, type(t)), level)
-    end
-    for k, v in pairs(t) do
-        local want = types[k]
-        if not want then
-            error(("bad argument #1 to '%s' (unknown option '%s' in %s)")
-                :format(fname, tostring(k), what), level)
-        elseif type(v) ~= want then
-            error(("bad argument #1 to '%s' (%s.%s: %s expected, got %s)")
-                :format(fname, what, k, want, type(v)), level)
-        end
-    end
+    options.check(t, types, fname, level, 1, what)
 end
 
 local function usage(msg, level)
-    error(("bad argument #1 to 'request' (%s)"):format(msg), level)
+    options.fail("request", msg, level)
 end
 
 --- The misuse raised for `verify`: TLS verification has no off switch (a
@@ -76,10 +64,8 @@ M.NO_VERIFY = "verify: TLS verification is always on; to trust a private or test
 --- new(opts) -> transport; opts as in M.DEFAULTS (unknown keys raise).
 function M.new(opts)
     opts = opts or {}
-    if type(opts) == "table" and opts.verify ~= nil then
-        error(("bad argument #1 to 'new' (%s)"):format(M.NO_VERIFY), 2)
-    end
-    check_table(opts, NEW_TYPES, "new", "options", 3)
+    if type(opts) == "table" and opts.verify ~= nil then options.fail("new", M.NO_VERIFY, 2) end
+    check_table(opts, NEW_TYPES, "new", nil, 3)
     local self = setmetatable({}, Transport)
     for k, v in pairs(M.DEFAULTS) do self[k] = v end
     for k, v in pairs(opts) do self[k] = v end
@@ -102,7 +88,7 @@ local function check_multipart(mp)
 end
 
 local function check_request(opts)
-    check_table(opts, REQUEST_TYPES, "request", "options", 4)
+    check_table(opts, REQUEST_TYPES, "request", nil, 4)
     if not opts.url then usage("url is required", 4) end
     if opts.body and opts.multipart then usage("body and multipart exclude each other", 4) end
     for name, value in pairs(opts.headers or {}) do

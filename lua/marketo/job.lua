@@ -10,24 +10,24 @@
 -- `info` = { batch_id, status, message, processed, failed, warned, raw } where
 -- `processed` is numOfLeadsProcessed or numOfObjectsProcessed as the type has it, and
 -- `raw` is Marketo's own result object.
-local config = require("marketo.config")
 local errors = require("marketo.errors")
+local options = require("marketo.options")
+local poll = require("marketo.poll")
 local results = require("marketo.results")
 local objects = require("marketo.objects")
 local formats = require("marketo.formats")
+local enc = require("marketo.url").encode
 
 local M = {}
 
-local function enc(s)
-    if type(s) == "number" and s == math.floor(s) then s = ("%d"):format(s) end
-    return (tostring(s):gsub("[^%w%-%._~]", function(c) return ("%%%02X"):format(c:byte()) end))
-end
+local FORMAT = { "string", valid = formats.get, expected = formats.NAMES }
+local BYTES = { "number", integer = true, min = 0 }
 
 -- What create accepts besides the kind's parameters (marketo.objects).
 local COMMON = {
-    path = "string", offset = "number", length = "number", prefix = "string",
-    filename = "string", format = "string", content_type = "string", timeout = "number",
-    on_progress = "function",
+    path = { "string", required = true }, offset = BYTES, length = BYTES, prefix = "string",
+    filename = "string", format = FORMAT, content_type = "string",
+    timeout = { "number", positive = true }, on_progress = "function",
 }
 
 local Job = {}
@@ -40,51 +40,38 @@ end
 local function kind_of(kind, fname)
     local k = objects.get(kind)
     if not k then
-        error(("bad argument #1 to '%s' (%s expected, got %s)")
-            :format(fname, objects.NAMES, tostring(kind)), 4)
+        options.fail(fname, ("%s expected, got %s"):format(objects.NAMES, tostring(kind)), 4)
     end
     return k
 end
 
--- Options: COMMON plus the kind's parameters, under our names. Marketo's
+local PARAM_TYPES = { id = "number|string", string = "string" }
+
+-- Options: `spec` plus the kind's parameters, under our names. Marketo's
 -- spelling of one is refused with the right one (one spelling, in Lua).
 -- `needed(p)` says whether a parameter must be there (default: p.required).
-local function check_params(k, o, known, fname, level, needed)
-    for name in pairs(o) do
+local function check_params(k, o, spec, fname, level, argn, needed)
+    for name in pairs(type(o) == "table" and o or {}) do
         local p = type(name) == "string" and objects.by_marketo_name(k, name)
         if p and p.name ~= name then
-            error(("bad argument #1 to '%s' (option '%s' is spelled '%s')")
-                :format(fname, name, p.name), level + 1)
+            options.fail(fname, ("option '%s' is spelled '%s'"):format(name, p.name), level + 1,
+                argn)
         end
     end
-    for _, p in ipairs(k.params) do known[p.name] = "any" end
-    config.check(o, known, fname, level + 1)
     for _, p in ipairs(k.params) do
-        local v = o[p.name]
-        if v == nil and (needed and needed(p) or not needed and p.required) then
-            error(("bad argument #1 to '%s' (%s needs '%s')"):format(fname, k.name, p.name),
-                level + 1)
-        end
-        if v ~= nil then
-            local ok, want = objects.valid(p, v)
-            if not ok then
-                error(("bad argument #1 to '%s' (option '%s': %s expected, got %s)")
-                    :format(fname, p.name, want, tostring(v)), level + 1)
-            end
-        end
+        local required = (needed and needed(p)) or (not needed and p.required)
+        spec[p.name] = { PARAM_TYPES[p.type], required = required or nil,
+            valid = function(v) return objects.valid(p, v) end }
     end
+    local checked = options.check(o, spec, fname, level + 1, argn) -- no tail call
+    return checked
 end
 
 local function check_create(k, o)
-    local known = {}
-    for name, t in pairs(COMMON) do known[name] = t end
-    check_params(k, o, known, "import", 4)
-    if not o.path then error("bad argument #1 to 'import' (option 'path' required)", 4) end
-    local format = formats.get(o.format or formats.DEFAULT)
-    if not format then
-        error(("bad argument #1 to 'import' (format must be %s)"):format(formats.NAMES), 4)
-    end
-    return format
+    local spec = {}
+    for name, rule in pairs(COMMON) do spec[name] = rule end
+    check_params(k, o, spec, "import", 4)
+    return formats.get(o.format or formats.DEFAULT)
 end
 
 local function new_job(client, k, o, format)
@@ -140,9 +127,9 @@ end
 -- parameters under our names (marketo.objects): leads lookup_field, list_id,
 -- partition_name; custom_objects api_name; program_members program_id,
 -- program_member_status.
-function M.create(client, kind, options)
+function M.create(client, kind, opts)
     local k = kind_of(kind, "import")
-    local o = options or {}
+    local o = opts or {}
     local format = check_create(k, o)
     local j = new_job(client, k, o, format)
     local query = { format = format.name }
@@ -169,17 +156,13 @@ end
 --- attach(client, kind, batch_id, options) -> job: a job created earlier. options:
 -- the kind's path parameters (custom_objects api_name), format (of the uploaded
 -- file: how failures are parsed).
-function M.attach(client, kind, batch_id, options)
+function M.attach(client, kind, batch_id, opts)
     local k = kind_of(kind, "job")
-    local o = options or {}
     -- an earlier job needs only what names its paths (not the upload's parameters)
-    check_params(k, o, { format = "string" }, "job", 3, function(p)
+    local o = check_params(k, opts, { format = FORMAT }, "job", 3, 3, function(p)
         return k.paths.status:find("{" .. p.name .. "}", 1, true) ~= nil
     end)
     local format = formats.get(o.format or formats.DEFAULT)
-    if not format then
-        error(("bad argument #3 to 'job' (format must be %s)"):format(formats.NAMES), 3)
-    end
     local j = new_job(client, k, o, format)
     j.id = batch_id
     return j
@@ -198,46 +181,38 @@ end
 
 M.wait_defaults = { timeout = 3600, first = 1, factor = 1.5, max_interval = 30 }
 
--- Seconds until the job should be done, from its progress so far, or nil.
-local function eta(info, rows, since, now)
-    local done = info and info.processed
-    if not rows or type(done) ~= "number" or done <= 0 or now <= since then return nil end
-    return math.max(0, rows - done) / (done / (now - since))
-end
+local SECONDS = { "number", positive = true }
+local WAIT = { timeout = SECONDS, first = SECONDS, factor = { "number", min = 1 },
+    max_interval = SECONDS, on_status = "function", rows = { "number", min = 0 } }
 
---- Polls until the job ends. options: timeout (seconds, default an hour), first (the
--- first interval, 1 s), factor (growth per poll, 1.5), max_interval (30 s: the top of
--- the docs' 5-30 s), rows (data rows uploaded: with them, the poll after progress is
--- seen comes near the expected end instead of up to max_interval late), on_status
--- (function(info) called after every poll).
+--- Polls until the job ends, on marketo.poll's schedule. options: timeout (seconds,
+-- default an hour), first (the first interval, 1 s), factor (growth per poll while
+-- nothing tells when the job ends, 1.5), max_interval (30 s: the top of the docs'
+-- 5-30 s), rows (data rows uploaded: with them, polls come near the end the job's
+-- progress predicts instead of up to max_interval late), on_status (function(info)
+-- called after every poll).
 -- Complete -> info. Failed -> nil, message, "JOB_FAILED", err (err.info, Marketo's
 -- message in err.message). Out of time -> nil, message, "TIMEOUT", err.
-function Job:wait(options)
-    local known = { timeout = "number", first = "number", factor = "number",
-        max_interval = "number", on_status = "function", rows = "number" }
-    local o = config.check(options, known, "wait", 2)
+function Job:wait(opts)
+    local o = options.check(opts, WAIT, "wait", 2)
     local d = M.wait_defaults
-    local timeout, interval = o.timeout or d.timeout, o.first or d.first
-    local first, factor = interval, o.factor or d.factor
-    local max_interval = o.max_interval or d.max_interval
+    local timeout = o.timeout or d.timeout
     local client = self.client
-    local started = client.clock()
-    local deadline = started + timeout
+    local poller = poll.new{ first = o.first or d.first, factor = o.factor or d.factor,
+        max = o.max_interval or d.max_interval, timeout = timeout, rows = o.rows,
+        now = client.clock() }
     while true do
         if self.status == "Complete" then return self.info end
         if self.status == "Failed" then return self:failed() end
-        local left = deadline - client.clock()
-        if left <= 0 then
+        local delay = poller:next(self.info, client.clock())
+        if not delay then
             return errors.fail(client:new_error{ code = "TIMEOUT", class = "fatal",
                 call = "wait " .. tostring(self),
                 message = ("job still %s after %g s"):format(tostring(self.status), timeout) })
         end
-        client.sleep(math.min(interval, left))
-        interval = math.min(max_interval, interval * factor)
+        client.sleep(delay)
         local info, msg, code, err = self:refresh()
         if not info then return nil, msg, code, err end
-        local expected = eta(info, o.rows, started, client.clock())
-        if expected then interval = math.max(first, math.min(interval, expected + first)) end
         if o.on_status then o.on_status(info) end
     end
 end
@@ -263,11 +238,11 @@ function Job:file(what, reason, part)
     return rows
 end
 
-local function check_part(part)
+local function check_part(part, fname)
     if part ~= nil and (type(part) ~= "table" or type(part.header) ~= "table"
         or type(part.rows) ~= "table") then
-        error("bad argument #1 (a part { header, rows } expected, as results.read_part "
-            .. "returns)", 3)
+        options.fail(fname, "a part { header, rows } expected, as results.read_part returns",
+            3)
     end
 end
 
@@ -275,12 +250,12 @@ end
 -- no file (404 or empty) is an empty list. Given the uploaded `part` (from
 -- results.read_part), each row also gets its source `line` (results.tie).
 function Job:failures(part)
-    check_part(part)
+    check_part(part, "failures")
     return self:file("failures", "Import Failure Reason", part)
 end
 --- Warned rows, as failures.
 function Job:warnings(part)
-    check_part(part)
+    check_part(part, "warnings")
     return self:file("warnings", "Import Warning Reason", part)
 end
 

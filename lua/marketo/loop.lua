@@ -11,6 +11,7 @@
 -- on the loop's libcurl multi handle and yields until it is done, so the
 -- transfers of several tasks run at once (marketo.http does this for you).
 local core = require("marketo.core")
+local options = require("marketo.options")
 
 local M = { _VERSION = "0.1.0" }
 
@@ -36,24 +37,12 @@ local function pack(...)
     return { n = select("#", ...), ... }
 end
 
-local function check_options(opts, allowed, fname)
-    if opts == nil then return {} end
-    if type(opts) ~= "table" then
-        error(("bad argument #1 to '%s' (table expected, got %s)"):format(fname, type(opts)), 3)
-    end
-    for k in pairs(opts) do
-        if not allowed[k] then
-            error(("bad argument #1 to '%s' (unknown option '%s')"):format(fname, tostring(k)), 3)
-        end
-    end
-    return opts
-end
 
 --- new(opts) -> loop. opts.clock() (seconds, default core.monotonic) and
 -- opts.sleep(s) (default core.sleep) are used for timers when no transfer is
 -- in flight, so specs can fake time.
 function M.new(opts)
-    opts = check_options(opts, { clock = true, sleep = true }, "new")
+    opts = options.check(opts, { clock = "function", sleep = "function" }, "new", 2)
     return setmetatable({
         clock = opts.clock or core.monotonic,
         sleep = opts.sleep or core.sleep,

@@ -13,13 +13,16 @@
 -- validation `function(out, line) -> nil | reason [, field]` rejects rows
 -- (the run stops on the first one unless lenient). `row` is the source row by
 -- header name, `out` the mapped row by Marketo field name.
+local options = require("marketo.options")
+
 local M = {}
 
 local Mapping = {}
 Mapping.__index = Mapping
 
+-- Mappings come from import's options (the CLI's mapping file is one too).
 local function bad(msg)
-    error("bad mapping: " .. msg, 4)
+    options.fail("import", "option 'mapping': " .. msg, 4)
 end
 
 local function entry(to, from)
@@ -59,17 +62,17 @@ local function entries(spec)
     return list
 end
 
-local function check_fn(f, what)
-    if f ~= nil and type(f) ~= "function" then
-        error(("bad %s: function expected, got %s"):format(what, type(f)), 4)
-    end
+local function check_fns(filter, validate)
+    options.check({ filter = filter, validate = validate },
+        { filter = "function", validate = "function" }, "import", 4)
 end
 
 --- new(spec, filter, validate) -> mapping (raises on a malformed spec).
 function M.new(spec, filter, validate)
-    if type(spec) ~= "table" then error("bad mapping: table expected", 3) end
-    check_fn(filter, "filter")
-    check_fn(validate, "validate")
+    if type(spec) ~= "table" then
+        options.fail("import", "option 'mapping': table expected, got " .. type(spec), 3)
+    end
+    check_fns(filter, validate)
     local list = entries(spec)
     local fast = filter == nil and validate == nil
     for _, e in ipairs(list) do
@@ -81,8 +84,7 @@ end
 
 --- identity(filter, validate): every column as it is, with a filter/validation.
 function M.identity(filter, validate)
-    check_fn(filter, "filter")
-    check_fn(validate, "validate")
+    check_fns(filter, validate)
     return setmetatable({ identity = true, filter = filter, validate = validate, fast = false },
         Mapping)
 end

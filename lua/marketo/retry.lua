@@ -8,6 +8,8 @@
 -- up and the call fails with `err`. The default policy is built by
 -- `retry.policy(options)`; a script may pass any function of that shape as the
 -- client's `retry` option.
+local argcheck = require("marketo.options")
+
 local M = {}
 
 M.defaults = {
@@ -25,8 +27,14 @@ M.defaults = {
     random = false,         -- or a function() -> [0, 1)
 }
 
-local KNOWN = {}
-for k in pairs(M.defaults) do KNOWN[k] = true end
+local SECONDS = { "number", positive = true }
+local OPTIONS = {
+    max_attempts = { "number", integer = true, min = 1 }, max_elapsed = SECONDS,
+    base = SECONDS, cap = SECONDS, reauth_attempts = { "number", integer = true, min = 0 },
+    throttle_window = SECONDS, concurrency_base = SECONDS, queue_base = SECONDS,
+    queue_cap = SECONDS, queue_timeout = SECONDS, seed = "number|boolean",
+    random = "function|boolean",
+}
 
 --- A seedable generator in [0, 1) (Park-Miller; exact in doubles, no bit ops), so
 -- specs and bug reports can replay a schedule.
@@ -40,17 +48,9 @@ function M.random(seed)
 end
 
 local function check(options)
-    options = options or {}
-    if type(options) ~= "table" then
-        error("bad argument #1 to 'policy' (table expected, got " .. type(options) .. ")", 3)
-    end
     local o = {}
     for k, v in pairs(M.defaults) do o[k] = v end
-    for k, v in pairs(options) do
-        if not KNOWN[k] then error("bad argument #1 to 'policy' (unknown option '"
-            .. tostring(k) .. "')", 3) end
-        o[k] = v
-    end
+    for k, v in pairs(argcheck.check(options, OPTIONS, "policy", 3)) do o[k] = v end
     return o
 end
 

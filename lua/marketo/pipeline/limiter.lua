@@ -8,9 +8,16 @@
 --   local limited = limiter.wrap(transport, { calls = 100, window = 20, in_flight = 10 })
 --   limited:request{...}        -- same interface as the transport
 --   limited:counts()            -- { identity = 1, import = 3, status = 12, ... }
+local options = require("marketo.options")
+
 local M = {}
 
 local DEFAULTS = { calls = 100, window = 20, in_flight = 10, margin = 0.25 }
+
+local COUNT = { "number", integer = true, min = 1 }
+--- The options of wrap, as marketo.options rules.
+M.OPTIONS = { calls = COUNT, window = { "number", positive = true }, in_flight = COUNT,
+    margin = { "number", min = 0 }, clock = "function", sleep = "function" }
 
 local Limited = {}
 Limited.__index = Limited
@@ -26,21 +33,11 @@ function M.kind_of(method, url)
     return "other"
 end
 
-local function check_opts(opts)
+local function with_defaults(opts)
     local out = {}
-    for k, v in pairs(opts or {}) do
-        if DEFAULTS[k] == nil and k ~= "clock" and k ~= "sleep" then
-            error(("bad option '%s' to 'limiter.wrap'"):format(tostring(k)), 3)
-        end
-        out[k] = v
-    end
+    for k, v in pairs(opts) do out[k] = v end
     for k, v in pairs(DEFAULTS) do
         if out[k] == nil then out[k] = v end
-    end
-    for _, k in ipairs({ "calls", "window", "in_flight" }) do
-        if type(out[k]) ~= "number" or out[k] <= 0 then
-            error(("bad option '%s' to 'limiter.wrap' (positive number expected)"):format(k), 3)
-        end
     end
     return out
 end
@@ -50,15 +47,15 @@ end
 -- arrives, later than we do), opts.clock, opts.sleep (for specs).
 function M.wrap(transport, opts)
     if type(transport) ~= "table" or type(transport.request) ~= "function" then
-        error("bad argument #1 to 'limiter.wrap' (transport expected)", 2)
+        options.fail("limiter.wrap", "transport expected", 2)
     end
-    opts = check_opts(opts)
+    opts = with_defaults(options.check(opts, M.OPTIONS, "limiter.wrap", 2, 2))
     return setmetatable({
         inner = transport,
         calls = opts.calls, window = opts.window + opts.margin, max_in_flight = opts.in_flight,
         clock = opts.clock or require("marketo.core").monotonic,
         sleep = opts.sleep or require("marketo.loop").sleep,
-        stamps = {}, first = 1, last = 0, in_flight = 0, by_kind = {}, waited = 0,
+        stamps = {}, first = 1, last = 0, in_flight = 0, by_kind = {},
     }, Limited)
 end
 
@@ -89,7 +86,6 @@ end
 function Limited:acquire()
     local delay = self:_delay(self.clock())
     while delay > 0 do
-        self.waited = self.waited + delay
         self.sleep(delay)
         delay = self:_delay(self.clock())
     end

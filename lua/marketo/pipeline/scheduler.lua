@@ -17,11 +17,19 @@ local core = require("marketo.core")
 local results = require("marketo.results")
 local json = require("marketo.json")
 local formats = require("marketo.formats")
+local poll = require("marketo.poll")
+local options = require("marketo.options")
 
 local M = {}
 
 M.DEFAULTS = { importing = 2, queued = 10, uploads = 2, poll_first = 1, poll_max = 30,
     failed_retries = 2, wait_timeout = 7 * 24 * 3600 }
+
+local COUNT, SECONDS = { "number", integer = true, min = 1 }, { "number", positive = true }
+--- The limits new takes, as marketo.options rules.
+M.LIMITS = { importing = COUNT, queued = COUNT, uploads = COUNT, poll_first = SECONDS,
+    poll_max = SECONDS, failed_retries = { "number", integer = true, min = 0 },
+    wait_timeout = SECONDS }
 
 local Scheduler = {}
 Scheduler.__index = Scheduler
@@ -33,8 +41,7 @@ Scheduler.__index = Scheduler
 function M.new(o)
     local limits = {}
     for k, v in pairs(M.DEFAULTS) do limits[k] = v end
-    for k, v in pairs(o.limits or {}) do
-        if M.DEFAULTS[k] == nil then error(("bad limit '%s'"):format(tostring(k)), 2) end
+    for k, v in pairs(options.check(o.limits, M.LIMITS, "scheduler.new", 2, 1, "limits")) do
         limits[k] = v
     end
     return setmetatable({
@@ -156,47 +163,29 @@ function Scheduler:leave_queue(p)
     end
 end
 
--- Next poll: soon after the end that the progress between the last two polls
--- predicts; without progress to go by, back off toward poll_max.
-local function next_interval(self, interval, info, rows, last)
-    local L = self.limits
-    local now, done = self.rt.now(), info.processed
-    if info.status == "Importing" and type(done) == "number" and last.processed
-        and done > last.processed and now > last.t then
-        local rate = (done - last.processed) / (now - last.t)
-        local left = math.max(0, rows - done - (info.failed or 0)) / rate
-        return math.max(0.05, math.min(L.poll_max, left + 0.05))
-    end
-    if info.status == "Importing" and not last.processed then
-        return math.min(math.max(interval, 0.05), 0.5) -- a second look gives a rate
-    end
-    return math.min(L.poll_max, math.max(interval, L.poll_first / 2) * 1.5)
-end
-
--- Polls until Complete or Failed; nil when stopped or failed fatally. A job
--- is first polled as soon as it reaches the head of our queue: Marketo may
--- well have finished it while it waited its turn to be looked at.
+-- Polls until Complete or Failed (on marketo.poll's schedule, as job:wait); nil
+-- when stopped or failed fatally. A job is first polled as soon as it reaches
+-- the head of our queue: Marketo may well have finished it while it waited its
+-- turn to be looked at.
 function Scheduler:await(p, job)
     local L = self.limits
-    local deadline = self.rt.now() + L.wait_timeout
+    local poller = poll.new{ first = L.poll_first, max = L.poll_max, timeout = L.wait_timeout,
+        rows = p.plan.rows, now = self.rt.now() }
     while self:position(p) > L.importing do
         if not self:pause(0.05) then return nil end
     end
-    local interval, last = 0, { t = self.rt.now() }
     while true do
-        if interval > 0 and not self:pause(interval) then return nil end
         local info, msg, code = job:refresh()
         if not info then return self:fail(p, msg, code) end
         self:emit({ ev = "status", part = p.plan.part, status = info.status,
             processed = info.processed, rows = p.plan.rows })
         if info.status == "Complete" or info.status == "Failed" then return info end
-        if self.rt.now() > deadline then
+        local delay = poller:next(info, self.rt.now())
+        if not delay then
             return self:fail(p, ("TIMEOUT: part %d still %s"):format(p.plan.part, info.status),
                 "TIMEOUT")
         end
-        interval = next_interval(self, interval, info, p.plan.rows, last)
-        last = { t = self.rt.now(),
-            processed = info.status == "Importing" and info.processed or nil }
+        if not self:pause(delay) then return nil end
     end
 end
 

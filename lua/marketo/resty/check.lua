@@ -1,6 +1,8 @@
 --- marketo.resty.check: the argument checks of the transport interface, the
 -- same as marketo.http makes (that module needs marketo.core, this one must
 -- not). Misuse raises, pointing at the caller of the public function.
+local options = require("marketo.options")
+
 local M = {}
 
 M.REQUEST = {
@@ -14,27 +16,14 @@ M.FILE = {
 }
 
 --- table(t, types, fname, what, level): raises on a non-table, an unknown key
--- or a value of the wrong type.
+-- or a value of the wrong type; `what` names a nested table (nil: the options).
 function M.table(t, types, fname, what, level)
-    if type(t) ~= "table" then
-        error(("bad argument #1 to '%s' (%s: table expected, got %s)")
-            :format(fname, what, type(t)), level + 1)
-    end
-    for k, v in pairs(t) do
-        local want = types[k]
-        if not want then
-            error(("bad argument #1 to '%s' (unknown option '%s' in %s)")
-                :format(fname, tostring(k), what), level + 1)
-        elseif type(v) ~= want then
-            error(("bad argument #1 to '%s' (%s.%s: %s expected, got %s)")
-                :format(fname, what, k, want, type(v)), level + 1)
-        end
-    end
+    options.check(t, types, fname, level + 1, 1, what)
     return t
 end
 
 local function usage(msg, level)
-    error(("bad argument #1 to 'request' (%s)"):format(msg), level + 1)
+    options.fail("request", msg, level + 1)
 end
 
 local function check_multipart(mp, level)
@@ -54,7 +43,7 @@ end
 
 --- request(opts, level): the options of t:request.
 function M.request(opts, level)
-    M.table(opts, M.REQUEST, "request", "options", level + 1)
+    M.table(opts, M.REQUEST, "request", nil, level + 1)
     if not opts.url then usage("url is required", level + 1) end
     if opts.body and opts.multipart then
         usage("body and multipart exclude each other", level + 1)

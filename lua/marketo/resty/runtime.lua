@@ -14,6 +14,8 @@
 -- run() waits for the threads its own coroutine spawned, and so, through the
 -- wrappers, for all of them. On an error the others are killed (as far as
 -- ngx.thread.kill reaches: the caller's children) and the error is raised.
+local options = require("marketo.options")
+
 local M = { _VERSION = "0.1.0" }
 
 local function now()
@@ -38,12 +40,7 @@ end
 --- new(opts) -> runtime. opts.stop_requested: a function (e.g. reading a
 -- lua_shared_dict flag an admin endpoint sets).
 function M.new(opts)
-    opts = opts or {}
-    for k in pairs(opts) do
-        if k ~= "stop_requested" then
-            error(("bad argument #1 to 'new' (unknown option '%s')"):format(tostring(k)), 2)
-        end
-    end
+    opts = options.check(opts, { stop_requested = "function" }, "new", 2)
     local children = setmetatable({}, { __mode = "k" }) -- coroutine -> { threads }
     local stopped = false
     local rt = { sleep = sleep, now = now }

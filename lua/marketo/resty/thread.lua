@@ -20,7 +20,7 @@ Transport.__index = Transport
 --- new(opts) -> transport. opts.pool: the thread_pool's name (default
 -- "marketo"); opts.http: options of marketo.http.new.
 function M.new(opts)
-    check.table(opts or {}, { pool = "string", http = "table" }, "new", "options", 2)
+    check.table(opts or {}, { pool = "string", http = "table" }, "new", nil, 2)
     opts = opts or {}
     return setmetatable({ pool = opts.pool or "marketo", http = opts.http or {} }, Transport)
 end

@@ -43,7 +43,7 @@ function M.new(opts)
         error("bad argument #1 to 'new' (verify: TLS verification is always on; to trust a "
             .. "private or test CA, name it in nginx's lua_ssl_trusted_certificate)", 2)
     end
-    check.table(opts or {}, NEW_TYPES, "new", "options", 2)
+    check.table(opts or {}, NEW_TYPES, "new", nil, 2)
     local self = setmetatable({}, Transport)
     for k, v in pairs(M.DEFAULTS) do self[k] = v end
     for k, v in pairs(opts or {}) do self[k] = v end
