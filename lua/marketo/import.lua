@@ -46,6 +46,7 @@ local plan_mod = require("marketo.pipeline.plan")
 local scheduler = require("marketo.pipeline.scheduler")
 local report_mod = require("marketo.pipeline.report")
 local limiter = require("marketo.pipeline.limiter")
+local options = require("marketo.options")
 
 local M = {}
 
@@ -64,68 +65,40 @@ function M.exit_for(code)
     return LATER[code] and M.EXIT.unfinished or M.EXIT.failure
 end
 
+local COUNT = { "number", integer = true, min = 1 }
+
+-- What run and prepare accept besides the kind's parameters (marketo.objects).
 local SPEC = {
-    object = "string", source = "any", format = "string", mapping = "table",
+    object = { "string", required = true, valid = objects.get, expected = objects.NAMES },
+    source = { "string|table", required = true }, format = "string", mapping = "table",
     filter = "function", validate = "function", lenient = "boolean", journal = "string",
-    report = "string", work_dir = "string", limits = "table", part_bytes = "number",
+    report = "string", work_dir = "string", limits = "table", part_bytes = COUNT,
     retry = "function", client = "table", dry_run = "boolean", on_event = "function",
-    workers = "number",
-    runtime = "table", transport = "table", log = "function",
+    workers = COUNT, runtime = "table", transport = "table", log = "function",
 }
-for _, kind in ipairs(objects.LIST) do
-    for _, p in ipairs(kind.params) do SPEC[p.name] = "any" end
-end
 
-local LIMITS = { importing = true, queued = true, uploads = true, calls = true, window = true,
-    in_flight = true, poll_first = true, poll_max = true, failed_retries = true }
+-- The limits: the scheduler's and the call budget's.
+local LIMITS = {}
+for k, rule in pairs(scheduler.LIMITS) do LIMITS[k] = rule end
+for _, k in ipairs({ "calls", "window", "in_flight" }) do LIMITS[k] = limiter.OPTIONS[k] end
 
-local function misuse(msg)
-    error("bad import: " .. msg, 4)
-end
-
-local function check_spec(spec)
-    if type(spec) ~= "table" then misuse("table expected") end
-    for k, v in pairs(spec) do
-        local want = SPEC[k]
-        if not want then misuse(("unknown option '%s'"):format(tostring(k))) end
-        if want ~= "any" and type(v) ~= want then
-            misuse(("option '%s': %s expected, got %s"):format(k, want, type(v)))
-        end
+-- `level` as options.check's: 2 is the caller of check_spec's caller.
+local function check_spec(spec, level)
+    if type(spec) ~= "table" then
+        options.fail("import", "table expected, got " .. type(spec), level + 1)
     end
-    local kind = objects.get(spec.object or "")
-    if not kind then misuse("object must be " .. objects.NAMES) end
-    for _, p in ipairs(kind.params) do
-        local v = spec[p.name]
-        if v == nil and p.required then misuse(("%s needs '%s'"):format(kind.name, p.name)) end
-        if v ~= nil and not objects.valid(p, v) then
-            local _, want = objects.valid(p, v)
-            misuse(("option '%s': %s expected, got %s"):format(p.name, want, tostring(v)))
-        end
+    local kind = objects.get(spec.object)
+    if not kind then -- the kind says which other options there are
+        options.check({ object = spec.object }, { object = SPEC.object }, "import", level + 1)
     end
-    for _, other in ipairs(objects.LIST) do
-        for _, p in ipairs(other.params) do
-            if spec[p.name] ~= nil and not kind.param[p.name] then
-                misuse(("'%s' is for %s, not %s"):format(p.name, other.name, kind.name))
-            end
-        end
-    end
-    for k, v in pairs(spec.limits or {}) do
-        if not LIMITS[k] then misuse(("unknown limit '%s'"):format(tostring(k))) end
-        if type(v) ~= "number" or v <= 0 or v ~= v then
-            misuse(("limit '%s': a positive number expected, got %s"):format(k, tostring(v)))
-        end
-    end
-    local bytes = spec.part_bytes
-    if bytes and (bytes < 1 or math.floor(bytes) ~= bytes) then
-        misuse("part_bytes must be a whole number >= 1")
-    end
-    if spec.workers and (spec.workers < 1 or math.floor(spec.workers) ~= spec.workers) then
-        misuse("workers must be a whole number >= 1")
-    end
+    objects.check(kind, spec, SPEC, "import", level + 1)
+    options.check(spec.limits, LIMITS, "import", level + 1, 1, "limits")
     local sources = type(spec.source) == "table" and spec.source or { spec.source }
-    if #sources == 0 then misuse("source must be a path or a list of paths") end
-    for _, s in ipairs(sources) do
-        if type(s) ~= "string" then misuse("source must be a path or a list of paths") end
+    for i = 1, math.max(#sources, 1) do
+        if type(sources[i]) ~= "string" then
+            options.fail("import", "option 'source': a path or a list of paths expected",
+                level + 1)
+        end
     end
     return kind, sources
 end
@@ -363,8 +336,8 @@ Prepared.__index = Prepared
 -- to do); otherwise prepared:close() releases the journal if it is not sent.
 -- Misuse raises; bad input, a journal of another import or one in use return
 -- nil, msg, code (M.exit_for(code) is the exit status).
-function M.prepare(spec)
-    local kind, sources = check_spec(spec)
+local function prepare(spec, level)
+    local kind, sources = check_spec(spec, level + 1)
     local o, msg, code = setup(spec, kind, sources)
     if not o then return nil, msg, code end
     if spec.dry_run then
@@ -401,6 +374,11 @@ function M.prepare(spec)
         end
     end
     return setmetatable({ journal = journal, o = o, kind = kind }, Prepared)
+end
+
+function M.prepare(spec)
+    local prepared, msg, code = prepare(spec, 2) -- not a tail call: misuse names the caller
+    return prepared, msg, code
 end
 
 function Prepared:close()
@@ -519,7 +497,7 @@ end
 
 --- run(spec) -> result | nil, msg, code (see the header comment).
 function M.run(spec)
-    local prepared, msg, code = M.prepare(spec)
+    local prepared, msg, code = prepare(spec, 2)
     if not prepared then return nil, msg, code end
     if prepared.result then return prepared.result end
     return M.send(prepared, spec)

@@ -45,25 +45,8 @@ local function kind_of(kind, fname)
     return k
 end
 
-local PARAM_TYPES = { id = "number|string", string = "string" }
-
--- Options: `spec` plus the kind's parameters, under our names. Marketo's
--- spelling of one is refused with the right one (one spelling, in Lua).
--- `needed(p)` says whether a parameter must be there (default: p.required).
 local function check_params(k, o, spec, fname, level, argn, needed)
-    for name in pairs(type(o) == "table" and o or {}) do
-        local p = type(name) == "string" and objects.by_marketo_name(k, name)
-        if p and p.name ~= name then
-            options.fail(fname, ("option '%s' is spelled '%s'"):format(name, p.name), level + 1,
-                argn)
-        end
-    end
-    for _, p in ipairs(k.params) do
-        local required = (needed and needed(p)) or (not needed and p.required)
-        spec[p.name] = { PARAM_TYPES[p.type], required = required or nil,
-            valid = function(v) return objects.valid(p, v) end }
-    end
-    local checked = options.check(o, spec, fname, level + 1, argn) -- no tail call
+    local checked = objects.check(k, o, spec, fname, level + 1, argn, needed) -- no tail call
     return checked
 end
 

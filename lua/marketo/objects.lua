@@ -16,6 +16,8 @@
 --   kind.param.program_id -> the same entry, by name
 --   objects.path(kind, "status", values, encode) -> "/bulk/v1/..."
 --   objects.NAMES       -> "leads, custom_objects or program_members"
+local options = require("marketo.options")
+
 local M = {}
 
 -- type: "string", or "id" (a positive whole number: Marketo's ids).
@@ -116,6 +118,38 @@ function M.by_marketo_name(kind, marketo_name)
     for _, p in ipairs(kind.params) do
         if p.marketo == marketo_name then return p end
     end
+end
+
+local PARAM_TYPES = { id = "number|string", string = "string" }
+
+--- check(kind, o, rules, fname, level[, argn[, needed]]) -> o: options `o`
+-- checked against `rules` (marketo.options) plus the kind's parameters under
+-- our names; Marketo's spelling of one is refused with ours (one spelling, in
+-- Lua), and so is a parameter of another kind. `needed(p)` says whether a
+-- parameter must be there (default: p.required). Raises, as options.check.
+function M.check(kind, o, rules, fname, level, argn, needed)
+    for name in pairs(type(o) == "table" and o or {}) do
+        local p = type(name) == "string" and M.by_marketo_name(kind, name)
+        if p and p.name ~= name then
+            options.fail(fname, ("option '%s' is spelled '%s'"):format(name, p.name), level + 1,
+                argn)
+        end
+        for _, other in ipairs(LIST) do
+            if other ~= kind and other.param[name] and not kind.param[name] then
+                options.fail(fname, ("option '%s' is for %s, not %s"):format(name, other.name,
+                    kind.name), level + 1, argn)
+            end
+        end
+    end
+    local all = {}
+    for k, rule in pairs(rules) do all[k] = rule end
+    for _, p in ipairs(kind.params) do
+        local required = (needed and needed(p)) or (not needed and p.required)
+        all[p.name] = { PARAM_TYPES[p.type], required = required or nil,
+            valid = function(v) return M.valid(p, v) end }
+    end
+    local checked = options.check(o, all, fname, level + 1, argn) -- no tail call
+    return checked
 end
 
 --- Marketo's path `which` ("create", "status" or "file") of a kind, its
