@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "csv.h"
+#include "grow.h"
 
 #include "marketo.h"
 
@@ -44,14 +45,14 @@ typedef struct marketo_csv_writer {
     int width;            /* part number width; < 0: one file named prefix */
     char *out;            /* output buffer, CSV_CHUNK bytes */
     size_t olen;
-    char *row;            /* the row being built */
-    size_t rlen, rcap;
+    marketo_buffer row;   /* the row being built */
     int rfields;
     char *hdr;            /* the encoded header, line end included */
     size_t hlen;
     int ncols;            /* header width; 0 without a header */
     marketo_csv_part *parts;
-    int nparts, pcap;
+    int nparts;
+    size_t pcap;
     int cur_part;         /* the part being written, for messages */
     long long rows;
     int err;              /* errno of a failed write, sticky */

@@ -167,10 +167,10 @@ static int walk_next(csv_par *pp, csv_rec *rec)
 /* The last checkpoint of w at or before off, or NULL. */
 static const csv_ckpt *ckpt_before(const csv_worker *w, long long off)
 {
-    long long lo = 0, hi = w->nck; /* the answer is below hi */
+    size_t lo = 0, hi = w->nck; /* the answer is below hi */
 
     while (lo < hi) {
-        long long mid = lo + (hi - lo) / 2;
+        size_t mid = lo + (hi - lo) / 2;
         if (w->ck[mid].off <= off)
             lo = mid + 1;
         else
@@ -249,7 +249,8 @@ static int plan_par(lua_State *L, planner *pl)
     marketo_csv_reader *r = pl->r;
     csv_par *pp = pl->pp;
     long long at = csv_scan_at(&r->s), line = r->s.line;
-    int k = 0, ri = 0, moved = 0;
+    int k = 0, moved = 0;
+    size_t ri = 0;
 
     for (;;) {
         long long target = LLONG_MAX;

@@ -59,14 +59,9 @@ static csv_run *new_run(csv_worker *w, const csv_scan *s, long long row)
 {
     csv_run *r;
 
-    if (w->nruns == w->rcap) {
-        int cap = w->rcap ? 2 * w->rcap : 16;
-        csv_run *p = realloc(w->runs, (size_t)cap * sizeof *p);
-        if (p == NULL)
-            return NULL;
-        w->runs = p;
-        w->rcap = cap;
-    }
+    if ((r = marketo_grow(w->runs, &w->rcap, w->nruns + 1, sizeof *r)) == NULL)
+        return NULL;
+    w->runs = r;
     r = &w->runs[w->nruns++];
     memset(r, 0, sizeof *r);
     r->off = r->end = csv_scan_at(s);
@@ -102,16 +97,10 @@ static void count_rows(csv_worker *w, const csv_par *pp, tally *t, const csv_rec
 
     for (i = 0; i < k; i++) {
         if (recs[i].off >= t->next_ck && t->prev_end >= 0) {
-            if (w->nck == w->ckcap) {
-                long long cap = w->ckcap ? 2 * w->ckcap : 256;
-                csv_ckpt *c = realloc(w->ck, (size_t)cap * sizeof *c);
-                if (c != NULL) {
-                    w->ck = c;
-                    w->ckcap = cap;
-                }
-            }
-            if (w->nck < w->ckcap) {
-                csv_ckpt *c = &w->ck[w->nck++];
+            csv_ckpt *c = marketo_grow(w->ck, &w->ckcap, w->nck + 1, sizeof *c);
+            if (c != NULL) {
+                w->ck = c;
+                c = &w->ck[w->nck++];
                 c->off = recs[i].off;
                 c->line = recs[i].line;
                 c->row = t->rows;

@@ -57,11 +57,7 @@ static int reader_tostring(lua_State *L)
 {
     marketo_csv_reader *r = (marketo_csv_reader *)luaL_checkudata(L, 1, MARKETO_CSV_READER_MT);
 
-    if (r->fd < 0)
-        lua_pushfstring(L, "%s (closed)", MARKETO_CSV_READER_MT);
-    else
-        lua_pushfstring(L, "%s (%s)", MARKETO_CSV_READER_MT, r->path);
-    return 1;
+    return marketo_tostring(L, MARKETO_CSV_READER_MT, r->fd < 0 ? NULL : r->path);
 }
 
 /* "path:line:col: detail" for the scanner's last problem, into out. */
@@ -418,12 +414,5 @@ void marketo_csv_reader_open(lua_State *L)
         {"__tostring", reader_tostring},
         {NULL, NULL}
     };
-    luaL_newmetatable(L, MARKETO_CSV_READER_MT); /* M mt */
-    marketo_setfuncs(L, metamethods);
-    lua_newtable(L);                             /* M mt methods */
-    marketo_setfuncs(L, methods);
-    lua_setfield(L, -2, "__index");              /* M mt */
-    lua_pop(L, 1);                               /* M */
-    lua_pushcfunction(L, reader_new);
-    lua_setfield(L, -2, "csv_reader");
+    marketo_new_class(L, MARKETO_CSV_READER_MT, metamethods, methods, "csv_reader", reader_new);
 }
