@@ -3,7 +3,9 @@
 --
 -- Formats: "csv" (comma), "tsv" (tab), "ssv" (semicolon). RFC 4180 quoting:
 -- a field in double quotes may hold the delimiter, line ends and doubled
--- quotes. LF or CRLF line ends. A UTF-8 BOM is stripped (and reported). Blank
+-- quotes. LF or CRLF line ends; a file whose first line ends in a bare CR (an
+-- old Mac export) is refused with CSV_CR_LINE_ENDINGS, and how to convert it,
+-- rather than read as one line. A UTF-8 BOM is stripped (and reported). Blank
 -- lines are skipped (counted in stats().blank); a lone CR is data. Line
 -- numbers are physical lines (a quoted newline advances them); a row's line is
 -- the line where it starts. Offsets are bytes from the start of the file.
@@ -11,7 +13,7 @@
 -- Failures return nil, "CODE: path:line:column: what and what to do", "CODE".
 -- Codes: CSV_UNBALANCED_QUOTE, CSV_STRAY_QUOTE, CSV_FIELD_COUNT,
 -- CSV_INVALID_UTF8, CSV_NUL_BYTE, CSV_ROW_TOO_LARGE, CSV_NO_HEADER,
--- CSV_DUPLICATE_HEADER, CSV_UNKNOWN_COLUMN (map), and errno names (ENOENT,
+-- CSV_DUPLICATE_HEADER, CSV_CR_LINE_ENDINGS, CSV_UNKNOWN_COLUMN (map), and errno names (ENOENT,
 -- EACCES, ...). Misuse raises.
 --
 -- csv.open(path [, opts]) -> reader | nil, msg, code
