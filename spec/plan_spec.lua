@@ -184,3 +184,52 @@ describe("marketo.pipeline.plan", function()
         end)
     end)
 end)
+
+describe("marketo.pipeline.plan's check of header names", function()
+    local files = require("spec.support.files")
+    local dir
+    before_each(function() dir = tmpdir() end)
+    after_each(function() files.rmdir(dir) end)
+
+    local function build(text, o)
+        o.sources, o.format, o.work_dir = { dir .. "/in.csv" }, "csv", dir
+        files.write(o.sources[1], text)
+        return plan.build(o)
+    end
+    local computed = function() return "x" end -- makes a mapping run in Lua
+
+    it("refuses an unmapped file with an empty name or spaces around one, in both modes",
+        function()
+            for _, case in ipairs({
+                { "email,,name\na@x.com,1,A\n", 'column 2 of the header has no name %(""%)' },
+                { "email, firstName\na@x.com,A\n", 'column 2 of the header, " firstName", has '
+                    .. 'spaces around the name.*rename it "firstName"' },
+                { "email,name\t\na@x.com,A\n", 'column 2 of the header, "name\t", has spaces' },
+            }) do
+                for _, lenient in ipairs({ false, true }) do
+                    local p, msg, code = build(case[1], { lenient = lenient })
+                    assert.is_nil(p)
+                    assert.equal("CSV_HEADER_NAME", code)
+                    assert.matches("^CSV_HEADER_NAME: " .. dir:gsub("%p", "%%%0")
+                        .. "/in.csv: " .. case[2], msg)
+                end
+            end
+        end)
+
+    it("lets a mapped file have such a column that the mapping does not read", function()
+        local text = "email, junk ,\na@x.com,1,2\n"
+        assert(build(text, { mapping = { { "email", "email" } } }))
+        assert(build(text, { mapping = { { "email", "email" }, { "x", computed } } }))
+    end)
+
+    it("hints at spaces when the mapping reads a name the file has only with them", function()
+        local text = " email ,name\na@x.com,A\n"
+        local p, msg, code = build(text, { mapping = { { "email", "email" } } })
+        assert.is_nil(p)
+        assert.equal("CSV_UNKNOWN_COLUMN", code)
+        assert.matches("it has ' email ', with spaces around the name", msg)
+        p, msg = build(text, { mapping = { { "email", "email" }, { "x", computed } } })
+        assert.is_nil(p)
+        assert.matches("the file has ' email ', with spaces around the name", msg)
+    end)
+end)

@@ -13,8 +13,9 @@
 -- Failures return nil, "CODE: path:line:column: what and what to do", "CODE".
 -- Codes: CSV_UNBALANCED_QUOTE, CSV_STRAY_QUOTE, CSV_FIELD_COUNT,
 -- CSV_INVALID_UTF8, CSV_NUL_BYTE, CSV_ROW_TOO_LARGE, CSV_NO_HEADER,
--- CSV_DUPLICATE_HEADER, CSV_CR_LINE_ENDINGS, CSV_UNKNOWN_COLUMN (map), and errno names (ENOENT,
--- EACCES, ...). Misuse raises.
+-- CSV_DUPLICATE_HEADER, CSV_CR_LINE_ENDINGS, CSV_HEADER_NAME (plan),
+-- CSV_UNKNOWN_COLUMN (map), and errno names (ENOENT, EACCES, ...). Misuse
+-- raises.
 --
 -- csv.open(path [, opts]) -> reader | nil, msg, code
 --   opts: format = "csv", header = true, lenient = false,
@@ -53,12 +54,17 @@
 --         max_bytes = csv.PART_BYTES (header + rows of one part),
 --         threads (scans at once; default: the online CPUs, at most 8),
 --         segment_bytes = 32 MiB (the least a thread's share may be: a
---         smaller file is planned by one thread)
+--         smaller file is planned by one thread), any_names = false (see below)
 --   plan = { header = "email,name\n" (as in the file, no BOM), header_offset,
 --            bom, rows, rejected, blank, rejects,
 --            parts = { { offset, length, bytes, rows, first_line, last_line } } }
---   In lenient mode a rejected row ends the part before it, so no part
---   carries a bad row. A row that cannot fit a part with the header is
+--   A plan is sent as it is, header and all, so a header name Marketo could
+--   not match (empty, or with spaces around it) is CSV_HEADER_NAME, naming
+--   the column, in both modes: lenient mode rejects rows, and with such a
+--   header every row would fail. any_names = true skips that check (a file
+--   that is mapped before it is sent). In lenient mode a rejected row ends
+--   the part before it, so no part carries a bad row. A row that cannot fit
+--   a part with the header is
 --   CSV_ROW_TOO_LARGE in both modes. With threads the plan is the same,
 --   byte for byte, rejects (and on_reject calls) in the same order; only
 --   the main thread calls Lua.
@@ -243,10 +249,34 @@ function M.open(path, opts)
     return setmetatable({ _r = r, _rejects = kept }, Reader)
 end
 
+-- The first header name Marketo could not match, sent as is (an unmapped
+-- file): empty, or with spaces around it. Every row would fail.
+local function bad_header_name(path, names)
+    for i, name in ipairs(names) do
+        local trimmed = name:match("^%s*(.-)%s*$")
+        if name == "" then
+            return ('CSV_HEADER_NAME: %s: column %d of the header has no name (""); Marketo '
+                .. "matches columns by name, so every row would fail: name the column or "
+                .. "remove it"):format(path, i)
+        elseif trimmed ~= name then
+            return ('CSV_HEADER_NAME: %s: column %d of the header, "%s", has spaces around '
+                .. "the name; Marketo matches names exactly, so every row would fail: rename "
+                .. 'it "%s" in the file'):format(path, i, name, trimmed)
+        end
+    end
+end
+
+-- The name in the header that is `want` with spaces around it, if any.
+local function spaced_name(names, want)
+    for _, name in ipairs(names) do
+        if name ~= want and name:match("^%s*(.-)%s*$") == want then return name end
+    end
+end
+
 local PLAN_OPTS = {
     format = "string", lenient = "boolean", on_reject = "function",
     max_rejects = "number", max_row = "number", max_bytes = "number",
-    threads = "number", segment_bytes = "number",
+    threads = "number", segment_bytes = "number", any_names = "boolean",
 }
 
 --- Plans the parts of a file; see the header comment.
@@ -264,6 +294,10 @@ function M.plan(path, opts)
     local r, kept, code = open_core("plan", path, opts, true)
     if not r then return nil, kept, code end
     local plan, msg
+    -- a plan is sent as it is, header and all (csv.shares only cuts a file
+    -- for mapping, where an unused column's name does not matter)
+    msg = not opts.any_names and bad_header_name(path, r:header())
+    if msg then r:close(); return nil, msg, "CSV_HEADER_NAME" end
     plan, msg, code = core.csv_plan(r, max_bytes, threads, segment)
     r:close()
     if not plan then return nil, msg, code end
@@ -336,8 +370,11 @@ local function compile(mapping, header)
             arg_error(3, "map", ("entry %d: 'fn' must be a function"):format(i))
         end
         if c.from ~= nil and not index[c.from] then
-            return nil, ("CSV_UNKNOWN_COLUMN: mapping entry %d: the file has no column '%s'")
-                :format(i, tostring(c.from)), "CSV_UNKNOWN_COLUMN"
+            local spaced = spaced_name(header, c.from)
+            return nil, ("CSV_UNKNOWN_COLUMN: mapping entry %d: the file has no column '%s'%s")
+                :format(i, tostring(c.from), spaced and ("; it has '%s', with spaces around "
+                    .. "the name: trim them in the file, or map from '%s'"):format(spaced, spaced)
+                    or ""), "CSV_UNKNOWN_COLUMN"
         end
         seen[c.to] = true
         names[i] = c.to
@@ -417,7 +454,7 @@ function M.shares(path, n, opts)
     -- part (a small file of big rows) asks for parts that fit any row.
     local function plan(max_bytes)
         return M.plan(path, { format = opts.format, lenient = true, max_row = max_row,
-            max_rejects = 0, max_bytes = max_bytes })
+            max_rejects = 0, max_bytes = max_bytes, any_names = true })
     end
     local p, msg, code = plan(math.ceil(size / (4 * n)) + 1)
     if not p and code == "CSV_ROW_TOO_LARGE" then
