@@ -79,5 +79,11 @@ int marketo_csv_writer_end(lua_State *L, marketo_csv_writer *w, long long line);
 /* A whole row already in the writer's format, without its line end. */
 int marketo_csv_writer_raw(lua_State *L, marketo_csv_writer *w, const char *p, size_t len,
                            long long line);
+/* The same with its own line end, or none: written as it is. */
+int marketo_csv_writer_as_is(lua_State *L, marketo_csv_writer *w, const char *p, size_t len,
+                             long long line);
+/* Gives a writer opened without a header one, as it is (line end included),
+ * before any row: 0, or -1 with the failure triple pushed. */
+int marketo_csv_writer_header(lua_State *L, marketo_csv_writer *w, const char *p, size_t len);
 
 #endif

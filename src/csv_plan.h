@@ -55,7 +55,7 @@ typedef struct csv_pread_src {
 struct csv_par {
     int fd, delim, lenient, expect;
     size_t max_row;          /* the reader's, or less: what fits a part */
-    long long size, ck_bytes;
+    long long size, ck_bytes, min_run;
     pthread_mutex_t mu;
     int cancel;
     csv_worker w[CSV_MAX_THREADS];

@@ -14,7 +14,8 @@
 #define PROBES 8                 /* line starts tried for a worker's start */
 #define PROBE_ROWS 16            /* rows from a start that must be clean */
 #define WORKER_CHUNK (64 * 1024) /* a worker reads twice this at a time */
-/* A run shorter than this is not kept: taking it saves the main scan little,
+/* A run shorter than this (or than 1/1024 of a segment, so that small test
+ * segments keep theirs) is not kept: taking it saves the main scan little,
  * and a file with many bad rows would otherwise keep a run per good row. */
 #define MIN_RUN_BYTES (16 * 1024)
 
@@ -178,7 +179,7 @@ static void *work(void *arg)
         }
         /* not clean: the run ends where the record starts */
         end_run(cur, at, line, blank, &t);
-        if (cur->end - cur->off < MIN_RUN_BYTES)
+        if (cur->end - cur->off < pp->min_run)
             w->nruns--; /* not worth taking: the main scan reads it itself */
         if (st != CSV_BAD || !pp->lenient || (cur = run_after_rejects(w, pp, &s, &t)) == NULL)
             goto done;
@@ -289,6 +290,7 @@ csv_par *csv_par_start(const csv_scan *rs, int fd, long long max, long long hlen
     if ((long long)pp->max_row > max - hlen)
         pp->max_row = (size_t)(max - hlen);
     pp->size = (long long)st.st_size;
+    pp->min_run = segment / 1024 < MIN_RUN_BYTES ? segment / 1024 : MIN_RUN_BYTES;
     pp->ck_bytes = max / 8;
     pp->ck_bytes = pp->ck_bytes < 4096 ? 4096 : pp->ck_bytes > 65536 ? 65536 : pp->ck_bytes;
     if (pthread_mutex_init(&pp->mu, NULL) != 0) {

@@ -133,12 +133,12 @@ int marketo_csv_writer_field(lua_State *L, marketo_csv_writer *w,
     return 0;
 }
 
-/* Sends a row of len bytes (p, then the line end) to the current part, or
- * to a new one when it would push the part over the limit. */
+/* Sends a row of len bytes (p, then the line end eol, eol_len bytes) to the
+ * current part, or to a new one when it would push the part over the limit. */
 static int emit(lua_State *L, marketo_csv_writer *w, const char *p, size_t len,
-                long long line)
+                const char *eol_bytes, size_t eol, long long line)
 {
-    size_t eol = w->crlf ? 2 : 1, total = len + eol;
+    size_t total = len + eol;
     marketo_csv_part *part;
 
     if (w->max_bytes > 0 && (long long)(w->hlen + total) > w->max_bytes) {
@@ -166,7 +166,7 @@ static int emit(lua_State *L, marketo_csv_writer *w, const char *p, size_t len,
     w->rows++;
     if (w->lines != NULL && fprintf(w->lines, "%lld\n", line) < 0 && !w->err)
         w->err = errno ? errno : EIO;
-    if (put(w, p, len) != 0 || put(w, w->crlf ? "\r\n" : "\n", eol) != 0) {
+    if (put(w, p, len) != 0 || put(w, eol_bytes, eol) != 0) {
         push_io_error(L, w);
         return -1;
     }
@@ -187,13 +187,35 @@ int marketo_csv_writer_end(lua_State *L, marketo_csv_writer *w, long long line)
     len = w->row.len;
     w->row.len = 0;
     w->rfields = 0;
-    return emit(L, w, w->row.data, len, line);
+    return emit(L, w, w->row.data, len, w->crlf ? "\r\n" : "\n", w->crlf ? 2 : 1, line);
 }
 
 int marketo_csv_writer_raw(lua_State *L, marketo_csv_writer *w, const char *p, size_t len,
                            long long line)
 {
-    return emit(L, w, p, len, line);
+    return emit(L, w, p, len, w->crlf ? "\r\n" : "\n", w->crlf ? 2 : 1, line);
+}
+
+int marketo_csv_writer_as_is(lua_State *L, marketo_csv_writer *w, const char *p, size_t len,
+                             long long line)
+{
+    return emit(L, w, p, len, "", 0, line);
+}
+
+int marketo_csv_writer_header(lua_State *L, marketo_csv_writer *w, const char *p, size_t len)
+{
+    if ((w->hdr = malloc(len + 1)) == NULL)
+        return luaL_error(L, "%s: out of memory", MARKETO_CSV_WRITER_MT);
+    memcpy(w->hdr, p, len);
+    w->hlen = len;
+    if (w->fd < 0) /* numbered parts: each starts with it */
+        return 0;
+    w->parts[w->nparts - 1].bytes += (long long)len;
+    if (put(w, p, len) != 0) {
+        push_io_error(L, w);
+        return -1;
+    }
+    return 0;
 }
 
 static int writer_close(lua_State *L)

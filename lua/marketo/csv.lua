@@ -57,17 +57,20 @@
 --         smaller file is planned by one thread), any_names = false (see below)
 --   plan = { header = "email,name\n" (as in the file, no BOM), header_offset,
 --            bom, rows, rejected, blank, rejects,
---            parts = { { offset, length, bytes, rows, first_line, last_line } } }
+--            parts = { { offset, length, bytes, rows, first_line, last_line,
+--                        rejected } } }
 --   A plan is sent as it is, header and all, so a header name Marketo could
 --   not match (empty, or with spaces around it) is CSV_HEADER_NAME, naming
 --   the column, in both modes: lenient mode rejects rows, and with such a
 --   header every row would fail. any_names = true skips that check (a file
---   that is mapped before it is sent). In lenient mode a rejected row ends
---   the part before it, so no part carries a bad row. A row that cannot fit
---   a part with the header is
---   CSV_ROW_TOO_LARGE in both modes. With threads the plan is the same,
---   byte for byte, rejects (and on_reject calls) in the same order; only
---   the main thread calls Lua.
+--   that is mapped before it is sent). In lenient mode rejected rows do not
+--   end a part: a part may have holes where rows were rejected between two
+--   of its own (part.rejected counts them, bytes leaves them out), and is
+--   then sent as csv.copy makes it, so there are as many parts as the clean
+--   bytes need. Rejects between two parts are in neither. A row that cannot
+--   fit a part with the header is CSV_ROW_TOO_LARGE in both modes. With
+--   threads the plan is the same, byte for byte, rejects (and on_reject
+--   calls) in the same order; only the main thread calls Lua.
 --
 -- csv.writer(path [, opts]) -> writer | nil, msg, code
 --   opts: format = "csv", header = { names }, crlf = false,
@@ -112,6 +115,14 @@
 --   file under n * csv.SHARE_BYTES, a mapping without Lua functions (C alone
 --   is faster) and on_reject/on_filter (they must see every event here) keep
 --   the run in this process. Not in OpenResty (nginx workers must not fork).
+--
+-- csv.copy(src, dst, range [, opts]) -> part | nil, msg, code
+--   The header and the rows of range = { offset, length, line } of src (a
+--   part of a lenient csv.plan, say: offset, length, first_line) to dst,
+--   byte for byte as they are in src, line ends and all, leaving out the
+--   rows a lenient reader rejects: a part with holes made whole. opts:
+--   format, max_row as for open; lines (see writer).
+--   part = { path, bytes, rows, first_line, last_line, rejected }
 --
 -- csv.shares(path, n [, opts]) -> { { offset, length, line } } | nil, msg, code
 --   Cuts a file's rows into up to n shares of about equal size, each starting
@@ -430,6 +441,34 @@ local function map_share(src, dst, mapping, opts, share, bare)
     result.rejected, result.blank = stats.rejected, stats.blank - blank_before
     result.parts = w:parts()
     return result
+end
+
+local COPY_OPTS = { format = "string", max_row = "number", lines = "string" }
+
+--- Copies the clean rows of a range of a file; see the header comment.
+function M.copy(src, dst, range, opts)
+    opts = check_opts("copy", 4, opts, COPY_OPTS)
+    if type(dst) ~= "string" then arg_error(2, "copy", "path expected") end
+    if type(range) ~= "table" then arg_error(3, "copy", "{ offset, length, line } expected") end
+    local r, msg, code = open_core("copy", src, { format = opts.format, lenient = true,
+        max_rejects = 0, max_row = opts.max_row }, true)
+    if not r then return nil, msg, code end
+    local ok, w, rows
+    ok, msg, code = r:range(range.offset, range.length, range.line)
+    if ok then
+        w, msg, code = core.csv_writer(dst, -1, "", delim_of("copy", 4, opts.format), false, 0,
+            nil, opts.lines)
+    end
+    if w then rows, msg, code = core.csv_copy(r, w) end
+    local rejected = r:stats().rejected
+    r:close()
+    if not w then return nil, msg, code end
+    local closed, cmsg, ccode = w:close()
+    if not rows then return nil, msg, code end
+    if not closed then return nil, cmsg, ccode end
+    local part = w:parts()[1]
+    part.rejected = rejected
+    return part
 end
 
 --- file_size(path) -> bytes | nil, msg: what a file holds now.
