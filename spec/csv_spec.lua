@@ -324,6 +324,11 @@ describe("marketo.csv reader's lazy row", function()
         assert.equal("1", row.n)
         assert.is_nil(row.nope)
         assert.is_nil(row[4])
+        -- numbers that are no column: no cast or arithmetic overflows on them
+        for _, k in ipairs({ 0, 1.5, -1, 2 ^ 63, -2 ^ 63, math.huge, -math.huge, 0 / 0 }) do
+            assert.is_nil(row[k], tostring(k))
+        end
+        assert.equal("Ann, Jr", row[2.0])
         local seen, honours = {}, false -- __pairs: Lua 5.2+, not LuaJIT's default build
         pairs(setmetatable({}, { __pairs = function(t) honours = true; return next, t end }))
         for k, v in pairs(row) do seen[#seen + 1] = k .. "=" .. v end

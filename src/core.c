@@ -100,6 +100,16 @@ long long marketo_clamp(double v, long long max)
     return v >= (double)max ? max : (long long)v;
 }
 
+lua_Integer marketo_tointeger_in(lua_State *L, int idx, lua_Integer lo, lua_Integer hi,
+                                 lua_Integer none)
+{
+    lua_Number n = lua_tonumber(L, idx);
+
+    if (!(n >= (lua_Number)lo && n <= (lua_Number)hi))
+        return none;
+    return (lua_Number)(lua_Integer)n == n ? (lua_Integer)n : none;
+}
+
 /* versions() -> { marketo = "0.1.0", lua = "Lua 5.4.4", curl = "7.88.1",
  *                 ssl = "OpenSSL/3.0.x" } */
 static int core_versions(lua_State *L)

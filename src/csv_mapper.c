@@ -25,14 +25,14 @@ static map_col *compile(lua_State *L, int spec, int delim, int *ncols)
     cols = (map_col *)marketo_newudata(L, (size_t)n * sizeof *cols); /* GC frees it */
     for (i = 0; i < n; i++) {
         lua_rawgeti(L, spec, i + 1);
-        if (lua_type(L, -1) == LUA_TNUMBER && lua_tointeger(L, -1) == 0) {
+        if (lua_type(L, -1) == LUA_TNUMBER && marketo_tointeger_in(L, -1, 0, 0, -1) == 0) {
             cols[i].src = -1; /* no source: an empty field, or nil to a function */
             cols[i].value = "";
             cols[i].len = 0;
             cols[i].clean = 1;
         } else if (lua_type(L, -1) == LUA_TNUMBER) {
-            lua_Integer k = lua_tointeger(L, -1);
-            luaL_argcheck(L, k >= 1 && k <= 1000000, 3, "column number out of range");
+            lua_Integer k = marketo_tointeger_in(L, -1, 1, 1000000, 0);
+            luaL_argcheck(L, k >= 1, 3, "column number out of range");
             cols[i].src = (int)k - 1;
             cols[i].value = NULL;
         } else if (lua_type(L, -1) == LUA_TSTRING) {

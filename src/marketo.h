@@ -51,6 +51,12 @@ double marketo_checkseconds(lua_State *L, int arg);
 /* v (not NaN, >= 0, maybe infinite) as an integer no larger than max. */
 long long marketo_clamp(double v, long long max);
 
+/* The number at idx if it is a whole number in [lo, hi], else `none` (a
+ * fraction, NaN, out of range, math.mininteger - 1...): no bare cast or
+ * arithmetic meets a value it is undefined for. */
+lua_Integer marketo_tointeger_in(lua_State *L, int idx, lua_Integer lo, lua_Integer hi,
+                                 lua_Integer none);
+
 /* Seconds on the monotonic clock. */
 double marketo_monotonic(void);
 
