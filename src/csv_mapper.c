@@ -299,10 +299,11 @@ static int map_lua(lua_State *L)
 
 void marketo_csv_mapper_open(lua_State *L)
 {
-    lua_pushcfunction(L, map_run);
-    lua_setfield(L, -2, "csv_map");
-    lua_pushcfunction(L, map_lua);
-    lua_setfield(L, -2, "csv_map_lua");
-    lua_pushcfunction(L, copy_run);
-    lua_setfield(L, -2, "csv_copy");
+    static const luaL_Reg funcs[] = {
+        {"csv_copy", copy_run},
+        {"csv_map", map_run},
+        {"csv_map_lua", map_lua},
+        {NULL, NULL}
+    };
+    marketo_setfuncs(L, funcs);
 }
