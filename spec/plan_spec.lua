@@ -185,7 +185,7 @@ describe("marketo.pipeline.plan", function()
     end)
 end)
 
-describe("marketo.pipeline.plan's check of header names", function()
+describe("marketo.pipeline.plan of a small file", function()
     local files = require("spec.support.files")
     local dir
     before_each(function() dir = tmpdir() end)
@@ -232,20 +232,12 @@ describe("marketo.pipeline.plan's check of header names", function()
         assert.is_nil(p)
         assert.matches("the file has ' email ', with spaces around the name", msg)
     end)
-end)
 
-describe("marketo.pipeline.plan in lenient mode", function()
-    local files = require("spec.support.files")
-    local dir
-    before_each(function() dir = tmpdir() end)
-    after_each(function() files.rmdir(dir) end)
-
-    it("copies a part with rejected rows among its own, and only that one, as a mapped part",
+    it("copies a part with rows rejected among its own, and only that one, as a mapped part",
         function()
             local src = dir .. "/in.csv"
-            files.write(src, "email,n\na@x.com,1\nbad\nb@x.com,2\nc@x.com,3\n")
-            local p = assert(plan.build({ sources = { src }, format = "csv", work_dir = dir,
-                lenient = true }))
+            local p = assert(build("email,n\na@x.com,1\nbad\nb@x.com,2\nc@x.com,3\n",
+                { lenient = true }))
             assert.equal(1, #p.parts)
             local part = p.parts[1]
             assert.same({ true, 0, 3, 2, 5 }, { part.mapped, part.offset, part.rows,
@@ -257,9 +249,7 @@ describe("marketo.pipeline.plan in lenient mode", function()
             assert.same({ 2, 4, 5 }, plan.part_lines(part))
             assert.same({ 3 }, { p.rejects[1].line })
             -- without a hole inside, a part stays a byte range of the source
-            files.write(src, "email,n\na@x.com,1\nb@x.com,2\nbad\n")
-            p = assert(plan.build({ sources = { src }, format = "csv", work_dir = dir,
-                lenient = true }))
+            p = assert(build("email,n\na@x.com,1\nb@x.com,2\nbad\n", { lenient = true }))
             assert.same({ false, src, 2 }, { p.parts[1].mapped, p.parts[1].path, p.parts[1].rows })
         end)
 end)
