@@ -116,6 +116,22 @@ describe("marketo.csv.plan with threads", function()
         end)
     end
 
+    it("agrees on files a third of whose rows are bad, parts spanning their holes", function()
+        local r = rng(2)
+        for _ = 1, 6 do
+            helper.write_file(path, gen(r, ",", 200 + r(300), { bad = 3 }))
+            for _, max in ipairs({ 100, 700, 1e9 }) do
+                local want = same_plans(path, { lenient = true, max_bytes = max, max_row = 256 },
+                    cases(r, 4))
+                local holes = 0 -- (a small max_bytes may not fit some row)
+                for _, p in ipairs(want[1] and want[1].parts or {}) do
+                    holes = holes + p.rejected
+                end
+                assert.is_true(max < 1e9 or holes > 0, tostring(want[2]))
+            end
+        end
+    end)
+
     it("agrees with bad rows right at and around the segment starts", function()
         -- segments start at the first line after size * k / threads
         local good = ("g,%s\n"):format(("y"):rep(20))

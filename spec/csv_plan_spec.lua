@@ -3,6 +3,23 @@
 local csv = require("marketo.csv")
 local helper = require("spec.fixtures.csv.helper")
 
+-- A part as it is sent: the header and its byte range, or, with rows
+-- rejected among its own, its copy without them (as the pipeline makes it).
+local function sent(path, plan, p, data)
+    if p.rejected == 0 then
+        return plan.header .. data:sub(p.offset + 1, p.offset + p.length)
+    end
+    local tmp = os.tmpname()
+    local c = assert(csv.copy(path, tmp, { offset = p.offset, length = p.length,
+        line = p.first_line }))
+    local text = helper.read_all(tmp)
+    os.remove(tmp)
+    assert.equal(p.rows, c.rows)
+    assert.equal(p.rejected, c.rejected)
+    assert.is_true(#text <= p.bytes)
+    return text
+end
+
 -- Rebuilds each part as the transport would send it and reads it back.
 local function check_parts(path, plan, max_bytes, fmt)
     local data = helper.read_all(path)
@@ -56,7 +73,7 @@ describe("marketo.csv.plan", function()
         assert.is_true(plan.bom)
         assert.equal(2, #plan.parts)
         assert.same({ offset = 15, length = 5, bytes = 17, rows = 1, first_line = 2,
-                      last_line = 2 }, plan.parts[1])
+                      last_line = 2, rejected = 0 }, plan.parts[1])
         check_parts(path, plan, 20)
     end)
 
@@ -85,17 +102,58 @@ describe("marketo.csv.plan", function()
         assert.matches(":3:3: ", msg)
     end)
 
-    it("ends a part before each rejected row in lenient mode", function()
-        helper.write_file(path, "a,b\n1,2\n3,4\n5\n6,7\n8,9\n")
+    it("leaves rejected rows out of a part without ending it in lenient mode", function()
+        helper.write_file(path, "a,b\n1,2\n3,4\n5\n\n6,7\n8,9\n")
         local plan = assert(csv.plan(path, { lenient = true }))
-        assert.equal(2, #plan.parts)
-        assert.same({ 2, 3 }, { plan.parts[1].first_line, plan.parts[1].last_line })
-        assert.same({ 5, 6 }, { plan.parts[2].first_line, plan.parts[2].last_line })
+        assert.equal(1, #plan.parts)
+        assert.same({ offset = 4, length = 19, bytes = 4 + 19 - 3, rows = 4, first_line = 2,
+                      last_line = 7, rejected = 1 }, plan.parts[1]) -- "5\n\n" is a hole
         assert.equal(4, plan.rows)
         assert.equal(1, plan.rejected)
         assert.equal(4, plan.rejects[1].line)
         assert.equal("CSV_FIELD_COUNT", plan.rejects[1].code)
+        -- its copy holds the clean rows as they are, and their lines
+        local lines = path .. ".lines"
+        finally(function() os.remove(path .. ".out"); os.remove(lines) end)
+        local p = plan.parts[1]
+        assert.same({ path = path .. ".out", bytes = 20, rows = 4, first_line = 2, last_line = 7,
+                      rejected = 1 }, csv.copy(path, path .. ".out", { offset = p.offset,
+                      length = p.length, line = p.first_line }, { lines = lines }))
+        assert.equal("a,b\n1,2\n3,4\n6,7\n8,9\n", helper.read_all(path .. ".out"))
+        assert.equal("2\n3\n6\n7\n", helper.read_all(lines))
+        -- rejects between parts are in neither
+        plan = assert(csv.plan(path, { lenient = true, max_bytes = 12 }))
+        assert.same({ { 2, 3, 0 }, { 6, 7, 0 } }, {
+            { plan.parts[1].first_line, plan.parts[1].last_line, plan.parts[1].rejected },
+            { plan.parts[2].first_line, plan.parts[2].last_line, plan.parts[2].rejected } })
     end)
+
+    it("cuts 1,000 rows with 10% bad ones into as many parts as their clean bytes need",
+        function()
+            local out, clean = { "email,n\n" }, { "email,n\n" }
+            for i = 1, 1000 do
+                local row = i % 10 == 0 and ("bad%d@x.com\n"):format(i)
+                    or ("user%d@example.com,%d\n"):format(i, i)
+                out[#out + 1] = row
+                if i % 10 ~= 0 then clean[#clean + 1] = row end
+            end
+            helper.write_file(path, table.concat(out))
+            local plan = assert(csv.plan(path, { lenient = true, max_rejects = 5 }))
+            assert.equal(1, #plan.parts)
+            assert.equal(#table.concat(clean), plan.parts[1].bytes)
+            -- the last row is bad: after the part, not in it
+            assert.same({ 900, 100, 99 }, { plan.rows, plan.rejected, plan.parts[1].rejected })
+            assert.equal(5, #plan.rejects) -- kept: max_rejects; counted: all
+            assert.equal(table.concat(clean), sent(path, plan, plan.parts[1], ""))
+            -- under a limit: parts as for the clean bytes alone
+            helper.write_file(path .. ".clean", table.concat(clean))
+            finally(function() os.remove(path .. ".clean") end)
+            for _, max in ipairs({ 1000, 4000 }) do
+                local want = #assert(csv.plan(path .. ".clean", { max_bytes = max })).parts
+                assert.equal(want, #assert(csv.plan(path, { lenient = true,
+                    max_bytes = max })).parts)
+            end
+        end)
 
     it("agrees with the reader on a long file with bad rows among good ones", function()
         local rows = helper.tricky_rows(400)
@@ -112,17 +170,28 @@ describe("marketo.csv.plan", function()
         local r = assert(csv.open(path, { lenient = true }))
         local want = helper.collect(r)
         r:close()
-        local n = 0
+        local n, holes, sent_path = 0, 0, path .. ".sent"
+        finally(function() os.remove(sent_path) end)
         for _, p in ipairs(plan.parts) do
             for _, line in ipairs(want.lines) do
                 if line >= p.first_line and line <= p.last_line then n = n + 1 end
             end
             assert.is_true(p.bytes <= 2000)
+            local inside = 0
             for _, rej in ipairs(plan.rejects) do
-                assert.is_false(rej.line >= p.first_line and rej.line <= p.last_line)
+                if rej.line >= p.first_line and rej.line <= p.last_line then
+                    inside = inside + 1
+                end
             end
+            assert.equal(inside, p.rejected)
+            holes = holes + inside
+            helper.write_file(sent_path, sent(path, plan, p, data))
+            local r2 = assert(csv.open(sent_path))
+            assert.equal(p.rows, #helper.collect(r2).values)
+            r2:close()
         end
         assert.equal(398, n)
+        assert.is_true(holes >= 1) -- a reject inside a part, not only between two
         local _, msg, code = csv.plan(path)
         assert.equal("CSV_STRAY_QUOTE", code)
         assert.equal(plan.rejects[1].message, msg:sub(#code + 3))
@@ -179,7 +248,7 @@ describe("marketo.csv.plan", function()
             assert.equal(offsets[n + 1], p.offset)
             assert.is_true(starts[p.offset + p.length])
             -- the part as the transport sends it holds the reader's rows
-            helper.write_file(tmp, plan.header .. data:sub(p.offset + 1, p.offset + p.length))
+            helper.write_file(tmp, sent(path, plan, p, data))
             local pr = assert(csv.open(tmp))
             for row in pr:rows() do
                 n = n + 1

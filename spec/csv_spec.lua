@@ -193,6 +193,41 @@ describe("marketo.csv strict errors", function()
         assert.matches("header row", msg)
     end)
 
+    it("refuses CR-only line ends (old Mac) in open, plan, map and shares alike", function()
+        local dst = path .. ".out"
+        finally(function() os.remove(dst) end)
+        local big = {}
+        for i = 1, 200 do big[i] = "u" .. i .. "@x.com,U" .. i end
+        for _, content in ipairs({
+            "email,name\ra@x.com,A\rb@x.com,B\r",          -- reads as a header of 4 names
+            '"email","name"\r"a@x.com","A"\r',              -- quotes: a stray CR
+            "email,name\r",                                 -- a header alone
+            "email,name\r" .. table.concat(big, "\r"),      -- over max_row
+        }) do
+            write_file(path, content)
+            for name, try in pairs({
+                open = function() return csv.open(path, { max_row = 1000 }) end,
+                plan = function() return csv.plan(path, { max_row = 1000, lenient = true }) end,
+                map = function()
+                    return csv.map(path, dst, { { to = "email", from = "email" } },
+                        { max_row = 1000 })
+                end,
+                shares = function() return csv.shares(path, 2, { max_row = 1000 }) end,
+            }) do
+                local ok, msg, code = try()
+                assert.is_nil(ok, name)
+                assert.equal("CSV_CR_LINE_ENDINGS", code, name .. ": " .. tostring(msg))
+                assert.matches(path:gsub("%p", "%%%0") .. ": uses CR%-only line endings %(old "
+                    .. "Mac format%).*tr '\\r' '\\n' < in.csv > out.csv", msg)
+            end
+        end
+        -- CRLF, and a lone CR inside a row, are not that
+        write_file(path, "email,name\r\na@x.com,A\rB\r\n")
+        local r = assert(csv.open(path))
+        assert.same({ "a@x.com", "A\rB" }, r:read())
+        r:close()
+    end)
+
     it("returns ENOENT for a missing file", function()
         local r, msg, code = csv.open(path .. ".missing")
         assert.is_nil(r)
@@ -289,6 +324,11 @@ describe("marketo.csv reader's lazy row", function()
         assert.equal("1", row.n)
         assert.is_nil(row.nope)
         assert.is_nil(row[4])
+        -- numbers that are no column: no cast or arithmetic overflows on them
+        for _, k in ipairs({ 0, 1.5, -1, 2 ^ 63, -2 ^ 63, math.huge, -math.huge, 0 / 0 }) do
+            assert.is_nil(row[k], tostring(k))
+        end
+        assert.equal("Ann, Jr", row[2.0])
         local seen, honours = {}, false -- __pairs: Lua 5.2+, not LuaJIT's default build
         pairs(setmetatable({}, { __pairs = function(t) honours = true; return next, t end }))
         for k, v in pairs(row) do seen[#seen + 1] = k .. "=" .. v end

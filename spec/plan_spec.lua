@@ -192,3 +192,72 @@ describe("marketo.pipeline.plan", function()
         end)
     end)
 end)
+
+describe("marketo.pipeline.plan of a small file", function()
+    local files = require("spec.support.files")
+    local dir
+    before_each(function() dir = tmpdir() end)
+    after_each(function() files.rmdir(dir) end)
+
+    local function build(text, o)
+        o.sources, o.format, o.work_dir = { dir .. "/in.csv" }, "csv", dir
+        files.write(o.sources[1], text)
+        return plan.build(o)
+    end
+    local computed = function() return "x" end -- makes a mapping run in Lua
+
+    it("refuses an unmapped file with an empty name or spaces around one, in both modes",
+        function()
+            for _, case in ipairs({
+                { "email,,name\na@x.com,1,A\n", 'column 2 of the header has no name %(""%)' },
+                { "email, firstName\na@x.com,A\n", 'column 2 of the header, " firstName", has '
+                    .. 'spaces around the name.*rename it "firstName"' },
+                { "email,name\t\na@x.com,A\n", 'column 2 of the header, "name\t", has spaces' },
+            }) do
+                for _, lenient in ipairs({ false, true }) do
+                    local p, msg, code = build(case[1], { lenient = lenient })
+                    assert.is_nil(p)
+                    assert.equal("CSV_HEADER_NAME", code)
+                    assert.matches("^CSV_HEADER_NAME: " .. dir:gsub("%p", "%%%0")
+                        .. "/in.csv: " .. case[2], msg)
+                end
+            end
+        end)
+
+    it("lets a mapped file have such a column that the mapping does not read", function()
+        local text = "email, junk ,\na@x.com,1,2\n"
+        assert(build(text, { mapping = { { "email", "email" } } }))
+        assert(build(text, { mapping = { { "email", "email" }, { "x", computed } } }))
+    end)
+
+    it("hints at spaces when the mapping reads a name the file has only with them", function()
+        local text = " email ,name\na@x.com,A\n"
+        local p, msg, code = build(text, { mapping = { { "email", "email" } } })
+        assert.is_nil(p)
+        assert.equal("CSV_UNKNOWN_COLUMN", code)
+        assert.matches("it has ' email ', with spaces around the name", msg)
+        p, msg = build(text, { mapping = { { "email", "email" }, { "x", computed } } })
+        assert.is_nil(p)
+        assert.matches("the file has ' email ', with spaces around the name", msg)
+    end)
+
+    it("copies a part with rows rejected among its own, and only that one, as a mapped part",
+        function()
+            local src = dir .. "/in.csv"
+            local p = assert(build("email,n\na@x.com,1\nbad\nb@x.com,2\nc@x.com,3\n",
+                { lenient = true }))
+            assert.equal(1, #p.parts)
+            local part = p.parts[1]
+            assert.same({ true, 0, 3, 2, 5 }, { part.mapped, part.offset, part.rows,
+                part.first_line, part.last_line })
+            assert.equal(dir, part.path:sub(1, #dir))
+            assert.equal(part.bytes, #files.read(part.path))
+            assert.equal(part.length, part.bytes)
+            assert.equal("email,n\na@x.com,1\nb@x.com,2\nc@x.com,3\n", files.read(part.path))
+            assert.same({ 2, 4, 5 }, plan.part_lines(part))
+            assert.same({ 3 }, { p.rejects[1].line })
+            -- without a hole inside, a part stays a byte range of the source
+            p = assert(build("email,n\na@x.com,1\nb@x.com,2\nbad\n", { lenient = true }))
+            assert.same({ false, src, 2 }, { p.parts[1].mapped, p.parts[1].path, p.parts[1].rows })
+        end)
+end)

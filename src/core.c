@@ -40,6 +40,25 @@ int marketo_push_errno(lua_State *L, const char *what, int err)
     return marketo_push_fail(L, name, "%s: %s", what, strerror(err));
 }
 
+void marketo_new_class(lua_State *L, const char *name, const luaL_Reg *metamethods,
+                       const luaL_Reg *methods, const char *ctor_name, lua_CFunction ctor)
+{
+    luaL_newmetatable(L, name);     /* M mt */
+    marketo_setfuncs(L, metamethods);
+    lua_newtable(L);                /* M mt methods */
+    marketo_setfuncs(L, methods);
+    lua_setfield(L, -2, "__index"); /* M mt */
+    lua_pop(L, 1);                  /* M */
+    lua_pushcfunction(L, ctor);
+    lua_setfield(L, -2, ctor_name);
+}
+
+int marketo_tostring(lua_State *L, const char *name, const char *what)
+{
+    lua_pushfstring(L, "%s (%s)", name, what != NULL ? what : "closed");
+    return 1;
+}
+
 int marketo_create(const char *path)
 {
     return open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -79,6 +98,16 @@ long long marketo_clamp(double v, long long max)
 {
     /* (double)max may round up (2^63 for LLONG_MAX): v below it casts safely */
     return v >= (double)max ? max : (long long)v;
+}
+
+lua_Integer marketo_tointeger_in(lua_State *L, int idx, lua_Integer lo, lua_Integer hi,
+                                 lua_Integer none)
+{
+    lua_Number n = lua_tonumber(L, idx);
+
+    if (!(n >= (lua_Number)lo && n <= (lua_Number)hi))
+        return none;
+    return (lua_Number)(lua_Integer)n == n ? (lua_Integer)n : none;
 }
 
 /* versions() -> { marketo = "0.1.0", lua = "Lua 5.4.4", curl = "7.88.1",

@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "csv.h"
+#include "grow.h"
 
 #include "marketo.h"
 
@@ -44,14 +45,14 @@ typedef struct marketo_csv_writer {
     int width;            /* part number width; < 0: one file named prefix */
     char *out;            /* output buffer, CSV_CHUNK bytes */
     size_t olen;
-    char *row;            /* the row being built */
-    size_t rlen, rcap;
+    marketo_buffer row;   /* the row being built */
     int rfields;
     char *hdr;            /* the encoded header, line end included */
     size_t hlen;
     int ncols;            /* header width; 0 without a header */
     marketo_csv_part *parts;
-    int nparts, pcap;
+    int nparts;
+    size_t pcap;
     int cur_part;         /* the part being written, for messages */
     long long rows;
     int err;              /* errno of a failed write, sticky */
@@ -78,5 +79,11 @@ int marketo_csv_writer_end(lua_State *L, marketo_csv_writer *w, long long line);
 /* A whole row already in the writer's format, without its line end. */
 int marketo_csv_writer_raw(lua_State *L, marketo_csv_writer *w, const char *p, size_t len,
                            long long line);
+/* The same with its own line end, or none: written as it is. */
+int marketo_csv_writer_as_is(lua_State *L, marketo_csv_writer *w, const char *p, size_t len,
+                             long long line);
+/* Gives a writer opened without a header one, as it is (line end included),
+ * before any row: 0, or -1 with the failure triple pushed. */
+int marketo_csv_writer_header(lua_State *L, marketo_csv_writer *w, const char *p, size_t len);
 
 #endif

@@ -1,7 +1,8 @@
 /* csv_mapper.c - csv_map(reader, writer, spec): a mapping that only renames,
  * reorders, drops columns or sets constants, run from reader to writer in C
  * with no Lua call per row; csv_map_lua: the same loop calling a mapping's
- * Lua functions, with fields made Lua strings only when a function asks. */
+ * Lua functions, with fields made Lua strings only when a function asks;
+ * csv_copy: rows copied byte for byte, without the ones rejected. */
 #define _POSIX_C_SOURCE 200809L
 #include <string.h>
 
@@ -24,14 +25,14 @@ static map_col *compile(lua_State *L, int spec, int delim, int *ncols)
     cols = (map_col *)marketo_newudata(L, (size_t)n * sizeof *cols); /* GC frees it */
     for (i = 0; i < n; i++) {
         lua_rawgeti(L, spec, i + 1);
-        if (lua_type(L, -1) == LUA_TNUMBER && lua_tointeger(L, -1) == 0) {
+        if (lua_type(L, -1) == LUA_TNUMBER && marketo_tointeger_in(L, -1, 0, 0, -1) == 0) {
             cols[i].src = -1; /* no source: an empty field, or nil to a function */
             cols[i].value = "";
             cols[i].len = 0;
             cols[i].clean = 1;
         } else if (lua_type(L, -1) == LUA_TNUMBER) {
-            lua_Integer k = lua_tointeger(L, -1);
-            luaL_argcheck(L, k >= 1 && k <= 1000000, 3, "column number out of range");
+            lua_Integer k = marketo_tointeger_in(L, -1, 1, 1000000, 0);
+            luaL_argcheck(L, k >= 1, 3, "column number out of range");
             cols[i].src = (int)k - 1;
             cols[i].value = NULL;
         } else if (lua_type(L, -1) == LUA_TSTRING) {
@@ -62,9 +63,20 @@ static int keeps_rows(const marketo_csv_reader *r, const marketo_csv_writer *w,
     return 1;
 }
 
-/* Copies the rows, checked by the scanner, as they are in the source (only
- * the line end is the writer's); clean ones are found by csv_scan_fast. */
-static int copy_rows(lua_State *L, marketo_csv_reader *r, marketo_csv_writer *w)
+/* Writes one row as it is in the source: with its own line end (as_is), or
+ * with the writer's. */
+static int copy_row(lua_State *L, marketo_csv_writer *w, const char *p, size_t len,
+                    size_t term, long long line, int as_is)
+{
+    if (as_is)
+        return marketo_csv_writer_as_is(L, w, p, len, line);
+    return marketo_csv_writer_raw(L, w, p, len - term, line);
+}
+
+/* Copies the rows, checked by the scanner, as they are in the source (the
+ * line end too if as_is, else the writer's); clean ones are found by
+ * csv_scan_fast; rows a lenient reader rejects are left out. */
+static int copy_rows(lua_State *L, marketo_csv_reader *r, marketo_csv_writer *w, int as_is)
 {
     csv_scan *s = &r->s;
     csv_rec recs[1024];
@@ -74,10 +86,9 @@ static int copy_rows(lua_State *L, marketo_csv_reader *r, marketo_csv_writer *w)
 
         for (i = 0; i < k; i++) {
             const char *p = (const char *)s->buf + (recs[i].off - s->base);
-            size_t len = (size_t)(recs[i].end - recs[i].off) - 1; /* ends with LF */
-            if (len > 0 && p[len - 1] == '\r')
-                len--;
-            if (marketo_csv_writer_raw(L, w, p, len, recs[i].line) != 0)
+            size_t len = (size_t)(recs[i].end - recs[i].off); /* ends with LF */
+            size_t term = len > 1 && p[len - 2] == '\r' ? 2 : 1;
+            if (copy_row(L, w, p, len, term, recs[i].line, as_is) != 0)
                 return -1;
         }
         r->rows += k;
@@ -87,11 +98,29 @@ static int copy_rows(lua_State *L, marketo_csv_reader *r, marketo_csv_writer *w)
             return -1;
         if (st == CSV_END)
             return 0;
-        if (marketo_csv_writer_raw(L, w, (const char *)s->buf + (s->rec_off - s->base),
-                                   (size_t)(s->rec_end - s->rec_off - s->term_len),
-                                   s->rec_line) != 0)
+        if (copy_row(L, w, (const char *)s->buf + (s->rec_off - s->base),
+                     (size_t)(s->rec_end - s->rec_off), (size_t)s->term_len, s->rec_line,
+                     as_is) != 0)
             return -1;
     }
+}
+
+/* csv_copy(reader, writer) -> rows | nil, msg, code: the reader's header and
+ * rows as they are in the source, line ends and all, to a writer opened
+ * without a header; the rows a lenient reader rejects are left out. */
+static int copy_run(lua_State *L)
+{
+    marketo_csv_reader *r = marketo_csv_check_reader(L, 1);
+    marketo_csv_writer *w = marketo_csv_check_writer(L, 2);
+
+    luaL_argcheck(L, r->hdr != NULL && r->bi == r->bn, 1, "a reader with a header");
+    luaL_argcheck(L, w->hdr == NULL && w->rows == 0 && w->delim == r->s.delim, 2,
+                  "a writer of the same format, with no header and no row yet");
+    lua_settop(L, 2);
+    if (marketo_csv_writer_header(L, w, r->hdr, r->hlen) != 0 || copy_rows(L, r, w, 1) != 0)
+        return 3;
+    marketo_pushsize(L, r->rows);
+    return 1;
 }
 
 /* Writes output column c of the current record. */
@@ -125,7 +154,7 @@ static int map_run(lua_State *L)
     lua_settop(L, 3);
     cols = compile(L, 3, w->delim, &n);
     if (keeps_rows(r, w, cols, n)) {
-        if (copy_rows(L, r, w) != 0)
+        if (copy_rows(L, r, w, 0) != 0)
             return 3;
         marketo_pushsize(L, r->rows);
         return 1;
@@ -270,8 +299,11 @@ static int map_lua(lua_State *L)
 
 void marketo_csv_mapper_open(lua_State *L)
 {
-    lua_pushcfunction(L, map_run);
-    lua_setfield(L, -2, "csv_map");
-    lua_pushcfunction(L, map_lua);
-    lua_setfield(L, -2, "csv_map_lua");
+    static const luaL_Reg funcs[] = {
+        {"csv_copy", copy_run},
+        {"csv_map", map_run},
+        {"csv_map_lua", map_lua},
+        {NULL, NULL}
+    };
+    marketo_setfuncs(L, funcs);
 }

@@ -1,7 +1,9 @@
 /* csv_plan.c - csv_plan(reader, max_bytes [, threads, segment_bytes]): parts
  * of a file under a byte limit, cut only between rows, each the header plus
  * one byte range of the source. Nothing is copied: the transport streams each
- * range from disk.
+ * range from disk. In lenient mode rejected rows do not end a part: they are
+ * holes in it, which its size does not count, and the caller copies such a
+ * part without them (csv_copy), so that bad rows never multiply the parts.
  *
  * On a large file the scan runs on several cores, and the plan is still the
  * one a single scan makes, byte for byte. The rows after the header are cut
@@ -38,19 +40,23 @@
 #define DEFAULT_THREADS 8        /* at most, by default: the online CPUs */
 #define SEGMENT_BYTES (32LL << 20) /* least bytes a segment gets by default */
 
+/* A part: rows from offset to end. In lenient mode it may have holes, the
+ * bytes between two of its rows where rows were rejected: gap bytes in all,
+ * which its size does not count (the part is copied without them). */
 typedef struct plan_part {
-    long long offset, end, rows, first_line, last_line;
+    long long offset, end, rows, first_line, last_line, gap, rejected;
 } plan_part;
 
 static void push_part(lua_State *L, const plan_part *p, long long hlen, int n)
 {
-    lua_createtable(L, 0, 6);
+    lua_createtable(L, 0, 7);
     marketo_set_size(L, "offset", p->offset);
     marketo_set_size(L, "length", p->end - p->offset);
-    marketo_set_size(L, "bytes", hlen + p->end - p->offset);
+    marketo_set_size(L, "bytes", hlen + p->end - p->offset - p->gap);
     marketo_set_size(L, "rows", p->rows);
     marketo_set_size(L, "first_line", p->first_line);
     marketo_set_size(L, "last_line", p->last_line);
+    marketo_set_size(L, "rejected", p->rejected);
     lua_rawseti(L, -2, n);
 }
 
@@ -62,11 +68,15 @@ typedef struct planner {
     csv_par *pp;
 } planner;
 
-/* Adds one row: a new part when it does not fit the current one. 0, or -1
+/* Adds one row, after `rejected` rows the reader just rejected: a new part
+ * when it does not fit the current one. The rejects are a hole in the
+ * current part if the row joins it, and between two parts if not. 0, or -1
  * with the failure triple pushed (the parts table is at -1 before). */
-static int add_row(lua_State *L, planner *pl, long long off, long long end, long long line)
+static int add_row(lua_State *L, planner *pl, long long off, long long end, long long line,
+                   long long rejected)
 {
     plan_part *p = &pl->p;
+    long long gap = p->gap + (rejected > 0 ? off - p->end : 0);
 
     if (pl->hlen + end - off > pl->max) {
         marketo_push_fail(L, "CSV_ROW_TOO_LARGE", "%s:%lld: the row takes %lld bytes, with "
@@ -75,13 +85,17 @@ static int add_row(lua_State *L, planner *pl, long long off, long long end, long
                           pl->hlen + end - off, pl->max);
         return -1;
     }
-    if (p->rows > 0 && pl->hlen + end - p->offset > pl->max) {
+    if (p->rows > 0 && pl->hlen + end - p->offset - gap > pl->max) {
         push_part(L, p, pl->hlen, ++pl->n);
         p->rows = 0;
     }
     if (p->rows == 0) {
         p->offset = off;
         p->first_line = line;
+        p->gap = p->rejected = 0;
+    } else {
+        p->gap = gap;
+        p->rejected += rejected;
     }
     p->end = end;
     p->last_line = line;
@@ -107,11 +121,11 @@ static int plan_until(lua_State *L, planner *pl, long long stop)
             r->rows += k;
             for (i = 0; i < k; i++) {
                 /* most rows just extend the part (which then fits them) */
-                if (p->rows > 0 && pl->hlen + recs[i].end - p->offset <= pl->max) {
+                if (p->rows > 0 && pl->hlen + recs[i].end - p->offset - p->gap <= pl->max) {
                     p->end = recs[i].end;
                     p->last_line = recs[i].line;
                     p->rows++;
-                } else if (add_row(L, pl, recs[i].off, recs[i].end, recs[i].line) != 0) {
+                } else if (add_row(L, pl, recs[i].off, recs[i].end, recs[i].line, 0) != 0) {
                     return -1;
                 }
             }
@@ -121,13 +135,13 @@ static int plan_until(lua_State *L, planner *pl, long long stop)
             return 0;
         if ((st = marketo_csv_reader_next(L, r, 0)) < 0)
             return -1;
-        if (pl->p.rows > 0 && (st == CSV_END || r->rejected != rejected)) {
-            push_part(L, &pl->p, pl->hlen, ++pl->n); /* a reject ends the part before it */
-            pl->p.rows = 0;
-        }
-        if (st == CSV_END)
+        if (st == CSV_END) {
+            if (pl->p.rows > 0)
+                push_part(L, &pl->p, pl->hlen, ++pl->n);
             return 1;
-        if (add_row(L, pl, r->s.rec_off, r->s.rec_end, r->s.rec_line) != 0)
+        }
+        if (add_row(L, pl, r->s.rec_off, r->s.rec_end, r->s.rec_line,
+                    r->rejected - rejected) != 0)
             return -1;
     }
 }
@@ -167,10 +181,10 @@ static int walk_next(csv_par *pp, csv_rec *rec)
 /* The last checkpoint of w at or before off, or NULL. */
 static const csv_ckpt *ckpt_before(const csv_worker *w, long long off)
 {
-    long long lo = 0, hi = w->nck; /* the answer is below hi */
+    size_t lo = 0, hi = w->nck; /* the answer is below hi */
 
     while (lo < hi) {
-        long long mid = lo + (hi - lo) / 2;
+        size_t mid = lo + (hi - lo) / 2;
         if (w->ck[mid].off <= off)
             lo = mid + 1;
         else
@@ -201,12 +215,12 @@ static int adopt(lua_State *L, planner *pl, const csv_worker *w, const csv_run *
         walking = 1;
         if (walk_next(pp, &rec) != 0)
             return changed(L, pl);
-        if (add_row(L, pl, rec.off, rec.end, rec.line + dl) != 0)
+        if (add_row(L, pl, rec.off, rec.end, rec.line + dl, 0) != 0)
             return -1;
         i++;
     }
     while (i < R->end_row) {
-        long long fit = p->offset + room; /* rows that end here or before fit */
+        long long fit = p->offset + p->gap + room; /* rows that end here or before fit */
         const csv_ckpt *c;
 
         if (R->last_end <= fit) {
@@ -237,7 +251,7 @@ static int adopt(lua_State *L, planner *pl, const csv_worker *w, const csv_run *
             p->end = rec.end;
             p->last_line = rec.line + dl;
         }
-        if (add_row(L, pl, rec.off, rec.end, rec.line + dl) != 0)
+        if (add_row(L, pl, rec.off, rec.end, rec.line + dl, 0) != 0)
             return -1; /* a new part starts with this row */
     }
     return 0;
@@ -249,7 +263,8 @@ static int plan_par(lua_State *L, planner *pl)
     marketo_csv_reader *r = pl->r;
     csv_par *pp = pl->pp;
     long long at = csv_scan_at(&r->s), line = r->s.line;
-    int k = 0, ri = 0, moved = 0;
+    int k = 0, moved = 0;
+    size_t ri = 0;
 
     for (;;) {
         long long target = LLONG_MAX;

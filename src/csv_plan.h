@@ -7,6 +7,7 @@
 #include <pthread.h>
 
 #include "csv.h"
+#include "grow.h"
 
 #define CSV_MAX_THREADS 64
 #define CSV_WALK_CHUNK (8 * 1024) /* what a scan that walks a run reads at a time */
@@ -41,9 +42,9 @@ typedef struct csv_worker {
     pthread_t th;
     int state;
     csv_run *runs;
-    int nruns, rcap;
+    size_t nruns, rcap;
     csv_ckpt *ck;
-    long long nck, ckcap;
+    size_t nck, ckcap;
 } csv_worker;
 
 typedef struct csv_pread_src {
@@ -54,7 +55,7 @@ typedef struct csv_pread_src {
 struct csv_par {
     int fd, delim, lenient, expect;
     size_t max_row;          /* the reader's, or less: what fits a part */
-    long long size, ck_bytes;
+    long long size, ck_bytes, min_run;
     pthread_mutex_t mu;
     int cancel;
     csv_worker w[CSV_MAX_THREADS];

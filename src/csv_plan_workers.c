@@ -14,7 +14,8 @@
 #define PROBES 8                 /* line starts tried for a worker's start */
 #define PROBE_ROWS 16            /* rows from a start that must be clean */
 #define WORKER_CHUNK (64 * 1024) /* a worker reads twice this at a time */
-/* A run shorter than this is not kept: taking it saves the main scan little,
+/* A run shorter than this (or than 1/1024 of a segment, so that small test
+ * segments keep theirs) is not kept: taking it saves the main scan little,
  * and a file with many bad rows would otherwise keep a run per good row. */
 #define MIN_RUN_BYTES (16 * 1024)
 
@@ -59,14 +60,9 @@ static csv_run *new_run(csv_worker *w, const csv_scan *s, long long row)
 {
     csv_run *r;
 
-    if (w->nruns == w->rcap) {
-        int cap = w->rcap ? 2 * w->rcap : 16;
-        csv_run *p = realloc(w->runs, (size_t)cap * sizeof *p);
-        if (p == NULL)
-            return NULL;
-        w->runs = p;
-        w->rcap = cap;
-    }
+    if ((r = marketo_grow(w->runs, &w->rcap, w->nruns + 1, sizeof *r)) == NULL)
+        return NULL;
+    w->runs = r;
     r = &w->runs[w->nruns++];
     memset(r, 0, sizeof *r);
     r->off = r->end = csv_scan_at(s);
@@ -102,16 +98,10 @@ static void count_rows(csv_worker *w, const csv_par *pp, tally *t, const csv_rec
 
     for (i = 0; i < k; i++) {
         if (recs[i].off >= t->next_ck && t->prev_end >= 0) {
-            if (w->nck == w->ckcap) {
-                long long cap = w->ckcap ? 2 * w->ckcap : 256;
-                csv_ckpt *c = realloc(w->ck, (size_t)cap * sizeof *c);
-                if (c != NULL) {
-                    w->ck = c;
-                    w->ckcap = cap;
-                }
-            }
-            if (w->nck < w->ckcap) {
-                csv_ckpt *c = &w->ck[w->nck++];
+            csv_ckpt *c = marketo_grow(w->ck, &w->ckcap, w->nck + 1, sizeof *c);
+            if (c != NULL) {
+                w->ck = c;
+                c = &w->ck[w->nck++];
                 c->off = recs[i].off;
                 c->line = recs[i].line;
                 c->row = t->rows;
@@ -189,7 +179,7 @@ static void *work(void *arg)
         }
         /* not clean: the run ends where the record starts */
         end_run(cur, at, line, blank, &t);
-        if (cur->end - cur->off < MIN_RUN_BYTES)
+        if (cur->end - cur->off < pp->min_run)
             w->nruns--; /* not worth taking: the main scan reads it itself */
         if (st != CSV_BAD || !pp->lenient || (cur = run_after_rejects(w, pp, &s, &t)) == NULL)
             goto done;
@@ -300,6 +290,7 @@ csv_par *csv_par_start(const csv_scan *rs, int fd, long long max, long long hlen
     if ((long long)pp->max_row > max - hlen)
         pp->max_row = (size_t)(max - hlen);
     pp->size = (long long)st.st_size;
+    pp->min_run = segment / 1024 < MIN_RUN_BYTES ? segment / 1024 : MIN_RUN_BYTES;
     pp->ck_bytes = max / 8;
     pp->ck_bytes = pp->ck_bytes < 4096 ? 4096 : pp->ck_bytes > 65536 ? 65536 : pp->ck_bytes;
     if (pthread_mutex_init(&pp->mu, NULL) != 0) {

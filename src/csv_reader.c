@@ -57,11 +57,7 @@ static int reader_tostring(lua_State *L)
 {
     marketo_csv_reader *r = (marketo_csv_reader *)luaL_checkudata(L, 1, MARKETO_CSV_READER_MT);
 
-    if (r->fd < 0)
-        lua_pushfstring(L, "%s (closed)", MARKETO_CSV_READER_MT);
-    else
-        lua_pushfstring(L, "%s (%s)", MARKETO_CSV_READER_MT, r->path);
-    return 1;
+    return marketo_tostring(L, MARKETO_CSV_READER_MT, r->fd < 0 ? NULL : r->path);
 }
 
 /* "path:line:col: detail" for the scanner's last problem, into out. */
@@ -163,6 +159,32 @@ int marketo_csv_reader_next(lua_State *L, marketo_csv_reader *r, int capture)
     }
 }
 
+/* Whether the file's first line ends in a bare CR (line ends of an old Mac):
+ * such a file reads as one long line, and a CR is never part of a column's
+ * name. Looks at what is buffered from where the header starts. */
+static int cr_line_ends(const csv_scan *s)
+{
+    long long from = s->rec_off > s->base ? s->rec_off : s->base;
+    const unsigned char *p, *cr, *lf;
+    size_t n;
+
+    if (from >= s->base + (long long)s->len)
+        return 0;
+    p = s->buf + (from - s->base);
+    n = s->len - (size_t)(from - s->base);
+    if ((cr = memchr(p, '\r', n)) == NULL)
+        return 0;
+    lf = memchr(p, '\n', n);
+    return lf == NULL || lf > cr + 1;
+}
+
+static int push_cr_line_ends(lua_State *L, const marketo_csv_reader *r)
+{
+    return marketo_push_fail(L, "CSV_CR_LINE_ENDINGS", "%s: uses CR-only line endings (old "
+                             "Mac format), so it reads as one line; convert them to LF "
+                             "first, e.g. tr '\\r' '\\n' < in.csv > out.csv", r->path);
+}
+
 /* The first record names the columns: it must be well-formed in any mode,
  * and names must be unique, so that reading by name is never ambiguous. */
 static int read_header(lua_State *L, marketo_csv_reader *r)
@@ -177,8 +199,14 @@ static int read_header(lua_State *L, marketo_csv_reader *r)
     if (st == CSV_END)
         return marketo_push_fail(L, "CSV_NO_HEADER", "%s: the file is empty; it needs a "
                                  "header row naming the columns", r->path);
-    if (st < 0)
-        return 3;
+    if (st < 0) {
+        if (!cr_line_ends(s))
+            return 3;
+        lua_pop(L, 3);
+        return push_cr_line_ends(L, r);
+    }
+    if (s->rec_cr && cr_line_ends(s))
+        return push_cr_line_ends(L, r);
     r->hdr_off = s->rec_off;
     r->hlen = (size_t)(s->rec_end - s->rec_off);
     if ((r->hdr = malloc(r->hlen + 1)) == NULL)
@@ -418,12 +446,5 @@ void marketo_csv_reader_open(lua_State *L)
         {"__tostring", reader_tostring},
         {NULL, NULL}
     };
-    luaL_newmetatable(L, MARKETO_CSV_READER_MT); /* M mt */
-    marketo_setfuncs(L, metamethods);
-    lua_newtable(L);                             /* M mt methods */
-    marketo_setfuncs(L, methods);
-    lua_setfield(L, -2, "__index");              /* M mt */
-    lua_pop(L, 1);                               /* M */
-    lua_pushcfunction(L, reader_new);
-    lua_setfield(L, -2, "csv_reader");
+    marketo_new_class(L, MARKETO_CSV_READER_MT, metamethods, methods, "csv_reader", reader_new);
 }

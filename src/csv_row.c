@@ -26,7 +26,7 @@ static int row_index(lua_State *L)
         (const marketo_csv_reader *)lua_touserdata(L, lua_upvalueindex(1));
 
     if (lua_type(L, 2) == LUA_TNUMBER)
-        return push_field(L, r, lua_tointeger(L, 2) - 1);
+        return push_field(L, r, marketo_tointeger_in(L, 2, 1, r->s.nf, 0) - 1);
     lua_pushvalue(L, 2);
     lua_rawget(L, lua_upvalueindex(2));
     if (lua_isnil(L, -1)) {

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "csv.h"
+#include "grow.h"
 
 enum { C_PLAIN = 0, C_DELIM, C_QUOTE, C_LF, C_CR, C_NUL, C_HIGH };
 
@@ -96,14 +97,12 @@ int csv_scan_fill(csv_scan *s, size_t need)
             s->base += (long long)keep;
         }
         if (s->cap - s->len < s->chunk) {
-            size_t cap = s->cap * 2;
-            unsigned char *b = realloc(s->buf, cap);
+            unsigned char *b = marketo_grow(s->buf, &s->cap, s->len + s->chunk, 1);
             if (b == NULL) {
                 s->io_errno = ENOMEM;
                 return -1;
             }
             s->buf = b;
-            s->cap = cap;
         }
         n = s->read(s->ctx, s->buf + s->len, s->cap - s->len);
         if (n < 0) {
@@ -194,18 +193,21 @@ static int more(csv_scan *s, size_t need)
     return 0;
 }
 
+/* Room for n bytes of field data: 0, or -1 out of memory. */
+static int fields_room(csv_scan *s, size_t n)
+{
+    char *b = marketo_grow(s->fbuf, &s->fcap, n, 1);
+
+    if (b == NULL)
+        return -1;
+    s->fbuf = b;
+    return 0;
+}
+
 static int append(csv_scan *s, const unsigned char *p, size_t n)
 {
-    if (s->flen + n > s->fcap) {
-        size_t cap = s->fcap;
-        char *b;
-        while (cap < s->flen + n)
-            cap *= 2;
-        if ((b = realloc(s->fbuf, cap)) == NULL)
-            return -1;
-        s->fbuf = b;
-        s->fcap = cap;
-    }
+    if (fields_room(s, s->flen + n) != 0)
+        return -1;
     memcpy(s->fbuf + s->flen, p, n);
     s->flen += n;
     return 0;
@@ -438,16 +440,8 @@ int csv_scan_split(csv_scan *s, const unsigned char *p, size_t n)
     s->nf = 0;
     s->flen = 0;
     s->rec_cr = memchr(p, '\r', n) != NULL; /* cautious: CR in quotes counts too */
-    if (n > s->fcap) {
-        size_t cap = s->fcap;
-        char *b;
-        while (cap < n)
-            cap *= 2;
-        if ((b = realloc(s->fbuf, cap)) == NULL)
-            return -1;
-        s->fbuf = b;
-        s->fcap = cap;
-    }
+    if (fields_room(s, n) != 0)
+        return -1;
     o = s->fbuf;
     for (;;) {
         int quoted = p < e && *p == '"';

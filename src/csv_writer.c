@@ -91,16 +91,11 @@ static int start_part(marketo_csv_writer *w)
     char path[4096];
     marketo_csv_part *p;
 
-    if (w->nparts == w->pcap) {
-        int cap = w->pcap ? w->pcap * 2 : 8;
-        marketo_csv_part *parts = realloc(w->parts, (size_t)cap * sizeof *parts);
-        if (parts == NULL) {
-            w->err = ENOMEM;
-            return -1;
-        }
-        w->parts = parts;
-        w->pcap = cap;
+    if ((p = marketo_grow(w->parts, &w->pcap, (size_t)w->nparts + 1, sizeof *p)) == NULL) {
+        w->err = ENOMEM;
+        return -1;
     }
+    w->parts = p;
     w->cur_part = w->nparts + 1;
     part_path(w, w->cur_part, path, sizeof path);
     if ((w->fd = marketo_create(path)) < 0) {
@@ -123,16 +118,8 @@ static int push_io_error(lua_State *L, marketo_csv_writer *w)
 
 static void row_reserve(lua_State *L, marketo_csv_writer *w, size_t more)
 {
-    if (w->rlen + more > w->rcap) {
-        size_t cap = w->rcap;
-        char *row;
-        while (cap < w->rlen + more)
-            cap *= 2;
-        if ((row = realloc(w->row, cap)) == NULL)
-            luaL_error(L, "%s: out of memory", MARKETO_CSV_WRITER_MT);
-        w->row = row;
-        w->rcap = cap;
-    }
+    if (marketo_buffer_reserve(&w->row, more) != 0)
+        luaL_error(L, "%s: out of memory", MARKETO_CSV_WRITER_MT);
 }
 
 int marketo_csv_writer_field(lua_State *L, marketo_csv_writer *w,
@@ -140,18 +127,18 @@ int marketo_csv_writer_field(lua_State *L, marketo_csv_writer *w,
 {
     row_reserve(L, w, 2 * n + 3);
     if (w->rfields++ > 0)
-        w->row[w->rlen++] = (char)w->delim;
-    w->rlen += csv_encode_field(w->row + w->rlen, p, n,
+        w->row.data[w->row.len++] = (char)w->delim;
+    w->row.len += csv_encode_field(w->row.data + w->row.len, p, n,
                                 !clean && csv_needs_quote(p, n, w->delim));
     return 0;
 }
 
-/* Sends a row of len bytes (p, then the line end) to the current part, or
- * to a new one when it would push the part over the limit. */
+/* Sends a row of len bytes (p, then the line end eol, eol_len bytes) to the
+ * current part, or to a new one when it would push the part over the limit. */
 static int emit(lua_State *L, marketo_csv_writer *w, const char *p, size_t len,
-                long long line)
+                const char *eol_bytes, size_t eol, long long line)
 {
-    size_t eol = w->crlf ? 2 : 1, total = len + eol;
+    size_t total = len + eol;
     marketo_csv_part *part;
 
     if (w->max_bytes > 0 && (long long)(w->hlen + total) > w->max_bytes) {
@@ -179,7 +166,7 @@ static int emit(lua_State *L, marketo_csv_writer *w, const char *p, size_t len,
     w->rows++;
     if (w->lines != NULL && fprintf(w->lines, "%lld\n", line) < 0 && !w->err)
         w->err = errno ? errno : EIO;
-    if (put(w, p, len) != 0 || put(w, w->crlf ? "\r\n" : "\n", eol) != 0) {
+    if (put(w, p, len) != 0 || put(w, eol_bytes, eol) != 0) {
         push_io_error(L, w);
         return -1;
     }
@@ -193,20 +180,42 @@ int marketo_csv_writer_end(lua_State *L, marketo_csv_writer *w, long long line)
     size_t len;
 
     row_reserve(L, w, 2);
-    if (w->rfields == 1 && w->rlen == 0) {
-        w->row[w->rlen++] = '"';
-        w->row[w->rlen++] = '"';
+    if (w->rfields == 1 && w->row.len == 0) {
+        w->row.data[w->row.len++] = '"';
+        w->row.data[w->row.len++] = '"';
     }
-    len = w->rlen;
-    w->rlen = 0;
+    len = w->row.len;
+    w->row.len = 0;
     w->rfields = 0;
-    return emit(L, w, w->row, len, line);
+    return emit(L, w, w->row.data, len, w->crlf ? "\r\n" : "\n", w->crlf ? 2 : 1, line);
 }
 
 int marketo_csv_writer_raw(lua_State *L, marketo_csv_writer *w, const char *p, size_t len,
                            long long line)
 {
-    return emit(L, w, p, len, line);
+    return emit(L, w, p, len, w->crlf ? "\r\n" : "\n", w->crlf ? 2 : 1, line);
+}
+
+int marketo_csv_writer_as_is(lua_State *L, marketo_csv_writer *w, const char *p, size_t len,
+                             long long line)
+{
+    return emit(L, w, p, len, "", 0, line);
+}
+
+int marketo_csv_writer_header(lua_State *L, marketo_csv_writer *w, const char *p, size_t len)
+{
+    if ((w->hdr = malloc(len + 1)) == NULL)
+        return luaL_error(L, "%s: out of memory", MARKETO_CSV_WRITER_MT);
+    memcpy(w->hdr, p, len);
+    w->hlen = len;
+    if (w->fd < 0) /* numbered parts: each starts with it */
+        return 0;
+    w->parts[w->nparts - 1].bytes += (long long)len;
+    if (put(w, p, len) != 0) {
+        push_io_error(L, w);
+        return -1;
+    }
+    return 0;
 }
 
 static int writer_close(lua_State *L)
@@ -224,9 +233,9 @@ static int writer_close(lua_State *L)
         w->lines = NULL;
     }
     free(w->out);
-    free(w->row);
+    marketo_buffer_free(&w->row);
     free(w->hdr);
-    w->out = w->row = w->hdr = NULL;
+    w->out = w->hdr = NULL;
     if (rc)
         return push_io_error(L, w);
     lua_pushboolean(L, 1);
@@ -251,11 +260,9 @@ static int writer_tostring(lua_State *L)
     marketo_csv_writer *w = (marketo_csv_writer *)luaL_checkudata(L, 1, MARKETO_CSV_WRITER_MT);
 
     if (!w->open || w->prefix == NULL)
-        lua_pushfstring(L, "%s (closed)", MARKETO_CSV_WRITER_MT);
-    else
-        lua_pushfstring(L, "%s (%s%s)", MARKETO_CSV_WRITER_MT, w->prefix,
-                        w->width < 0 ? "" : "...");
-    return 1;
+        return marketo_tostring(L, MARKETO_CSV_WRITER_MT, NULL);
+    lua_pushfstring(L, "%s%s", w->prefix, w->width < 0 ? "" : "...");
+    return marketo_tostring(L, MARKETO_CSV_WRITER_MT, lua_tostring(L, -1));
 }
 
 /* Encodes the fields of table t (ncols of them, or #t) as one row. */
@@ -271,7 +278,7 @@ static void encode_table(lua_State *L, marketo_csv_writer *w, int t, int ncols)
         if (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER)
             p = lua_tolstring(L, -1, &len);
         else if (!lua_isnil(L, -1)) {
-            w->rlen = 0;
+            w->row.len = 0;
             w->rfields = 0;
             luaL_error(L, "field %d is a %s (string or number expected)", i,
                        luaL_typename(L, -1));
@@ -366,11 +373,9 @@ static int writer_new(lua_State *L)
     w->crlf = crlf;
     w->width = (int)width;
     w->max_bytes = max_bytes;
-    w->rcap = 256;
     w->prefix = dup_cat(prefix, suffix);
     w->out = malloc(CSV_CHUNK);
-    w->row = malloc(w->rcap);
-    if (!w->prefix || !w->out || !w->row)
+    if (!w->prefix || !w->out || marketo_buffer_reserve(&w->row, 256) != 0)
         return luaL_error(L, "%s: out of memory", MARKETO_CSV_WRITER_MT);
     w->suffix = w->prefix + strlen(prefix) + 1;
     w->prefix[strlen(prefix)] = '\0';
@@ -380,14 +385,14 @@ static int writer_new(lua_State *L)
         encode_table(L, w, 7, w->ncols);
         row_reserve(L, w, 2);
         if (w->crlf)
-            w->row[w->rlen++] = '\r';
-        w->row[w->rlen++] = '\n';
+            w->row.data[w->row.len++] = '\r';
+        w->row.data[w->row.len++] = '\n';
         w->rfields = 0;
-        if ((w->hdr = malloc(w->rlen)) == NULL)
+        if ((w->hdr = malloc(w->row.len)) == NULL)
             return luaL_error(L, "%s: out of memory", MARKETO_CSV_WRITER_MT);
-        memcpy(w->hdr, w->row, w->rlen);
-        w->hlen = w->rlen;
-        w->rlen = 0;
+        memcpy(w->hdr, w->row.data, w->row.len);
+        w->hlen = w->row.len;
+        w->row.len = 0;
     }
     if (!lua_isnil(L, 8) && (w->lines = marketo_create_file(lua_tostring(L, 8))) == NULL)
         return marketo_push_errno(L, lua_tostring(L, 8), errno);
@@ -410,12 +415,5 @@ void marketo_csv_writer_open(lua_State *L)
         {"__tostring", writer_tostring},
         {NULL, NULL}
     };
-    luaL_newmetatable(L, MARKETO_CSV_WRITER_MT); /* M mt */
-    marketo_setfuncs(L, metamethods);
-    lua_newtable(L);                             /* M mt methods */
-    marketo_setfuncs(L, methods);
-    lua_setfield(L, -2, "__index");              /* M mt */
-    lua_pop(L, 1);                               /* M */
-    lua_pushcfunction(L, writer_new);
-    lua_setfield(L, -2, "csv_writer");
+    marketo_new_class(L, MARKETO_CSV_WRITER_MT, metamethods, methods, "csv_writer", writer_new);
 }

@@ -242,11 +242,8 @@ static int loop_tostring(lua_State *L)
 {
     marketo_loop *lp = check_loop(L, 1);
 
-    if (lp->multi == NULL)
-        lua_pushliteral(L, MARKETO_LOOP_MT " (closed)");
-    else
-        lua_pushfstring(L, "%s (%p)", MARKETO_LOOP_MT, (void *)lp);
-    return 1;
+    lua_pushfstring(L, "%p", (void *)lp);
+    return marketo_tostring(L, MARKETO_LOOP_MT, lp->multi == NULL ? NULL : lua_tostring(L, -1));
 }
 
 /* loop() -> a new marketo.loop. */
@@ -284,12 +281,5 @@ void marketo_loop_open(lua_State *L)
         {NULL, NULL}
     };
 
-    luaL_newmetatable(L, MARKETO_LOOP_MT);          /* M mt */
-    marketo_setfuncs(L, metamethods);
-    lua_newtable(L);                                /* M mt methods */
-    marketo_setfuncs(L, methods);
-    lua_setfield(L, -2, "__index");                 /* M mt */
-    lua_pop(L, 1);                                  /* M */
-    lua_pushcfunction(L, loop_new);
-    lua_setfield(L, -2, "loop");
+    marketo_new_class(L, MARKETO_LOOP_MT, metamethods, methods, "loop", loop_new);
 }

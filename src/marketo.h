@@ -34,6 +34,15 @@ FILE *marketo_create_file(const char *path);
 /* t[k] = v for the table at the stack top, v a 64-bit size (see compat.h). */
 void marketo_set_size(lua_State *L, const char *k, long long v);
 
+/* Registers a userdata type: metatable `name` with the metamethods, its
+ * __index a table of the methods; and sets its constructor as
+ * module[ctor_name] on the module table at the stack top. */
+void marketo_new_class(lua_State *L, const char *name, const luaL_Reg *metamethods,
+                       const luaL_Reg *methods, const char *ctor_name, lua_CFunction ctor);
+
+/* __tostring: "name (what)", or "name (closed)" when what is NULL. */
+int marketo_tostring(lua_State *L, const char *name, const char *what);
+
 /* A duration in seconds at argument arg. NaN and negative values are misuse
  * (raise); a huge one, math.huge included, means as long as representable:
  * callers convert it with marketo_clamp, never with a bare cast. */
@@ -41,6 +50,12 @@ double marketo_checkseconds(lua_State *L, int arg);
 
 /* v (not NaN, >= 0, maybe infinite) as an integer no larger than max. */
 long long marketo_clamp(double v, long long max);
+
+/* The number at idx if it is a whole number in [lo, hi], else `none` (a
+ * fraction, NaN, out of range, math.mininteger - 1...): no bare cast or
+ * arithmetic meets a value it is undefined for. */
+lua_Integer marketo_tointeger_in(lua_State *L, int idx, lua_Integer lo, lua_Integer hi,
+                                 lua_Integer none);
 
 /* Seconds on the monotonic clock. */
 double marketo_monotonic(void);

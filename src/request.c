@@ -15,30 +15,6 @@
 
 /* ---- helpers -------------------------------------------------------------- */
 
-static int buffer_append(marketo_buffer *b, const char *data, size_t len)
-{
-    if (b->len + len > b->cap) {
-        size_t cap = b->cap ? b->cap : 16384;
-        char *p;
-        while (cap < b->len + len)
-            cap *= 2;
-        if ((p = (char *)realloc(b->data, cap)) == NULL)
-            return 0;
-        b->data = p;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, data, len);
-    b->len += len;
-    return 1;
-}
-
-static void buffer_free(marketo_buffer *b)
-{
-    free(b->data);
-    b->data = NULL;
-    b->len = b->cap = 0;
-}
-
 static marketo_request *check_request(lua_State *L, int idx)
 {
     return (marketo_request *)luaL_checkudata(L, idx, MARKETO_REQUEST_MT);
@@ -69,7 +45,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 
     if (r->output != NULL)
         return fwrite(data, 1, len, r->output);
-    return buffer_append(&r->body, data, len) ? len : 0;
+    return marketo_buffer_append(&r->body, data, len) == 0 ? len : 0;
 }
 
 /* Keeps the header lines of the last response only (not of a 100 Continue). */
@@ -80,7 +56,7 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
 
     if (len >= 5 && memcmp(data, "HTTP/", 5) == 0)
         r->head.len = 0;
-    return buffer_append(&r->head, data, len) ? len : 0;
+    return marketo_buffer_append(&r->head, data, len) == 0 ? len : 0;
 }
 
 static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow,
@@ -509,8 +485,8 @@ static int request_close(lua_State *L)
     marketo_parts_free(r);
     free(r->output_path);
     r->output_path = NULL;
-    buffer_free(&r->body);
-    buffer_free(&r->head);
+    marketo_buffer_free(&r->body);
+    marketo_buffer_free(&r->head);
     luaL_unref(L, LUA_REGISTRYINDEX, r->progress_ref);
     luaL_unref(L, LUA_REGISTRYINDEX, r->err_ref);
     r->progress_ref = r->err_ref = LUA_NOREF;
@@ -522,11 +498,8 @@ static int request_tostring(lua_State *L)
 {
     marketo_request *r = check_request(L, 1);
 
-    if (r->curl == NULL)
-        lua_pushliteral(L, MARKETO_REQUEST_MT " (closed)");
-    else
-        lua_pushfstring(L, "%s (%p)", MARKETO_REQUEST_MT, (void *)r);
-    return 1;
+    lua_pushfstring(L, "%p", (void *)r);
+    return marketo_tostring(L, MARKETO_REQUEST_MT, r->curl == NULL ? NULL : lua_tostring(L, -1));
 }
 
 static void set_defaults(marketo_request *r, CURLSH *share)
@@ -596,12 +569,5 @@ void marketo_request_open(lua_State *L)
         {NULL, NULL}
     };
 
-    luaL_newmetatable(L, MARKETO_REQUEST_MT);       /* M mt */
-    marketo_setfuncs(L, metamethods);
-    lua_newtable(L);                                /* M mt methods */
-    marketo_setfuncs(L, methods);
-    lua_setfield(L, -2, "__index");                 /* M mt */
-    lua_pop(L, 1);                                  /* M */
-    lua_pushcfunction(L, request_new);
-    lua_setfield(L, -2, "request");
+    marketo_new_class(L, MARKETO_REQUEST_MT, metamethods, methods, "request", request_new);
 }

@@ -5,15 +5,11 @@
 
 #include <curl/curl.h>
 
+#include "grow.h"
 #include "marketo.h"
 
 #define MARKETO_REQUEST_MT "marketo.request"
 #define MARKETO_LOOP_MT "marketo.loop"
-
-typedef struct marketo_buffer {
-    char *data;
-    size_t len, cap;
-} marketo_buffer;
 
 typedef struct marketo_part marketo_part; /* a multipart field or file part */
 typedef struct marketo_loop marketo_loop;

@@ -3,7 +3,9 @@
 --
 -- Formats: "csv" (comma), "tsv" (tab), "ssv" (semicolon). RFC 4180 quoting:
 -- a field in double quotes may hold the delimiter, line ends and doubled
--- quotes. LF or CRLF line ends. A UTF-8 BOM is stripped (and reported). Blank
+-- quotes. LF or CRLF line ends; a file whose first line ends in a bare CR (an
+-- old Mac export) is refused with CSV_CR_LINE_ENDINGS, and how to convert it,
+-- rather than read as one line. A UTF-8 BOM is stripped (and reported). Blank
 -- lines are skipped (counted in stats().blank); a lone CR is data. Line
 -- numbers are physical lines (a quoted newline advances them); a row's line is
 -- the line where it starts. Offsets are bytes from the start of the file.
@@ -11,8 +13,9 @@
 -- Failures return nil, "CODE: path:line:column: what and what to do", "CODE".
 -- Codes: CSV_UNBALANCED_QUOTE, CSV_STRAY_QUOTE, CSV_FIELD_COUNT,
 -- CSV_INVALID_UTF8, CSV_NUL_BYTE, CSV_ROW_TOO_LARGE, CSV_NO_HEADER,
--- CSV_DUPLICATE_HEADER, CSV_UNKNOWN_COLUMN (map), and errno names (ENOENT,
--- EACCES, ...). Misuse raises.
+-- CSV_DUPLICATE_HEADER, CSV_CR_LINE_ENDINGS, CSV_HEADER_NAME (plan),
+-- CSV_UNKNOWN_COLUMN (map), and errno names (ENOENT, EACCES, ...). Misuse
+-- raises.
 --
 -- csv.open(path [, opts]) -> reader | nil, msg, code
 --   opts: format = "csv", header = true, lenient = false,
@@ -51,15 +54,23 @@
 --         max_bytes = csv.PART_BYTES (header + rows of one part),
 --         threads (scans at once; default: the online CPUs, at most 8),
 --         segment_bytes = 32 MiB (the least a thread's share may be: a
---         smaller file is planned by one thread)
+--         smaller file is planned by one thread), any_names = false (see below)
 --   plan = { header = "email,name\n" (as in the file, no BOM), header_offset,
 --            bom, rows, rejected, blank, rejects,
---            parts = { { offset, length, bytes, rows, first_line, last_line } } }
---   In lenient mode a rejected row ends the part before it, so no part
---   carries a bad row. A row that cannot fit a part with the header is
---   CSV_ROW_TOO_LARGE in both modes. With threads the plan is the same,
---   byte for byte, rejects (and on_reject calls) in the same order; only
---   the main thread calls Lua.
+--            parts = { { offset, length, bytes, rows, first_line, last_line,
+--                        rejected } } }
+--   A plan is sent as it is, header and all, so a header name Marketo could
+--   not match (empty, or with spaces around it) is CSV_HEADER_NAME, naming
+--   the column, in both modes: lenient mode rejects rows, and with such a
+--   header every row would fail. any_names = true skips that check (a file
+--   that is mapped before it is sent). In lenient mode rejected rows do not
+--   end a part: a part may have holes where rows were rejected between two
+--   of its own (part.rejected counts them, bytes leaves them out), and is
+--   then sent as csv.copy makes it, so there are as many parts as the clean
+--   bytes need. Rejects between two parts are in neither. A row that cannot
+--   fit a part with the header is CSV_ROW_TOO_LARGE in both modes. With
+--   threads the plan is the same, byte for byte, rejects (and on_reject
+--   calls) in the same order; only the main thread calls Lua.
 --
 -- csv.writer(path [, opts]) -> writer | nil, msg, code
 --   opts: format = "csv", header = { names }, crlf = false,
@@ -104,6 +115,14 @@
 --   file under n * csv.SHARE_BYTES, a mapping without Lua functions (C alone
 --   is faster) and on_reject/on_filter (they must see every event here) keep
 --   the run in this process. Not in OpenResty (nginx workers must not fork).
+--
+-- csv.copy(src, dst, range [, opts]) -> part | nil, msg, code
+--   The header and the rows of range = { offset, length, line } of src (a
+--   part of a lenient csv.plan, say: offset, length, first_line) to dst,
+--   byte for byte as they are in src, line ends and all, leaving out the
+--   rows a lenient reader rejects: a part with holes made whole. opts:
+--   format, max_row as for open; lines (see writer).
+--   part = { path, bytes, rows, first_line, last_line, rejected }
 --
 -- csv.shares(path, n [, opts]) -> { { offset, length, line } } | nil, msg, code
 --   Cuts a file's rows into up to n shares of about equal size, each starting
@@ -233,10 +252,35 @@ function M.open(path, opts)
     return setmetatable({ _r = r, _rejects = kept }, Reader)
 end
 
+-- The first header name Marketo could not match, sent as is (an unmapped
+-- file): empty, or with spaces around it. Every row would fail.
+local function bad_header_name(path, names)
+    for i, name in ipairs(names) do
+        local trimmed = name:match("^%s*(.-)%s*$")
+        if name == "" then
+            return ('CSV_HEADER_NAME: %s: column %d of the header has no name (""); Marketo '
+                .. "matches columns by name, so every row would fail: name the column or "
+                .. "remove it"):format(path, i)
+        elseif trimmed ~= name then
+            return ('CSV_HEADER_NAME: %s: column %d of the header, "%s", has spaces around '
+                .. "the name; Marketo matches names exactly, so every row would fail: rename "
+                .. 'it "%s" in the file'):format(path, i, name, trimmed)
+        end
+    end
+end
+
+-- The name in the header that is `want` with spaces around it, if any.
+local function spaced_name(names, want)
+    for _, name in ipairs(names) do
+        if name ~= want and name:match("^%s*(.-)%s*$") == want then return name end
+    end
+end
+
 local PLAN_OPTS = {
     format = FORMAT, lenient = "boolean", on_reject = "function",
     max_rejects = "number", max_row = "number", max_bytes = BYTES,
     threads = { "number", integer = true, min = 1, max = 64 }, segment_bytes = BYTES,
+    any_names = "boolean",
 }
 
 --- Plans the parts of a file; see the header comment.
@@ -247,6 +291,10 @@ function M.plan(path, opts)
     local r, kept, code = open_core("plan", path, opts, true)
     if not r then return nil, kept, code end
     local plan, msg
+    -- a plan is sent as it is, header and all (csv.shares only cuts a file
+    -- for mapping, where an unused column's name does not matter)
+    msg = not opts.any_names and bad_header_name(path, r:header())
+    if msg then r:close(); return nil, msg, "CSV_HEADER_NAME" end
     plan, msg, code = core.csv_plan(r, max_bytes, threads, segment)
     r:close()
     if not plan then return nil, msg, code end
@@ -320,8 +368,11 @@ local function compile(mapping, header)
             arg_error(3, "map", ("entry %d: 'fn' must be a function"):format(i))
         end
         if c.from ~= nil and not index[c.from] then
-            return nil, ("CSV_UNKNOWN_COLUMN: mapping entry %d: the file has no column '%s'")
-                :format(i, tostring(c.from)), "CSV_UNKNOWN_COLUMN"
+            local spaced = spaced_name(header, c.from)
+            return nil, ("CSV_UNKNOWN_COLUMN: mapping entry %d: the file has no column '%s'%s")
+                :format(i, tostring(c.from), spaced and ("; it has '%s', with spaces around "
+                    .. "the name: trim them in the file, or map from '%s'"):format(spaced, spaced)
+                    or ""), "CSV_UNKNOWN_COLUMN"
         end
         seen[c.to] = true
         names[i] = c.to
@@ -379,6 +430,34 @@ local function map_share(src, dst, mapping, opts, share, bare)
     return result
 end
 
+local COPY_OPTS = { format = "string", max_row = "number", lines = "string" }
+
+--- Copies the clean rows of a range of a file; see the header comment.
+function M.copy(src, dst, range, opts)
+    opts = check_opts("copy", 4, opts, COPY_OPTS)
+    if type(dst) ~= "string" then arg_error(2, "copy", "path expected") end
+    if type(range) ~= "table" then arg_error(3, "copy", "{ offset, length, line } expected") end
+    local r, msg, code = open_core("copy", src, { format = opts.format, lenient = true,
+        max_rejects = 0, max_row = opts.max_row }, true)
+    if not r then return nil, msg, code end
+    local ok, w, rows
+    ok, msg, code = r:range(range.offset, range.length, range.line)
+    if ok then
+        w, msg, code = core.csv_writer(dst, -1, "", delim_of("copy", 4, opts.format), false, 0,
+            nil, opts.lines)
+    end
+    if w then rows, msg, code = core.csv_copy(r, w) end
+    local rejected = r:stats().rejected
+    r:close()
+    if not w then return nil, msg, code end
+    local closed, cmsg, ccode = w:close()
+    if not rows then return nil, msg, code end
+    if not closed then return nil, cmsg, ccode end
+    local part = w:parts()[1]
+    part.rejected = rejected
+    return part
+end
+
 --- file_size(path) -> bytes | nil, msg: what a file holds now.
 function M.file_size(path)
     local f, msg = io.open(path, "rb")
@@ -401,7 +480,7 @@ function M.shares(path, n, opts)
     -- part (a small file of big rows) asks for parts that fit any row.
     local function plan(max_bytes)
         return M.plan(path, { format = opts.format, lenient = true, max_row = max_row,
-            max_rejects = 0, max_bytes = max_bytes })
+            max_rejects = 0, max_bytes = max_bytes, any_names = true })
     end
     local p, msg, code = plan(math.ceil(size / (4 * n)) + 1)
     if not p and code == "CSV_ROW_TOO_LARGE" then

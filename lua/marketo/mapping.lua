@@ -115,9 +115,14 @@ function Mapping:bind(header, source)
         if e.from then
             e.index = where[e.from]
             if not e.index then
+                local spaced -- the name with spaces around it in the file, if so
+                for _, name in ipairs(header) do
+                    if name:match("^%s*(.-)%s*$") == e.from then spaced = name end
+                end
                 return nil, ("%s:1: the mapping of '%s' reads column '%s', which the header "
-                    .. "does not have (it has: %s); fix the mapping or the file")
-                    :format(source, e.to, e.from, table.concat(header, ", "))
+                    .. "does not have (it has: %s); fix the mapping or the file%s")
+                    :format(source, e.to, e.from, table.concat(header, ", "), spaced and
+                        ("; the file has '%s', with spaces around the name"):format(spaced) or "")
             end
         end
     end

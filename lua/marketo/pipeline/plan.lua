@@ -10,8 +10,10 @@
 --   part = { source, path, offset, length, prefix, format, rows, first_line, last_line,
 --            bytes, mapped, lines = { file, skip } }
 --
--- An unmapped source is never copied: its parts are byte ranges streamed with
--- the header in front. A mapping that only renames, reorders, drops or sets
+-- An unmapped source is not copied: its parts are byte ranges streamed with
+-- the header in front; only a part with rows rejected among its own (lenient
+-- mode) is copied without them, and is a mapped part from then on.
+-- A mapping that only renames, reorders, drops or sets
 -- constants runs in C (csv.map); one with Lua functions, a filter or a
 -- validation runs here, row by row: with workers > 1, in that many processes
 -- at once, each over its own share of the file (see marketo.pipeline.workers: the
@@ -57,8 +59,10 @@ local function balanced_bytes(source, max_bytes)
     return math.min(max_bytes, math.ceil(size / n * 1.03))
 end
 
--- An unmapped source: plan byte ranges, copy nothing.
-local function plan_source(o, source, acc)
+local copy_clean -- defined with the work folder's names, below
+
+-- An unmapped source: plan byte ranges, copy only the parts with holes.
+local function plan_source(o, source, index, acc)
     local p, msg, code = csv.plan(source, { format = o.format, lenient = o.lenient,
         max_bytes = balanced_bytes(source, o.max_bytes),
         max_rejects = o.max_rejects })
@@ -66,12 +70,17 @@ local function plan_source(o, source, acc)
     acc.rows.read = acc.rows.read + p.rows + p.rejected
     acc.rows.rejected = acc.rows.rejected + p.rejected
     add_rejects(acc.rejects, p.rejects, source)
-    for _, part in ipairs(p.parts) do
-        acc.parts[#acc.parts + 1] = {
-            source = source, path = source, offset = part.offset, length = part.length,
-            prefix = p.header, format = o.format, rows = part.rows, bytes = part.bytes,
-            first_line = part.first_line, last_line = part.last_line, mapped = false,
-        }
+    for k, part in ipairs(p.parts) do
+        if part.rejected > 0 then
+            local ok, cmsg, ccode = copy_clean(o, source, index, k, part, acc)
+            if not ok then return nil, cmsg, ccode end
+        else
+            acc.parts[#acc.parts + 1] = {
+                source = source, path = source, offset = part.offset, length = part.length,
+                prefix = p.header, format = o.format, rows = part.rows, bytes = part.bytes,
+                first_line = part.first_line, last_line = part.last_line, mapped = false,
+            }
+        end
     end
     return true
 end
@@ -93,6 +102,22 @@ local function add_written(acc, source, parts, format, lines_file)
         }
         skip = skip + part.rows
     end
+end
+
+-- A part of an unmapped source with rows rejected among its own is copied
+-- without them to the work folder (the header and its clean rows, as they
+-- are): from there on it is a mapped part, with a lines file to tie rows back.
+function copy_clean(o, source, index, k, part, acc)
+    local path = work_pattern(o, index):format(k)
+    local lines = path .. ".lines"
+    local c, msg, code = csv.copy(source, path, { offset = part.offset, length = part.length,
+        line = part.first_line }, { format = o.format, lines = lines })
+    if not c then return nil, msg, code end
+    if c.rows ~= part.rows then
+        return fail("IO_ERROR", source .. ": the file changed while it was planned")
+    end
+    add_written(acc, source, { c }, o.format, lines)
+    return true
 end
 
 local function lines_path(o, index, k)
@@ -220,7 +245,7 @@ function M.build(o)
     for index, source in ipairs(o.sources) do
         local ok, msg, code
         if not m then
-            ok, msg, code = plan_source(o, source, acc)
+            ok, msg, code = plan_source(o, source, index, acc)
         elseif m:is_fast() then
             ok, msg, code = map_fast(o, source, index, acc, m)
         else
