@@ -7,18 +7,14 @@ local ROWS = tonumber(os.getenv("ROWS")) or 2000000
 local SPEED = tonumber(os.getenv("SPEED")) or 12000
 local BIN = root .. "/build/bin/marketo-bulk"
 
-local function sh(cmd)
-    local p = assert(io.popen(cmd))
-    local out = p:read("a")
-    p:close()
-    return out
-end
+local kit = dofile(root .. "/bench/runner_kit.lua")
+local sh = kit.sh
 
 local dir = sh("mktemp -d"):gsub("%s+$", "")
 local src = dir .. "/leads.csv"
 
 local function generate()
-    return dofile(root .. "/bench/leads.lua")(src, ROWS)
+    return kit.leads(src, ROWS)
 end
 
 local function env_of(sb)

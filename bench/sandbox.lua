@@ -11,16 +11,12 @@ local root = arg[1] or "."
 local BIN = os.getenv("MARKETO_BULK_BIN") or root .. "/build/bin/marketo-bulk"
 local TARGET = 3 -- peak RSS at most this many times the file's bytes
 
-local function sh(cmd)
-    local p = assert(io.popen(cmd))
-    local out = p:read("a")
-    p:close()
-    return out
-end
+local kit = dofile(root .. "/bench/runner_kit.lua")
+local sh = kit.sh
 
 local dir = sh("mktemp -d"):gsub("%s+$", "")
 
-local generate = dofile(root .. "/bench/leads.lua")
+local generate = kit.leads
 
 local function peak_kb(pid)
     local f = assert(io.open("/proc/" .. pid .. "/status"))

@@ -1,7 +1,18 @@
--- The lead file the runner benches import (dofile'd by bench/pipeline.lua and
--- bench/sandbox.lua): generate(path, rows) writes a header and `rows` leads,
--- one name with a quoted comma; returns the file's size in bytes.
-return function(path, rows)
+-- What the runner benches share (dofile'd by bench/pipeline.lua and
+-- bench/sandbox.lua).
+local M = {}
+
+--- The output of a shell command.
+function M.sh(cmd)
+    local p = assert(io.popen(cmd))
+    local out = p:read("a")
+    p:close()
+    return out
+end
+
+--- Writes a header and `rows` leads (one name with a quoted comma) to path;
+-- returns the file's size in bytes.
+function M.leads(path, rows)
     local f = assert(io.open(path, "wb"))
     f:write("email,firstName,lastName,company,title,leadScore\n")
     local buf = {}
@@ -15,3 +26,5 @@ return function(path, rows)
     f:close()
     return size
 end
+
+return M
