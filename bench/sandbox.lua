@@ -39,7 +39,7 @@ local function run(rows)
         :format(dir, sb.base_url, sb.client_id, sb.client_secret, BIN))
     assert(out:match("exit 0%s*$"), "the import failed: " .. out)
     local peak = peak_kb(sb.pid)
-    local stored = json.decode((sb.get("/__sandbox/records/leads/count"))).count
+    local stored = json.decode((sb.get("/__sandbox/records"))).leads
     local first, last = math.huge, 0
     for _, job in ipairs(json.decode((sb.get("/__sandbox/jobs")))) do
         first = math.min(first, job.startedAt)

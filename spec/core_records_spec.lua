@@ -47,6 +47,8 @@ describe("marketo.core records", function()
         -- once it moves away the key finds neither (one record per key)
         r:insert(nil, { email = "ann@new.example" })
         assert.equal(3, r:lookup("email", "ann@new.example"))
+        r:merge(1, { email = "ann@new.example", more = "x" }) -- unchanged: still the newer
+        assert.equal(3, r:lookup("email", "ann@new.example"))
         r:merge(3, { email = "carl@example.com" })
         assert.is_nil(r:lookup("email", "ann@new.example"))
         assert.equal(3, r:lookup("email", "carl@example.com"))

@@ -12,7 +12,9 @@
  * Values are strings, numbers, booleans and the JSON null (a NULL light
  * userdata, as cjson.null is); merging a field table overwrites the fields it
  * names and keeps the others. */
+#include <limits.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,16 +41,21 @@ typedef struct table {
  * key); fold compares ASCII letters case-insensitively. */
 typedef struct findex {
     int field, fold;
+    int changed; /* during a commit: the record's value differs */
     table t;
 } findex;
+
+typedef struct fname {
+    char *s; /* NUL-terminated, for messages */
+    size_t len;
+} fname;
 
 typedef struct records {
     marketo_buffer arena;   /* the blobs */
     uint64_t *at;           /* at[n - 1]: offset of record n's blob */
     size_t n, cap_at;
     size_t garbage;         /* arena bytes of blobs since replaced */
-    char **names;           /* field number -> name (NUL-terminated) */
-    size_t *name_len;
+    fname *names;           /* field number -> name */
     size_t nnames, cap_names;
     table by_name;          /* name -> field number + 1 */
     findex *indexes;        /* [0] is the key's */
@@ -59,12 +66,15 @@ typedef struct records {
     int closed;
 } records;
 
+/* A field being packed: its bytes at p, or for a number from Lua in num. */
 typedef struct field {
     size_t id;
     int type;
     const char *p;
     size_t len;
+    unsigned char num[8];
 } field;
+
 
 /* FNV-1a, folding ASCII letters when asked. */
 static uint32_t hash_bytes(const char *p, size_t n, int fold)
@@ -134,11 +144,10 @@ static uint64_t get_varint(const char **p)
     return v;
 }
 
-/* Record n's blob: its key, and its fields from *body up to *end. */
-static const char *blob_of(const records *r, size_t n, size_t *keylen, const char **body,
-                           const char **end)
+/* A blob's key, and its fields from *body up to *end. */
+static const char *parse_blob(const char *p, size_t *keylen, const char **body,
+                              const char **end)
 {
-    const char *p = r->arena.data + r->at[n - 1];
     size_t size = (size_t)get_varint(&p);
     const char *key;
 
@@ -147,6 +156,12 @@ static const char *blob_of(const records *r, size_t n, size_t *keylen, const cha
     key = p;
     *body = p + *keylen;
     return key;
+}
+
+static const char *blob_of(const records *r, size_t n, size_t *keylen, const char **body,
+                           const char **end)
+{
+    return parse_blob(r->arena.data + r->at[n - 1], keylen, body, end);
 }
 
 /* The next field of a blob at *p (before end): 0 at the end. */
@@ -165,14 +180,14 @@ static int next_field(const char **p, const char *end, field *f)
     return 1;
 }
 
-/* The value of field `id` in record n, when a non-empty string. */
-static const char *string_field(const records *r, size_t n, int id, size_t *len)
+/* The value of field `id` (-1: the key) in a blob, when a non-empty string. */
+static const char *blob_string(const char *blob, int id, size_t *len)
 {
     const char *body, *end, *key;
     size_t keylen;
     field f;
 
-    key = blob_of(r, n, &keylen, &body, &end);
+    key = parse_blob(blob, &keylen, &body, &end);
     if (id < 0) {
         *len = keylen;
         return keylen > 0 ? key : NULL;
@@ -183,6 +198,11 @@ static const char *string_field(const records *r, size_t n, int id, size_t *len)
             return f.type == T_STRING && f.len > 0 ? f.p : NULL;
         }
     return NULL;
+}
+
+static const char *string_field(const records *r, size_t n, int id, size_t *len)
+{
+    return blob_string(r->arena.data + r->at[n - 1], id, len);
 }
 
 /* ---- hash tables ------------------------------------------------------ */
@@ -291,40 +311,28 @@ static void index_unset(const records *r, findex *x, const char *p, size_t n, si
 static long field_id(records *r, const char *name, size_t len)
 {
     uint32_t h = hash_bytes(name, len, 0);
-    size_t mask, i;
-    char *copy;
+    size_t mask, i, cap = r->cap_names;
+    fname *names;
 
     if (table_room(&r->by_name) != 0)
         return -1;
     mask = r->by_name.cap - 1;
     for (i = h & mask; r->by_name.slots[i].ref != 0; i = (i + 1) & mask) {
-        size_t id = r->by_name.slots[i].ref - 1;
-        if (r->by_name.slots[i].hash == h && same_bytes(r->names[id], r->name_len[id], name,
-                                                        len, 0))
-            return (long)id;
+        const fname *known = &r->names[r->by_name.slots[i].ref - 1];
+        if (r->by_name.slots[i].hash == h && same_bytes(known->s, known->len, name, len, 0))
+            return (long)(r->by_name.slots[i].ref - 1);
     }
-    if (r->nnames >= UINT32_MAX - 1)
+    if (r->nnames >= INT_MAX - 1)
         return -1;
-    {
-        size_t cap = r->cap_names;
-        char **names = (char **)marketo_grow(r->names, &cap, r->nnames + 1, sizeof *names);
-        size_t *lens;
-        if (names == NULL)
-            return -1;
-        r->names = names;
-        cap = r->cap_names;
-        lens = (size_t *)marketo_grow(r->name_len, &cap, r->nnames + 1, sizeof *lens);
-        if (lens == NULL)
-            return -1;
-        r->name_len = lens;
-        r->cap_names = cap;
-    }
-    if ((copy = (char *)malloc(len + 1)) == NULL)
+    if ((names = (fname *)marketo_grow(r->names, &cap, r->nnames + 1, sizeof *names)) == NULL)
         return -1;
-    memcpy(copy, name, len);
-    copy[len] = '\0';
-    r->names[r->nnames] = copy;
-    r->name_len[r->nnames] = len;
+    r->names = names;
+    r->cap_names = cap;
+    if ((names[r->nnames].s = (char *)malloc(len + 1)) == NULL)
+        return -1;
+    memcpy(names[r->nnames].s, name, len);
+    names[r->nnames].s[len] = '\0';
+    names[r->nnames].len = len;
     r->by_name.slots[i].hash = h;
     r->by_name.slots[i].ref = (uint32_t)(r->nnames + 1);
     r->by_name.used++;
@@ -333,124 +341,119 @@ static long field_id(records *r, const char *name, size_t len)
 
 /* ---- building blobs --------------------------------------------------- */
 
+/* The field value at the stack top (misuse raises). */
+static void read_value(lua_State *L, field *f, const char *name)
+{
+    f->p = NULL;
+    f->len = 0;
+    switch (lua_type(L, -1)) {
+    case LUA_TSTRING:
+        f->type = T_STRING;
+        f->p = lua_tolstring(L, -1, &f->len);
+        return;
+    case LUA_TBOOLEAN:
+        f->type = lua_toboolean(L, -1) ? T_TRUE : T_FALSE;
+        return;
+    case LUA_TNUMBER: {
+        double d;
+#if LUA_VERSION_NUM >= 503
+        if (lua_isinteger(L, -1)) {
+            lua_Integer v = lua_tointeger(L, -1);
+            f->type = T_INTEGER;
+            memcpy(f->num, &v, 8);
+            f->len = 8;
+            return;
+        }
+#endif
+        d = (double)lua_tonumber(L, -1);
+        f->type = T_FLOAT;
+        memcpy(f->num, &d, 8);
+        f->len = 8;
+        return;
+    }
+    case LUA_TLIGHTUSERDATA:
+        if (lua_touserdata(L, -1) == NULL) {
+            f->type = T_NULL;
+            return;
+        }
+        break;
+    default:
+        break;
+    }
+    luaL_error(L, "marketo.records: field '%s' holds a %s (strings, numbers, booleans or "
+               "null)", name, luaL_typename(L, -1));
+}
+
 /* Checks the field table at idx (misuse raises) and decodes it into
- * r->fields, after the `have` fields there already: a field named again
- * replaces the earlier one. 0, or -1 out of memory. */
+ * r->fields after the `have` fields of the stored record there already,
+ * replacing those it names. 0, or -1 out of memory. */
 static int read_fields(lua_State *L, records *r, int idx, size_t have)
 {
-    field *fs;
-    size_t count = have, i;
-
     lua_pushnil(L);
     while (lua_next(L, idx) != 0) {
-        field f;
+        field f, *fs;
         long id;
-        size_t nlen;
+        size_t nlen, i;
         const char *name;
 
         if (lua_type(L, -2) != LUA_TSTRING)
             luaL_error(L, "marketo.records: a field name must be a string (got %s)",
                        luaL_typename(L, -2));
         name = lua_tolstring(L, -2, &nlen);
-        f.p = NULL;
-        f.len = 0;
-        switch (lua_type(L, -1)) {
-        case LUA_TSTRING:
-            f.type = T_STRING;
-            f.p = lua_tolstring(L, -1, &f.len);
-            break;
-        case LUA_TBOOLEAN:
-            f.type = lua_toboolean(L, -1) ? T_TRUE : T_FALSE;
-            break;
-        case LUA_TNUMBER:
-#if LUA_VERSION_NUM >= 503
-            f.type = lua_isinteger(L, -1) ? T_INTEGER : T_FLOAT;
-#else
-            f.type = T_FLOAT;
-#endif
-            f.len = 8;
-            break;
-        case LUA_TLIGHTUSERDATA:
-            if (lua_touserdata(L, -1) == NULL) {
-                f.type = T_NULL;
-                break;
-            }
-            /* fall through */
-        default:
-            luaL_error(L, "marketo.records: field '%s' holds a %s (strings, numbers, "
-                       "booleans or null)", name, luaL_typename(L, -1));
-            return -1;
-        }
+        read_value(L, &f, name);
         if (f.len > (SIZE_MAX >> 4) || (id = field_id(r, name, nlen)) < 0) {
             lua_pop(L, 2);
             return -1;
         }
         f.id = (size_t)id;
         fs = (field *)r->fields.data;
-        for (i = 0; i < count && fs[i].id != f.id; i++)
-            ;
-        if (i == count) {
-            if (marketo_buffer_reserve(&r->fields, sizeof f) != 0) {
+        for (i = 0; i < have && fs[i].id != f.id; i++)
+            ; /* the table's own names are unique: only the stored ones can repeat */
+        if (i == have) {
+            if (marketo_buffer_append(&r->fields, &f, sizeof f) != 0) {
                 lua_pop(L, 2);
                 return -1;
             }
-            count++;
-            r->fields.len += sizeof f;
+        } else {
+            fs[i] = f;
         }
-        ((field *)r->fields.data)[i] = f;
-        if (f.type == T_INTEGER || f.type == T_FLOAT)
-            ((field *)r->fields.data)[i].p = NULL; /* read again when packed */
         lua_pop(L, 1);
     }
     return 0;
 }
 
-/* The number a field of the table at idx holds, as 8 bytes. */
-static void number_bytes(lua_State *L, records *r, int idx, size_t id, int type,
-                         unsigned char out[8])
+static size_t varint_size(uint64_t v)
 {
-    lua_pushlstring(L, r->names[id], r->name_len[id]);
-    lua_rawget(L, idx);
-#if LUA_VERSION_NUM >= 503
-    if (type == T_INTEGER) {
-        lua_Integer v = lua_tointeger(L, -1);
-        memcpy(out, &v, 8);
-    } else
-#endif
-    {
-        double v = (double)lua_tonumber(L, -1);
-        (void)type;
-        memcpy(out, &v, 8);
+    size_t n = 1;
+
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
     }
-    lua_pop(L, 1);
+    return n;
 }
 
-/* Packs key and r->fields into r->scratch (numbers read from the table at
- * idx, whose fields they are). 0, or -1 out of memory. */
-static int pack(lua_State *L, records *r, int idx, const char *key, size_t keylen)
+/* Packs key and r->fields into r->scratch: its size, then the key and each
+ * field. 0, or -1 out of memory. */
+static int pack(records *r, const char *key, size_t keylen)
 {
-    marketo_buffer body = { NULL, 0, 0 };
-    size_t i, count = r->fields.len / sizeof(field);
+    size_t i, count = r->fields.len / sizeof(field), size;
     const field *fs = (const field *)r->fields.data;
     int bad = 0;
 
+    size = varint_size(keylen) + keylen;
+    for (i = 0; i < count; i++)
+        size += varint_size(fs[i].id) + varint_size((uint64_t)fs[i].len << 3) + fs[i].len;
     r->scratch.len = 0;
-    bad |= put_varint(&body, keylen);
-    bad |= marketo_buffer_append(&body, key, keylen);
+    bad |= put_varint(&r->scratch, size);
+    bad |= put_varint(&r->scratch, keylen);
+    bad |= marketo_buffer_append(&r->scratch, key, keylen);
     for (i = 0; i < count && !bad; i++) {
-        unsigned char num[8];
-        const char *p = fs[i].p;
-        if ((fs[i].type == T_INTEGER || fs[i].type == T_FLOAT) && p == NULL) {
-            number_bytes(L, r, idx, fs[i].id, fs[i].type, num);
-            p = (const char *)num;
-        }
-        bad |= put_varint(&body, fs[i].id);
-        bad |= put_varint(&body, ((uint64_t)fs[i].len << 3) | (uint64_t)fs[i].type);
-        bad |= marketo_buffer_append(&body, p, fs[i].len);
+        bad |= put_varint(&r->scratch, fs[i].id);
+        bad |= put_varint(&r->scratch, ((uint64_t)fs[i].len << 3) | (uint64_t)fs[i].type);
+        bad |= marketo_buffer_append(&r->scratch, fs[i].p != NULL ? fs[i].p
+                                     : (const char *)fs[i].num, fs[i].len);
     }
-    bad |= put_varint(&r->scratch, body.len);
-    bad |= marketo_buffer_append(&r->scratch, body.data, body.len);
-    marketo_buffer_free(&body);
     return bad ? -1 : 0;
 }
 
@@ -517,15 +520,24 @@ static int commit(records *r, size_t n)
         old_size = (size_t)get_varint(&p);
         old_size += (size_t)(p - (r->arena.data + old_off));
     }
-    for (x = 0; x < r->nindexes; x++)
-        if (table_room(&r->indexes[x].t) != 0)
+    for (x = 0; x < r->nindexes; x++) {
+        findex *ix = &r->indexes[x];
+        size_t olen = 0, nlen = 0;
+        const char *was = fresh ? NULL : string_field(r, n, ix->field, &olen);
+        const char *now = blob_string(r->scratch.data, ix->field, &nlen);
+        /* as the Lua store did: an unchanged value leaves its key where it
+         * points, at this record or at a newer one with the same key */
+        ix->changed = (was == NULL) != (now == NULL)
+            || (was != NULL && !same_bytes(was, olen, now, nlen, 0));
+        if (ix->changed && table_room(&ix->t) != 0)
             return -1;
+    }
     /* take the old keys out while the old blob is still record n */
     if (!fresh) {
         for (x = 0; x < r->nindexes; x++) {
             size_t len;
             const char *v = string_field(r, n, r->indexes[x].field, &len);
-            if (v != NULL)
+            if (v != NULL && r->indexes[x].changed)
                 index_unset(r, &r->indexes[x], v, len, n);
         }
     }
@@ -539,7 +551,7 @@ static int commit(records *r, size_t n)
                 for (x = 0; x < r->nindexes; x++) {
                     size_t len;
                     const char *v = string_field(r, n, r->indexes[x].field, &len);
-                    if (v != NULL)
+                    if (v != NULL && r->indexes[x].changed)
                         index_set(r, &r->indexes[x], v, len, n);
                 }
             return -1;
@@ -558,7 +570,7 @@ static int commit(records *r, size_t n)
     for (x = 0; x < r->nindexes; x++) {
         size_t len;
         const char *v = string_field(r, n, r->indexes[x].field, &len);
-        if (v != NULL)
+        if (v != NULL && r->indexes[x].changed)
             index_set(r, &r->indexes[x], v, len, n); /* room was made above */
     }
     if (r->garbage > (1u << 20) && r->garbage > r->arena.len / 2)
@@ -590,8 +602,8 @@ static int nomem(lua_State *L)
     return marketo_push_fail(L, "NOMEM", "out of memory storing a record");
 }
 
-/* Decodes record n's field table (at the stack top) and packs it with its
- * changes from the table at idx; stores it as record n. */
+/* Stores the fields of the table at idx with key as record n: merged into
+ * record n's when it exists, a new record when n is one past the last. */
 static int store(lua_State *L, records *r, size_t n, int idx, const char *key, size_t keylen)
 {
     r->fields.len = 0;
@@ -599,7 +611,7 @@ static int store(lua_State *L, records *r, size_t n, int idx, const char *key, s
         return -1;
     if (read_fields(L, r, idx, r->fields.len / sizeof(field)) != 0)
         return -1;
-    if (pack(L, r, idx, key, keylen) != 0)
+    if (pack(r, key, keylen) != 0)
         return -1;
     return commit(r, n);
 }
@@ -712,13 +724,17 @@ static int records_index(lua_State *L)
         x = &xs[r->nindexes++];
         x->field = (int)id;
         x->fold = fold;
+        x->changed = 0;
         x->t.slots = NULL;
         x->t.cap = x->t.used = 0;
         for (n = 1; n <= r->n; n++) {
             size_t len;
             const char *v = string_field(r, n, x->field, &len);
-            if (v != NULL && index_set(r, x, v, len, n) != 0)
-                return nomem(L); /* the index stays, partly built: it is found below */
+            if (v != NULL && index_set(r, x, v, len, n) != 0) {
+                free(x->t.slots); /* no index rather than a partial one */
+                r->nindexes--;
+                return nomem(L);
+            }
         }
     }
     lua_pushboolean(L, 1);
@@ -756,7 +772,7 @@ static int records_get(lua_State *L)
     blob_of(r, (size_t)n, &keylen, &body, &end);
     lua_createtable(L, 0, 8);
     while (next_field(&body, end, &f)) {
-        lua_pushlstring(L, r->names[f.id], r->name_len[f.id]);
+        lua_pushlstring(L, r->names[f.id].s, r->names[f.id].len);
         switch (f.type) {
         case T_STRING:
             lua_pushlstring(L, f.p, f.len);
@@ -892,9 +908,8 @@ static int records_close(lua_State *L)
     marketo_buffer_free(&r->fields);
     free(r->at);
     for (i = 0; i < r->nnames; i++)
-        free(r->names[i]);
+        free(r->names[i].s);
     free(r->names);
-    free(r->name_len);
     free(r->by_name.slots);
     for (i = 0; i < r->nindexes; i++)
         free(r->indexes[i].t.slots);

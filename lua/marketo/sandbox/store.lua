@@ -81,12 +81,17 @@ function M:add_to_list(list_id, lead_id)
     stored(list:upsert(string.pack(">I8", lead_id), {}))
 end
 
---- Upserts a custom object record by its dedupe key.
-function M:upsert_object(object, key, fields)
+--- Upserts a custom object record by its dedupe key (with `insert`, always
+-- a new record, as upsert_lead).
+function M:upsert_object(object, key, fields, insert)
     local lower = object.api_name:lower()
     local store = self.objects[lower] or { api_name = object.api_name, records = core.records() }
     self.objects[lower] = store
-    stored(store.records:upsert(key, fields))
+    if insert then
+        stored(store.records:insert(key, fields))
+    else
+        stored(store.records:upsert(key, fields))
+    end
 end
 
 --- Upserts a program member: the lead by email, then its membership.
