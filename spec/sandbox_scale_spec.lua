@@ -64,6 +64,8 @@ describe("the records endpoints", function()
         assert.same({ 2, 5 }, list)
         local _, past = get("/__sandbox/records/leads?offset=9")
         assert.same({}, past)
+        local _, most = get("/__sandbox/records/leads?offset=5&limit=9223372036854775807")
+        assert.same({ 6, 7 }, { most[1].id, most[2].id })
     end)
 
     it("refuses an offset or limit that is not a whole number", function()

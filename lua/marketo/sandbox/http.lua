@@ -20,12 +20,13 @@
 -- joined with ", "), version is "1.0" or "1.1". It returns status, headers
 -- (name -> string, or a list of strings), body (string or nil; or a function
 -- giving the next piece of it each call and nil at the end, sent chunked), or
--- Server.DROP to close the connection without answering. An error in the handler becomes
--- a 500 and is passed to `log`. Server.sleep(s) in a handler delays only
--- that answer.
+-- Server.DROP to close the connection without answering. An error in the
+-- handler becomes a 500 and is passed to `log`. Server.sleep(s) in a handler
+-- delays only that answer.
 --
 -- Every answer carries Date, Server and Content-Length (none on 1xx and 204,
--- which must not have one); the server decides Connection. HTTP/1.1 requests
+-- which must not have one; chunked for a body in pieces, or to HTTP/1.0 the
+-- connection's end); the server decides Connection. HTTP/1.1 requests
 -- need a Host header (RFC 9112 §3.2). Bodies come by Content-Length or chunked
 -- (both at once is refused: request smuggling); `Expect: 100-continue` gets
 -- 100, or a final 413 when the declared length exceeds max_body.

@@ -76,8 +76,9 @@ local function records(req, view)
     local limit
     limit, err = whole(req, "limit")
     if err then return bad(err) end
-    local first = (offset or 0) + 1
-    local last = math.min(view.count, limit and first + limit - 1 or view.count)
+    offset = offset or 0
+    local first, last = offset + 1, view.count
+    if limit and limit < last - offset then last = offset + limit end -- never overflows
     if last - first < BATCH then
         local out = {}
         for i = first, last do out[#out + 1] = view.at(i) end
