@@ -26,8 +26,8 @@ function M.new(fields)
 end
 
 --- Opens the rows of an upload (see source.lua); nil when it has no header.
-function M.open_source(text, format)
-    return source.open(text, format)
+function M.open_source(text, format, unbalanced_quote)
+    return source.open(text, format, unbalanced_quote)
 end
 
 function M:start(now)
