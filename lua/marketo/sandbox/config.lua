@@ -5,7 +5,7 @@ local MESSAGES = require("marketo.sandbox.envelope").MESSAGES
 
 local M = {}
 
--- { name, kind, default, help }. Defaults are Marketo's own numbers (docs sec. 9);
+-- { name, kind, default, help }. Defaults are Marketo's own numbers (doc/sandbox.md);
 -- specs lower them. Kinds: int, number, bool, string, list (comma-separated
 -- or a JSON array), enum:a|b.
 M.OPTIONS = {

@@ -126,7 +126,7 @@ function M:close()
     self.source = nil
 end
 
---- The `message` of a finished job, as docs sec. 6.4 spells it ("1 records", and
+--- The `message` of a finished job, as the BI, BCOI and BPMI pages spell it ("1 records", and
 -- "1 warning." with its period, are Marketo's own).
 function M:summary()
     local n = self.imported

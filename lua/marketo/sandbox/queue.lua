@@ -1,4 +1,4 @@
---- marketo.sandbox.queue: the one FIFO all three import types share (docs sec. 9.1:
+--- marketo.sandbox.queue: the one FIFO all three import types share (the BI page:
 -- at most max_importing jobs Importing, at most max_queue Queued + Importing,
 -- 1016 beyond), driven by the clock: tick(now) moves jobs on by what the
 -- elapsed time allows at `speed` rows per second (0 = as fast as the sandbox

@@ -1,5 +1,5 @@
---- marketo.sandbox.routes: the twelve Bulk Import endpoints of docs sec. 4 - their
--- paths, parameters (query string or multipart fields), checks and JSON
+--- marketo.sandbox.routes: the twelve Bulk Import endpoints (Swagger; see
+-- doc/sandbox.md) - their paths, parameters (query string or multipart fields), checks and JSON
 -- shapes. Auth, limits and faults happen before (see init.lua); every
 -- function here gets (sb, req, call) and returns status, headers, body.
 local envelope = require("marketo.sandbox.envelope")

@@ -1,5 +1,6 @@
 --- marketo.sandbox.validate: what becomes of each row of an import - imported,
--- imported with a warning, or failed - with the reason strings of docs sec. 7.
+-- imported with a warning, or failed - with the reason strings of the BCOI and
+-- BPMI pages (doc/sandbox.md).
 -- A plan is made once from the header; check() then runs per row.
 local cjson = require("cjson")
 local schema_mod = require("marketo.sandbox.schema")
