@@ -46,6 +46,7 @@ local plan_mod = require("marketo.pipeline.plan")
 local scheduler = require("marketo.pipeline.scheduler")
 local report_mod = require("marketo.pipeline.report")
 local limiter = require("marketo.pipeline.limiter")
+local progress = require("marketo.pipeline.progress")
 local options = require("marketo.options")
 
 local M = {}
@@ -458,11 +459,13 @@ function M.send(prepared, opts)
         journal:close()
         return nil, limited, "CONFIG"
     end
-    if opts.on_event then announce(journal, opts.on_event) end
+    local on_event, close = opts.on_event, nil
+    if not on_event and progress.default then on_event, close = progress.default() end
+    if on_event then announce(journal, on_event) end
     local sched = scheduler.new({ client = client, runtime = rt,
         journal = journal, parts = journal:parts(), work_dir = o.work_dir,
         job = { kind = kind, params = run.params },
-        limits = scheduler_limits(opts), on_event = opts.on_event })
+        limits = scheduler_limits(opts), on_event = on_event })
     local ok, msg, code = sched:run()
     local ended = "complete"
     if not ok then
@@ -482,6 +485,8 @@ function M.send(prepared, opts)
         ended, result.message, result.code = "failed", msg, code
     end
     if ended == "complete" then remove_parts(journal.state) end
+    if on_event then on_event({ ev = "ended", ended = ended }) end
+    if close then close() end
     local r = report_mod.from_journal(journal.state)
     local doc
     doc, msg, code = r:save(o.report, ended, { journal = o.journal })
