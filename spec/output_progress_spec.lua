@@ -3,7 +3,6 @@
 -- before the summary, and `marketo-bulk run` shows a script's import the same
 -- progress as the import command, without the script asking for it.
 local cli = require("spec.support.cli")
-local sandbox = require("spec.support.sandbox")
 local json = require("marketo.json")
 local files = require("spec.support.files")
 
@@ -16,16 +15,13 @@ return result.exit
 ]]
 
 describe("the progress display", function()
+    local ctx = cli.sandboxed()
     local sb, dir
-    setup(function() sb = sandbox.start({ speed = 0 }) end)
-    teardown(function() sb.stop() end)
     before_each(function()
-        sb.reset()
-        dir = cli.tmpdir()
+        sb, dir = ctx.sb, ctx.dir
         cli.leads_csv(dir .. "/leads.csv", 200)
         cli.write(dir .. "/import.lua", SCRIPT)
     end)
-    after_each(function() cli.rmdir(dir) end)
 
     it("ends its line on a terminal before a script's summary", function()
         local inner = table.concat({ files.q(os.getenv("MARKETO_BULK_BIN")), "run",
