@@ -157,6 +157,12 @@ local function read_json(path)
     return doc
 end
 
+-- When a journal record was written: with milliseconds, or in whole seconds
+-- in a journal older than those.
+local function at(rec)
+    return rec and (rec.at or rec.t)
+end
+
 -- A finished part's counts and rows, into the report.
 local function add_part(r, k, part)
     local plan, fin = part.plan, part.finished
@@ -164,7 +170,9 @@ local function add_part(r, k, part)
         last_line = plan.last_line, source = plan.source, batch = part.batch,
         stage = part.stage, status = fin and fin.status or nil,
         processed = fin and fin.processed, failed = fin and fin.failed,
-        warned = fin and fin.warned }
+        warned = fin and fin.warned, sent_at = at(part.sending),
+        uploaded_at = at(part.uploaded), importing_at = fin and fin.importing_at,
+        finished_at = at(fin), fetched_at = at(part.fetched) }
     if fin and fin.status == "Complete" then
         local warned = fin.warned or 0
         r:count("imported", (fin.processed or 0) - warned)
@@ -282,8 +290,10 @@ local function write_rejects(path, from)
 end
 
 --- report:save(path, ended, extra) -> document | nil, msg, code: the JSON
--- report at `path` and, beside it, the failed and warned rows as files in the
--- import's format (PATH.failed.csv, PATH.warned.csv, without the .json).
+-- report at `path` and, beside it (PATH without the .json): the failed and
+-- warned rows as files in the import's format (.failed.csv, .warned.csv) with
+-- their reasons (.failed.reasons.csv, ...), the rejected rows (.rejected.csv)
+-- and the page for people (.html, marketo.pipeline.html).
 function Report:save(path, ended, extra)
     local format = formats.get(self.info.format) or formats.get(formats.DEFAULT)
     local base = path:gsub("%.json$", "")
@@ -302,9 +312,14 @@ function Report:save(path, ended, extra)
         if msg then return nil, msg, code end
         extra.files.rejected = file
     end
+    extra.files.html = base .. ".html"
     local ok, msg, code = self:write_json(path, ended, extra)
     if not ok then return nil, msg, code end
-    return self:document(ended, extra)
+    local doc = self:document(ended, extra)
+    ok, msg, code = require("marketo.core").write_file(extra.files.html,
+        require("marketo.pipeline.html").render(doc))
+    if not ok then return nil, "REPORT_UNWRITABLE: " .. msg, code end
+    return doc
 end
 
 return M
