@@ -44,6 +44,7 @@ describe("the HTML report", function()
         local doc = cli.read_json(src .. ".report.json")
         local page = src .. ".report.html"
         assert.equal(page, doc.files.html)
+        assert.matches("; for people: " .. page .. "\n", r.out, 1, true)
         assert.equal("600", cli.mode_of(page))
         -- self-contained: nothing to fetch, and a policy that forbids fetching
         local text = assert(files.read(page))

@@ -80,6 +80,36 @@ describe("the report", function()
             :format(#failing, #failing), again.out)
     end)
 
+    -- what a stopped import's report says of the rows Marketo holds
+    local function assert_pending(src, r)
+        local doc = cli.read_json(src .. ".report.json")
+        assert.is_true(doc.reconciled, doc.reconcile_error)
+        local uploaded = 0
+        for _, part in ipairs(doc.parts) do
+            if part.batch and not part.status then uploaded = uploaded + part.rows end
+        end
+        assert.is_true(uploaded > 0)
+        assert.equal(uploaded, doc.rows.pending)
+        assert.equal(3000 - uploaded, doc.rows.unsent)
+        assert.matches((", %d not sent, %d uploaded, outcome pending %%(resume to learn it%%)\n")
+            :format(3000 - uploaded, uploaded), r.out)
+    end
+
+    it("counts rows in jobs Marketo holds at a quota stop as pending", function()
+        local sb, dir = ctx.sb, ctx.dir
+        local src = dir .. "/leads.csv"
+        cli.leads_csv(src, 3000)
+        sb.control({ speed = 1500, daily_quota = 3 }) -- two uploads and a poll, then 607
+        sb.freeze()
+        local r = cli.run({ "import", "leads", src, "--part-bytes", "30000", "--quiet" },
+            { env = cli.env_of(sb) })
+        sb.thaw()
+        sb.control({ speed = 0, daily_quota = 50000 })
+        assert.equal(4, r.status, r.err)
+        assert.matches("607", r.out, 1, true)
+        assert_pending(src, r)
+    end)
+
     it("counts rows in jobs Marketo holds at a stop as pending, not as not sent", function()
         local sb, dir = ctx.sb, ctx.dir
         local src = dir .. "/leads.csv"
@@ -96,16 +126,6 @@ describe("the report", function()
         sb.thaw()
         sb.control({ speed = 0 })
         assert.equal(4, r.status, r.err)
-        local doc = cli.read_json(src .. ".report.json")
-        assert.is_true(doc.reconciled, doc.reconcile_error)
-        local uploaded = 0
-        for _, part in ipairs(doc.parts) do
-            if part.batch then uploaded = uploaded + part.rows end
-        end
-        assert.is_true(uploaded > 0)
-        assert.equal(uploaded, doc.rows.pending)
-        assert.equal(3000 - uploaded, doc.rows.unsent)
-        assert.matches((", %d not sent, %d uploaded, outcome pending %%(resume to learn it%%)\n")
-            :format(3000 - uploaded, uploaded), r.out)
+        assert_pending(src, r)
     end)
 end)
