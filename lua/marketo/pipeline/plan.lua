@@ -27,6 +27,7 @@
 local csv = require("marketo.csv")
 local mapping_mod = require("marketo.mapping")
 local workers = require("marketo.pipeline.workers")
+local rejects_mod = require("marketo.pipeline.rejects")
 
 local M = {}
 
@@ -215,24 +216,54 @@ end
 
 -- The same, each share of the file in a worker of its own; the first failure
 -- in file order is the one reported, as it would be by one process.
+-- Worker k's share, mapped in the worker. When the rejects are streamed, the
+-- worker streams its own to a file of the work folder (a copy of this process
+-- must not write to this one's files), named in its result.
+local function map_share(o, source, index, m, share, k, streamed)
+    local mine = { parts = {}, rows = { read = 0, filtered = 0, rejected = 0 },
+        rejects = {} }
+    local w, wmsg, wcode
+    if streamed then
+        w, wmsg, wcode = rejects_mod.writer(("%s/rejects-s%02d-w%d.jsonl"):format(o.work_dir,
+            index, k))
+        if not w then return { msg = wmsg, code = wcode } end
+        mine.on_reject = function(rej) w:add(rej) end
+    end
+    local done, ok, emsg, ecode = pcall(map_rows, o, source, index, mine, m, share, k)
+    mine.on_reject = nil -- a result holds no function
+    if w then
+        local closed, cmsg, ccode = w:close()
+        if done and ok and not closed then ok, emsg, ecode = nil, cmsg, ccode end
+    end
+    if not done then return { raised = tostring(ok), rejects = w and w.path } end
+    return ok and { acc = mine, rejects = w and w.path }
+        or { msg = emsg, code = ecode, rejects = w and w.path }
+end
+
 local function map_rows_parallel(o, source, index, acc, m, shares)
+    local streamed = acc.on_reject ~= nil
     local results, msg, code = workers.run(#shares, function(k)
-        local mine = { parts = {}, rows = { read = 0, filtered = 0, rejected = 0 },
-            rejects = {} }
-        local done, ok, emsg, ecode = pcall(map_rows, o, source, index, mine, m, shares[k], k)
-        if not done then return { raised = tostring(ok) } end
-        return ok and { acc = mine } or { msg = emsg, code = ecode }
+        return map_share(o, source, index, m, shares[k], k, streamed)
     end)
     if not results then return nil, msg, code end
+    local failed
     for _, res in ipairs(results) do -- the first failure in file order, of either kind
-        if res.raised then error(res.raised, 0) end
-        if not res.acc then return nil, res.msg, res.code end
+        failed = failed or ((res.raised or not res.acc) and res)
     end
+    -- the workers' rejects to on_reject here, in file order
+    for _, res in ipairs(results) do
+        if not failed and res.rejects then
+            local ok, why = rejects_mod.each(res.rejects, function(rej) reject(acc, rej) end)
+            if not ok then failed = { msg = "IO_ERROR: " .. tostring(why), code = "IO_ERROR" } end
+        elseif not failed then
+            for _, rej in ipairs(res.acc.rejects) do reject(acc, rej) end
+        end
+        if res.rejects then os.remove(res.rejects) end
+    end
+    if failed and failed.raised then error(failed.raised, 0) end
+    if failed then return nil, failed.msg, failed.code end
     for _, res in ipairs(results) do
         for key, n in pairs(res.acc.rows) do acc.rows[key] = acc.rows[key] + n end
-        -- a worker keeps its share's rejects in a list (a copy of this
-        -- process must not write to its files): to on_reject here, in order
-        for _, rej in ipairs(res.acc.rejects) do reject(acc, rej) end
         for _, part in ipairs(res.acc.parts) do acc.parts[#acc.parts + 1] = part end
     end
     return true
