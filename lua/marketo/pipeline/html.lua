@@ -48,7 +48,9 @@ local function rows_section(rows, out)
 end
 
 -- Each part's times: sent, uploaded (queued), importing, finished; and the import
--- slot it held (of two: the first one free when it started importing).
+-- slot it held. Marketo runs the queue in order on two slots, so a part starts
+-- importing when it is uploaded and a slot is free; a job that ended before a
+-- poll saw it importing gets that estimate (seen = false).
 local function timed_parts(parts)
     local list, t0, t1 = {}, math.huge, -math.huge
     for _, p in ipairs(parts) do
@@ -56,15 +58,18 @@ local function timed_parts(parts)
         if from and to then
             local start = p.importing_at or from
             list[#list + 1] = { part = p.part, sent = p.sent_at or from, queued = from,
-                importing = start, finished = to, status = p.status, rows = p.rows }
+                importing = start, finished = to, status = p.status, rows = p.rows,
+                seen = p.importing_at ~= nil }
             t0, t1 = math.min(t0, p.sent_at or from), math.max(t1, to)
         end
     end
-    table.sort(list, function(a, b) return a.importing < b.importing end)
+    table.sort(list, function(a, b) return a.queued < b.queued end)
     local free = { -math.huge, -math.huge }
     for _, p in ipairs(list) do
-        local slot = free[1] <= p.importing and 1 or free[2] <= p.importing and 2
-            or (free[1] <= free[2] and 1 or 2)
+        local slot = free[1] <= free[2] and 1 or 2
+        if not p.seen then
+            p.importing = math.min(math.max(p.queued, free[slot]), p.finished)
+        end
         p.slot, free[slot] = slot, p.finished
     end
     table.sort(list, function(a, b) return a.part < b.part end)
@@ -88,9 +93,10 @@ local function timeline_section(parts, out)
         out[#out + 1] = ('<text x="0" y="%d">import slot %d</text>'):format(y + 13, slot)
         for _, p in ipairs(list) do
             if p.slot == slot then
-                out[#out + 1] = ('<rect class="importing" x="%.1f" y="%d" width="%.1f" '
+                out[#out + 1] = ('<rect class="%s" x="%.1f" y="%d" width="%.1f" '
                     .. 'height="14"><title>part %d importing</title></rect>'):format(
-                    x(p.importing), y + 2, math.max(x(p.finished) - x(p.importing), 1), p.part)
+                    p.seen and "importing" or "unseen", x(p.importing), y + 2,
+                    math.max(x(p.finished) - x(p.importing), 1), p.part)
             end
         end
     end
@@ -99,19 +105,22 @@ local function timeline_section(parts, out)
         out[#out + 1] = ('<g data-part="%d"><text x="0" y="%d">part %d</text>'
             .. '<rect class="uploading" x="%.1f" y="%d" width="%.1f" height="14"/>'
             .. '<rect class="queued" x="%.1f" y="%d" width="%.1f" height="14"/>'
-            .. '<rect class="importing" x="%.1f" y="%d" width="%.1f" height="14"/>'
+            .. '<rect class="%s" x="%.1f" y="%d" width="%.1f" height="14"/>'
             .. '<title>part %d (%d rows, %s): queued %.1f s, importing %.1f s, slot %d</title>'
             .. '</g>'):format(p.part, y + 13, p.part,
             x(p.sent), y + 2, math.max(x(p.queued) - x(p.sent), 0),
             x(p.queued), y + 2, math.max(x(p.importing) - x(p.queued), 0),
-            x(p.importing), y + 2, math.max(x(p.finished) - x(p.importing), 1),
+            p.seen and "importing" or "unseen", x(p.importing), y + 2,
+            math.max(x(p.finished) - x(p.importing), 1),
             p.part, p.rows or 0, esc(p.status), p.importing - p.queued,
             p.finished - p.importing, p.slot)
     end
     out[#out + 1] = ('<text x="%d" y="%d">%.1f s from the first upload to the last job\'s '
         .. 'end</text></svg>'):format(LEFT, height - 2, span)
     out[#out + 1] = '<p class="legend"><span class="uploading"></span> uploading '
-        .. '<span class="queued"></span> queued <span class="importing"></span> importing</p>'
+        .. '<span class="queued"></span> queued <span class="importing"></span> importing '
+        .. '<span class="unseen"></span> importing, its start estimated (the job ended '
+        .. 'before a poll saw it importing)</p>'
 end
 
 -- Rows by reason, in the order the reasons first came, each with its lines.
@@ -166,6 +175,7 @@ text-align:left;vertical-align:top}.n{text-align:right}.bar{display:flex;height:
 border:1px solid #ccc}.bar span{display:block;height:100%}.problem{color:#c62828}
 svg text{font:11px sans-serif}.uploading{fill:#90caf9;background:#90caf9}
 .queued{fill:#e0e0e0;background:#e0e0e0}.importing{fill:#1565c0;background:#1565c0}
+.unseen{fill:#7986cb;background:#7986cb}
 .legend span{display:inline-block;width:12px;height:12px}
 ]]
 
