@@ -213,6 +213,13 @@ static int append(csv_scan *s, const unsigned char *p, size_t n)
     return 0;
 }
 
+/* Keeps n bytes of field data when capturing and the record is still good:
+ * 0, or -1 out of memory. */
+static int capture(csv_scan *s, int cap, const unsigned char *p, size_t n)
+{
+    return cap && n > 0 && s->err == CSV_OK ? append(s, p, n) : 0;
+}
+
 static void end_line(csv_scan *s)
 {
     s->prev_line_start = s->line_start;
@@ -238,7 +245,7 @@ static int high_byte(csv_scan *s, int cap)
             return R_FAIL;
         k = 1;
     }
-    if (cap && s->err == CSV_OK && append(s, s->buf + s->pos, k) != 0)
+    if (capture(s, cap, s->buf + s->pos, k) != 0)
         return R_NOMEM;
     s->pos += k;
     return -1;
@@ -255,64 +262,77 @@ static int nul_byte(csv_scan *s)
     return -1;
 }
 
+/* The NUL or byte >= 0x80 at pos (the one class both scanners leave to
+ * their default case): -1 to go on, or an R_ code to return. */
+static int odd_byte(csv_scan *s, int cap)
+{
+    return s->buf[s->pos] == 0 ? nul_byte(s) : high_byte(s, cap);
+}
+
+/* Moves pos past the bytes of class 0 in cls, capturing them: the class of
+ * the byte at pos then (-1 at the end of the buffer), or -2 out of memory. */
+static int skip_plain(csv_scan *s, int cap, const unsigned char *cls)
+{
+    size_t i = s->pos, st = i;
+
+    while (i < s->len && !cls[s->buf[i]])
+        i++;
+    if (capture(s, cap, s->buf + st, i - st) != 0)
+        return -2;
+    s->pos = i;
+    return i < s->len ? cls[s->buf[i]] : -1;
+}
+
+/* The line end of term_len bytes (1 LF, 2 CRLF) at pos ends the record. */
+static int end_record(csv_scan *s, int term_len)
+{
+    s->crlf |= term_len == 2;
+    s->term_len = term_len;
+    s->pos += (size_t)term_len;
+    end_line(s);
+    return R_RECORD;
+}
+
 static int scan_unquoted(csv_scan *s, int cap)
 {
     for (;;) {
-        const unsigned char *b = s->buf;
-        size_t i = s->pos, n = s->len, st = i;
-        int r;
+        int r, c = skip_plain(s, cap, s->ucls);
 
-        while (i < n && !s->ucls[b[i]])
-            i++;
-        if (cap && i > st && s->err == CSV_OK && append(s, b + st, i - st) != 0)
+        switch (c) {
+        case -2:
             return R_NOMEM;
-        s->pos = i;
-        if (i >= n) {
+        case -1:
             if ((r = more(s, 1)) != 0)
                 return r;
             if (s->pos >= s->len)
                 return R_RECORD; /* the source ends the record */
-            continue;
-        }
-        switch (s->ucls[b[i]]) {
+            break;
         case C_DELIM:
             s->pos++;
             return R_FIELD;
         case C_LF:
-            s->pos++;
-            s->term_len = 1;
-            end_line(s);
-            return R_RECORD;
+            return end_record(s, 1);
         case C_CR:
             if (s->len - s->pos < 2 && (r = more(s, 2)) != 0)
                 return r;
-            if (s->len - s->pos >= 2 && s->buf[s->pos + 1] == '\n') {
-                s->pos += 2;
-                s->crlf = 1;
-                s->term_len = 2;
-                end_line(s);
-                return R_RECORD;
-            }
+            if (s->len - s->pos >= 2 && s->buf[s->pos + 1] == '\n')
+                return end_record(s, 2);
             /* a lone CR is data; the writer quotes it */
             s->rec_cr = 1;
-            if (cap && s->err == CSV_OK && append(s, s->buf + s->pos, 1) != 0)
+            if (capture(s, cap, s->buf + s->pos, 1) != 0)
                 return R_NOMEM;
             s->pos++;
             break;
         case C_QUOTE:
-            bad(s, CSV_E_STRAY, s->base + (long long)i, s->line, s->line_start,
+            bad(s, CSV_E_STRAY, s->base + (long long)s->pos, s->line, s->line_start,
                 "quote inside unquoted field %d; quote the whole field and double the quote "
                 "(\"\"), or pass lenient mode to reject the row", s->nf + 1);
             if (!s->lenient)
                 return R_FAIL;
             s->pos++;
             break;
-        case C_NUL:
-            if ((r = nul_byte(s)) >= 0)
-                return r;
-            break;
         default:
-            if ((r = high_byte(s, cap)) >= 0)
+            if ((r = odd_byte(s, cap)) >= 0)
                 return r;
             break;
         }
@@ -334,13 +354,8 @@ static int after_quote(csv_scan *s, int cap)
         s->pos++;
         return R_FIELD;
     }
-    if (c == '\n' || (c == '\r' && s->len - s->pos >= 2 && s->buf[s->pos + 1] == '\n')) {
-        s->crlf |= c == '\r';
-        s->term_len = c == '\r' ? 2 : 1;
-        s->pos += (size_t)s->term_len;
-        end_line(s);
-        return R_RECORD;
-    }
+    if (c == '\n' || (c == '\r' && s->len - s->pos >= 2 && s->buf[s->pos + 1] == '\n'))
+        return end_record(s, c == '\r' ? 2 : 1);
     bad(s, CSV_E_STRAY, s->base + (long long)s->pos, s->line, s->line_start,
         "text after the closing quote of field %d; quote the whole field and double inner "
         "quotes (\"\"), or pass lenient mode to reject the row", s->nf + 1);
@@ -356,32 +371,26 @@ static int scan_quoted(csv_scan *s, int cap)
     s->q_line_start = s->line_start;
     s->pos++;
     for (;;) {
-        const unsigned char *b = s->buf;
-        size_t i = s->pos, n = s->len, st = i;
-        int r;
+        int r, c = skip_plain(s, cap, s->qcls);
 
-        while (i < n && !s->qcls[b[i]])
-            i++;
-        if (cap && i > st && s->err == CSV_OK && append(s, b + st, i - st) != 0)
+        switch (c) {
+        case -2:
             return R_NOMEM;
-        s->pos = i;
-        if (i >= n) {
+        case -1:
             if ((r = more(s, 1)) != 0)
                 return r;
             if (s->pos < s->len)
-                continue;
+                break;
             bad(s, CSV_E_UNBALANCED, s->q_off, s->q_line, s->q_line_start,
                 "unbalanced quote in field %d (the file ends inside it); close the quote "
                 "or pass lenient mode to reject the row", s->nf + 1);
             return s->lenient ? R_RECORD : R_FAIL;
-        }
-        switch (s->qcls[b[i]]) {
         case C_QUOTE:
             if (s->len - s->pos < 2 && (r = more(s, 2)) != 0)
                 return r;
             s->pos++;
             if (s->pos < s->len && s->buf[s->pos] == '"') {
-                if (cap && s->err == CSV_OK && append(s, s->buf + s->pos, 1) != 0)
+                if (capture(s, cap, s->buf + s->pos, 1) != 0)
                     return R_NOMEM;
                 s->pos++;
                 break;
@@ -389,17 +398,13 @@ static int scan_quoted(csv_scan *s, int cap)
             s->q_off = -1;
             return after_quote(s, cap);
         case C_LF:
-            if (cap && s->err == CSV_OK && append(s, b + i, 1) != 0)
+            if (capture(s, cap, s->buf + s->pos, 1) != 0)
                 return R_NOMEM;
             s->pos++;
             end_line(s);
             break;
-        case C_NUL:
-            if ((r = nul_byte(s)) >= 0)
-                return r;
-            break;
         default:
-            if ((r = high_byte(s, cap)) >= 0)
+            if ((r = odd_byte(s, cap)) >= 0)
                 return r;
             break;
         }

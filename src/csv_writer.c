@@ -404,16 +404,14 @@ static int writer_new(lua_State *L)
 void marketo_csv_writer_open(lua_State *L)
 {
     static const luaL_Reg methods[] = {
-        {"close", writer_close},
         {"parts", writer_parts},
         {"write", writer_write},
         {NULL, NULL}
     };
-    static const luaL_Reg metamethods[] = {
-        {"__close", writer_close},
-        {"__gc", writer_gc},
-        {"__tostring", writer_tostring},
-        {NULL, NULL}
-    };
-    marketo_new_class(L, MARKETO_CSV_WRITER_MT, metamethods, methods, "csv_writer", writer_new);
+    marketo_new_class(L, MARKETO_CSV_WRITER_MT, writer_close, writer_tostring, methods,
+                      "csv_writer", writer_new);
+    luaL_getmetatable(L, MARKETO_CSV_WRITER_MT); /* M mt */
+    lua_pushcfunction(L, writer_gc);             /* the parts outlive close(): see writer_gc */
+    lua_setfield(L, -2, "__gc");
+    lua_pop(L, 1);                               /* M */
 }
