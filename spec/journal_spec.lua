@@ -21,6 +21,15 @@ describe("marketo.pipeline.journal", function()
     before_each(function() path = tmpname() end)
     after_each(function() os.remove(path) end)
 
+    -- journal.read refuses a journal holding just `text`: its message and code.
+    local function refused(text)
+        os.remove(path)
+        append_raw(path, text)
+        local state, msg, code = journal.read(path)
+        assert.is_nil(state)
+        return msg, code
+    end
+
     it("creates the file readable by its owner only", function()
         local j = assert(journal.open(path))
         assert(j:record({ ev = "run", object = "leads" }))
@@ -68,18 +77,14 @@ describe("marketo.pipeline.journal", function()
     end)
 
     it("refuses a damaged line in the middle, naming it", function()
-        append_raw(path, '{"ev":"run"}\nnot json\n{"ev":"done"}\n')
-        local state, msg, code = journal.read(path)
-        assert.is_nil(state)
+        local msg, code = refused('{"ev":"run"}\nnot json\n{"ev":"done"}\n')
         assert.equal("JOURNAL_CORRUPT", code)
         assert.matches(":2: not a journal record", msg, 1, true)
     end)
 
     it("refuses a record for a part that was never planned", function()
-        append_raw(path, '{"ev":"run"}\n{"ev":"plan_done","parts":0}\n'
+        local msg = refused('{"ev":"run"}\n{"ev":"plan_done","parts":0}\n'
             .. '{"ev":"uploaded","part":7,"batch":1}\n')
-        local state, msg = journal.read(path)
-        assert.is_nil(state)
         assert.matches("part 7 before its plan", msg, 1, true)
     end)
 
@@ -135,21 +140,16 @@ describe("marketo.pipeline.journal", function()
         end)
 
         it("is refused when its closing record miscounts the parts", function()
-            append_raw(path, '{"ev":"run"}\n{"ev":"planned","part":1}\n'
+            local msg = refused('{"ev":"run"}\n{"ev":"planned","part":1}\n'
                 .. '{"ev":"plan_done","parts":2}\n')
-            local state, msg = journal.read(path)
-            assert.is_nil(state)
             assert.matches(":3: the plan closed with 2 parts, but 1 were planned", msg, 1, true)
         end)
 
         it("comes before any send, and is never planned again once closed", function()
-            append_raw(path, '{"ev":"run"}\n{"ev":"planned","part":1}\n'
+            local msg = refused('{"ev":"run"}\n{"ev":"planned","part":1}\n'
                 .. '{"ev":"sending","part":1}\n')
-            local _, msg = journal.read(path)
             assert.matches(":3: a 'sending' record before the plan closed", msg, 1, true)
-            os.remove(path)
-            append_raw(path, '{"ev":"run"}\n{"ev":"plan_done","parts":0}\n{"ev":"run"}\n')
-            _, msg = journal.read(path)
+            msg = refused('{"ev":"run"}\n{"ev":"plan_done","parts":0}\n{"ev":"run"}\n')
             assert.matches(":3: a 'run' record after the plan closed", msg, 1, true)
         end)
     end)

@@ -1,12 +1,6 @@
 local results = require("marketo.results")
 
-local function tmpfile(content)
-    local path = os.tmpname()
-    local f = assert(io.open(path, "wb"))
-    f:write(content)
-    f:close()
-    return path
-end
+local tmpfile = require("spec.support.files").temp_file
 
 describe("marketo.results", function()
     describe("records", function()

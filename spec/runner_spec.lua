@@ -20,13 +20,7 @@ local function run(args)
     return status, (out:gsub("status %d+\n$", "")), err
 end
 
-local function script(text)
-    local path = os.tmpname()
-    local f = assert(io.open(path, "w"))
-    f:write(text)
-    f:close()
-    return path
-end
+local script = require("spec.support.files").temp_file
 
 local function exists(path)
     local f = io.open(path, "r")

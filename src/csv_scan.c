@@ -13,6 +13,8 @@
 #include "grow.h"
 
 enum { C_PLAIN = 0, C_DELIM, C_QUOTE, C_LF, C_CR, C_NUL, C_HIGH };
+/* What skip_data reports besides a class. */
+enum { C_END = -1, C_RETURN = -2 };
 
 /* What the field scanners report. */
 enum { R_FIELD, R_RECORD, R_FAIL, R_IO, R_NOMEM };
@@ -262,25 +264,30 @@ static int nul_byte(csv_scan *s)
     return -1;
 }
 
-/* The NUL or byte >= 0x80 at pos (the one class both scanners leave to
- * their default case): -1 to go on, or an R_ code to return. */
-static int odd_byte(csv_scan *s, int cap)
+/* Moves pos past field data, capturing it: bytes of class 0 in cls, UTF-8
+ * sequences, and what lenient mode lets pass. The class of the byte at pos
+ * then, C_END at the end of the buffer, or C_RETURN with *r the R_ code for
+ * the scanner to return. */
+static int skip_data(csv_scan *s, int cap, const unsigned char *cls, int *r)
 {
-    return s->buf[s->pos] == 0 ? nul_byte(s) : high_byte(s, cap);
-}
+    for (;;) {
+        size_t i = s->pos, st = i;
+        int c;
 
-/* Moves pos past the bytes of class 0 in cls, capturing them: the class of
- * the byte at pos then (-1 at the end of the buffer), or -2 out of memory. */
-static int skip_plain(csv_scan *s, int cap, const unsigned char *cls)
-{
-    size_t i = s->pos, st = i;
-
-    while (i < s->len && !cls[s->buf[i]])
-        i++;
-    if (capture(s, cap, s->buf + st, i - st) != 0)
-        return -2;
-    s->pos = i;
-    return i < s->len ? cls[s->buf[i]] : -1;
+        while (i < s->len && !cls[s->buf[i]])
+            i++;
+        if (capture(s, cap, s->buf + st, i - st) != 0) {
+            *r = R_NOMEM;
+            return C_RETURN;
+        }
+        s->pos = i;
+        if (i >= s->len)
+            return C_END;
+        if ((c = cls[s->buf[i]]) != C_NUL && c != C_HIGH)
+            return c;
+        if ((*r = c == C_NUL ? nul_byte(s) : high_byte(s, cap)) >= 0)
+            return C_RETURN;
+    }
 }
 
 /* The line end of term_len bytes (1 LF, 2 CRLF) at pos ends the record. */
@@ -296,12 +303,12 @@ static int end_record(csv_scan *s, int term_len)
 static int scan_unquoted(csv_scan *s, int cap)
 {
     for (;;) {
-        int r, c = skip_plain(s, cap, s->ucls);
+        int r, c = skip_data(s, cap, s->ucls, &r);
 
         switch (c) {
-        case -2:
-            return R_NOMEM;
-        case -1:
+        case C_RETURN:
+            return r;
+        case C_END:
             if ((r = more(s, 1)) != 0)
                 return r;
             if (s->pos >= s->len)
@@ -330,10 +337,6 @@ static int scan_unquoted(csv_scan *s, int cap)
             if (!s->lenient)
                 return R_FAIL;
             s->pos++;
-            break;
-        default:
-            if ((r = odd_byte(s, cap)) >= 0)
-                return r;
             break;
         }
     }
@@ -371,12 +374,12 @@ static int scan_quoted(csv_scan *s, int cap)
     s->q_line_start = s->line_start;
     s->pos++;
     for (;;) {
-        int r, c = skip_plain(s, cap, s->qcls);
+        int r, c = skip_data(s, cap, s->qcls, &r);
 
         switch (c) {
-        case -2:
-            return R_NOMEM;
-        case -1:
+        case C_RETURN:
+            return r;
+        case C_END:
             if ((r = more(s, 1)) != 0)
                 return r;
             if (s->pos < s->len)
@@ -402,10 +405,6 @@ static int scan_quoted(csv_scan *s, int cap)
                 return R_NOMEM;
             s->pos++;
             end_line(s);
-            break;
-        default:
-            if ((r = odd_byte(s, cap)) >= 0)
-                return r;
             break;
         }
     }
