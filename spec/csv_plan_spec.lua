@@ -2,6 +2,7 @@
 -- each, rows counted once, source lines right; nothing copied.
 local csv = require("marketo.csv")
 local helper = require("spec.fixtures.csv.helper")
+local fails = require("spec.support.fails")
 
 -- A part as it is sent: the header and its byte range, or, with rows
 -- rejected among its own, its copy without them (as the pipeline makes it).
@@ -88,17 +89,13 @@ describe("marketo.csv.plan", function()
 
     it("fails on a row that cannot fit a part, naming its line", function()
         helper.write_file(path, "a\n1\n" .. ("x"):rep(50) .. "\n2\n")
-        local plan, msg, code = csv.plan(path, { max_bytes = 40 })
-        assert.is_nil(plan)
-        assert.equal("CSV_ROW_TOO_LARGE", code)
+        local msg = fails("CSV_ROW_TOO_LARGE", csv.plan(path, { max_bytes = 40 }))
         assert.matches(":3: the row takes 51 bytes", msg)
     end)
 
     it("fails like the reader in strict mode", function()
         helper.write_file(path, 'a,b\n1,2\n3,"4\n')
-        local plan, msg, code = csv.plan(path)
-        assert.is_nil(plan)
-        assert.equal("CSV_UNBALANCED_QUOTE", code)
+        local msg = fails("CSV_UNBALANCED_QUOTE", csv.plan(path))
         assert.matches(":3:3: ", msg)
     end)
 

@@ -2,6 +2,7 @@
 -- strict errors with line and column, lenient rejects, lifecycle.
 local csv = require("marketo.csv")
 local helper = require("spec.fixtures.csv.helper")
+local fails = require("spec.support.fails")
 
 local write_file = helper.write_file
 
@@ -134,7 +135,7 @@ describe("marketo.csv strict errors", function()
     before_each(function() path = os.tmpname() end)
     after_each(function() os.remove(path) end)
 
-    local function fails(content, code, where, opts)
+    local function refused(content, code, where, opts)
         write_file(path, content)
         local r, msg, c = csv.open(path, opts)
         if r then
@@ -151,45 +152,43 @@ describe("marketo.csv strict errors", function()
     end
 
     it("names an unbalanced quote where it opens", function()
-        local msg = fails('a,b,c\n1,2,3\n4,5,"six\n7,8,9\n', "CSV_UNBALANCED_QUOTE", "3:5")
+        local msg = refused('a,b,c\n1,2,3\n4,5,"six\n7,8,9\n', "CSV_UNBALANCED_QUOTE", "3:5")
         assert.matches("field 3", msg)
         assert.matches("lenient", msg)
     end)
 
     it("names a stray quote in an unquoted field, and text after a closing quote", function()
-        fails('a,b\n1,2\n3,4"5\n', "CSV_STRAY_QUOTE", "3:4")
-        fails('a,b\n"x"y,2\n', "CSV_STRAY_QUOTE", "2:4")
+        refused('a,b\n1,2\n3,4"5\n', "CSV_STRAY_QUOTE", "3:4")
+        refused('a,b\n"x"y,2\n', "CSV_STRAY_QUOTE", "2:4")
     end)
 
     it("names a wrong field count: too many at the extra field, too few at the end", function()
-        fails("a,b\n1,2\n3,4,5\n", "CSV_FIELD_COUNT", "3:5")
-        fails('a,b,c\n1,"x\ny"\n', "CSV_FIELD_COUNT", "3:3")
+        refused("a,b\n1,2\n3,4,5\n", "CSV_FIELD_COUNT", "3:5")
+        refused('a,b,c\n1,"x\ny"\n', "CSV_FIELD_COUNT", "3:3")
     end)
 
     it("names invalid UTF-8 by character column", function()
-        fails("a,b\nZoë,\255\n", "CSV_INVALID_UTF8", "2:5")
-        fails("a\n\237\160\128\n", "CSV_INVALID_UTF8", "2:1") -- a UTF-16 surrogate
-        fails("a\n\192\175\n", "CSV_INVALID_UTF8", "2:1")     -- overlong
+        refused("a,b\nZoë,\255\n", "CSV_INVALID_UTF8", "2:5")
+        refused("a\n\237\160\128\n", "CSV_INVALID_UTF8", "2:1") -- a UTF-16 surrogate
+        refused("a\n\192\175\n", "CSV_INVALID_UTF8", "2:1")     -- overlong
     end)
 
     it("names a NUL byte", function()
-        fails("a,b\n1,\"x\0\"\n", "CSV_NUL_BYTE", "2:5")
+        refused("a,b\n1,\"x\0\"\n", "CSV_NUL_BYTE", "2:5")
     end)
 
     it("names a row over max_row at the line where it starts", function()
-        fails("a\n" .. ("x"):rep(100) .. "\n", "CSV_ROW_TOO_LARGE", "2:1", { max_row = 50 })
-        local msg = fails('a\n"' .. ("x\n"):rep(3000), "CSV_ROW_TOO_LARGE", "2:1",
+        refused("a\n" .. ("x"):rep(100) .. "\n", "CSV_ROW_TOO_LARGE", "2:1", { max_row = 50 })
+        local msg = refused('a\n"' .. ("x\n"):rep(3000), "CSV_ROW_TOO_LARGE", "2:1",
             { max_row = 1000 })
         assert.matches("unbalanced quote", msg)
     end)
 
     it("fails on the header too, and on duplicate or missing headers", function()
-        fails('a,"b\n', "CSV_UNBALANCED_QUOTE", "1:3")
-        fails("a,b,a\n", "CSV_DUPLICATE_HEADER", "1", { lenient = true })
+        refused('a,"b\n', "CSV_UNBALANCED_QUOTE", "1:3")
+        refused("a,b,a\n", "CSV_DUPLICATE_HEADER", "1", { lenient = true })
         write_file(path, "\n\n")
-        local r, msg, code = csv.open(path)
-        assert.is_nil(r)
-        assert.equal("CSV_NO_HEADER", code)
+        local msg = fails("CSV_NO_HEADER", csv.open(path))
         assert.matches("header row", msg)
     end)
 
@@ -229,9 +228,7 @@ describe("marketo.csv strict errors", function()
     end)
 
     it("returns ENOENT for a missing file", function()
-        local r, msg, code = csv.open(path .. ".missing")
-        assert.is_nil(r)
-        assert.equal("ENOENT", code)
+        local msg = fails("ENOENT", csv.open(path .. ".missing"))
         assert.matches("missing", msg)
     end)
 end)
@@ -359,9 +356,7 @@ describe("marketo.csv reader's lazy row", function()
         write_file(path, 'a,b\n1,2\n3,"x\n')
         local r = assert(csv.open(path))
         assert.equal(2, (r:next()))
-        local ok, msg, code = r:next()
-        assert.is_nil(ok)
-        assert.equal("CSV_UNBALANCED_QUOTE", code)
+        local msg = fails("CSV_UNBALANCED_QUOTE", r:next())
         assert.matches(":3:3:", msg, 1, true)
         r:close()
     end)

@@ -149,6 +149,7 @@ describe("marketo.results", function()
             assert.same(part, lua_part)
         end)
         it("fails on a missing file", function()
+            -- its message names ENOENT, not the code: so not through fails()
             local ok, _, code = results.read_part{ path = "/nonexistent/x.csv" }
             assert.is_nil(ok)
             assert.equal("READ_ERROR", code)
