@@ -119,12 +119,7 @@ describe("marketo.csv reader", function()
         helper.write_rows(path, ",", { "id", "text", "n" }, rows, "\r\n")
         local r = assert(csv.open(path))
         local got = helper.collect(r)
-        assert.equal(#rows, #got.values)
-        for i = 1, #rows do
-            if not helper.same_row(rows[i], got.values[i]) then
-                assert.same(rows[i], got.values[i])
-            end
-        end
+        helper.same_rows(rows, got.values)
         assert.equal(2, got.lines[1])
         r:close()
     end)
@@ -272,21 +267,14 @@ describe("marketo.csv lenient mode", function()
     end)
 
     it("reads a long file with bad rows among good ones like a short one", function()
-        local rows = helper.tricky_rows(400)
-        helper.write_rows(path, ";", { "id", "text", "n" }, rows, "\r\n")
-        local data = helper.read_all(path)
-        data = data:gsub("\n100;", "\n1\"00;", 1):gsub("\n300;", "\n3\255;", 1)
-        helper.write_file(path, data)
+        local rows = helper.write_with_bad_rows(path, ";", "\r\n", "\255")
         local r = assert(csv.open(path, { format = "ssv", lenient = true }))
         local got = helper.collect(r)
-        assert.equal(398, #got.values)
-        local k = 0
+        local good = {}
         for i, row in ipairs(rows) do
-            if i ~= 100 and i ~= 300 then
-                k = k + 1
-                if not helper.same_row(row, got.values[k]) then assert.same(row, got.values[k]) end
-            end
+            if i ~= 100 and i ~= 300 then good[#good + 1] = row end
         end
+        helper.same_rows(good, got.values)
         assert.same({ "CSV_STRAY_QUOTE", "CSV_INVALID_UTF8" },
             { r:rejects()[1].code, r:rejects()[2].code })
         local lf = select(2, table.concat(rows[99], ";"):gsub("\n", ""))

@@ -33,12 +33,7 @@ describe("marketo.csv.writer", function()
             local r = assert(csv.open(path, { format = f.name }))
             local got = helper.collect(r)
             r:close()
-            assert.equal(#rows, #got.values)
-            for i = 1, #rows do
-                if not helper.same_row(rows[i], got.values[i]) then
-                    assert.same(rows[i], got.values[i])
-                end
-            end
+            helper.same_rows(rows, got.values)
         end)
     end
 
