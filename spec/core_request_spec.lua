@@ -5,6 +5,7 @@ local server = require("spec.support.server")
 local app = require("spec.support.echo_app")
 local json = require("cjson")
 local fails = require("spec.support.fails")
+local lifecycle = require("spec.support.lifecycle")
 
 local it_54 = (_VERSION >= "Lua 5.4") and it or pending
 
@@ -308,20 +309,16 @@ describe("marketo.core request", function()
         end)
 
         it("is collected, open, closed or used", function()
-            local weak = setmetatable({}, { __mode = "v" })
+            local weak = lifecycle.weak()
             weak[1], weak[2] = core.request(), core.request()
             weak[2]:close()
             weak[3] = request("/echo"):add_field("a", "b"):on_progress(function() end)
             assert.is_true(weak[3]:perform())
-            collectgarbage()
-            collectgarbage()
-            assert.is_nil(next(weak))
+            lifecycle.collected(weak)
         end)
 
         it_54("is closed by a <close> variable", function()
-            -- load() keeps the 5.4-only syntax away from the 5.1 parser
-            local leave_scope = assert(load("local r <close> = ... ; return r"))
-            assert.equal("marketo.request (closed)", tostring(leave_scope(core.request())))
+            assert.equal("marketo.request (closed)", lifecycle.after_scope(core.request()))
         end)
     end)
 end)

@@ -3,6 +3,7 @@
 local csv = require("marketo.csv")
 local helper = require("spec.fixtures.csv.helper")
 local fails = require("spec.support.fails")
+local lifecycle = require("spec.support.lifecycle")
 
 local write_file = helper.write_file
 
@@ -381,24 +382,20 @@ describe("marketo.csv reader misuse and lifecycle", function()
     local it_54 = (_VERSION >= "Lua 5.4") and it or pending
     it_54("is closed by a <close> variable, as the C reader and writer are", function()
         local core = require("marketo.core")
-        -- load() keeps the 5.4-only syntax away from the 5.1 parser
-        local leave = assert(load("local x <close> = ... ; return x"))
         assert.equal("marketo.csv_reader (closed)",
-            tostring(leave(core.csv_reader(path, ",", false, 100, true))))
-        assert.equal("marketo.csv_reader (closed)", tostring(leave(assert(csv.open(path)))))
+            lifecycle.after_scope(core.csv_reader(path, ",", false, 100, true)))
+        assert.equal("marketo.csv_reader (closed)", lifecycle.after_scope(assert(csv.open(path))))
         assert.equal("marketo.csv_writer (closed)",
-            tostring(leave(assert(csv.writer(path .. ".out")))))
+            lifecycle.after_scope(assert(csv.writer(path .. ".out"))))
         os.remove(path .. ".out")
     end)
 
     it("is collected open or closed", function()
         local core = require("marketo.core")
-        local weak = setmetatable({}, { __mode = "v" })
+        local weak = lifecycle.weak()
         weak[1] = core.csv_reader(path, ",", false, 100, true)
         weak[2] = core.csv_reader(path, ",", false, 100, true)
         weak[2]:close()
-        collectgarbage()
-        collectgarbage()
-        assert.is_nil(next(weak))
+        lifecycle.collected(weak)
     end)
 end)
