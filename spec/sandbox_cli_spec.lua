@@ -5,7 +5,8 @@ local socket = require("socket")
 
 local BIN = os.getenv("MARKETO_BULK_BIN")
 
-local read = require("spec.support.files").read
+local files = require("spec.support.files")
+local read = files.read
 
 local function sh(cmd)
     local p = assert(io.popen(cmd .. " 2>&1; echo \"EXIT $?\""))
@@ -17,9 +18,7 @@ end
 -- Starts the sandbox in the background; returns { pid, dir } once it printed
 -- its three lines (or after 10 s).
 local function start(args)
-    local dir = os.tmpname()
-    os.remove(dir)
-    assert(os.execute("mkdir -p " .. dir))
+    local dir = files.tmpdir()
     os.execute(("(sh -c 'echo $$ > %s/pid; exec %s sandbox %s' > %s/out 2> %s/err;"
         .. " echo $? > %s/rc) &"):format(dir, BIN, args, dir, dir, dir))
     local deadline = socket.gettime() + 10
@@ -44,7 +43,7 @@ end
 
 local function cleanup(proc)
     if not read(proc.dir .. "/rc") and proc.pid then os.execute("kill -KILL " .. proc.pid) end
-    os.execute("rm -rf " .. proc.dir)
+    files.rmdir(proc.dir)
 end
 
 describe("marketo-bulk sandbox", function()
@@ -61,10 +60,8 @@ describe("marketo-bulk sandbox", function()
     end)
 
     it("takes options from a JSON file given with --config, flags winning", function()
-        local path = os.tmpname()
-        local f = assert(io.open(path, "w"))
-        f:write('{"client_id": "from-file", "client_secret": "file-secret", "quiet": true}')
-        f:close()
+        local path = files.temp_file(
+            '{"client_id": "from-file", "client_secret": "file-secret", "quiet": true}')
         local proc = start("--config " .. path .. " --port 0 --client-secret flag-secret")
         finally(function() cleanup(proc); os.remove(path) end)
         local out = read(proc.dir .. "/out")

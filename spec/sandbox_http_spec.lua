@@ -365,11 +365,8 @@ describe("marketo.sandbox.http in a child, with curl", function()
     end
 
     local function big_file(size)
-        local path = os.tmpname()
-        local f = assert(io.open(path, "wb"))
-        f:write(echo_app.pattern(size)) -- every byte value, NUL and CR LF included
-        f:close()
-        return path
+        -- every byte value, NUL and CR LF included
+        return require("spec.support.files").temp_file(echo_app.pattern(size))
     end
 
     it("reuses one connection for two requests", function()
