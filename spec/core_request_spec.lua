@@ -323,28 +323,9 @@ describe("marketo.core request", function()
     end)
 end)
 
--- A TLS server (python3's ssl) with a self-signed certificate for 127.0.0.1.
-local TLS_SERVER_PY = [[
-import http.server, os, ssl, sys
-class Ok(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def do_GET(self):
-        self.send_response(200)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"ok")
-    def log_message(self, *args):
-        pass
-srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Ok)
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-ctx.load_cert_chain(sys.argv[1], sys.argv[2])
-srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
-print(srv.server_address[1], os.getpid(), flush=True)
-srv.serve_forever()
-]]
-
+-- spec/support/ok_server.py over TLS, with a self-signed certificate for 127.0.0.1.
 describe("marketo.core request over TLS", function()
-    local dir, pipe, url, pid
+    local dir, tls, url
 
     setup(function()
         dir = os.tmpname()
@@ -354,21 +335,12 @@ describe("marketo.core request over TLS", function()
             .. "-newkey rsa:2048 -nodes -keyout key.pem -out cert.pem -days 1 -subj /CN=127.0.0.1 "
             .. "-addext subjectAltName=IP:127.0.0.1 2>/dev/null")
         assert(io.open(dir .. "/cert.pem"), "openssl did not make a certificate"):close()
-        local f = assert(io.open(dir .. "/server.py", "w"))
-        f:write(TLS_SERVER_PY)
-        f:close()
-        -- the system python3, not a version manager's shell-script shim
-        pipe = assert(io.popen(("exec /usr/bin/python3 %s/server.py %s/cert.pem %s/key.pem")
-            :format(dir, dir, dir)))
-        local port
-        port, pid = (pipe:read("*l") or ""):match("^(%d+) (%d+)$")
-        assert(port, "the TLS test server did not start")
-        url = "https://127.0.0.1:" .. port .. "/"
+        tls = require("spec.support.ok_server").start(dir .. "/cert.pem", dir .. "/key.pem")
+        url = "https://127.0.0.1:" .. tls.port .. "/"
     end)
 
     teardown(function()
-        if pid then os.execute("kill " .. pid) end
-        if pipe then pipe:close() end
+        if tls then tls.stop() end
         os.execute("rm -rf " .. dir)
     end)
 
