@@ -264,10 +264,10 @@ static int nul_byte(csv_scan *s)
     return -1;
 }
 
-/* Moves pos past field data, capturing it: bytes of class 0 in cls, UTF-8
- * sequences, and what lenient mode lets pass. The class of the byte at pos
- * then, C_END at the end of the buffer, or C_RETURN with *r the R_ code for
- * the scanner to return. */
+/* Moves pos past field data, capturing it and reading more as it goes:
+ * bytes of class 0 in cls, UTF-8 sequences, and what lenient mode lets pass.
+ * The class of the byte at pos then, C_END where the source ends, or
+ * C_RETURN with *r the R_ code for the scanner to return. */
 static int skip_data(csv_scan *s, int cap, const unsigned char *cls, int *r)
 {
     for (;;) {
@@ -281,8 +281,13 @@ static int skip_data(csv_scan *s, int cap, const unsigned char *cls, int *r)
             return C_RETURN;
         }
         s->pos = i;
-        if (i >= s->len)
-            return C_END;
+        if (i >= s->len) {
+            if ((*r = more(s, 1)) != 0)
+                return C_RETURN;
+            if (s->pos >= s->len)
+                return C_END;
+            continue;
+        }
         if ((c = cls[s->buf[i]]) != C_NUL && c != C_HIGH)
             return c;
         if ((*r = c == C_NUL ? nul_byte(s) : high_byte(s, cap)) >= 0)
@@ -309,11 +314,7 @@ static int scan_unquoted(csv_scan *s, int cap)
         case C_RETURN:
             return r;
         case C_END:
-            if ((r = more(s, 1)) != 0)
-                return r;
-            if (s->pos >= s->len)
-                return R_RECORD; /* the source ends the record */
-            break;
+            return R_RECORD; /* the source ends the record */
         case C_DELIM:
             s->pos++;
             return R_FIELD;
@@ -380,10 +381,6 @@ static int scan_quoted(csv_scan *s, int cap)
         case C_RETURN:
             return r;
         case C_END:
-            if ((r = more(s, 1)) != 0)
-                return r;
-            if (s->pos < s->len)
-                break;
             bad(s, CSV_E_UNBALANCED, s->q_off, s->q_line, s->q_line_start,
                 "unbalanced quote in field %d (the file ends inside it); close the quote "
                 "or pass lenient mode to reject the row", s->nf + 1);
