@@ -41,7 +41,7 @@ int marketo_push_errno(lua_State *L, const char *what, int err)
 }
 
 void marketo_new_class(lua_State *L, const char *name, lua_CFunction close,
-                       lua_CFunction tostring, const luaL_Reg *methods,
+                       lua_CFunction tostring, const luaL_Reg *meta, const luaL_Reg *methods,
                        const char *ctor_name, lua_CFunction ctor)
 {
     luaL_newmetatable(L, name);     /* M mt */
@@ -51,6 +51,8 @@ void marketo_new_class(lua_State *L, const char *name, lua_CFunction close,
     lua_setfield(L, -2, "__gc");
     lua_pushcfunction(L, tostring);
     lua_setfield(L, -2, "__tostring");
+    if (meta != NULL)
+        marketo_setfuncs(L, meta);
     lua_newtable(L);                /* M mt methods */
     marketo_setfuncs(L, methods);
     lua_pushcfunction(L, close);

@@ -438,6 +438,6 @@ void marketo_csv_reader_open(lua_State *L)
         {"stats", reader_stats},
         {NULL, NULL}
     };
-    marketo_new_class(L, MARKETO_CSV_READER_MT, reader_close, reader_tostring, methods,
+    marketo_new_class(L, MARKETO_CSV_READER_MT, reader_close, reader_tostring, NULL, methods,
                       "csv_reader", reader_new);
 }

@@ -408,10 +408,10 @@ void marketo_csv_writer_open(lua_State *L)
         {"write", writer_write},
         {NULL, NULL}
     };
-    marketo_new_class(L, MARKETO_CSV_WRITER_MT, writer_close, writer_tostring, methods,
+    static const luaL_Reg meta[] = {
+        {"__gc", writer_gc}, /* the parts outlive close() */
+        {NULL, NULL}
+    };
+    marketo_new_class(L, MARKETO_CSV_WRITER_MT, writer_close, writer_tostring, meta, methods,
                       "csv_writer", writer_new);
-    luaL_getmetatable(L, MARKETO_CSV_WRITER_MT); /* M mt */
-    lua_pushcfunction(L, writer_gc);             /* the parts outlive close(): see writer_gc */
-    lua_setfield(L, -2, "__gc");
-    lua_pop(L, 1);                               /* M */
 }

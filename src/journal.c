@@ -365,7 +365,7 @@ void marketo_journal_open(lua_State *L)
 
     if (!at_fork && pthread_atfork(NULL, NULL, close_held_in_child) == 0)
         at_fork = 1;
-    marketo_new_class(L, MARKETO_JOURNAL_MT, journal_close, journal_tostring, methods,
+    marketo_new_class(L, MARKETO_JOURNAL_MT, journal_close, journal_tostring, NULL, methods,
                       "journal_open", journal_open);
     marketo_setfuncs(L, funcs);
 }

@@ -272,5 +272,6 @@ void marketo_loop_open(lua_State *L)
         {"wait", loop_wait},
         {NULL, NULL}
     };
-    marketo_new_class(L, MARKETO_LOOP_MT, loop_close, loop_tostring, methods, "loop", loop_new);
+    marketo_new_class(L, MARKETO_LOOP_MT, loop_close, loop_tostring, NULL, methods, "loop",
+                      loop_new);
 }

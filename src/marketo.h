@@ -36,11 +36,12 @@ void marketo_set_size(lua_State *L, const char *k, long long v);
 
 /* Registers a userdata type: metatable `name` whose one close function
  * serves close(), __close and __gc (so it must be idempotent and never
- * raise on a closed handle), with __tostring, and __index the methods and
- * close; and sets its constructor as module[ctor_name] on the module table
- * at the stack top. */
+ * raise on a closed handle), with __tostring, the metamethods in meta (NULL
+ * for none: what the type adds, or a __gc of its own), and __index the
+ * methods and close; and sets its constructor as module[ctor_name] on the
+ * module table at the stack top. */
 void marketo_new_class(lua_State *L, const char *name, lua_CFunction close,
-                       lua_CFunction tostring, const luaL_Reg *methods,
+                       lua_CFunction tostring, const luaL_Reg *meta, const luaL_Reg *methods,
                        const char *ctor_name, lua_CFunction ctor);
 
 /* Releases the registry reference *ref (LUA_NOREF is fine) and forgets it. */

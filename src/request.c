@@ -559,6 +559,6 @@ void marketo_request_open(lua_State *L)
         {"status", request_status},
         {NULL, NULL}
     };
-    marketo_new_class(L, MARKETO_REQUEST_MT, request_close, request_tostring, methods, "request",
-                      request_new);
+    marketo_new_class(L, MARKETO_REQUEST_MT, request_close, request_tostring, NULL, methods,
+                      "request", request_new);
 }
