@@ -4,6 +4,7 @@
  * call csv_scan_next, so the rules live here only. No Lua in this file. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -470,6 +471,30 @@ int csv_scan_split(csv_scan *s, const unsigned char *p, size_t n)
     }
 }
 
+/* Skips blank lines while the scan is before file offset stop: -1 if it is
+ * then at stop or past it, CSV_ROW if a record starts at pos, CSV_END, or
+ * CSV_IOERR. */
+static int skip_blank(csv_scan *s, long long stop)
+{
+    for (;;) {
+        s->rec_off = s->base + (long long)s->pos; /* fill() keeps from here */
+        if (s->rec_off >= stop)
+            return -1;
+        if (csv_scan_fill(s, 2) != 0)
+            return CSV_IOERR;
+        if (s->pos >= s->len)
+            return CSV_END;
+        if (s->buf[s->pos] == '\n')
+            s->pos++;
+        else if (s->buf[s->pos] == '\r' && s->len - s->pos >= 2 && s->buf[s->pos + 1] == '\n')
+            s->pos += 2;
+        else
+            return CSV_ROW;
+        end_line(s);
+        s->blank++;
+    }
+}
+
 /* Skips blank lines and, before the first record, a UTF-8 BOM. 0 if a record
  * starts at pos, CSV_END, or an error status. */
 static int start_record(csv_scan *s)
@@ -485,40 +510,12 @@ static int start_record(csv_scan *s)
             s->line_start = 3;
         }
     }
-    for (;;) {
-        s->rec_off = s->base + (long long)s->pos;
-        if (csv_scan_fill(s, 2) != 0)
-            return CSV_IOERR;
-        if (s->pos >= s->len)
-            return CSV_END;
-        if (s->buf[s->pos] == '\n')
-            s->pos++;
-        else if (s->buf[s->pos] == '\r' && s->len - s->pos >= 2 && s->buf[s->pos + 1] == '\n')
-            s->pos += 2;
-        else
-            return 0;
-        end_line(s);
-        s->blank++;
-    }
+    return skip_blank(s, LLONG_MAX);
 }
 
 int csv_scan_skip_blank(csv_scan *s, long long stop)
 {
-    for (;;) {
-        s->rec_off = s->base + (long long)s->pos; /* fill() keeps from here */
-        if (s->rec_off >= stop)
-            return 1;
-        if (csv_scan_fill(s, 2) != 0 || s->pos >= s->len)
-            return 0; /* csv_scan_next reports either */
-        if (s->buf[s->pos] == '\n')
-            s->pos++;
-        else if (s->buf[s->pos] == '\r' && s->len - s->pos >= 2 && s->buf[s->pos + 1] == '\n')
-            s->pos += 2;
-        else
-            return 0;
-        end_line(s);
-        s->blank++;
-    }
+    return skip_blank(s, stop) < 0; /* an end or an error: csv_scan_next reports it */
 }
 
 static void check_record(csv_scan *s)
