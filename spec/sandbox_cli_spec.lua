@@ -8,11 +8,9 @@ local BIN = os.getenv("MARKETO_BULK_BIN")
 local files = require("spec.support.files")
 local read = files.read
 
-local function sh(cmd)
-    local p = assert(io.popen(cmd .. " 2>&1; echo \"EXIT $?\""))
-    local out = p:read("a")
-    p:close()
-    return out
+-- `marketo-bulk sandbox ...` to its end: { status, out, err }.
+local function run(...)
+    return require("spec.support.cli").run({ "sandbox", ... })
 end
 
 -- Starts the sandbox in the background; returns { pid, dir } once it printed
@@ -48,8 +46,9 @@ end
 
 describe("marketo-bulk sandbox", function()
     it("lists every option in --help", function()
-        local out = sh(BIN .. " sandbox --help")
-        assert.truthy(out:find("EXIT 0\n", 1, true))
+        local r = run("--help")
+        assert.equal(0, r.status)
+        local out = r.out
         for _, name in ipairs({ "--port", "--client-id", "--client-secret", "--token-ttl",
             "--expires-in-zero", "--legacy-token", "--rate-limit", "--max-in-flight",
             "--daily-quota", "--speed", "--max-file-bytes", "--error-rate", "--drop-rate",
@@ -70,19 +69,19 @@ describe("marketo-bulk sandbox", function()
         assert.equal("", read(proc.dir .. "/err"))
         os.execute("kill -TERM " .. proc.pid)
         assert.equal(0, wait_rc(proc, 5))
-        out = sh(BIN .. " sandbox --config /nonexistent.json")
-        assert.truthy(out:find("/nonexistent.json: No such file or directory", 1, true), out)
-        assert.truthy(out:find("EXIT 2\n", 1, true))
+        local r = run("--config", "/nonexistent.json")
+        assert.equal(2, r.status)
+        assert.truthy(r.err:find("/nonexistent.json: No such file or directory", 1, true), r.err)
     end)
 
     it("refuses unknown flags and bad values with exit 2", function()
-        local out = sh(BIN .. " sandbox --no-such-flag 1")
-        assert.truthy(out:find("unknown option '--no-such-flag'", 1, true), out)
-        assert.truthy(out:find("EXIT 2\n", 1, true))
-        out = sh(BIN .. " sandbox --speed fast")
-        assert.truthy(out:find("option speed: expected a non-negative number, got 'fast'", 1,
-            true), out)
-        assert.truthy(out:find("EXIT 2\n", 1, true))
+        local r = run("--no-such-flag", "1")
+        assert.equal(2, r.status)
+        assert.truthy(r.err:find("unknown option '--no-such-flag'", 1, true), r.err)
+        r = run("--speed", "fast")
+        assert.equal(2, r.status)
+        assert.truthy(r.err:find("option speed: expected a non-negative number, got 'fast'", 1,
+            true), r.err)
     end)
 
     it("prints the three lines with the chosen credentials and stops on SIGTERM", function()
