@@ -130,6 +130,8 @@ local ROUTES = {
     { "POST", "^/clock$", function(sb, req) return set_clock(sb, req.body) end },
 }
 
+for _, r in ipairs(require("marketo.sandbox.describe").INSPECT) do ROUTES[#ROUTES + 1] = r end
+
 --- Answers a request whose path starts with PREFIX.
 function M.handle(sb, req)
     local rest = req.path:sub(#M.PREFIX + 1)

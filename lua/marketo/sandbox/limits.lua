@@ -45,14 +45,28 @@ function M:admit()
     if self:in_window(now) >= conf.rate_limit then
         return envelope.error("606", conf.rate_limit, math.floor(conf.rate_window))
     end
-    local day = math.floor((self.wall() - QUOTA_RESET_UTC) / DAY)
-    if day ~= self.quota_day then self.quota_day, self.quota_used = day, 0 end
+    self:used()
     if self.quota_used >= conf.daily_quota then return envelope.error("607") end
     self.tail = self.tail + 1
     self.calls[self.tail] = now
     self.quota_used = self.quota_used + 1
     self.in_flight = self.in_flight + 1
     return nil
+end
+
+--- used() -> calls counted today, today's date (YYYY-MM-DD, Marketo's day:
+-- it starts at 06:00 UTC).
+function M:used()
+    local shifted = self.wall() - QUOTA_RESET_UTC
+    local day = math.floor(shifted / DAY)
+    if day ~= self.quota_day then self.quota_day, self.quota_used = day, 0 end
+    return self.quota_used, os.date("!%Y-%m-%d", day * DAY)
+end
+
+--- Sets today's count (a spec puts the instance near its quota).
+function M:set_used(n)
+    self:used()
+    self.quota_used = n
 end
 
 --- The answer of an admitted call went out.
