@@ -190,12 +190,12 @@ end
 local function ask_leads(client)
     local kind = objects.get("leads")
     local result, msg, code = get(client, kind.paths.describe)
-    local old = false
+    local path, old = kind.paths.describe, false
     if not result and (code == "610" or code == "HTTP_404") then
-        old = true
-        result, msg, code = get(client, kind.paths.describe_old)
+        path, old = kind.paths.describe_old, true
+        result, msg = get(client, path)
     end
-    if not result then return fail(("GET %s failed: %s"):format(kind.paths.describe, msg)) end
+    if not result then return fail(("GET %s failed: %s"):format(path, msg)) end
     local parsed = M.parse.leads(result, old)
     if not parsed then return fail(kind.paths.describe .. ": an answer without fields") end
     return parsed
