@@ -16,7 +16,7 @@ M.__index = M
 
 -- name, type, display name
 local LEAD_FIELDS = {
-    { "id", "integer", "Id" }, { "email", "email", "Email Address" },
+    { "id", "integer", "Id", updateable = false }, { "email", "email", "Email Address" },
     { "firstName", "string", "First Name" }, { "lastName", "string", "Last Name" },
     { "middleName", "string", "Middle Name" }, { "salutation", "string", "Salutation" },
     { "title", "string", "Job Title" }, { "company", "string", "Company Name" },
