@@ -47,6 +47,7 @@ local scheduler = require("marketo.pipeline.scheduler")
 local report_mod = require("marketo.pipeline.report")
 local limiter = require("marketo.pipeline.limiter")
 local options = require("marketo.options")
+local checks = require("marketo.pipeline.checks")
 
 local M = {}
 
@@ -75,6 +76,7 @@ local SPEC = {
     report = "string", work_dir = "string", limits = "table", part_bytes = COUNT,
     retry = "function", client = "table", dry_run = "boolean", on_event = "function",
     workers = COUNT, runtime = "table", transport = "table", log = "function",
+    schema = "table", instance = "string", -- marketo.schema: checked before sending
 }
 
 -- The limits: the scheduler's and the call budget's.
@@ -230,13 +232,15 @@ local function setup(spec, kind, sources)
     end
     o.description = { object = kind.name, params = params, sources = abs, format = format.name,
         mapping = mapping_signature(spec), sizes = sizes_of(abs), part_bytes = spec.part_bytes,
-        report = o.report, work_dir = o.work_dir }
+        report = o.report, work_dir = o.work_dir,
+        instance = spec.instance or (spec.schema and spec.schema.instance) }
     return o
 end
 
 local function plan_of(spec, o, work_dir)
     return plan_mod.build({ sources = o.sources, format = o.format,
-        mapping = spec.mapping, filter = spec.filter, validate = spec.validate,
+        mapping = spec.mapping, filter = spec.filter,
+        validate = spec.schema and checks.validate(spec.schema, spec.validate) or spec.validate,
         lenient = spec.lenient, max_bytes = spec.part_bytes, work_dir = work_dir,
         max_rejects = 1e9, workers = spec.workers })
 end
@@ -340,6 +344,10 @@ local function prepare(spec, level)
     local kind, sources = check_spec(spec, level + 1)
     local o, msg, code = setup(spec, kind, sources)
     if not o then return nil, msg, code end
+    if spec.schema then -- the columns against the instance, before any row is read
+        o.warnings, msg, code = checks.import(spec, kind, sources, o.format)
+        if not o.warnings then return nil, msg, code end
+    end
     if spec.dry_run then
         local result
         result, msg, code = dry_run(spec, o)
@@ -484,7 +492,7 @@ function M.send(prepared, opts)
     if ended == "complete" then remove_parts(journal.state) end
     local r = report_mod.from_journal(journal.state)
     local doc
-    doc, msg, code = r:save(o.report, ended, { journal = o.journal })
+    doc, msg, code = r:save(o.report, ended, { journal = o.journal, instance = run.instance })
     journal:close()
     if not doc then
         return nil, msg .. "; the journal is whole: make room and run `marketo-bulk status "

@@ -7,6 +7,7 @@ local paths = require("marketo.commands.paths")
 local progress = require("marketo.pipeline.progress")
 local objects = require("marketo.objects")
 local formats = require("marketo.formats")
+local instance = require("marketo.commands.instance")
 
 local M = {
     summary = "import a file of leads, custom objects or program members",
@@ -48,6 +49,9 @@ Run:
   --work-dir DIR         where mapped parts are written (default JOURNAL.work)
   --lenient              bad rows go to the report as rejected; the rest is imported
   --dry-run              read, map and validate every row, print the parts, send nothing
+Checks against the instance (its fields, types, lookup/dedupe fields, statuses):
+  --refresh-schema       ask the instance again (its describe is cached a day)
+  --no-schema            check nothing against the instance (an offline rehearsal)
   --part-bytes N         bytes per part, header included (default 9900000, at
                          most 10485760: Marketo's limit for one file)
 Limits (lower them on an instance other integrations share):
@@ -80,7 +84,7 @@ local FLAGS = {
     format = "string", map = "list", set = "list", journal = "string", report = "string",
     work_dir = "string", lenient = "boolean", dry_run = "boolean",
     part_bytes = args.bytes(M.MAX_PART_BYTES), json = "boolean", quiet = "boolean",
-    help = "boolean",
+    help = "boolean", no_schema = "boolean", refresh_schema = "boolean",
 }
 for k, kind in pairs(M.LIMIT_FLAGS) do FLAGS[k] = kind end
 for _, kind in ipairs(objects.LIST) do
@@ -218,13 +222,20 @@ function M.main(argv, out, err)
         checked, why = target.check()
         if checked == nil then err:write("marketo-bulk: ", why, "\n"); return 1 end
     end
+    local code
+    checked, msg, code = instance.attach(spec, object, flags)
+    if not checked then err:write("marketo-bulk: ", msg, "\n"); return import.exit_for(code) end
     -- every row read and the plan journalled before any server starts: a bad
     -- file ends here, with nothing sent and no journal left behind
-    local prepared, code
+    local prepared
     prepared, msg, code = import.prepare(spec)
     if not prepared then
         err:write("marketo-bulk: ", msg, "\n")
         return import.exit_for(code)
+    end
+    err:write(instance.announce(spec, flags))
+    for _, warning in ipairs(prepared.o.warnings or {}) do
+        err:write("marketo-bulk: warning: ", warning, "\n")
     end
     if prepared.result then
         out:write(prepared.result.summary)

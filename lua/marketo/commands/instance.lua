@@ -29,4 +29,36 @@ function M.schema(object, opts)
     return s
 end
 
+--- name() -> the instance a command talks to, host only (never a secret):
+-- "123-ABC-456.mktorest.com", or "embedded sandbox" | nil, message.
+function M.name()
+    local real, msg = target.check()
+    if real == nil then return nil, msg end
+    if not real then return "embedded sandbox" end
+    local resolved = assert(require("marketo.config").resolve({}))
+    return schema.instance(resolved.base_url)
+end
+
+--- attach(spec, object, flags) -> true | nil, message, code: names the
+-- instance in spec.instance, and puts its schema in spec.schema (unless
+-- --no-schema: then nothing is checked against it).
+function M.attach(spec, object, flags)
+    local name, msg = M.name()
+    if not name then return nil, msg, "CONFIG" end
+    spec.instance = name
+    if flags.no_schema then return true end
+    local s, code
+    s, msg, code = M.schema(object, { refresh = flags.refresh_schema })
+    if not s then return nil, msg, code end
+    spec.schema = s
+    return true
+end
+
+--- The line that names the instance of a run, once its file is read (so a
+-- command that stops on its input says nothing more than why).
+function M.announce(spec, flags)
+    return ("marketo-bulk: instance %s%s\n"):format(spec.instance, flags.no_schema
+        and " (--no-schema: the file was not checked against it)" or "")
+end
+
 return M

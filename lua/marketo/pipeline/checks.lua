@@ -1,0 +1,250 @@
+--- marketo.pipeline.checks: a file checked against the instance's schema
+-- (marketo.schema) before anything is sent: what Marketo would otherwise
+-- refuse row by row, after spending its import queue.
+--
+--   local problems, warnings = checks.columns(kind, params, schema, columns)
+--     columns = { { name = "emial", where = "crm.csv:1:3" }, ... } (what is sent)
+--     problems = { "crm.csv:1:3: no field 'emial' on leads; did you mean 'email'?" }
+--   local check = checks.row(schema, names) -- names: the fields sent, in order
+--   check(values, line) -> nil | reason, field  (values: field -> text)
+--
+-- The column checks: every column names a field of the object (a near miss,
+-- or another case, gets a suggestion); none is read-only (but the leads'
+-- lookup field, which Marketo reads to find the record); leads: the lookup
+-- field is one Marketo allows and a column; custom objects: every dedupe
+-- field is a column; program members: the status is one of the program's
+-- channel. The row check: each value has its field's type and length; a blank
+-- cell is fine; a field of a type the schema module does not know is passed
+-- unchecked (a warning from columns()).
+local csv = require("marketo.csv")
+local mapping_mod = require("marketo.mapping")
+
+local M = {}
+
+local function quote_list(list)
+    local out = {}
+    for i, v in ipairs(list) do out[i] = "'" .. v .. "'" end
+    return table.concat(out, ", ")
+end
+
+local function sorted_keys(set)
+    local out = {}
+    for k in pairs(set) do out[#out + 1] = k end
+    table.sort(out)
+    return out
+end
+
+-- The key columns a kind needs: leads their lookup field, custom objects
+-- their dedupe fields, program members email (members are found by it).
+local function key_checks(kind, params, s, present, problems)
+    local what = s.object == "custom_objects" and ("custom object " .. tostring(params.api_name))
+        or kind.name
+    if kind.dedupe.param then
+        local lookup = params[kind.dedupe.param] or kind.dedupe.default
+        if s.lookup and not s.lookup[lookup] then
+            problems[#problems + 1] = ("lookup field '%s' is not one Marketo takes on %s "
+                .. "(it takes: %s)"):format(lookup, what, table.concat(sorted_keys(s.lookup), ", "))
+        elseif not present[lookup] then
+            problems[#problems + 1] = ("lookup field '%s' is not a column of the file: every "
+                .. "row needs it to find its lead"):format(lookup)
+        end
+        return lookup
+    end
+    local keys = s.dedupe or { kind.dedupe.default }
+    for _, name in ipairs(keys) do
+        if not present[name] then
+            local spaced
+            for col in pairs(present) do
+                if col:match("^%s*(.-)%s*$") == name and col ~= name then spaced = col end
+            end
+            problems[#problems + 1] = ("%s field '%s' of %s is not a column of the file%s")
+                :format(s.dedupe and "dedupe" or "key", name, what, spaced
+                    and ("; the file has '%s', with spaces around the name"):format(spaced) or "")
+        end
+    end
+end
+
+--- columns(kind, params, schema, columns) -> problems, warnings (lists of
+-- messages; empty when all is well). kind: a marketo.objects kind; params:
+-- the import's parameters by our names.
+function M.columns(kind, params, s, columns)
+    local problems, warnings, present = {}, {}, {}
+    for _, c in ipairs(columns) do present[c.name] = true end
+    local lookup = key_checks(kind, params, s, present, problems)
+    local odd_types = {}
+    for _, c in ipairs(columns) do
+        local f = s:field(c.name)
+        if not f then
+            local near = s:near(c.name)
+            problems[#problems + 1] = ("%s: no field '%s' on %s%s"):format(c.where, c.name,
+                kind.name, near and ("; did you mean '%s'?"):format(near) or "")
+        elseif not f.updateable and f.name ~= lookup then
+            problems[#problems + 1] = ("%s: field '%s' is read-only on %s: an import cannot "
+                .. "write it; drop the column"):format(c.where, c.name, kind.name)
+        elseif not M.TYPES[f.type] and not odd_types[f.type] then
+            odd_types[f.type] = true
+            warnings[#warnings + 1] = ("field '%s' is of type '%s', which this tool does not "
+                .. "know: its values go unchecked"):format(f.name, f.type)
+        end
+    end
+    local status = params.program_member_status
+    if status and s.statuses then
+        local known = false
+        for _, st in ipairs(s.statuses) do
+            if st:lower() == status:lower() then known = true end
+        end
+        if not known then
+            problems[#problems + 1] = ("status '%s' is not one of program %s's (channel %s): "
+                .. "%s"):format(status, tostring(s.program and s.program.id), tostring(s.channel),
+                #s.statuses > 0 and quote_list(s.statuses) or "none")
+        end
+    end
+    return problems, warnings
+end
+
+---------------------------------------------------------------------------
+-- Values
+
+local function utf8_length(v)
+    local _, continuation = v:gsub("[\128-\191]", "")
+    return #v - continuation
+end
+
+local DAYS = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 }
+
+local function is_date(v)
+    local y, m, d = v:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)$")
+    if not y then return false end
+    m, d = tonumber(m), tonumber(d)
+    if m < 1 or m > 12 or d < 1 or d > DAYS[m] then return false end
+    if m == 2 and d == 29 then
+        y = tonumber(y)
+        return y % 4 == 0 and (y % 100 ~= 0 or y % 400 == 0)
+    end
+    return true
+end
+
+local function is_datetime(v)
+    local date, h, mi, s, rest = v:match("^(%d%d%d%d%-%d%d%-%d%d)T(%d%d):(%d%d):(%d%d)(.*)$")
+    if not date or not is_date(date) then return false end
+    if tonumber(h) > 23 or tonumber(mi) > 59 or tonumber(s) > 60 then return false end
+    rest = rest:gsub("^%.%d+", "")
+    return rest == "Z" or rest:match("^[-+]%d%d:?%d%d$") ~= nil
+end
+
+local function is_number(v)
+    return v:match("^[-+]?%d+%.?%d*$") ~= nil or v:match("^[-+]?%.%d+$") ~= nil
+        or v:match("^[-+]?%d+%.?%d*[eE][-+]?%d+$") ~= nil
+end
+
+local BOOLEANS = { ["true"] = true, ["false"] = true, ["1"] = true, ["0"] = true,
+    yes = true, no = true }
+
+-- type -> check(v) and what it expects, for the message.
+M.TYPES = {
+    integer = { function(v) return v:match("^[-+]?%d+$") ~= nil end, "a whole number" },
+    float = { is_number, "a number" },
+    currency = { is_number, "a number" },
+    boolean = { function(v) return BOOLEANS[v:lower()] == true end, "true or false" },
+    date = { is_date, "a date YYYY-MM-DD" },
+    datetime = { is_datetime, "a date and time YYYY-MM-DDThh:mm:ss with its offset "
+        .. "(Z or +hh:mm)" },
+    email = { function() return true end }, -- a bad one is a warning in Marketo too
+    string = { function() return true end }, text = { function() return true end },
+    phone = { function() return true end }, url = { function() return true end },
+}
+
+--- The problem with value `v` of field `f`, or nil.
+function M.value(f, v)
+    local t = M.TYPES[f.type]
+    if not t then return nil end
+    if not t[1](v) then
+        return ("%s expects %s, got '%s'"):format(f.name, t[2], v)
+    end
+    if f.length and #v > f.length and utf8_length(v) > f.length then
+        return ("%s takes at most %d characters, got %d"):format(f.name, f.length, utf8_length(v))
+    end
+    return nil
+end
+
+--- row(schema) -> check(values, line) -> nil | reason, field: the values of
+-- a mapped row (field -> text) against their fields' types, in the schema's
+-- order of fields (every row has the same fields: the list is made once).
+function M.row(s)
+    local list
+    return function(values)
+        if not list then
+            list = {}
+            for _, f in ipairs(s.fields) do
+                if values[f.name] ~= nil and M.TYPES[f.type] then list[#list + 1] = f end
+            end
+        end
+        for i = 1, #list do
+            local f = list[i]
+            local v = values[f.name]
+            if v ~= "" then
+                local problem = M.value(f, v)
+                if problem then return problem, f.name end
+            end
+        end
+        return nil
+    end
+end
+
+--- validate(schema, user) -> the validation a plan runs: the types first,
+-- then the user's own (mapping's validate: (values, line) -> nil | reason, field).
+function M.validate(s, user)
+    local types = M.row(s)
+    return function(values, line)
+        local reason, field = types(values)
+        if reason then return reason, field end
+        if user then return user(values, line) end
+        return nil
+    end
+end
+
+-- What a file sends: the mapping's fields, else each source's header.
+local function columns_of(spec, sources, format)
+    local out = {}
+    if spec.mapping then
+        for _, name in ipairs(mapping_mod.new(spec.mapping):names()) do
+            out[#out + 1] = { name = name, where = "mapping" }
+        end
+        return out
+    end
+    local seen = {}
+    for _, path in ipairs(sources) do
+        local reader, msg, code = csv.open(path, { format = format })
+        if not reader then return nil, msg, code end
+        for i, name in ipairs(reader:header()) do
+            if not seen[name] then
+                seen[name] = true
+                out[#out + 1] = { name = name, where = ("%s:1:%d"):format(path, i) }
+            end
+        end
+        reader:close()
+    end
+    return out
+end
+
+--- import(spec, kind, sources, format) -> warnings | nil, msg, "SCHEMA":
+-- the column checks of an import against spec.schema, every problem named.
+function M.import(spec, kind, sources, format)
+    local columns, msg, code = columns_of(spec, sources, format)
+    if not columns then return nil, msg, code end
+    local problems, warnings = M.columns(kind, M.params(kind, spec), spec.schema, columns)
+    if #problems == 0 then return warnings end
+    return nil, ("SCHEMA: %s does not fit %s on %s:\n  %s\nnothing was sent; fix the file or "
+        .. "the mapping (marketo-bulk fields lists the instance's fields)"):format(
+        table.concat(sources, ", "), kind.name, tostring(spec.schema.instance),
+        table.concat(problems, "\n  ")), "SCHEMA"
+end
+
+--- The kind's parameters of an import spec, by our names.
+function M.params(kind, spec)
+    local out = {}
+    for _, p in ipairs(kind.params) do out[p.name] = spec[p.name] end
+    return out
+end
+
+return M
