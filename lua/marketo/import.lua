@@ -26,6 +26,9 @@
 --       retry = nil,                      -- a retry policy (marketo.retry)
 --       client = nil,                     -- options for marketo.client (default: environment)
 --       dry_run = false, on_event = function(ev) end,
+--       schema = nil,                     -- marketo.schema (client:describe): the columns
+--                                         -- and every value checked against it first
+--       instance = nil,                   -- the instance's name, for the journal and report
 --   })
 --   result = { ended = "complete" | "stopped" | "failed" | "dry_run", exit = 0 | 3 | 4,
 --              summary = text, report = the JSON document, report_path, journal = path,

@@ -41,6 +41,12 @@ local function index(s)
     return setmetatable(s, Schema)
 end
 
+--- new{ fields = {...}, lookup, dedupe, statuses, ... } -> a schema (for
+-- scripts and specs that know their instance's fields already).
+function M.new(t)
+    return index(t)
+end
+
 --- The field named exactly `name`, or nil.
 function Schema:field(name)
     return self.by_name[name]

@@ -57,7 +57,8 @@ end
 --- The line that names the instance of a run, once its file is read (so a
 -- command that stops on its input says nothing more than why).
 function M.announce(spec, flags)
-    return ("marketo-bulk: instance %s%s\n"):format(spec.instance, flags.no_schema
+    return ("marketo-bulk: instance %s%s\n"):format(spec.instance or M.name() or "?",
+        flags.no_schema
         and " (--no-schema: the file was not checked against it)" or "")
 end
 
