@@ -52,6 +52,10 @@ Run:
 Checks against the instance (its fields, types, lookup/dedupe fields, statuses):
   --refresh-schema       ask the instance again (its describe is cached a day)
   --no-schema            check nothing against the instance (an offline rehearsal)
+Quota (a dry run prints the calls and the time an import will take):
+  --daily-quota N        the instance's daily API calls (default 50000): an import that
+                         may spend more than today leaves is refused before it starts
+  --ignore-quota         send anyway
   --part-bytes N         bytes per part, header included (default 9900000, at
                          most 10485760: Marketo's limit for one file)
 Limits (lower them on an instance other integrations share):
@@ -85,6 +89,7 @@ local FLAGS = {
     work_dir = "string", lenient = "boolean", dry_run = "boolean",
     part_bytes = args.bytes(M.MAX_PART_BYTES), json = "boolean", quiet = "boolean",
     help = "boolean", no_schema = "boolean", refresh_schema = "boolean",
+    daily_quota = "count", ignore_quota = "boolean",
 }
 for k, kind in pairs(M.LIMIT_FLAGS) do FLAGS[k] = kind end
 for _, kind in ipairs(objects.LIST) do
@@ -229,6 +234,8 @@ function M.main(argv, out, err)
     -- file ends here, with nothing sent and no journal left behind
     local prepared
     prepared, msg, code = import.prepare(spec)
+    local refused = prepared and not prepared.result and instance.quota(prepared, spec, flags)
+    if refused then prepared:close(); err:write("marketo-bulk: ", refused, "\n"); return 1 end
     return M.send(prepared, msg, code, spec, flags, out, err)
 end
 
@@ -245,7 +252,7 @@ function M.send(prepared, msg, code, spec, flags, out, err)
         err:write("marketo-bulk: warning: ", warning, "\n")
     end
     if prepared.result then
-        out:write(prepared.result.summary)
+        out:write(prepared.result.summary, instance.cost_text(prepared))
         return prepared.result.exit
     end
     local client, stop = target.marketo(err)

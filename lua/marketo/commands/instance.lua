@@ -4,6 +4,7 @@
 -- starting it (its describe, from the same marketo.sandbox.schema).
 local target = require("marketo.commands.target")
 local schema = require("marketo.schema")
+local cost = require("marketo.pipeline.cost")
 
 local M = {}
 
@@ -60,6 +61,46 @@ function M.announce(spec, flags)
     return ("marketo-bulk: instance %s%s\n"):format(spec.instance or M.name() or "?",
         flags.no_schema
         and " (--no-schema: the file was not checked against it)" or "")
+end
+
+M.DAILY_QUOTA = 50000 -- Marketo's default daily quota of API calls
+
+-- The rows of each part a prepared import has still to send.
+local function part_rows(prepared)
+    local rows = {}
+    if prepared.result then
+        for i, part in ipairs(prepared.result.plan.parts) do rows[i] = part.rows end
+        return rows
+    end
+    for _, part in ipairs(prepared.journal:parts()) do
+        if part.stage ~= "fetched" then rows[#rows + 1] = part.plan.rows end
+    end
+    return rows
+end
+
+--- The cost of a prepared import, for people (marketo.pipeline.cost).
+function M.cost_text(prepared)
+    return cost.text(cost.estimate(part_rows(prepared)))
+end
+
+--- quota(prepared, spec, flags) -> nil | message: the refusal of an import
+-- that may spend more calls than are left of today's (--daily-quota), read
+-- from the instance's usage (the embedded sandbox's day is new: nothing used).
+function M.quota(prepared, spec, flags)
+    if flags.ignore_quota then return nil end
+    local c = cost.estimate(part_rows(prepared))
+    local used = 0
+    local real = target.check()
+    if real then
+        local client, msg = require("marketo.client").new({})
+        if not client then return msg end
+        local usage
+        usage, msg = client:usage()
+        if not usage then return msg .. "; --ignore-quota sends without asking" end
+        used = usage.total
+    end
+    local refused = cost.quota(c, used, flags.daily_quota or M.DAILY_QUOTA)
+    return refused and (spec.instance or "the instance") .. ": " .. refused
 end
 
 return M
