@@ -102,6 +102,14 @@ describe("checks against the instance", function()
         refused(run("leads", "crm.csv"), "crm.csv:41:7: dateOfBirth expects a date")
     end)
 
+    it("checks a renamed column in C, and a constant once", function()
+        write(dir .. "/crm.csv", "Mail,Born\na@example.com,1990-12-31\nb@example.com,1990-31-12\n")
+        refused(run("leads", "crm.csv", "--map", "email=Mail", "--map", "dateOfBirth=Born",
+            "--dry-run"), "crm.csv:3:2: dateOfBirth expects a date YYYY-MM-DD, got '1990-31-12'")
+        refused(run("leads", "crm.csv", "--map", "email=Mail", "--set", "leadScore=high"),
+            "mapping: the constant of leadScore expects a whole number, got 'high'")
+    end)
+
     it("imports a valid file, and names the instance at the start and in the report", function()
         write(dir .. "/crm.csv", "email,firstName,leadScore,dateOfBirth,unsubscribed\n"
             .. "a@example.com,A,10,1990-12-31,false\nb@example.com,B,,,\n")

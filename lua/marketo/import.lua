@@ -241,9 +241,10 @@ local function setup(spec, kind, sources)
 end
 
 local function plan_of(spec, o, work_dir)
+    local ok, validate, code = checks.for_plan(spec, o.sources, o.format)
+    if not ok then return nil, validate, code end
     return plan_mod.build({ sources = o.sources, format = o.format,
-        mapping = spec.mapping, filter = spec.filter,
-        validate = spec.schema and checks.validate(spec.schema, spec.validate) or spec.validate,
+        mapping = spec.mapping, filter = spec.filter, validate = validate,
         lenient = spec.lenient, max_bytes = spec.part_bytes, work_dir = work_dir,
         max_rejects = 1e9, workers = spec.workers })
 end

@@ -240,6 +240,84 @@ function M.import(spec, kind, sources, format)
         table.concat(problems, "\n  ")), "SCHEMA"
 end
 
+---------------------------------------------------------------------------
+-- The fast path: unmapped and rename-only files, checked in C
+
+-- Lua's type -> the C pass's check of it (csv_types.c).
+local C_KINDS = { integer = "integer", float = "number", currency = "number",
+    boolean = "boolean", date = "date", datetime = "datetime" }
+
+-- The C checks of each source column: which field it fills, from the header
+-- (unmapped) or the mapping's renames; constants checked here, once.
+local function column_checks(s, header, entries)
+    local by_column, kinds, lengths = {}, {}, {}
+    if entries then
+        local where = {}
+        for i, name in ipairs(header) do where[name] = i end
+        for _, e in ipairs(entries) do
+            local f = s:field(e.to)
+            if f and e.value and e.value ~= "" then
+                local problem = M.value(f, e.value)
+                if problem then return nil, "mapping: the constant of " .. problem end
+            elseif f and e.from then
+                by_column[where[e.from]] = f
+            end
+        end
+    else
+        for i, name in ipairs(header) do by_column[i] = s:field(name) end
+    end
+    for i = 1, #header do
+        local f = by_column[i]
+        kinds[i] = f and C_KINDS[f.type] or false
+        lengths[i] = f and M.TYPES[f.type] and f.length or false
+    end
+    return by_column, kinds, lengths
+end
+
+-- The C pass over one source: true | false (rows failed: lenient mode plans
+-- them in Lua, with their reasons) | nil, msg, code (strict: the first).
+local function fast_source(spec, s, path, format, entries)
+    local reader, msg, code = csv.open(path, { format = format, lenient = true,
+        on_reject = function() end })
+    if not reader then return nil, msg, code end
+    local by_column, kinds, lengths = column_checks(s, reader:header(), entries)
+    if not by_column then reader:close(); return nil, "SCHEMA: " .. kinds, "SCHEMA" end
+    local rows, failures, fcode = reader:check_types(kinds, lengths, 1)
+    reader:close()
+    if not rows then return nil, failures, fcode end
+    local bad = failures[1]
+    if not bad then return true end
+    if spec.lenient then return false end
+    local reason = M.value(by_column[bad.column], bad.value)
+    return nil, ("INVALID_ROW: %s:%d:%d: %s; fix the row, or pass lenient mode to reject it")
+        :format(path, bad.line, bad.column, reason), "INVALID_ROW"
+end
+
+--- for_plan(spec, sources, format) -> true, validate | nil, msg, code: the
+-- validation the plan runs. With a schema, an unmapped or rename-only file
+-- is checked by the C pass first: clean, the plan stays on its fast path
+-- (no validation in Lua); in lenient mode with bad rows, the plan checks every
+-- row in Lua (to reject them with their reasons). A mapping with functions,
+-- a filter or a validation of the user's is checked in Lua, on what it makes.
+function M.for_plan(spec, sources, format)
+    local s = spec.schema
+    if not s then return true, spec.validate end
+    local lua_path = M.validate(s, spec.validate)
+    if spec.filter or spec.validate then return true, lua_path end
+    local entries
+    if spec.mapping then
+        local m = mapping_mod.new(spec.mapping)
+        if not m:is_fast() then return true, lua_path end
+        entries = m:entries()
+    end
+    for _, path in ipairs(sources) do
+        local clean, msg, code = fast_source(spec, s, path, format, entries)
+        if clean == nil then return nil, msg, code end
+        if not clean then return true, lua_path end
+    end
+    return true, nil
+end
+
 --- The kind's parameters of an import spec, by our names.
 function M.params(kind, spec)
     local out = {}

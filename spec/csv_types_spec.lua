@@ -1,0 +1,63 @@
+-- The type checks in C (csv_types.c, the fast path of unmapped and
+-- rename-only files) and in Lua (marketo.pipeline.checks, mapped rows) are one
+-- set of rules: every value here gets the same verdict from both.
+local csv = require("marketo.csv")
+local checks = require("marketo.pipeline.checks")
+local files = require("spec.support.files")
+
+local VALUES = {
+    integer = { "0", "-12", "+7", "1.5", "1e3", " 1", "0x10", "12a", "99999999999999999999" },
+    float = { "1.5", "-.5", "+3.", "1e3", "-1.5E-3", ".", "e5", "1e", "$5", "1,5", "inf", "nan" },
+    currency = { "10.25", "10,25", "1 000" },
+    boolean = { "true", "FALSE", "Yes", "no", "1", "0", "y", "t", "truth" },
+    date = { "2024-02-29", "2023-02-29", "1990-12-31", "31/12/1990", "2024-13-01", "2024-1-01",
+        "2024-04-31", "2024-01-01T00:00:00Z" },
+    datetime = { "2024-01-02T03:04:05Z", "2024-01-02T03:04:05.123+01:00",
+        "2024-01-02T03:04:05-0800",
+        "2024-01-02T03:04:05", "2024-01-02", "2024-01-02 03:04:05Z", "2024-01-02T24:00:00Z",
+        "2024-01-02T03:04:05+1", "2024-01-02T03:04:05.Z" },
+    string = { "abc", "äöü", "abcd", "äöüß" }, -- at most 3 characters
+}
+
+describe("csv_check_types", function()
+    it("gives each value the verdict checks.value gives it", function()
+        local dir = files.tmpdir()
+        for t, values in pairs(VALUES) do
+            local f = { name = "f", type = t, length = t == "string" and 3 or nil }
+            local path = dir .. "/" .. t .. ".csv"
+            local lines = { "f,other" }
+            for _, v in ipairs(values) do lines[#lines + 1] = '"' .. v .. '",x' end
+            files.write(path, table.concat(lines, "\n") .. "\n")
+            local reader = assert(csv.open(path))
+            local kinds = { ({ integer = "integer", float = "number", currency = "number",
+                boolean = "boolean", date = "date", datetime = "datetime" })[t] or false, false }
+            local rows, failures = reader:check_types(kinds, { f.length or false, false }, 1000)
+            reader:close()
+            assert.equal(#values, rows)
+            local failed = {}
+            for _, bad in ipairs(failures) do
+                assert.equal(1, bad.column)
+                failed[bad.line - 1] = bad.value
+            end
+            for i, v in ipairs(values) do
+                local lua = checks.value(f, v) ~= nil
+                assert.equal(lua, failed[i] ~= nil, ("%s '%s': Lua says %s, C says %s"):format(
+                    t, v, tostring(lua), tostring(failed[i] ~= nil)))
+            end
+        end
+        files.rmdir(dir)
+    end)
+
+    it("skips blank cells and stops at max failures", function()
+        local dir = files.tmpdir()
+        local path = dir .. "/a.csv"
+        files.write(path, "n\n1\n\nx\ny\nz\n")
+        local reader = assert(csv.open(path))
+        local rows, failures = reader:check_types({ "integer" }, { false }, 2)
+        reader:close()
+        assert.equal(3, rows) -- the blank line is no row; stopped at the second failure
+        assert.same({ { line = 4, column = 1, value = "x", what = "type" },
+            { line = 5, column = 1, value = "y", what = "type" } }, failures)
+        files.rmdir(dir)
+    end)
+end)

@@ -1,0 +1,252 @@
+/* csv_types.c - the type checks of a file's values against the instance's
+ * schema (marketo.pipeline.checks), in C: a pass over a reader with no Lua
+ * call per cell, for files that go unmapped or only renamed.
+ *
+ *   core.csv_check_types(reader, kinds, lengths, max)
+ *     kinds[i]: the check of column i ("integer", "number", "boolean", "date",
+ *     "datetime", or nil/false: none); lengths[i]: at most that many characters
+ *     (UTF-8), or nil.
+ *   -> rows, { { line, column, value, what }... } (at most max, file order;
+ *      what is "type" or "length") | nil, msg, code (the reader's failure)
+ *
+ * The rules are the Lua ones (checks.lua M.TYPES), which the spec
+ * csv_types_spec.lua holds both to. A blank cell is fine. */
+#define _POSIX_C_SOURCE 200809L
+#include <limits.h>
+#include <string.h>
+
+#include "csv_core.h"
+
+enum { T_NONE = 0, T_INTEGER, T_NUMBER, T_BOOLEAN, T_DATE, T_DATETIME };
+
+static const char *const KIND_NAMES[] = { "none", "integer", "number", "boolean", "date",
+                                          "datetime", NULL };
+
+typedef struct col_check {
+    unsigned char kind;
+    long long length; /* 0: any */
+} col_check;
+
+static int digits(const char *p, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        if (p[i] < '0' || p[i] > '9')
+            return 0;
+    return 1;
+}
+
+static int num2(const char *p)
+{
+    return (p[0] - '0') * 10 + (p[1] - '0');
+}
+
+/* YYYY-MM-DD, a day the month has. */
+static int is_date(const char *p, size_t n)
+{
+    static const int days[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+    int y, m, d;
+
+    if (n != 10 || p[4] != '-' || p[7] != '-' || !digits(p, 4) || !digits(p + 5, 2)
+        || !digits(p + 8, 2))
+        return 0;
+    y = num2(p) * 100 + num2(p + 2);
+    m = num2(p + 5);
+    d = num2(p + 8);
+    if (m < 1 || m > 12 || d < 1 || d > days[m - 1])
+        return 0;
+    if (m == 2 && d == 29)
+        return y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    return 1;
+}
+
+/* YYYY-MM-DDThh:mm:ss[.fraction](Z|+hh:mm|+hhmm|-...) */
+static int is_datetime(const char *p, size_t n)
+{
+    size_t i = 19;
+
+    if (n < 20 || !is_date(p, 10) || p[10] != 'T' || p[13] != ':' || p[16] != ':'
+        || !digits(p + 11, 2) || !digits(p + 14, 2) || !digits(p + 17, 2))
+        return 0;
+    if (num2(p + 11) > 23 || num2(p + 14) > 59 || num2(p + 17) > 60)
+        return 0;
+    if (p[i] == '.') {
+        size_t start = ++i;
+        while (i < n && p[i] >= '0' && p[i] <= '9')
+            i++;
+        if (i == start)
+            return 0;
+    }
+    if (n - i == 1)
+        return p[i] == 'Z';
+    if (p[i] != '+' && p[i] != '-')
+        return 0;
+    i++;
+    if (n - i == 5)
+        return digits(p + i, 2) && p[i + 2] == ':' && digits(p + i + 3, 2);
+    return n - i == 4 && digits(p + i, 4);
+}
+
+static int is_integer(const char *p, size_t n)
+{
+    if (n > 0 && (p[0] == '-' || p[0] == '+')) {
+        p++;
+        n--;
+    }
+    return n > 0 && digits(p, n);
+}
+
+/* d+[.d*] | .d+ | d+[.d*](e|E)[+-]d+, with a sign in front. */
+static int is_number(const char *p, size_t n)
+{
+    size_t i = 0, int_digits = 0, frac_digits = 0;
+
+    if (i < n && (p[i] == '-' || p[i] == '+'))
+        i++;
+    while (i < n && p[i] >= '0' && p[i] <= '9') {
+        i++;
+        int_digits++;
+    }
+    if (i < n && p[i] == '.') {
+        i++;
+        while (i < n && p[i] >= '0' && p[i] <= '9') {
+            i++;
+            frac_digits++;
+        }
+    }
+    if (int_digits == 0 && frac_digits == 0)
+        return 0;
+    if (i == n)
+        return 1;
+    if (int_digits == 0 || (p[i] != 'e' && p[i] != 'E'))
+        return 0;
+    i++;
+    if (i < n && (p[i] == '-' || p[i] == '+'))
+        i++;
+    return i < n && digits(p + i, n - i);
+}
+
+static int is_boolean(const char *p, size_t n)
+{
+    static const char *const words[] = { "true", "false", "1", "0", "yes", "no", NULL };
+    int k;
+    size_t i;
+
+    for (k = 0; words[k]; k++) {
+        if (strlen(words[k]) != n)
+            continue;
+        for (i = 0; i < n; i++) {
+            char c = p[i];
+            if (c >= 'A' && c <= 'Z')
+                c = (char)(c - 'A' + 'a');
+            if (c != words[k][i])
+                break;
+        }
+        if (i == n)
+            return 1;
+    }
+    return 0;
+}
+
+static int kind_ok(int kind, const char *p, size_t n)
+{
+    switch (kind) {
+    case T_INTEGER: return is_integer(p, n);
+    case T_NUMBER: return is_number(p, n);
+    case T_BOOLEAN: return is_boolean(p, n);
+    case T_DATE: return is_date(p, n);
+    case T_DATETIME: return is_datetime(p, n);
+    default: return 1;
+    }
+}
+
+/* Characters of UTF-8 text: bytes that do not continue a sequence. */
+static long long chars(const char *p, size_t n)
+{
+    long long c = 0;
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        if (((unsigned char)p[i] & 0xC0) != 0x80)
+            c++;
+    return c;
+}
+
+static void push_failure(lua_State *L, int out, lua_Integer k, const marketo_csv_reader *r,
+                         int col, const char *p, size_t n, const char *what)
+{
+    lua_createtable(L, 0, 4);
+    lua_pushinteger(L, r->s.rec_line);
+    lua_setfield(L, -2, "line");
+    lua_pushinteger(L, col + 1);
+    lua_setfield(L, -2, "column");
+    lua_pushlstring(L, p, n);
+    lua_setfield(L, -2, "value");
+    lua_pushstring(L, what);
+    lua_setfield(L, -2, "what");
+    lua_rawseti(L, out, k);
+}
+
+static int check_types(lua_State *L)
+{
+    marketo_csv_reader *r = marketo_csv_check_reader(L, 1);
+    lua_Integer max, found = 0, rows = 0;
+    col_check *cols;
+    int ncols, i, out;
+
+    luaL_checktype(L, 2, LUA_TTABLE);
+    luaL_checktype(L, 3, LUA_TTABLE);
+    max = luaL_checkinteger(L, 4);
+    if (r->fd < 0)
+        return luaL_error(L, "csv_check_types: the reader is closed");
+    ncols = r->s.expect > 0 ? r->s.expect : 0;
+    cols = (col_check *)marketo_newudata(L, sizeof *cols * (size_t)(ncols + 1));
+    for (i = 0; i < ncols; i++) {
+        lua_rawgeti(L, 2, i + 1);
+        cols[i].kind = T_NONE;
+        if (lua_type(L, -1) == LUA_TSTRING)
+            cols[i].kind = (unsigned char)luaL_checkoption(L, -1, "none", KIND_NAMES);
+        lua_pop(L, 1);
+        lua_rawgeti(L, 3, i + 1);
+        cols[i].length = (long long)marketo_tointeger_in(L, -1, 1, LLONG_MAX, 0);
+        lua_pop(L, 1);
+    }
+    lua_newtable(L);
+    out = lua_gettop(L);
+    while (found < max) {
+        int st = marketo_csv_reader_next(L, r, 1);
+        if (st == CSV_END)
+            break;
+        if (st != CSV_ROW)
+            return 3; /* the reader's failure triple */
+        rows++;
+        for (i = 0; i < ncols && i < r->s.nf; i++) {
+            size_t n;
+            const char *p;
+            if (cols[i].kind == T_NONE && cols[i].length == 0)
+                continue;
+            p = csv_field(&r->s, i, &n);
+            if (n == 0)
+                continue;
+            if (!kind_ok(cols[i].kind, p, n)) {
+                push_failure(L, out, ++found, r, i, p, n, "type");
+                break;
+            }
+            if (cols[i].length > 0 && (long long)n > cols[i].length
+                && chars(p, n) > cols[i].length) {
+                push_failure(L, out, ++found, r, i, p, n, "length");
+                break;
+            }
+        }
+    }
+    lua_pushinteger(L, rows);
+    lua_pushvalue(L, out);
+    return 2;
+}
+
+void marketo_csv_types_open(lua_State *L)
+{
+    lua_pushcfunction(L, check_types);
+    lua_setfield(L, -2, "csv_check_types");
+}
