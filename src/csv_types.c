@@ -188,12 +188,97 @@ static void push_failure(lua_State *L, int out, lua_Integer k, const marketo_csv
     lua_rawseti(L, out, k);
 }
 
+/* The failure of field i of the current record (fields captured), or NULL. */
+static const char *field_failure(const col_check *c, const char *p, size_t n)
+{
+    if (n == 0)
+        return NULL;
+    if (!kind_ok(c->kind, p, n))
+        return "type";
+    if (c->length > 0 && (long long)n > c->length && chars(p, n) > c->length)
+        return "length";
+    return NULL;
+}
+
+/* Checks the captured fields of the reader's current record; pushes the
+ * first failure into out. Returns 1 if one was found. */
+static int check_captured(lua_State *L, int out, lua_Integer k, const marketo_csv_reader *r,
+                          const col_check *cols, int ncols)
+{
+    int i;
+
+    for (i = 0; i < ncols && i < r->s.nf; i++) {
+        size_t n;
+        const char *p, *what;
+        if (cols[i].kind == T_NONE && cols[i].length == 0)
+            continue;
+        p = csv_field(&r->s, i, &n);
+        if ((what = field_failure(&cols[i], p, n)) != NULL) {
+            push_failure(L, out, k, r, i, p, n, what);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Whether a clean record p[0..n) (no line end) passes, looking only at the
+ * fields up to the last checked column, without copying them. A quoted
+ * field is checked on its inner bytes (a doubled quote counts as one
+ * character; no number, date or boolean has a quote, so the verdict is the
+ * unquoted value's). */
+static int record_passes(const char *p, size_t n, int delim, const col_check *cols, int last)
+{
+    size_t pos = 0;
+    int i;
+
+    for (i = 0; i <= last && pos <= n; i++) {
+        const char *v;
+        size_t len;
+        long long doubled = 0;
+        if (pos < n && p[pos] == '"') {
+            size_t j = pos + 1;
+            for (;;) {
+                const char *q = memchr(p + j, '"', n - j);
+                j = q ? (size_t)(q - p) : n;
+                if (j + 1 < n && p[j + 1] == '"') {
+                    j += 2;
+                    doubled++;
+                    continue;
+                }
+                break;
+            }
+            v = p + pos + 1;
+            len = j - pos - 1;
+            pos = j + 2; /* the closing quote and the delimiter */
+        } else {
+            const char *q = memchr(p + pos, delim, n - pos);
+            size_t end = q ? (size_t)(q - p) : n;
+            v = p + pos;
+            len = end - pos;
+            pos = end + 1;
+        }
+        if ((cols[i].kind == T_NONE && cols[i].length == 0) || len == 0)
+            continue;
+        if (doubled > 0) {
+            if (cols[i].kind != T_NONE)
+                return 0;
+            if (chars(v, len) - doubled > cols[i].length)
+                return 0;
+            continue;
+        }
+        if (field_failure(&cols[i], v, len) != NULL)
+            return 0;
+    }
+    return 1;
+}
+
 static int check_types(lua_State *L)
 {
     marketo_csv_reader *r = marketo_csv_check_reader(L, 1);
     lua_Integer max, found = 0, rows = 0;
     col_check *cols;
-    int ncols, i, out;
+    csv_rec recs[1024];
+    int ncols, i, out, last;
 
     luaL_checktype(L, 2, LUA_TTABLE);
     luaL_checktype(L, 3, LUA_TTABLE);
@@ -212,33 +297,44 @@ static int check_types(lua_State *L)
         cols[i].length = (long long)marketo_tointeger_in(L, -1, 1, LLONG_MAX, 0);
         lua_pop(L, 1);
     }
+    last = -1;
+    for (i = 0; i < ncols; i++)
+        if (cols[i].kind != T_NONE || cols[i].length > 0)
+            last = i;
     lua_newtable(L);
     out = lua_gettop(L);
     while (found < max) {
-        int st = marketo_csv_reader_next(L, r, 1);
+        csv_scan *s = &r->s;
+        int k = r->bi < r->bn ? 0 : csv_scan_fast(s, recs, (int)(sizeof recs / sizeof recs[0]));
+        int st;
+
+        /* clean records, straight from the buffer; one that fails is split
+         * like any other (csv_scan_split) for its message */
+        for (i = 0; i < k && found < max; i++) {
+            const char *p = (const char *)s->buf + (recs[i].off - s->base);
+            size_t n = (size_t)(recs[i].end - recs[i].off) - 1; /* it ends with a LF */
+            if (n > 0 && p[n - 1] == '\r')
+                n--;
+            rows++;
+            r->rows++;
+            if (last < 0 || record_passes(p, n, s->delim, cols, last))
+                continue;
+            if (csv_scan_split(s, (const unsigned char *)p, n) != 0)
+                return luaL_error(L, "%s: out of memory", MARKETO_CSV_READER_MT);
+            s->rec_line = recs[i].line;
+            if (check_captured(L, out, found + 1, r, cols, ncols))
+                found++;
+        }
+        if (k > 0)
+            continue;
+        st = marketo_csv_reader_next(L, r, 1);
         if (st == CSV_END)
             break;
         if (st != CSV_ROW)
             return 3; /* the reader's failure triple */
         rows++;
-        for (i = 0; i < ncols && i < r->s.nf; i++) {
-            size_t n;
-            const char *p;
-            if (cols[i].kind == T_NONE && cols[i].length == 0)
-                continue;
-            p = csv_field(&r->s, i, &n);
-            if (n == 0)
-                continue;
-            if (!kind_ok(cols[i].kind, p, n)) {
-                push_failure(L, out, ++found, r, i, p, n, "type");
-                break;
-            }
-            if (cols[i].length > 0 && (long long)n > cols[i].length
-                && chars(p, n) > cols[i].length) {
-                push_failure(L, out, ++found, r, i, p, n, "length");
-                break;
-            }
-        }
+        if (check_captured(L, out, found + 1, r, cols, ncols))
+            found++;
     }
     lua_pushinteger(L, rows);
     lua_pushvalue(L, out);

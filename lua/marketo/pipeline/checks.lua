@@ -274,18 +274,36 @@ local function column_checks(s, header, entries)
     return by_column, kinds, lengths
 end
 
--- The C pass over one source: true | false (rows failed: lenient mode plans
--- them in Lua, with their reasons) | nil, msg, code (strict: the first).
-local function fast_source(spec, s, path, format, entries)
+-- The C pass over a source: rows, failures | nil, msg, code. Malformed rows
+-- are passed over (the plan names them).
+local function check_source(path, format, kinds, lengths)
     local reader, msg, code = csv.open(path, { format = format, lenient = true,
         on_reject = function() end })
     if not reader then return nil, msg, code end
-    local by_column, kinds, lengths = column_checks(s, reader:header(), entries)
-    if not by_column then reader:close(); return nil, "SCHEMA: " .. kinds, "SCHEMA" end
     local rows, failures, fcode = reader:check_types(kinds, lengths, 1)
     reader:close()
-    if not rows then return nil, failures, fcode end
-    local bad = failures[1]
+    return rows, failures, fcode
+end
+
+-- The first failure of the file, in file order: nil | failure | nil, msg, code.
+local function first_failure(path, format, kinds, lengths)
+    local rows, failures, code = check_source(path, format, kinds, lengths)
+    if not rows then return nil, failures, code end
+    return failures[1]
+end
+
+-- The C pass over one source: true | false (rows failed: lenient mode plans
+-- them in Lua, with their reasons) | nil, msg, code (strict: the first).
+local function fast_source(spec, s, path, format, entries)
+    local reader, msg, code = csv.open(path, { format = format })
+    if not reader then return nil, msg, code end
+    local header = reader:header()
+    reader:close()
+    local by_column, kinds, lengths = column_checks(s, header, entries)
+    if not by_column then return nil, "SCHEMA: " .. kinds, "SCHEMA" end
+    local bad
+    bad, msg, code = first_failure(path, format, kinds, lengths)
+    if msg then return nil, msg, code end
     if not bad then return true end
     if spec.lenient then return false end
     local reason = M.value(by_column[bad.column], bad.value)
