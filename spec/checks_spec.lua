@@ -20,32 +20,14 @@ describe("checks against the instance", function()
     after_each(function() cli.rmdir(dir) end)
 
     local function run(...)
-        local env = cli.env_of(sb)
-        env.XDG_CACHE_HOME = dir .. "/cache"
-        return cli.run({ "import", ... }, { env = env, cwd = dir })
-    end
-
-    local function bulk_calls()
-        local n = 0
-        for _, e in ipairs(inspect(sb, "log")) do
-            if e.path:match("^/bulk/") then n = n + 1 end
-        end
-        return n
-    end
-
-    local function describes()
-        local n = 0
-        for _, e in ipairs(inspect(sb, "log")) do
-            if e.path:find("describe", 1, true) then n = n + 1 end
-        end
-        return n
+        return cli.run({ "import", ... }, { env = cli.env_cached(sb, dir .. "/cache"), cwd = dir })
     end
 
     -- refused before any upload, exit 1, each expected text in stderr
     local function refused(r, ...)
         assert.equal(1, r.status, r.err)
         for _, text in ipairs({ ... }) do assert.matches(text, r.err, 1, true) end
-        assert.equal(0, bulk_calls())
+        assert.equal(0, cli.calls(sb, "^/bulk/"))
     end
 
     it("names a mapped field that is no field, with the near miss", function()
@@ -153,11 +135,11 @@ describe("checks against the instance", function()
     it("asks the instance once a day: the second dry run makes no describe call", function()
         write(dir .. "/crm.csv", "email\na@example.com\n")
         assert.equal(0, run("leads", "crm.csv", "--dry-run").status)
-        assert.equal(1, describes())
+        assert.equal(1, cli.calls(sb, "describe"))
         assert.equal(0, run("leads", "crm.csv", "--dry-run").status)
-        assert.equal(1, describes())
+        assert.equal(1, cli.calls(sb, "describe"))
         assert.equal(0, run("leads", "crm.csv", "--dry-run", "--refresh-schema").status)
-        assert.equal(2, describes())
+        assert.equal(2, cli.calls(sb, "describe"))
     end)
 
     it("checks nothing with --no-schema (and asks nothing)", function()

@@ -14,17 +14,7 @@ describe("marketo-bulk fields", function()
     after_each(function() cli.rmdir(cache) end)
 
     local function fields(...)
-        local env = cli.env_of(sb)
-        env.XDG_CACHE_HOME = cache
-        return cli.run({ "fields", ... }, { env = env })
-    end
-
-    local function describes()
-        local n = 0
-        for _, e in ipairs(cli.inspect(sb, "log")) do
-            if e.path:find("describe", 1, true) then n = n + 1 end
-        end
-        return n
+        return cli.run({ "fields", ... }, { env = cli.env_cached(sb, cache) })
     end
 
     it("lists the lead fields with type, length, updateable and lookup; cached", function()
@@ -35,11 +25,11 @@ describe("marketo-bulk fields", function()
         assert.matches("\nemail +Email Address +email +255 +yes +yes\n", r.out)
         assert.matches("\nupdatedAt +Updated At +datetime +no\n", r.out)
         assert.matches("\nfirstName +First Name +string +255 +yes\n", r.out)
-        assert.equal(1, describes())
+        assert.equal(1, cli.calls(sb, "describe"))
         assert.equal(0, fields("leads").status)
-        assert.equal(1, describes()) -- the cache answered
+        assert.equal(1, cli.calls(sb, "describe")) -- the cache answered
         assert.equal(0, fields("leads", "--refresh-schema").status)
-        assert.equal(2, describes())
+        assert.equal(2, cli.calls(sb, "describe"))
     end)
 
     it("lists a custom object's fields with its dedupe fields, as JSON too", function()

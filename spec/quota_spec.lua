@@ -16,18 +16,8 @@ describe("the quota and the cost", function()
     after_each(function() cli.rmdir(dir) end)
 
     local function run(...)
-        local env = cli.env_of(sb)
-        env.XDG_CACHE_HOME = dir .. "/cache"
         return cli.run({ "import", "leads", "leads.csv", "--part-bytes", "4000", ... },
-            { env = env, cwd = dir })
-    end
-
-    local function bulk_calls()
-        local n = 0
-        for _, e in ipairs(cli.inspect(sb, "log")) do
-            if e.path:match("^/bulk/") then n = n + 1 end
-        end
-        return n
+            { env = cli.env_cached(sb, dir .. "/cache"), cwd = dir })
     end
 
     it("a dry run prints the calls and the time it predicts", function()
@@ -36,7 +26,7 @@ describe("the quota and the cost", function()
         assert.matches("cost: %d+ to %d+ API calls %(%d+ creates, %d+ to %d+ status polls, "
             .. "up to %d+ result files, tokens%)\ntime: .* to .*, at 200 to 2,000 rows/s per "
             .. "job, 2 jobs at once\n", r.out)
-        assert.equal(0, bulk_calls())
+        assert.equal(0, cli.calls(sb, "^/bulk/"))
     end)
 
     it("refuses a run that may spend more than today leaves, exit 1, nothing sent", function()
@@ -47,7 +37,7 @@ describe("the quota and the cost", function()
         assert.matches("QUOTA: this import may spend up to %d+ API calls, and the instance has "
             .. "%d+ left today %(49,99%d of 50,000 used; %-%-daily%-quota%)", r.err)
         assert.matches("--ignore-quota", r.err, 1, true)
-        assert.equal(0, bulk_calls())
+        assert.equal(0, cli.calls(sb, "^/bulk/"))
         assert.is_nil(io.open(dir .. "/leads.csv.journal.work/part-0001.results.json"))
     end)
 

@@ -113,6 +113,24 @@ function M.inspect(sb, path)
     return assert(require("marketo.json").decode(body))
 end
 
+--- How many requests in a spawned sandbox's log have a path matching
+-- `pattern` (a Lua pattern): "^/bulk/" counts uploads and the calls after them,
+-- "describe" the describe calls.
+function M.calls(sb, pattern)
+    local n = 0
+    for _, e in ipairs(M.inspect(sb, "log")) do
+        if e.path:find(pattern) then n = n + 1 end
+    end
+    return n
+end
+
+--- The environment of M.env_of with its own cache folder (the schema's).
+function M.env_cached(sb, cache)
+    local env = M.env_of(sb)
+    env.XDG_CACHE_HOME = cache
+    return env
+end
+
 --- n leads (email, firstName, lastName with a comma, company, leadScore);
 -- o.bad_every: every so many a score Marketo refuses; o.warn_every: every so
 -- many an email it warns about.
