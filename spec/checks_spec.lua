@@ -142,6 +142,15 @@ describe("checks against the instance", function()
         assert.equal(2, cli.calls(sb, "describe"))
     end)
 
+    it("warns of an email that does not look like one, and sends it", function()
+        write(dir .. "/crm.csv", "email,firstName\na@example.com,A\nbob-at-example,B\n")
+        local r = run("leads", "crm.csv", "--quiet")
+        assert.equal(0, r.status, r.err)
+        assert.matches("crm.csv:3:1: email 'bob-at-example' does not look like an email address",
+            r.err, 1, true)
+        assert.equal(2, inspect(sb, "records").leads)
+    end)
+
     it("checks nothing with --no-schema (and asks nothing)", function()
         write(dir .. "/crm.csv", "emial\na@example.com\n")
         local r = run("leads", "crm.csv", "--dry-run", "--no-schema")
@@ -167,6 +176,18 @@ describe("checks.columns", function()
         assert.equal(1, #warnings)
         assert.matches("type 'geopoint'", warnings[1], 1, true)
         assert.is_nil(checks.row(s)({ email = "a@b", geo = "anything" }))
+    end)
+
+    it("warns of the first email that does not look like one, on mapped rows too", function()
+        local s = schema.new{ object = "leads", fields = {
+            { name = "email", type = "email", length = 255, updateable = true } } }
+        local warnings = {}
+        local check = checks.row(s, warnings)
+        assert.is_nil(check({ email = "a@example.com" }, 2))
+        assert.is_nil(check({ email = "bob-at-example" }, 3))
+        assert.is_nil(check({ email = "also bad" }, 4))
+        assert.same({ "line 3, email: the email 'bob-at-example' does not look like an email "
+            .. "address: Marketo imports such a row with a warning" }, warnings)
     end)
 
     it("knows dates, datetimes with an offset, and lengths in characters", function()

@@ -59,6 +59,29 @@ describe("csv_check_types", function()
         files.rmdir(dir)
     end)
 
+    it("notes the emails that do not look like one as checks.is_email does", function()
+        local values = { "a@b.co", "bob-at-example", "c@d", "@b.co", "a@.co", "a@b.", "a b@c.de",
+            "a@b@c.de", "a@b.c.d", "x.y@sub.example.org" }
+        local dir = files.tmpdir()
+        local path = dir .. "/e.csv"
+        local lines, bad, first = { "email" }, 0, nil
+        for _, v in ipairs(values) do
+            lines[#lines + 1] = '"' .. v .. '"'
+            if not checks.is_email(v) then
+                bad = bad + 1
+                first = first or { line = #lines, value = v }
+            end
+        end
+        files.write(path, table.concat(lines, "\n") .. "\n")
+        local reader = assert(csv.open(path))
+        local rows, failures, note = reader:check_types({ "email" }, { false }, 10)
+        reader:close()
+        files.rmdir(dir)
+        assert.equal(#values, rows)
+        assert.same({}, failures) -- a warning, never a failure
+        assert.same({ count = bad, line = first.line, column = 1, value = first.value }, note)
+    end)
+
     it("skips blank cells and stops at max failures", function()
         local dir = files.tmpdir()
         local path = dir .. "/a.csv"

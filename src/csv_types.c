@@ -4,10 +4,12 @@
  *
  *   core.csv_check_types(reader, kinds, lengths, max)
  *     kinds[i]: the check of column i ("integer", "number", "boolean", "date",
- *     "datetime", or nil/false: none); lengths[i]: at most that many characters
+ *     "datetime", "email", or nil/false: none); lengths[i]: at most that many characters
  *     (UTF-8), or nil.
  *   -> rows, { { line, column, value, what }... } (at most max, file order;
- *      what is "type" or "length") | nil, msg, code (the reader's failure)
+ *      what is "type" or "length")[, { count, line, column, value }: values of
+ *      "email" columns that do not look like an email address, a warning]
+ *      | nil, msg, code (the reader's failure)
  *
  * The rules are the Lua ones (checks.lua M.TYPES), which the spec
  * csv_types_spec.lua holds both to. A blank cell is fine. */
@@ -17,10 +19,10 @@
 
 #include "csv_core.h"
 
-enum { T_NONE = 0, T_INTEGER, T_NUMBER, T_BOOLEAN, T_DATE, T_DATETIME };
+enum { T_NONE = 0, T_INTEGER, T_NUMBER, T_BOOLEAN, T_DATE, T_DATETIME, T_EMAIL };
 
 static const char *const KIND_NAMES[] = { "none", "integer", "number", "boolean", "date",
-                                          "datetime", NULL };
+                                          "datetime", "email", NULL };
 
 typedef struct col_check {
     unsigned char kind;
@@ -149,6 +151,27 @@ static int is_boolean(const char *p, size_t n)
     return 0;
 }
 
+/* local@domain.tld: one @, no white space, a dot in the domain with text on
+ * both sides (Lua: ^[^@%s]+@[^@%s]+%.[^@%s%.]+$). */
+static int is_email(const char *p, size_t n)
+{
+    size_t i, at = n, dot = n;
+
+    for (i = 0; i < n; i++) {
+        char c = p[i];
+        if (c == ' ' || (c >= '\t' && c <= '\r'))
+            return 0;
+        if (c == '@') {
+            if (at != n)
+                return 0;
+            at = i;
+        } else if (c == '.' && at != n) {
+            dot = i;
+        }
+    }
+    return at > 0 && at < n && dot != n && dot > at + 1 && dot + 1 < n;
+}
+
 static int kind_ok(int kind, const char *p, size_t n)
 {
     switch (kind) {
@@ -157,7 +180,7 @@ static int kind_ok(int kind, const char *p, size_t n)
     case T_BOOLEAN: return is_boolean(p, n);
     case T_DATE: return is_date(p, n);
     case T_DATETIME: return is_datetime(p, n);
-    default: return 1;
+    default: return 1; /* an email is checked apart: a bad one is a warning */
     }
 }
 
@@ -188,6 +211,25 @@ static void push_failure(lua_State *L, int out, lua_Integer k, const marketo_csv
     lua_rawseti(L, out, k);
 }
 
+/* Values that do not look like an email address: a warning, as in Marketo.
+ * How many, and the first. */
+typedef struct email_note {
+    long long count, line;
+    int column;
+    char value[200];
+    size_t len;
+} email_note;
+
+static void note_email(email_note *e, long long line, int col, const char *p, size_t n)
+{
+    if (e->count++ > 0)
+        return;
+    e->line = line;
+    e->column = col + 1;
+    e->len = n < sizeof e->value ? n : sizeof e->value;
+    memcpy(e->value, p, e->len);
+}
+
 /* The failure of field i of the current record (fields captured), or NULL. */
 static const char *field_failure(const col_check *c, const char *p, size_t n)
 {
@@ -203,7 +245,7 @@ static const char *field_failure(const col_check *c, const char *p, size_t n)
 /* Checks the captured fields of the reader's current record; pushes the
  * first failure into out. Returns 1 if one was found. */
 static int check_captured(lua_State *L, int out, lua_Integer k, const marketo_csv_reader *r,
-                          const col_check *cols, int ncols)
+                          const col_check *cols, int ncols, email_note *e)
 {
     int i;
 
@@ -213,6 +255,8 @@ static int check_captured(lua_State *L, int out, lua_Integer k, const marketo_cs
         if (cols[i].kind == T_NONE && cols[i].length == 0)
             continue;
         p = csv_field(&r->s, i, &n);
+        if (cols[i].kind == T_EMAIL && n > 0 && !is_email(p, n))
+            note_email(e, r->s.rec_line, i, p, n);
         if ((what = field_failure(&cols[i], p, n)) != NULL) {
             push_failure(L, out, k, r, i, p, n, what);
             return 1;
@@ -261,13 +305,14 @@ static int record_passes(const char *p, size_t n, int delim, const col_check *co
             continue;
         if (doubled > 0) {
             if (cols[i].kind != T_NONE)
-                return 0;
+                return 0; /* (an email with a quote is not one either) */
             if (chars(v, len) - doubled > cols[i].length)
                 return 0;
             continue;
         }
-        if (field_failure(&cols[i], v, len) != NULL)
-            return 0;
+        if (field_failure(&cols[i], v, len) != NULL
+            || (cols[i].kind == T_EMAIL && !is_email(v, len)))
+            return 0; /* checked again, captured, for its message or its note */
     }
     return 1;
 }
@@ -277,6 +322,7 @@ static int check_types(lua_State *L)
     marketo_csv_reader *r = marketo_csv_check_reader(L, 1);
     lua_Integer max, found = 0, rows = 0;
     col_check *cols;
+    email_note email;
     csv_rec recs[1024];
     int ncols, i, out, last;
 
@@ -297,6 +343,7 @@ static int check_types(lua_State *L)
         cols[i].length = (long long)marketo_tointeger_in(L, -1, 1, LLONG_MAX, 0);
         lua_pop(L, 1);
     }
+    memset(&email, 0, sizeof email);
     last = -1;
     for (i = 0; i < ncols; i++)
         if (cols[i].kind != T_NONE || cols[i].length > 0)
@@ -322,7 +369,7 @@ static int check_types(lua_State *L)
             if (csv_scan_split(s, (const unsigned char *)p, n) != 0)
                 return luaL_error(L, "%s: out of memory", MARKETO_CSV_READER_MT);
             s->rec_line = recs[i].line;
-            if (check_captured(L, out, found + 1, r, cols, ncols))
+            if (check_captured(L, out, found + 1, r, cols, ncols, &email))
                 found++;
         }
         if (k > 0)
@@ -333,12 +380,23 @@ static int check_types(lua_State *L)
         if (st != CSV_ROW)
             return 3; /* the reader's failure triple */
         rows++;
-        if (check_captured(L, out, found + 1, r, cols, ncols))
+        if (check_captured(L, out, found + 1, r, cols, ncols, &email))
             found++;
     }
     lua_pushinteger(L, rows);
     lua_pushvalue(L, out);
-    return 2;
+    if (email.count == 0)
+        return 2;
+    lua_createtable(L, 0, 4);
+    lua_pushinteger(L, email.count);
+    lua_setfield(L, -2, "count");
+    lua_pushinteger(L, email.line);
+    lua_setfield(L, -2, "line");
+    lua_pushinteger(L, email.column);
+    lua_setfield(L, -2, "column");
+    lua_pushlstring(L, email.value, email.len);
+    lua_setfield(L, -2, "value");
+    return 3;
 }
 
 void marketo_csv_types_open(lua_State *L)

@@ -241,7 +241,7 @@ local function setup(spec, kind, sources)
 end
 
 local function plan_of(spec, o, work_dir)
-    local ok, validate, code = checks.for_plan(spec, o.sources, o.format)
+    local ok, validate, code = checks.for_plan(spec, o.sources, o.format, o.warnings)
     if not ok then return nil, validate, code end
     return plan_mod.build({ sources = o.sources, format = o.format,
         mapping = spec.mapping, filter = spec.filter, validate = validate,

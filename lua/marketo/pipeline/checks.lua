@@ -149,10 +149,22 @@ M.TYPES = {
     date = { is_date, "a date YYYY-MM-DD" },
     datetime = { is_datetime, "a date and time YYYY-MM-DDThh:mm:ss with its offset "
         .. "(Z or +hh:mm)" },
-    email = { function() return true end }, -- a bad one is a warning in Marketo too
+    email = { function() return true end }, -- a bad one is a warning (M.is_email)
     string = { function() return true end }, text = { function() return true end },
     phone = { function() return true end }, url = { function() return true end },
 }
+
+--- Whether `v` looks like an email address (as the sandbox and csv_types.c
+-- see it): a value that does not is imported with a warning, in Marketo too.
+function M.is_email(v)
+    return v:match("^[^@%s]+@[^@%s]+%.[^@%s%.]+$") ~= nil
+end
+
+local function email_warning(where, count, value)
+    return ("%s: %s '%s' does not look like an email address%s: Marketo imports such a "
+        .. "row with a warning"):format(where, count and "email" or "the email", value,
+        count and count > 1 and (" (nor do %d more)"):format(count - 1) or "")
+end
 
 --- The problem with value `v` of field `f`, or nil.
 function M.value(f, v)
@@ -167,12 +179,14 @@ function M.value(f, v)
     return nil
 end
 
---- row(schema) -> check(values, line) -> nil | reason, field: the values of
--- a mapped row (field -> text) against their fields' types, in the schema's
--- order of fields (every row has the same fields: the list is made once).
-function M.row(s)
-    local list
-    return function(values)
+--- row(schema[, warnings]) -> check(values, line) -> nil | reason, field:
+-- the values of a mapped row (field -> text) against their fields' types, in
+-- the schema's order of fields (every row has the same fields: the list is
+-- made once). The first value of an email field that does not look like one
+-- is added to `warnings` (in this process: not from a worker's share).
+function M.row(s, warnings)
+    local list, warned
+    return function(values, line)
         if not list then
             list = {}
             for _, f in ipairs(s.fields) do
@@ -185,6 +199,11 @@ function M.row(s)
             if v ~= "" then
                 local problem = M.value(f, v)
                 if problem then return problem, f.name end
+                if f.type == "email" and warnings and not warned and not M.is_email(v) then
+                    warned = true
+                    warnings[#warnings + 1] = email_warning(("line %s, %s"):format(
+                        tostring(line), f.name), nil, v)
+                end
             end
         end
         return nil
@@ -193,8 +212,8 @@ end
 
 --- validate(schema, user) -> the validation a plan runs: the types first,
 -- then the user's own (mapping's validate: (values, line) -> nil | reason, field).
-function M.validate(s, user)
-    local types = M.row(s)
+function M.validate(s, user, warnings)
+    local types = M.row(s, warnings)
     return function(values, line)
         local reason, field = types(values)
         if reason then return reason, field end
@@ -245,7 +264,7 @@ end
 
 -- Lua's type -> the C pass's check of it (csv_types.c).
 local C_KINDS = { integer = "integer", float = "number", currency = "number",
-    boolean = "boolean", date = "date", datetime = "datetime" }
+    boolean = "boolean", date = "date", datetime = "datetime", email = "email" }
 
 -- The C checks of each source column: which field it fills, from the header
 -- (unmapped) or the mapping's renames; constants checked here, once.
@@ -280,21 +299,26 @@ local function check_source(path, format, kinds, lengths)
     local reader, msg, code = csv.open(path, { format = format, lenient = true,
         on_reject = function() end })
     if not reader then return nil, msg, code end
-    local rows, failures, fcode = reader:check_types(kinds, lengths, 1)
+    local rows, failures, extra = reader:check_types(kinds, lengths, 1)
     reader:close()
-    return rows, failures, fcode
+    return rows, failures, extra
 end
 
--- The first failure of the file, in file order: nil | failure | nil, msg, code.
-local function first_failure(path, format, kinds, lengths)
-    local rows, failures, code = check_source(path, format, kinds, lengths)
-    if not rows then return nil, failures, code end
+-- The first failure of the file, in file order: nil | failure | nil, msg,
+-- code; the emails that do not look like one go to `warnings`.
+local function first_failure(path, format, kinds, lengths, warnings)
+    local rows, failures, extra = check_source(path, format, kinds, lengths)
+    if not rows then return nil, failures, extra end
+    if extra and warnings then
+        warnings[#warnings + 1] = email_warning(("%s:%d:%d"):format(path, extra.line,
+            extra.column), extra.count, extra.value)
+    end
     return failures[1]
 end
 
 -- The C pass over one source: true | false (rows failed: lenient mode plans
 -- them in Lua, with their reasons) | nil, msg, code (strict: the first).
-local function fast_source(spec, s, path, format, entries)
+local function fast_source(spec, s, path, format, entries, warnings)
     local reader, msg, code = csv.open(path, { format = format })
     if not reader then return nil, msg, code end
     local header = reader:header()
@@ -302,7 +326,7 @@ local function fast_source(spec, s, path, format, entries)
     local by_column, kinds, lengths = column_checks(s, header, entries)
     if not by_column then return nil, "SCHEMA: " .. kinds, "SCHEMA" end
     local bad
-    bad, msg, code = first_failure(path, format, kinds, lengths)
+    bad, msg, code = first_failure(path, format, kinds, lengths, warnings)
     if msg then return nil, msg, code end
     if not bad then return true end
     if spec.lenient then return false end
@@ -311,16 +335,17 @@ local function fast_source(spec, s, path, format, entries)
         :format(path, bad.line, bad.column, reason), "INVALID_ROW"
 end
 
---- for_plan(spec, sources, format) -> true, validate | nil, msg, code: the
--- validation the plan runs. With a schema, an unmapped or rename-only file
+--- for_plan(spec, sources, format, warnings) -> true, validate | nil, msg,
+-- code: the validation the plan runs; emails that do not look like one are
+-- added to `warnings`. With a schema, an unmapped or rename-only file
 -- is checked by the C pass first: clean, the plan stays on its fast path
 -- (no validation in Lua); in lenient mode with bad rows, the plan checks every
 -- row in Lua (to reject them with their reasons). A mapping with functions,
 -- a filter or a validation of the user's is checked in Lua, on what it makes.
-function M.for_plan(spec, sources, format)
+function M.for_plan(spec, sources, format, warnings)
     local s = spec.schema
     if not s then return true, spec.validate end
-    local lua_path = M.validate(s, spec.validate)
+    local lua_path = M.validate(s, spec.validate, warnings)
     if spec.filter or spec.validate then return true, lua_path end
     local entries
     if spec.mapping then
@@ -329,7 +354,7 @@ function M.for_plan(spec, sources, format)
         entries = m:entries()
     end
     for _, path in ipairs(sources) do
-        local clean, msg, code = fast_source(spec, s, path, format, entries)
+        local clean, msg, code = fast_source(spec, s, path, format, entries, warnings)
         if clean == nil then return nil, msg, code end
         if not clean then return true, lua_path end
     end
