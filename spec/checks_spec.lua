@@ -151,6 +151,15 @@ describe("checks against the instance", function()
         assert.equal(2, inspect(sb, "records").leads)
     end)
 
+    it("stops on a describe call that fails, naming it and --no-schema", function()
+        write(dir .. "/crm.csv", "email\na@example.com\n")
+        sb.control{ error_rate = 1, error_codes = { "603" } }
+        local r = run("leads", "crm.csv", "--dry-run")
+        sb.control{ error_rate = 0 }
+        refused(r, "GET /rest/v1/leads/describe2.json failed", "603",
+            "--no-schema skips every check against the instance")
+    end)
+
     it("checks nothing with --no-schema (and asks nothing)", function()
         write(dir .. "/crm.csv", "emial\na@example.com\n")
         local r = run("leads", "crm.csv", "--dry-run", "--no-schema")

@@ -579,7 +579,7 @@ function M.report_of(path)
     if incomplete then return nil, incomplete, "PLAN_INCOMPLETE" end
     local ended = state.ended == "done" and "complete" or (state.ended or "running")
     local r = report_mod.from_journal(state)
-    return r:document(ended), r:summary(ended)
+    return r:document(ended, { instance = state.run.instance }), r:summary(ended)
 end
 
 return M
