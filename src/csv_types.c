@@ -270,10 +270,15 @@ static int check_captured(lua_State *L, int out, lua_Integer k, const marketo_cs
  * field is checked on its inner bytes (a doubled quote counts as one
  * character; no number, date or boolean has a quote, so the verdict is the
  * unquoted value's). */
-static int record_passes(const char *p, size_t n, int delim, const col_check *cols, int last)
+static int record_passes(const char *p, size_t n, int delim, const col_check *cols, int last,
+                         int last_kind, long long min_length)
 {
     size_t pos = 0;
     int i;
+
+    /* no field is longer than its record: a short one needs only its types */
+    if ((long long)n <= min_length)
+        last = last_kind;
 
     for (i = 0; i <= last && pos <= n; i++) {
         const char *v;
@@ -324,7 +329,8 @@ static int check_types(lua_State *L)
     col_check *cols;
     email_note email;
     csv_rec recs[1024];
-    int ncols, i, out, last;
+    int ncols, i, out, last, last_kind;
+    long long min_length = LLONG_MAX;
 
     luaL_checktype(L, 2, LUA_TTABLE);
     luaL_checktype(L, 3, LUA_TTABLE);
@@ -344,10 +350,15 @@ static int check_types(lua_State *L)
         lua_pop(L, 1);
     }
     memset(&email, 0, sizeof email);
-    last = -1;
-    for (i = 0; i < ncols; i++)
+    last = last_kind = -1;
+    for (i = 0; i < ncols; i++) {
         if (cols[i].kind != T_NONE || cols[i].length > 0)
             last = i;
+        if (cols[i].kind != T_NONE)
+            last_kind = i;
+        if (cols[i].length > 0 && cols[i].length < min_length)
+            min_length = cols[i].length;
+    }
     lua_newtable(L);
     out = lua_gettop(L);
     while (found < max) {
@@ -364,7 +375,7 @@ static int check_types(lua_State *L)
                 n--;
             rows++;
             r->rows++;
-            if (last < 0 || record_passes(p, n, s->delim, cols, last))
+            if (last < 0 || record_passes(p, n, s->delim, cols, last, last_kind, min_length))
                 continue;
             if (csv_scan_split(s, (const unsigned char *)p, n) != 0)
                 return luaL_error(L, "%s: out of memory", MARKETO_CSV_READER_MT);
