@@ -123,9 +123,11 @@ describe("checks against the instance", function()
         local stored = {}
         for _, rec in ipairs(inspect(sb, "records/leads")) do stored[rec.email] = true end
         assert.same({ ["ok1@example.com"] = true, ["ok2@example.com"] = true }, stored)
-        local rejects = read_json(dir .. "/crm.csv.journal.work/rejects.json")
         local reasons = {}
-        for _, rej in ipairs(rejects) do reasons[rej.line] = rej.reason end
+        for line in io.lines(dir .. "/crm.csv.journal.work/rejects.jsonl") do
+            local rej = require("marketo.json").decode(line)
+            reasons[rej.line] = rej.reason
+        end
         assert.equal("leadScore expects a whole number, got 'lots'", reasons[3])
         assert.equal("unsubscribed expects true or false, got 'maybe'", reasons[4])
         assert.equal("annualRevenue expects a number, got '$5'", reasons[5])
