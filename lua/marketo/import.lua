@@ -26,6 +26,9 @@
 --       retry = nil,                      -- a retry policy (marketo.retry)
 --       client = nil,                     -- options for marketo.client (default: environment)
 --       dry_run = false, on_event = function(ev) end,
+--       schema = nil,                     -- marketo.schema (client:describe): the columns
+--                                         -- and every value checked against it first
+--       instance = nil,                   -- the instance's name, for the journal and report
 --   })
 --   result = { ended = "complete" | "stopped" | "failed" | "dry_run", exit = 0 | 3 | 4,
 --              summary = text, report = the JSON document, report_path, journal = path,
@@ -49,6 +52,7 @@ local rejects_mod = require("marketo.pipeline.rejects")
 local limiter = require("marketo.pipeline.limiter")
 local progress = require("marketo.pipeline.progress")
 local options = require("marketo.options")
+local checks = require("marketo.pipeline.checks")
 
 local M = {}
 
@@ -77,6 +81,7 @@ local SPEC = {
     report = "string", work_dir = "string", limits = "table", part_bytes = COUNT,
     retry = "function", client = "table", dry_run = "boolean", on_event = "function",
     workers = COUNT, runtime = "table", transport = "table", log = "function",
+    schema = "table", instance = "string", -- marketo.schema: checked before sending
 }
 
 -- The limits: the scheduler's and the call budget's.
@@ -232,13 +237,16 @@ local function setup(spec, kind, sources)
     end
     o.description = { object = kind.name, params = params, sources = abs, format = format.name,
         mapping = mapping_signature(spec), sizes = sizes_of(abs), part_bytes = spec.part_bytes,
-        report = o.report, work_dir = o.work_dir }
+        report = o.report, work_dir = o.work_dir,
+        instance = spec.instance or (spec.schema and spec.schema.instance) }
     return o
 end
 
 local function plan_of(spec, o, work_dir, on_reject)
+    local ok, validate, code = checks.for_plan(spec, o.sources, o.format, o.warnings)
+    if not ok then return nil, validate, code end
     return plan_mod.build({ sources = o.sources, format = o.format,
-        mapping = spec.mapping, filter = spec.filter, validate = spec.validate,
+        mapping = spec.mapping, filter = spec.filter, validate = validate,
         lenient = spec.lenient, max_bytes = spec.part_bytes, work_dir = work_dir,
         max_rejects = 1e9, workers = spec.workers, on_reject = on_reject })
 end
@@ -344,6 +352,10 @@ local function prepare(spec, level)
     local kind, sources = check_spec(spec, level + 1)
     local o, msg, code = setup(spec, kind, sources)
     if not o then return nil, msg, code end
+    if spec.schema then -- the columns against the instance, before any row is read
+        o.warnings, msg, code = checks.import(spec, kind, sources, o.format)
+        if not o.warnings then return nil, msg, code end
+    end
     if spec.dry_run then
         local result
         result, msg, code = dry_run(spec, o)
@@ -484,7 +496,7 @@ function M.send(prepared, opts)
     if close then close() end
     local r = report_mod.from_journal(journal.state)
     local doc
-    doc, msg, code = r:save(o.report, ended, { journal = o.journal })
+    doc, msg, code = r:save(o.report, ended, { journal = o.journal, instance = run.instance })
     journal:close()
     if not doc then
         return nil, msg .. "; the journal is whole: make room and run `marketo-bulk status "
@@ -573,7 +585,7 @@ function M.report_of(path)
     if incomplete then return nil, incomplete, "PLAN_INCOMPLETE" end
     local ended = state.ended == "done" and "complete" or (state.ended or "running")
     local r = report_mod.from_journal(state)
-    return r:document(ended), r:summary(ended)
+    return r:document(ended, { instance = state.run.instance }), r:summary(ended)
 end
 
 return M
