@@ -8,6 +8,7 @@
     X(csv_plan) \
     X(csv_reader) \
     X(csv_writer) \
+    X(dir) \
     X(file) \
     X(journal) \
     X(loop) \

@@ -60,9 +60,31 @@ M.EXIT = { ok = 0, failure = 1, usage = 2, rows_failed = 3, unfinished = 4 }
 local LATER = { JOURNAL_BUSY = true, ENOSPC = true, JOURNAL_WRITE = true,
     PLAN_INCOMPLETE = true, JOURNAL_EMPTY = true }
 
---- The exit status for a failure of `code`.
-function M.exit_for(code)
-    return LATER[code] and M.EXIT.unfinished or M.EXIT.failure
+-- Failures while sending that no rerun gets past until the user fixes what
+-- is named (exit 1), each with the fix; any other failure while sending
+-- leaves a journal that a rerun resumes (exit 4). The journal is kept either
+-- way: once fixed, the same command picks up where this one stopped.
+M.FIX_FIRST = {
+    AUTH_FAILED = "check the client id and secret (MARKETO_CLIENT_ID, MARKETO_CLIENT_SECRET "
+        .. "or the profile's)",
+    CONFIG = "check the instance's settings (MARKETO_* or the profile)",
+    HTTP_401 = "check the client id and secret", HTTP_403 = "check the API user's permissions",
+    HTTP_404 = "check the base URL (the REST endpoint on Marketo's Web Services page)",
+    HTTP_400 = "check the base URL and the object", HTTP_413 = "give a smaller --part-bytes",
+    ["603"] = "give the API user the permission, or add this address to the IP allow list",
+    ["610"] = "check the base URL (the REST endpoint on Marketo's Web Services page)",
+    ["1003"] = "check the file and the object's parameters",
+    ["1006"] = "check the columns: each must be a field of the object (--map FIELD=COLUMN)",
+    ["1013"] = "check the object's name: it does not exist on this instance",
+    ["1025"] = "check --status: the program has no such member status",
+}
+
+--- exit_for(code, sending) -> the exit status for a failure of `code`;
+-- `sending`: the failure came after the first call to Marketo.
+function M.exit_for(code, sending)
+    if LATER[code] then return M.EXIT.unfinished end
+    if sending and not M.FIX_FIRST[code] then return M.EXIT.unfinished end
+    return M.EXIT.failure
 end
 
 local COUNT = { "number", integer = true, min = 1 }
@@ -184,10 +206,12 @@ local function mismatch(a, b)
     end
 end
 
+-- The work folder, made with mkdir(2): no path reaches a shell or is read as a flag.
 local function mkdir(path)
-    -- Lua has no mkdir; the path is quoted, so a shell never sees it as code.
-    local ok = os.execute("mkdir -p '" .. path:gsub("'", "'\\''") .. "' 2>/dev/null")
-    return ok == true or ok == 0 -- 5.2+ answer true, 5.1 and LuaJIT a status
+    local ok, msg = core.mkdir(path)
+    if ok then return true end
+    return nil, ("WORK_DIR: cannot create the work folder %s (%s); give another --work-dir")
+        :format(path, (msg:gsub("^[%u_]+: ", ""))), "WORK_DIR"
 end
 
 local function is_dir(path)
@@ -301,10 +325,10 @@ end
 -- A dry run plans into a folder of its own and leaves no copy of any row.
 local function dry_run(spec, o)
     local dir = ("%s.dry-run-%d"):format(o.work_dir, core.getpid())
-    if not mkdir(dir) then
-        return nil, ("WORK_DIR: cannot create %s"):format(dir), "WORK_DIR"
-    end
-    local p, msg, code = plan_of(spec, o, dir)
+    local made, msg, code = mkdir(dir)
+    if not made then return nil, msg, code end
+    local p
+    p, msg, code = plan_of(spec, o, dir)
     if p then remove_written(p) end
     os.remove(dir)
     if not p then return nil, msg, code end
@@ -351,10 +375,12 @@ local function prepare(spec, level)
     local journal
     journal, msg, code = journal_mod.open(o.journal)
     if not journal then return nil, msg, code end
-    if not mkdir(o.work_dir) then
+    local made
+    made, msg, code = mkdir(o.work_dir)
+    if not made then
         journal:close()
         if not existed then os.remove(o.journal) end
-        return nil, ("WORK_DIR: cannot create %s"):format(o.work_dir), "WORK_DIR"
+        return nil, msg, code
     end
     local state = journal.state
     if state.plan_closed then
@@ -423,7 +449,8 @@ local function remove_parts(state)
 end
 
 -- 0 only when every row is accounted for and none failed.
-local function exit_status(ended, r)
+local function exit_status(ended, r, code)
+    if ended == "failed" then return M.exit_for(code, true) end
     if ended ~= "complete" then return M.EXIT.unfinished end
     if not r:reconcile() or r.rows.failed > 0 or r.rows.rejected > 0 or r.problems[1] then
         return M.EXIT.rows_failed
@@ -491,7 +518,8 @@ function M.send(prepared, opts)
             .. o.journal .. "` for the report", code
     end
     result.ended, result.report, result.summary = ended, doc, r:summary(ended)
-    result.exit = exit_status(ended, r)
+    result.exit = exit_status(ended, r, result.code)
+    if result.exit == M.EXIT.failure then result.fix = M.FIX_FIRST[result.code] end
     return result
 end
 

@@ -189,14 +189,18 @@ function M.execute(run, spec, flags, out, err)
     close()
     if not result then
         err:write("marketo-bulk: ", msg, "\n")
-        return import.EXIT.unfinished, code
+        return import.exit_for(code, true), code
     end
     out:write(result.summary)
     if result.message then out:write("error: ", result.message, "\n") end
     if result.report_path then out:write("report: ", result.report_path, "\n") end
-    if result.ended == "stopped" or result.ended == "failed" then
+    -- "run it again" only where a rerun can succeed; otherwise the fix first
+    if result.exit == import.EXIT.unfinished then
         out:write(("not finished: run the same command again, or `marketo-bulk resume %s`\n")
             :format(result.journal))
+    elseif result.fix then
+        out:write(("not finished: %s, then run the same command again (the journal %s "
+            .. "keeps what was done)\n"):format(result.fix, result.journal))
     end
     return result.exit
 end
