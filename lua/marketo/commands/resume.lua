@@ -16,6 +16,10 @@ because Marketo's import is an upsert by the dedupe key. Rerunning the original
 Limits: --importing N --queued N --uploads N --calls N --window S --in-flight N
 
 Exit status as for `marketo-bulk import`.
+
+Examples:
+  marketo-bulk resume contacts.csv.journal
+  marketo-bulk resume crm.journal --importing 1 --report crm-report.json
 ]]
 
 local FLAGS = { report = "string", json = "boolean", quiet = "boolean", help = "boolean" }
@@ -25,7 +29,10 @@ function M.main(argv, out, err)
     local flags, positional = args.parse(argv, 2, FLAGS)
     if not flags then return args.usage_error(err, "resume", positional) end
     if flags.help then out:write(M.usage); return 0 end
-    if #positional ~= 1 then err:write(M.usage); return 2 end
+    if #positional ~= 1 then
+        return args.usage_error(err, "resume", #positional == 0 and "JOURNAL expected"
+            or ("one JOURNAL expected, got '%s' after it"):format(positional[2]))
+    end
     local spec = { report = flags.report, limits = import_cmd.limits_of(flags) }
     -- the journal locked (and a plan cut short made again) before any server starts
     local prepared, msg, code = import.reopen(positional[1], spec)

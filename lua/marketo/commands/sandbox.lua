@@ -15,7 +15,9 @@ local function help()
         .. " once it accepts\nconnections. Inspection and control: /__sandbox/ (see"
         .. " doc/sandbox.md).\n--config FILE.json (first) sets options from a JSON object;"
         .. " flags win.\n\noptions (--name value, --name=value; a bare boolean flag"
-        .. " means true):\n" .. config.help()
+        .. " means true):\n" .. config.help() .. "\nExamples:\n"
+        .. "  marketo-bulk sandbox --port 8080\n"
+        .. "  marketo-bulk sandbox --port 0 --error-rate 0.1 --speed 500\n"
 end
 
 -- Values the sandbox's own types (numbers from 0 up) let through but that

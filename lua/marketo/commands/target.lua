@@ -46,7 +46,8 @@ function M.object(positional, i, which)
         if OLD[word] then
             return nil, ("'%s' is now spelled '%s'"):format(word, OLD[word])
         end
-        return nil, ("expected %s, got '%s'"):format(M.usage(which), tostring(word))
+        if word == nil then return nil, ("%s expected"):format(M.usage(which)) end
+        return nil, ("expected %s, got '%s'"):format(M.usage(which), word)
     end
     local values, n = {}, i + 1
     for _, p in ipairs(words(kind, which)) do
@@ -72,7 +73,10 @@ end
 function M.batch(positional)
     local object, next_i = M.object(positional, 1, "status")
     if not object then return nil, next_i end
-    if #positional ~= next_i then return nil, "BATCH_ID expected" end
+    if #positional < next_i then return nil, "BATCH_ID expected" end
+    if #positional > next_i then
+        return nil, ("one BATCH_ID expected, got '%s' after it"):format(positional[next_i + 1])
+    end
     local id, says = args.value("count", positional[next_i])
     if not id then return nil, ("BATCH_ID %s: want %s"):format(positional[next_i], says) end
     return object, id
