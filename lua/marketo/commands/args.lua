@@ -2,8 +2,9 @@
 -- parse(argv, first, spec) reads argv[first..]: `--name value`, `--name=value`,
 -- bare `--flag` for booleans, repeatable flags into lists, the rest as
 -- positionals; `-h` is --help where spec has help. spec = { name = KIND },
--- KIND one of "string", "boolean", "list" or a number kind: a name of M.KINDS ("count", "seconds", "port", ...)
--- or a table made the same way (M.bytes(max)).
+-- KIND one of "string", "boolean", "list" or a number kind: a name of
+-- M.KINDS ("count", "seconds", "port", ...) or a table made the same way
+-- (M.bytes(max)).
 -- Returns flags, positionals | nil, message (a usage error, exit 2).
 local M = {}
 
