@@ -96,6 +96,7 @@ local SPEC = {
     filter = "function", validate = "function", lenient = "boolean", journal = "string",
     report = "string", work_dir = "string", limits = "table", part_bytes = COUNT,
     retry = "function", client = "table", dry_run = "boolean", on_event = "function",
+    restart = "boolean",
     workers = COUNT, runtime = "table", transport = "table", log = "function",
 }
 
@@ -154,24 +155,47 @@ end
 -- The mapping as text: each field and where it comes from ("<-Column",
 -- "=constant", "=function"), plus the filter, validation and leniency. Two
 -- runs with different mappings are two imports, even from the same file.
+-- A function's script text as a hash: an edited mapping, filter or check is
+-- another import, though its fields are the same. Its file's bytes (the
+-- whole script: a helper it calls may be what changed), or the text it was
+-- loaded from.
+local function text_hash(fn)
+    local source = debug.getinfo(fn, "S").source
+    local path = source:match("^@(.*)$")
+    if path then
+        local size = csv.file_size(path)
+        return size and core.hash_range(path, 0, size) or "?"
+    end
+    local h = 0
+    for i = 1, #source do h = (h * 31 + source:byte(i)) % 2147483647 end
+    return ("%08x"):format(h)
+end
+
+local function fn_signature(name, fn)
+    return fn and ("|%s#%s"):format(name, text_hash(fn)) or ""
+end
+
 local function mapping_signature(spec)
     local fields = {}
     if spec.mapping then
         for _, e in ipairs(mapping_mod.new(spec.mapping):entries()) do
             fields[#fields + 1] = e.to .. (e.from and ("<-" .. e.from)
-                or e.value and ("=" .. e.value) or "=function")
+                or e.value and ("=" .. e.value) or ("=function#" .. text_hash(e.fn)))
         end
     end
-    return table.concat(fields, "|") .. (spec.filter and "|filter" or "")
-        .. (spec.validate and "|validate" or "") .. (spec.lenient and "|lenient" or "")
+    return table.concat(fields, "|") .. fn_signature("filter", spec.filter)
+        .. fn_signature("validate", spec.validate) .. (spec.lenient and "|lenient" or "")
 end
 
--- Byte sizes of the sources: a rerun after the file was rewritten is a new
--- import, not this journal's (unfinished parts are also checked by hash).
+-- Byte sizes and hashes of the sources: a rerun after the file was changed,
+-- even to the same size, is a new import, not this journal's.
 local function sizes_of(sources)
-    local out = {}
-    for i, path in ipairs(sources) do out[i] = csv.file_size(path) or -1 end
-    return out
+    local sizes, hashes = {}, {}
+    for i, path in ipairs(sources) do
+        sizes[i] = csv.file_size(path) or -1
+        hashes[i] = sizes[i] >= 0 and core.hash_range(path, 0, sizes[i]) or "?"
+    end
+    return sizes, hashes
 end
 
 -- How two descriptions of an import can differ, each with what to say.
@@ -184,8 +208,14 @@ local DIFFERENCES = {
 -- Why a journal's import `a` is not the import `b` asked for, and what to do;
 -- or nil.
 local function mismatch(a, b)
-    local start_over = "pass another journal (--journal), or remove it to start over"
+    local start_over = "--restart to import anew (the journal kept as .1), or pass "
+        .. "another journal (--journal)"
     for _, d in ipairs(DIFFERENCES) do
+        if d[1] == "mapping" and a.mapping ~= b.mapping
+            and (a.mapping or ""):gsub("#%w+", "") == (b.mapping or ""):gsub("#%w+", "") then
+            return ("belongs to an import whose mapping script has changed since: an edited "
+                .. "function is another import; %s"):format(start_over)
+        end
         if json.encode({ a[d[1]] or "" }) ~= json.encode({ b[d[1]] or "" }) then
             return ("belongs to an import of %s (%s of %s%s); %s"):format(d[2], a.object,
                 table.concat(a.sources, ", "),
@@ -196,6 +226,12 @@ local function mismatch(a, b)
         if b.sizes[i] ~= size then
             return ("is of %s as it was (%d bytes, now %d); %s"):format(a.sources[i], size,
                 b.sizes[i], start_over)
+        end
+    end
+    for i, hash in ipairs(a.hashes or {}) do
+        if b.hashes[i] ~= hash then
+            return ("is of %s as it was (its bytes changed since, the size did not); %s")
+                :format(a.sources[i], start_over)
         end
     end
     if a.part_bytes ~= b.part_bytes then
@@ -252,9 +288,10 @@ local function setup(spec, kind, sources)
         local _, v = objects.valid(p, spec[p.name])
         if spec[p.name] ~= nil then params[p.name] = v end
     end
+    local sizes, hashes = sizes_of(abs)
     o.description = { object = kind.name, params = params, sources = abs, format = format.name,
-        mapping = mapping_signature(spec), sizes = sizes_of(abs), part_bytes = spec.part_bytes,
-        report = o.report, work_dir = o.work_dir }
+        mapping = mapping_signature(spec), sizes = sizes, hashes = hashes,
+        part_bytes = spec.part_bytes, report = o.report, work_dir = o.work_dir }
     return o
 end
 
@@ -352,6 +389,56 @@ local function dry_run(spec, o)
         plan = p, summary = table.concat(lines, "\n") .. "\n", journal = o.journal }
 end
 
+-- 0 only when every row is accounted for and none failed.
+local function exit_status(ended, r, code)
+    if ended == "failed" then return M.exit_for(code, true) end
+    if ended ~= "complete" then return M.EXIT.unfinished end
+    if not r:reconcile() or r.rows.failed > 0 or r.rows.rejected > 0 or r.problems[1] then
+        return M.EXIT.rows_failed
+    end
+    return M.EXIT.ok
+end
+
+-- When a finished journal's import ended: its last part's fetch.
+local function finished_at(state)
+    local t = 0
+    for k = 1, state.nparts do
+        local fetched = state.parts[k].fetched
+        if fetched and (fetched.t or 0) > t then t = fetched.t end
+    end
+    return os.date("!%Y-%m-%d %H:%M UTC", t)
+end
+
+-- A rerun of a finished import sends nothing: it says so first, with the
+-- finished import's summary and exit status, and how to import again.
+local function already_done(state, o)
+    local r = report_mod.from_journal(state)
+    return { ended = "complete", exit = exit_status("complete", r), summary = r:summary("complete"),
+        report = r:document("complete"), journal = o.journal, report_path = o.report,
+        already = ("already imported on %s per journal %s; nothing sent. --restart to import "
+            .. "again."):format(finished_at(state), o.journal) }
+end
+
+-- --restart: the journal (and its work folder) set aside as JOURNAL.N, the
+-- first N free, so that the import starts anew and the old record is kept.
+-- The journal is locked while it moves: one in use by a run stays put.
+local function set_aside(o)
+    if csv.file_size(o.journal) == nil then return true end
+    local journal, msg, code = journal_mod.open(o.journal, { create = false })
+    if not journal then return nil, msg, code end
+    local n = 1
+    while csv.file_size(o.journal .. "." .. n) or is_dir(o.work_dir .. "." .. n) do n = n + 1 end
+    local kept = o.journal .. "." .. n
+    local ok, why = os.rename(o.journal, kept)
+    if ok and is_dir(o.work_dir) then ok, why = os.rename(o.work_dir, o.work_dir .. "." .. n) end
+    journal:close()
+    if not ok then
+        return nil, ("JOURNAL_WRITE: cannot set %s aside: %s"):format(o.journal, why),
+            "JOURNAL_WRITE"
+    end
+    return kept
+end
+
 local Prepared = {}
 Prepared.__index = Prepared
 
@@ -372,6 +459,11 @@ local function prepare(spec, level)
         if not result then return nil, msg, code end
         return setmetatable({ result = result, o = o }, Prepared)
     end
+    local kept
+    if spec.restart then
+        kept, msg, code = set_aside(o)
+        if not kept then return nil, msg, code end
+    end
     -- the journal first: one in use by another run makes nothing here
     local existed = csv.file_size(o.journal) ~= nil
     local journal
@@ -391,6 +483,10 @@ local function prepare(spec, level)
             journal:close()
             return nil, ("JOURNAL_MISMATCH: %s %s"):format(o.journal, why), "JOURNAL_MISMATCH"
         end
+        if state.ended == "done" then
+            journal:close()
+            return setmetatable({ result = already_done(state, o), o = o }, Prepared)
+        end
     else
         -- no journal, or a plan cut short (nothing was sent for it): plan anew
         local p
@@ -401,7 +497,8 @@ local function prepare(spec, level)
             return nil, msg, code
         end
     end
-    return setmetatable({ journal = journal, o = o, kind = kind }, Prepared)
+    return setmetatable({ journal = journal, o = o, kind = kind,
+        kept = kept ~= true and kept or nil }, Prepared)
 end
 
 function M.prepare(spec)
@@ -436,16 +533,6 @@ local function scheduler_limits(opts)
         if scheduler.DEFAULTS[k] ~= nil then out[k] = v end
     end
     return out
-end
-
--- 0 only when every row is accounted for and none failed.
-local function exit_status(ended, r, code)
-    if ended == "failed" then return M.exit_for(code, true) end
-    if ended ~= "complete" then return M.EXIT.unfinished end
-    if not r:reconcile() or r.rows.failed > 0 or r.rows.rejected > 0 or r.problems[1] then
-        return M.EXIT.rows_failed
-    end
-    return M.EXIT.ok
 end
 
 local function announce(journal, on_event)

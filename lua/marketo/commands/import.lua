@@ -43,7 +43,9 @@ Mapping (without any, columns go as they are):
   --map FIELD=COLUMN     send source COLUMN as Marketo FIELD (repeatable)
   --set FIELD=VALUE      send a constant (repeatable)
 Run:
-  --journal FILE         the journal (default FILE.journal); rerunning resumes it
+  --journal FILE         the journal (default FILE.journal); rerunning resumes it,
+                         and a finished one sends nothing and says so
+  --restart              import anew: the journal set aside as JOURNAL.1 (.2, ...)
   --report FILE          the JSON report (default: next to the journal)
   --work-dir DIR         where mapped parts are written (default JOURNAL.work)
   --lenient              bad rows go to the report as rejected; the rest is imported
@@ -78,7 +80,7 @@ M.LIMIT_FLAGS = { importing = "count", queued = "count", uploads = "count", call
 
 local FLAGS = {
     format = "string", map = "list", set = "list", journal = "string", report = "string",
-    work_dir = "string", lenient = "boolean", dry_run = "boolean",
+    work_dir = "string", lenient = "boolean", dry_run = "boolean", restart = "boolean",
     part_bytes = args.bytes(M.MAX_PART_BYTES), json = "boolean", quiet = "boolean",
     help = "boolean",
 }
@@ -169,7 +171,7 @@ local function spec_of(flags, object, files)
     local spec = { object = object.object, source = files, format = flags.format,
         mapping = mapping, lenient = flags.lenient, journal = flags.journal,
         report = flags.report, work_dir = flags.work_dir, dry_run = flags.dry_run,
-        part_bytes = flags.part_bytes }
+        part_bytes = flags.part_bytes, restart = flags.restart }
     local ok
     ok, msg = params_of(flags, object, spec)
     if not ok then return nil, msg end
@@ -238,8 +240,14 @@ function M.send(prepared, msg, code, spec, flags, out, err)
         return import.exit_for(code)
     end
     if prepared.result then
+        -- a finished import says so first, loudly: nothing was sent this time
+        local already = prepared.result.already
+        if already then err:write("marketo-bulk: ", already, "\n") end
         out:write(prepared.result.summary)
         return prepared.result.exit
+    end
+    if prepared.kept then
+        err:write(("marketo-bulk: the old journal is kept as %s\n"):format(prepared.kept))
     end
     local client, stop = target.marketo(err)
     if not client then
