@@ -1,5 +1,6 @@
 --- marketo-bulk import: a whole import from the command line, no script.
 local core = require("marketo.core")
+local csv = require("marketo.csv")
 local import = require("marketo.import")
 local args = require("marketo.commands.args")
 local target = require("marketo.commands.target")
@@ -40,8 +41,11 @@ Marketo parameters:
 %s
   --format FORMAT        the files' format: %s (default: from the names, else csv)
 Mapping (without any, columns go as they are):
-  --map FIELD=COLUMN     send source COLUMN as Marketo FIELD (repeatable)
+  --map FIELD=COLUMN     send source COLUMN as Marketo FIELD (repeatable); with
+                         --map or --set, only the fields they name are sent: a
+                         column not mapped is left out (a warning names them)
   --set FIELD=VALUE      send a constant (repeatable)
+  --keep-unmapped        also send every column not mapped, under its own name
 Run:
   --journal FILE         the journal (default FILE.journal); rerunning resumes it,
                          and a finished one sends nothing and says so
@@ -81,6 +85,7 @@ M.LIMIT_FLAGS = { importing = "count", queued = "count", uploads = "count", call
 local FLAGS = {
     format = "string", map = "list", set = "list", journal = "string", report = "string",
     work_dir = "string", lenient = "boolean", dry_run = "boolean", restart = "boolean",
+    keep_unmapped = "boolean",
     part_bytes = args.bytes(M.MAX_PART_BYTES), json = "boolean", quiet = "boolean",
     help = "boolean",
 }
@@ -110,6 +115,37 @@ local function mapping_of(flags)
         list[#list + 1] = { field, { value = value } }
     end
     return list
+end
+
+-- The columns of the first file that a --map/--set mapping leaves out: sent
+-- too with --keep-unmapped (under their own names), else named in a warning,
+-- since Marketo then never sees them (a dedupe field among them would fail
+-- every row with no hint why). A header that cannot be read is left to
+-- prepare, which names what is wrong.
+local function unmapped(spec, keep, err)
+    if not spec.mapping then return end
+    local format = formats.choose(spec.format, spec.source[1])
+    local reader = format and csv.open(spec.source[1], { format = format.name })
+    if not reader then return end
+    local header = reader:header()
+    reader:close()
+    local used = {}
+    for _, pair in ipairs(spec.mapping) do
+        used[pair[1]] = true
+        if type(pair[2]) == "string" then used[pair[2]] = true end
+    end
+    local left = {}
+    for _, name in ipairs(header) do
+        if not used[name] and name ~= "" then left[#left + 1] = name end
+    end
+    if #left == 0 then return end
+    if keep then
+        for _, name in ipairs(left) do spec.mapping[#spec.mapping + 1] = { name, name } end
+        return
+    end
+    err:write(("marketo-bulk: warning: %d column%s not mapped, so not sent: %s (--keep-unmapped "
+        .. "sends them too)\n"):format(#left, #left == 1 and " is" or "s are",
+        table.concat(left, ", ")))
 end
 
 --- The limits the flags lower, or nil.
@@ -220,6 +256,10 @@ function M.main(argv, out, err)
     if not spec then return usage_error(err, msg) end
     local checked, why = check_paths(spec)
     if not checked then err:write("marketo-bulk import: ", why, "\n"); return 1 end
+    if flags.keep_unmapped and not spec.mapping then
+        return usage_error(err, "--keep-unmapped goes with --map or --set")
+    end
+    unmapped(spec, flags.keep_unmapped, err)
     if not spec.dry_run then
         checked, why = target.check()
         if checked == nil then err:write("marketo-bulk: ", why, "\n"); return 1 end
