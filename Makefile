@@ -15,6 +15,7 @@ WARN      = -std=c99 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
             -Wmissing-prototypes -Wcast-qual -Wwrite-strings -Wundef $(WERROR)
 LUA_INC   = $(shell pkg-config --cflags $(LUA_PC))
 CURL_LIBS = $(shell pkg-config --libs libcurl)
+ZLIB_LIBS = $(shell pkg-config --libs zlib)
 SAN       = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
 CORE_SRCS   = $(sort $(wildcard src/*.c))
@@ -48,7 +49,7 @@ build: $(CORE) $(RUNNER)
 $(CORE): $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(WARN) $(LUA_INC) -fPIC -fvisibility=hidden -shared \
-	    -o $@ $(CORE_SRCS) $(CURL_LIBS) -pthread $(LDFLAGS)
+	    -o $@ $(CORE_SRCS) $(CURL_LIBS) $(ZLIB_LIBS) -pthread $(LDFLAGS)
 
 # The runner: Lua 5.4 embedded, the core linked in, lua/marketo/ compiled in.
 build/embedded.c: tools/embed.lua $(LUA_SRCS)
@@ -59,7 +60,7 @@ $(RUNNER): $(RUNNER_SRCS) build/embedded.c $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(WARN) -Isrc -Isrc/runner $(shell pkg-config --cflags lua5.4) \
 	    -o $@ $(RUNNER_SRCS) build/embedded.c $(CORE_SRCS) \
-	    $(shell pkg-config --libs lua5.4) $(CURL_LIBS) -lm -pthread $(LDFLAGS)
+	    $(shell pkg-config --libs lua5.4) $(CURL_LIBS) $(ZLIB_LIBS) -lm -pthread $(LDFLAGS)
 
 test: deps build
 	@rm -rf $(RESULTS) && mkdir -p $(RESULTS)

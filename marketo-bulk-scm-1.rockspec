@@ -11,9 +11,9 @@ reports, the marketo-bulk runner (Lua 5.4 embedded) and a local sandbox.]],
     license = "MIT",
 }
 dependencies = { "lua >= 5.1" }
--- Only the library: Debian keeps curl/curl.h in the multiarch include folder,
+-- Only the libraries: Debian keeps curl/curl.h in the multiarch include folder,
 -- which luarocks' header check does not search; the compiler finds it itself.
-external_dependencies = { CURL = { library = "curl" } }
+external_dependencies = { CURL = { library = "curl" }, ZLIB = { library = "z" } }
 build = {
     type = "make",
     build_target = "build",

@@ -9,7 +9,9 @@
     X(csv_reader) \
     X(csv_writer) \
     X(dir) \
+    X(encoding) \
     X(file) \
+    X(gzip) \
     X(journal) \
     X(loop) \
     X(process) \

@@ -5,6 +5,7 @@ local import = require("marketo.import")
 local args = require("marketo.commands.args")
 local target = require("marketo.commands.target")
 local paths = require("marketo.commands.paths")
+local input = require("marketo.commands.input")
 local progress = require("marketo.pipeline.progress")
 local objects = require("marketo.objects")
 local formats = require("marketo.formats")
@@ -40,6 +41,11 @@ a report that accounts for every row.
 Marketo parameters:
 %s
   --format FORMAT        the files' format: %s (default: from the names, else csv)
+  --encoding ENCODING    the files' text encoding, converted to UTF-8 first:
+                         %s (default: UTF-8)
+Files: a gzip file is read as its contents (known by its bytes, whatever its
+name); `-` reads standard input (spooled to JOURNAL.input/, the journal
+stdin.journal unless --journal).
 Mapping (without any, columns go as they are):
   --map FIELD=COLUMN     send source COLUMN as Marketo FIELD (repeatable); with
                          --map or --set, only the fields they name are sent: a
@@ -72,8 +78,10 @@ Examples:
   marketo-bulk import leads crm.csv --map email="E-mail" --map firstName=First \
       --set leadSource="CRM export" --lenient
   marketo-bulk import custom_objects car_c cars.tsv --dry-run
+  gunzip -c export.csv.gz | marketo-bulk import leads - --journal export.journal
+  marketo-bulk import leads legacy-export.csv --encoding cp1252
   marketo-bulk import program_members 1001 members.csv --status "On List"
-]]):format(kind_flags(), formats.NAMES)
+]]):format(kind_flags(), formats.NAMES, input.ENCODING_NAMES)
 
 -- Marketo refuses a file over 10 MiB; a part (header included) must fit.
 M.MAX_PART_BYTES = 10485760
@@ -85,7 +93,7 @@ M.LIMIT_FLAGS = { importing = "count", queued = "count", uploads = "count", call
 local FLAGS = {
     format = "string", map = "list", set = "list", journal = "string", report = "string",
     work_dir = "string", lenient = "boolean", dry_run = "boolean", restart = "boolean",
-    keep_unmapped = "boolean",
+    keep_unmapped = "boolean", encoding = "string",
     part_bytes = args.bytes(M.MAX_PART_BYTES), json = "boolean", quiet = "boolean",
     help = "boolean",
 }
@@ -148,6 +156,16 @@ local function unmapped(spec, keep, err)
         table.concat(left, ", ")))
 end
 
+-- The CSV engine's words for a file that is not UTF-8, in the CLI's: the
+-- flag that reads it (the engine's own names iconv, for a library user).
+local function explained(msg, code)
+    msg = msg:gsub("pass lenient mode", "pass --lenient")
+    if code ~= "CSV_INVALID_UTF8" then return msg end
+    return (msg:gsub("; convert the file to UTF%-8.*$", "")) .. "; the file is not UTF-8: "
+        .. "if it is Latin-1 or Windows-1252 text, --encoding cp1252 (or latin1) reads it; "
+        .. "--lenient rejects such rows instead"
+end
+
 --- The limits the flags lower, or nil.
 function M.limits_of(flags)
     local limits
@@ -165,7 +183,8 @@ end
 -- journal by journal.open, before any row is read.)
 local function check_paths(spec)
     for _, file in ipairs(spec.source) do
-        local ok, msg = paths.input(file, "the file")
+        local ok, msg = true, nil
+        if file ~= "-" then ok, msg = paths.input(file, "the file") end
         if not ok then return nil, msg end
     end
     return true
@@ -201,6 +220,13 @@ end
 local function spec_of(flags, object, files)
     local mapping, msg = mapping_of(flags)
     if msg then return nil, msg end
+    if flags.encoding and not input.ENCODINGS[flags.encoding] then
+        return nil, ("--encoding must be %s, got '%s'"):format(input.ENCODING_NAMES,
+            flags.encoding)
+    end
+    local stdin = 0
+    for _, file in ipairs(files) do stdin = stdin + (file == "-" and 1 or 0) end
+    if stdin > 1 then return nil, "'-' (standard input) can be given once" end
     if flags.format and not formats.get(flags.format) then
         return nil, ("--format must be %s, got '%s'"):format(formats.NAMES, flags.format)
     end
@@ -259,6 +285,9 @@ function M.main(argv, out, err)
     if flags.keep_unmapped and not spec.mapping then
         return usage_error(err, "--keep-unmapped goes with --map or --set")
     end
+    local inputs
+    inputs, why = input.prepare(spec, flags.encoding)
+    if not inputs then err:write("marketo-bulk: ", why, "\n"); return 1 end
     unmapped(spec, flags.keep_unmapped, err)
     if not spec.dry_run then
         checked, why = target.check()
@@ -268,6 +297,7 @@ function M.main(argv, out, err)
     -- file ends here, with nothing sent and no journal left behind
     local prepared, code
     prepared, msg, code = import.prepare(spec)
+    if spec.dry_run then inputs:cleanup() end
     return M.send(prepared, msg, code, spec, flags, out, err)
 end
 
@@ -276,7 +306,7 @@ end
 -- embedded sandbox, started only now). Shared with `resume`.
 function M.send(prepared, msg, code, spec, flags, out, err)
     if not prepared then
-        err:write("marketo-bulk: ", msg, "\n")
+        err:write("marketo-bulk: ", explained(msg, code), "\n")
         return import.exit_for(code)
     end
     if prepared.result then
