@@ -17,4 +17,5 @@
     X(process) \
     X(request) \
     X(request_multipart) \
-    X(share)
+    X(share) \
+    X(stat)

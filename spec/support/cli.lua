@@ -24,7 +24,7 @@ end
 -- developer's own credentials), plus anything else given.
 local function command_line(argv, opts)
     local parts = { "env -u MARKETO_BASE_URL -u MARKETO_MUNCHKIN_ID -u MARKETO_CLIENT_ID"
-        .. " -u MARKETO_CLIENT_SECRET" }
+        .. " -u MARKETO_CLIENT_SECRET -u MARKETO_PROFILE" }
     local names = {}
     for k in pairs(opts.env or {}) do names[#names + 1] = k end
     table.sort(names)

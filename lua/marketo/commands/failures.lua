@@ -12,13 +12,15 @@ usage: marketo-bulk %s {%s} BATCH_ID [-o FILE]
 Saves Marketo's %s file for the batch to FILE (default: stdout), exactly as
 Marketo sent it: the uploaded header plus a reason column. No file means none.
 A program member batch is named by its batch id alone.
+%s
 
 Examples:
   marketo-bulk %s leads 1234 -o %s-1234.csv
   marketo-bulk %s custom_objects car_c 1235
   marketo-bulk %s program_members 1236
-]]):format(what, target.usage("status"), what, what, what, what, what)
+]]):format(what, target.usage("status"), what, target.FLAGS_HELP, what, what, what, what)
     local FLAGS = { output = "string", help = "boolean", format = "string" }
+    for k, kind in pairs(target.FLAGS) do FLAGS[k] = kind end
 
     function M.main(argv, out, err)
         local list = {}
@@ -32,7 +34,9 @@ Examples:
             local ok, why = paths.output(flags.output, "the output file")
             if not ok then err:write(("marketo-bulk %s: %s\n"):format(what, why)); return 1 end
         end
-        local options, stop = target.marketo(err)
+        local instance, bad = target.instance(flags)
+        if not instance then return args.usage_error(err, what, bad) end
+        local options, stop = target.marketo(err, { instance = instance })
         if not options then err:write("marketo-bulk: ", stop, "\n"); return 1 end
         local client, msg = require("marketo.client").new(options)
         if not client then stop(); err:write("marketo-bulk: ", msg, "\n"); return 1 end

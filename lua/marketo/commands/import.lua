@@ -65,6 +65,7 @@ Run:
 Limits (lower them on an instance other integrations share):
   --importing N --queued N --uploads N     jobs importing (2), in the queue (10), uploads (2)
   --calls N --window S --in-flight N       API calls per window (100 per 20 s), at once (10)
+%s
 Output:
   --json                 one JSON line per event on stderr, even on a terminal
   --quiet                no progress, only the summary
@@ -81,7 +82,7 @@ Examples:
   gunzip -c export.csv.gz | marketo-bulk import leads - --journal export.journal
   marketo-bulk import leads legacy-export.csv --encoding cp1252
   marketo-bulk import program_members 1001 members.csv --status "On List"
-]]):format(kind_flags(), formats.NAMES, input.ENCODING_NAMES)
+]]):format(kind_flags(), formats.NAMES, input.ENCODING_NAMES, target.FLAGS_HELP)
 
 -- Marketo refuses a file over 10 MiB; a part (header included) must fit.
 M.MAX_PART_BYTES = 10485760
@@ -98,6 +99,7 @@ local FLAGS = {
     help = "boolean",
 }
 for k, kind in pairs(M.LIMIT_FLAGS) do FLAGS[k] = kind end
+for k, kind in pairs(target.FLAGS) do FLAGS[k] = kind end
 for _, kind in ipairs(objects.LIST) do
     for _, p in ipairs(kind.params) do
         if p.flag then FLAGS[p.flag:gsub("-", "_")] = "string" end
@@ -282,6 +284,8 @@ function M.main(argv, out, err)
     if not spec then return usage_error(err, msg) end
     local checked, why = check_paths(spec)
     if not checked then err:write("marketo-bulk import: ", why, "\n"); return 1 end
+    local instance, bad = target.instance(flags)
+    if not instance then return usage_error(err, bad) end
     if flags.keep_unmapped and not spec.mapping then
         return usage_error(err, "--keep-unmapped goes with --map or --set")
     end
@@ -290,7 +294,7 @@ function M.main(argv, out, err)
     if not inputs then err:write("marketo-bulk: ", why, "\n"); return 1 end
     unmapped(spec, flags.keep_unmapped, err)
     if not spec.dry_run then
-        checked, why = target.check()
+        checked, why = target.check(instance)
         if checked == nil then err:write("marketo-bulk: ", why, "\n"); return 1 end
     end
     -- every row read and the plan journalled before any server starts: a bad
@@ -319,7 +323,8 @@ function M.send(prepared, msg, code, spec, flags, out, err)
     if prepared.kept then
         err:write(("marketo-bulk: the old journal is kept as %s\n"):format(prepared.kept))
     end
-    local client, stop = target.marketo(err)
+    -- the flags were checked (target.instance) before anything was prepared
+    local client, stop = target.marketo(err, { instance = target.instance(flags) })
     if not client then
         prepared:close()
         err:write("marketo-bulk: ", stop, "\n")

@@ -1,11 +1,12 @@
 --- marketo-bulk resume JOURNAL: finish an import from its journal alone.
 local import = require("marketo.import")
 local args = require("marketo.commands.args")
+local target = require("marketo.commands.target")
 local import_cmd = require("marketo.commands.import")
 
 local M = { summary = "finish an interrupted import from its journal" }
 
-M.usage = [[
+M.usage = ([[
 usage: marketo-bulk resume JOURNAL [--report FILE] [--json] [--quiet] [limits]
 
 Picks up where the journal says the import stopped: parts already finished are
@@ -14,21 +15,26 @@ never sent again, none is skipped, and a part whose upload outcome is unknown
 because Marketo's import is an upsert by the dedupe key. Rerunning the original
 `marketo-bulk import` command does the same.
 Limits: --importing N --queued N --uploads N --calls N --window S --in-flight N
+%s
 
 Exit status as for `marketo-bulk import`.
 
 Examples:
   marketo-bulk resume contacts.csv.journal
   marketo-bulk resume crm.journal --importing 1 --report crm-report.json
-]]
+  marketo-bulk resume crm.journal --profile prod
+]]):format(target.FLAGS_HELP)
 
 local FLAGS = { report = "string", json = "boolean", quiet = "boolean", help = "boolean" }
 for k, kind in pairs(import_cmd.LIMIT_FLAGS) do FLAGS[k] = kind end
+for k, kind in pairs(target.FLAGS) do FLAGS[k] = kind end
 
 function M.main(argv, out, err)
     local flags, positional = args.parse(argv, 2, FLAGS)
     if not flags then return args.usage_error(err, "resume", positional) end
     if flags.help then out:write(M.usage); return 0 end
+    local _, bad = target.instance(flags)
+    if bad then return args.usage_error(err, "resume", bad) end
     if #positional ~= 1 then
         return args.usage_error(err, "resume", #positional == 0 and "JOURNAL expected"
             or ("one JOURNAL expected, got '%s' after it"):format(positional[2]))

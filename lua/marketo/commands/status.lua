@@ -14,15 +14,17 @@ usage: marketo-bulk status JOURNAL [--json]
 With a journal: the import's report so far, from the journal alone (no call to
 Marketo). With an object kind and a batch id: one status call to Marketo (a
 program member batch is named by its batch id alone).
+%s
 
 Examples:
   marketo-bulk status contacts.csv.journal
   marketo-bulk status leads 1234 --json
   marketo-bulk status custom_objects car_c 1235
-  marketo-bulk status program_members 1236
-]]):format(target.usage("status"))
+  marketo-bulk status program_members 1236 --profile prod
+]]):format(target.usage("status"), target.FLAGS_HELP)
 
 local FLAGS = { json = "boolean", help = "boolean" }
+for k, kind in pairs(target.FLAGS) do FLAGS[k] = kind end
 
 local function journal_status(path, flags, out, err)
     local doc, summary = import.report_of(path)
@@ -39,7 +41,9 @@ local function journal_status(path, flags, out, err)
 end
 
 local function batch_status(object, batch, flags, out, err)
-    local options, stop = target.marketo(err)
+    local instance, bad = target.instance(flags)
+    if not instance then return args.usage_error(err, "status", bad) end
+    local options, stop = target.marketo(err, { instance = instance })
     if not options then err:write("marketo-bulk: ", stop, "\n"); return 1 end
     local client, msg = require("marketo.client").new(options)
     if not client then stop(); err:write("marketo-bulk: ", msg, "\n"); return 1 end
