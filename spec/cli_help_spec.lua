@@ -56,7 +56,9 @@ describe("marketo-bulk help", function()
             if name ~= "sandbox" then
                 it("of " .. name .. " is accepted by its command line", function()
                     local help = cli.run({ name, "--help" }).out
+                    -- the lines a shell runs as marketo-bulk (not a pipe into it)
                     for _, line in ipairs(examples(help)) do
+                        if not line:match("^marketo%-bulk ") then goto next end
                         local shell = line:gsub("^marketo%-bulk ", files.q(BIN) .. " ", 1)
                         local env = ""
                         for k, v in pairs(cli.env_of(sb)) do
@@ -68,6 +70,7 @@ describe("marketo-bulk help", function()
                         assert.is_true(how == "exit" and code ~= 2, line .. ": "
                             .. tostring(ok) .. " " .. tostring(code) .. " "
                             .. tostring(cli.read(dir .. "/err")))
+                        ::next::
                     end
                 end)
             end

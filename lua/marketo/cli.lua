@@ -13,7 +13,8 @@ local core = marketo.core
 local M = { EXIT_OK = 0, EXIT_FAILURE = 1, EXIT_USAGE = 2 }
 
 -- The order `--help` lists them in.
-M.COMMANDS = { "run", "import", "status", "failures", "warnings", "resume", "sandbox" }
+M.COMMANDS = { "run", "import", "status", "failures", "warnings", "resume", "sandbox",
+    "completion" }
 
 local function writer(stream)
     return { write = function(_, ...) stream:write(...) end }

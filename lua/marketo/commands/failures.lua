@@ -21,6 +21,7 @@ Examples:
 ]]):format(what, target.usage("status"), what, target.FLAGS_HELP, what, what, what, what)
     local FLAGS = { output = "string", help = "boolean", format = "string" }
     for k, kind in pairs(target.FLAGS) do FLAGS[k] = kind end
+    M.FLAGS, M.SHORT = FLAGS, { "-o" } -- for the shell's completion
 
     function M.main(argv, out, err)
         local list = {}

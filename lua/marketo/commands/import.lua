@@ -100,6 +100,7 @@ local FLAGS = {
 }
 for k, kind in pairs(M.LIMIT_FLAGS) do FLAGS[k] = kind end
 for k, kind in pairs(target.FLAGS) do FLAGS[k] = kind end
+M.FLAGS = FLAGS -- for the shell's completion
 for _, kind in ipairs(objects.LIST) do
     for _, p in ipairs(kind.params) do
         if p.flag then FLAGS[p.flag:gsub("-", "_")] = "string" end

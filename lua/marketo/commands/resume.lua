@@ -28,6 +28,7 @@ Examples:
 local FLAGS = { report = "string", json = "boolean", quiet = "boolean", help = "boolean" }
 for k, kind in pairs(import_cmd.LIMIT_FLAGS) do FLAGS[k] = kind end
 for k, kind in pairs(target.FLAGS) do FLAGS[k] = kind end
+M.FLAGS = FLAGS -- for the shell's completion
 
 function M.main(argv, out, err)
     local flags, positional = args.parse(argv, 2, FLAGS)

@@ -10,6 +10,10 @@ local M = {
         .. " [--client-secret Y] [options]\n",
 }
 
+-- Its flags, for the shell's completion: --config and the sandbox's options.
+M.FLAGS = { config = "string", help = "boolean" }
+for _, o in ipairs(config.OPTIONS) do M.FLAGS[o[1]] = o[2] end
+
 local function help()
     return M.usage .. "\nPrints MARKETO_BASE_URL, MARKETO_CLIENT_ID and MARKETO_CLIENT_SECRET"
         .. " once it accepts\nconnections. Inspection and control: /__sandbox/ (see"

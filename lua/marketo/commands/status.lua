@@ -25,6 +25,7 @@ Examples:
 
 local FLAGS = { json = "boolean", help = "boolean" }
 for k, kind in pairs(target.FLAGS) do FLAGS[k] = kind end
+M.FLAGS = FLAGS -- for the shell's completion
 
 local function journal_status(path, flags, out, err)
     local doc, summary = import.report_of(path)
