@@ -26,10 +26,12 @@
 --       retry = nil,                      -- a retry policy (marketo.retry)
 --       client = nil,                     -- options for marketo.client (default: environment)
 --       dry_run = false, on_event = function(ev) end,
+--       restart = false,                  -- true: the journal set aside as .N, a new import
 --   })
---   result = { ended = "complete" | "stopped" | "failed" | "dry_run", exit = 0 | 3 | 4,
+--   result = { ended = "complete" | "stopped" | "failed" | "dry_run", exit = 0 | 1 | 3 | 4,
 --              summary = text, report = the JSON document, report_path, journal = path,
---              message, code }
+--              message, code, fix (exit 1: what to fix before running again),
+--              already (the journal was finished: nothing sent, and this says so) }
 --
 -- Running it again with the same journal resumes: finished parts are never
 -- sent again, none is skipped (see marketo.pipeline.journal for the unknown
