@@ -27,13 +27,7 @@ describe("marketo-bulk import reads", function()
     end)
     after_each(function() cli.rmdir(dir) end)
 
-    local function names()
-        local out = {}
-        for _, rec in ipairs(cli.inspect(sb, "records/leads")) do
-            out[rec.email] = rec.firstName
-        end
-        return out
-    end
+    local function names() return cli.first_names(sb) end
     local WANT = { ["zoe@example.com"] = "Zoë", ["ann@example.com"] = "Ann" }
 
     local function import(args, opts)

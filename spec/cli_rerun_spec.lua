@@ -5,11 +5,7 @@
 local cli = require("spec.support.cli")
 local sandbox = require("spec.support.sandbox")
 
-local function first_names(sb)
-    local out = {}
-    for _, rec in ipairs(cli.inspect(sb, "records/leads")) do out[rec.email] = rec.firstName end
-    return out
-end
+local first_names = cli.first_names
 
 describe("rerunning an import", function()
     local sb, dir, src

@@ -3,13 +3,7 @@
 local core = require("marketo.core")
 local files = require("spec.support.files")
 
-local function read(path)
-    local f = io.open(path, "rb")
-    if not f then return nil end
-    local s = f:read("*a")
-    f:close()
-    return s
-end
+local read = files.read
 
 local function mode_of(path)
     local p = io.popen("stat -c %a " .. files.q(path))

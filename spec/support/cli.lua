@@ -113,6 +113,13 @@ function M.inspect(sb, path)
     return assert(require("marketo.json").decode(body))
 end
 
+--- { email = firstName } of every lead a spawned sandbox stores.
+function M.first_names(sb)
+    local out = {}
+    for _, rec in ipairs(M.inspect(sb, "records/leads")) do out[rec.email] = rec.firstName end
+    return out
+end
+
 --- n leads (email, firstName, lastName with a comma, company, leadScore);
 -- o.bad_every: every so many a score Marketo refuses; o.warn_every: every so
 -- many an email it warns about.
