@@ -33,6 +33,12 @@ describe("rerunning an import", function()
             :format(src:gsub("%p", "%%%0") .. "%.journal"), r.err)
         assert.matches("^complete: 2 rows read: 2 imported", r.out)
         assert.equal(calls, #cli.inspect(sb, "log"))
+        -- resume says the same, and how to import again
+        r = cli.run({ "resume", src .. ".journal" }, { env = cli.env_of(sb) })
+        assert.equal(0, r.status, r.err)
+        assert.matches("nothing sent. `marketo-bulk import ... --restart` to import again.\n",
+            r.err, 1, true)
+        assert.equal(calls, #cli.inspect(sb, "log"))
     end)
 
     it("of a file changed to the same size is another import; --restart sends it", function()

@@ -413,12 +413,12 @@ end
 
 -- A rerun of a finished import sends nothing: it says so first, with the
 -- finished import's summary and exit status, and how to import again.
-local function already_done(state, o)
+local function already_done(state, o, how)
     local r = report_mod.from_journal(state)
     return { ended = "complete", exit = exit_status("complete", r), summary = r:summary("complete"),
         report = r:document("complete"), journal = o.journal, report_path = o.report,
-        already = ("already imported on %s per journal %s; nothing sent. --restart to import "
-            .. "again."):format(finished_at(state), o.journal) }
+        already = ("already imported on %s per journal %s; nothing sent. %s to import again.")
+            :format(finished_at(state), o.journal, how or "--restart") }
 end
 
 -- --restart: the journal (and its work folder) set aside as JOURNAL.N, the
@@ -622,6 +622,11 @@ local function from_journal(journal, spec)
         report = spec.report or run.report or (path:gsub("%.journal$", "") .. ".report.json") }
     local ok, msg, code = check_report(o.report)
     if not ok then journal:close(); return nil, msg, code end
+    if journal.state.ended == "done" then
+        journal:close()
+        return setmetatable({ o = o, result = already_done(journal.state, o,
+            "`marketo-bulk import ... --restart`") }, Prepared)
+    end
     return setmetatable({ journal = journal, o = o, kind = objects.get(run.object) }, Prepared)
 end
 
@@ -669,6 +674,7 @@ function M.resume(path, spec)
     spec = spec or {}
     local prepared, msg, code = M.reopen(path, spec)
     if not prepared then return nil, msg, code end
+    if prepared.result then return prepared.result end
     return M.send(prepared, spec)
 end
 
