@@ -391,6 +391,9 @@ local function dry_run(spec, o)
         plan = p, summary = table.concat(lines, "\n") .. "\n", journal = o.journal }
 end
 
+local Prepared = {}
+Prepared.__index = Prepared
+
 -- 0 only when every row is accounted for and none failed.
 local function exit_status(ended, r, code)
     if ended == "failed" then return M.exit_for(code, true) end
@@ -412,13 +415,18 @@ local function finished_at(state)
 end
 
 -- A rerun of a finished import sends nothing: it says so first, with the
--- finished import's summary and exit status, and how to import again.
+-- finished import's summary and exit status, and how to import again; its
+-- report is written again from the journal (the run that finished may have
+-- stopped on a full disk before it was whole). prepared | nil, msg, code.
 local function already_done(state, o, how)
     local r = report_mod.from_journal(state)
-    return { ended = "complete", exit = exit_status("complete", r), summary = r:summary("complete"),
-        report = r:document("complete"), journal = o.journal, report_path = o.report,
+    local doc, msg, code = r:save(o.report, "complete", { journal = o.journal })
+    if not doc then return nil, msg, code end
+    return setmetatable({ o = o, result = { ended = "complete", report = doc,
+        exit = exit_status("complete", r), summary = r:summary("complete"),
+        journal = o.journal, report_path = o.report,
         already = ("already imported on %s per journal %s; nothing sent. %s to import again.")
-            :format(finished_at(state), o.journal, how or "--restart") }
+            :format(finished_at(state), o.journal, how or "--restart") } }, Prepared)
 end
 
 -- --restart: the journal (and its work folder) set aside as JOURNAL.N, the
@@ -440,9 +448,6 @@ local function set_aside(o)
     end
     return kept
 end
-
-local Prepared = {}
-Prepared.__index = Prepared
 
 --- prepare(spec) -> prepared | nil, msg, code: everything before the first
 -- call to Marketo. Every row is read, mapped and validated, the parts are
@@ -487,7 +492,7 @@ local function prepare(spec, level)
         end
         if state.ended == "done" then
             journal:close()
-            return setmetatable({ result = already_done(state, o), o = o }, Prepared)
+            return already_done(state, o)
         end
     else
         -- no journal, or a plan cut short (nothing was sent for it): plan anew
@@ -624,8 +629,7 @@ local function from_journal(journal, spec)
     if not ok then journal:close(); return nil, msg, code end
     if journal.state.ended == "done" then
         journal:close()
-        return setmetatable({ o = o, result = already_done(journal.state, o,
-            "`marketo-bulk import ... --restart`") }, Prepared)
+        return already_done(journal.state, o, "`marketo-bulk import ... --restart`")
     end
     return setmetatable({ journal = journal, o = o, kind = objects.get(run.object) }, Prepared)
 end
