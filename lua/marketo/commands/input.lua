@@ -6,6 +6,7 @@
 -- A UTF-16 or Latin-1 file read without --encoding is a message naming what
 -- the file is and the flag that reads it.
 local core = require("marketo.core")
+local paths = require("marketo.commands.paths")
 
 local M = {}
 
@@ -54,7 +55,10 @@ Input.__index = Input
 
 function Input:folder()
     if not self.made then
-        local ok, msg, code = core.mkdir(self.dir)
+        -- beside the journal, which must have a folder to go to: none is made for it
+        local ok, msg, code = paths.output(self.journal, "the journal")
+        if not ok then return nil, msg, "JOURNAL" end
+        ok, msg, code = core.mkdir(self.dir)
         if not ok then return nil, msg, code end
         self.made = true
     end
@@ -158,8 +162,8 @@ end
 function M.prepare(spec, encoding)
     local first = spec.source[1]
     spec.journal = spec.journal or (first == "-" and "stdin.journal" or first .. ".journal")
-    local input = setmetatable({ dir = spec.journal .. ".input", encoding = encoding,
-        written = {} }, Input)
+    local input = setmetatable({ dir = spec.journal .. ".input", journal = spec.journal,
+        encoding = encoding, written = {} }, Input)
     for i, path in ipairs(spec.source) do
         local readable, msg, code = input:source(i, path)
         if not readable then return nil, msg, code end
