@@ -56,8 +56,9 @@ Input.__index = Input
 function Input:folder()
     if not self.made then
         -- beside the journal, which must have a folder to go to: none is made for it
-        local ok, msg, code = paths.output(self.journal, "the journal")
+        local ok, msg = paths.output(self.journal, "the journal")
         if not ok then return nil, msg, "JOURNAL" end
+        local code
         ok, msg, code = core.mkdir(self.dir)
         if not ok then return nil, msg, code end
         self.made = true
