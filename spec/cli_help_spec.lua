@@ -36,9 +36,15 @@ describe("marketo-bulk help", function()
         assert.equal(0, r.status)
         assert.matches("help COMMAND", r.out, 1, true)
         assert.is_true(#examples(r.out) > 0)
-        r = cli.run({ "help", "nope" })
-        assert.equal(2, r.status)
-        assert.equal("marketo-bulk: unknown command 'nope'; see 'marketo-bulk --help'\n", r.err)
+        -- the modules the commands share are not commands
+        for _, name in ipairs({ "nope", "args", "target" }) do
+            for _, argv in ipairs({ { "help", name }, { name } }) do
+                r = cli.run(argv)
+                assert.equal(2, r.status)
+                assert.equal(("marketo-bulk: unknown command '%s'; see 'marketo-bulk --help'\n")
+                    :format(name), r.err)
+            end
+        end
     end)
 
     describe("every example", function()

@@ -49,7 +49,7 @@ function M.script(names)
 _marketo_bulk() {
     local cur=${COMP_WORDS[COMP_CWORD]} cmd=${COMP_WORDS[1]} flags=""
     if [ "$COMP_CWORD" -eq 1 ]; then
-        COMPREPLY=($(compgen -W "%s help --help --version --debug" -- "$cur"))
+        COMPREPLY=($(compgen -W "%s help --help --version --verbose --debug" -- "$cur"))
         return
     fi
     case "$cmd" in

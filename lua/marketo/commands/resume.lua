@@ -12,8 +12,10 @@ usage: marketo-bulk resume JOURNAL [--report FILE] [--json] [--quiet] [limits]
 Picks up where the journal says the import stopped: parts already finished are
 never sent again, none is skipped, and a part whose upload outcome is unknown
 (a crash between sending and Marketo's answer) is sent again, which is safe
-because Marketo's import is an upsert by the dedupe key. Rerunning the original
-`marketo-bulk import` command does the same.
+because Marketo's import is an upsert by the dedupe key. A journal whose plan
+was cut short (a crash while planning: nothing was sent) is planned again, unless
+Lua functions map its rows: then run the original command or script again.
+Rerunning the original `marketo-bulk import` command does the same as resume.
 Limits: --importing N --queued N --uploads N --calls N --window S --in-flight N
 %s
 
