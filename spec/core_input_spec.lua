@@ -1,5 +1,5 @@
 -- marketo.core's file helpers for what an import reads: mkdir (no shell),
--- gunzip (zlib) and to_utf8 (iconv). Run under ASan+UBSan and LuaJIT too.
+-- file_mode (a profile's privacy), gunzip (zlib) and to_utf8 (iconv). Run under ASan+UBSan and LuaJIT too.
 local core = require("marketo.core")
 local files = require("spec.support.files")
 
@@ -32,6 +32,18 @@ describe("marketo.core input helpers", function()
             assert.equal("IO_ERROR", code)
             assert.equal(("IO_ERROR: %s/file/sub: Not a directory"):format(dir), msg)
             assert.has_error(function() core.mkdir("") end)
+        end)
+    end)
+
+    describe("file_mode", function()
+        it("gives a file's permission bits, and names a missing file", function()
+            files.write(dir .. "/f", "")
+            os.execute("chmod 640 " .. files.q(dir .. "/f"))
+            assert.equal(416, core.file_mode(dir .. "/f")) -- 0640
+            local mode, msg, code = core.file_mode(dir .. "/none")
+            assert.is_nil(mode)
+            assert.equal("ENOENT", code)
+            assert.matches("/none: No such file or directory", msg, 1, true)
         end)
     end)
 
