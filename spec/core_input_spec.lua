@@ -1,5 +1,6 @@
 -- marketo.core's file helpers for what an import reads: mkdir (no shell),
--- file_mode (a profile's privacy), gunzip (zlib) and to_utf8 (iconv). Run under ASan+UBSan and LuaJIT too.
+-- file_mode (a profile's privacy), gunzip (zlib) and to_utf8 (iconv). Run under
+-- ASan+UBSan and LuaJIT too.
 local core = require("marketo.core")
 local files = require("spec.support.files")
 
