@@ -3,19 +3,15 @@
 -- can succeed; what must be fixed first is exit 1 naming the fix; no file
 -- name is taken for a flag or reaches a shell.
 local cli = require("spec.support.cli")
-local sandbox = require("spec.support.sandbox")
 
 describe("marketo-bulk import's exit status", function()
+    local ctx = cli.sandboxed()
     local sb, dir, src
-    setup(function() sb = sandbox.start({ speed = 0 }) end)
-    teardown(function() sb.stop() end)
     before_each(function()
-        sb.reset()
-        dir = cli.tmpdir()
+        sb, dir = ctx.sb, ctx.dir
         src = dir .. "/leads.csv"
         cli.leads_csv(src, 3)
     end)
-    after_each(function() cli.rmdir(dir) end)
 
     it("is 1 for bad credentials, naming the fix, with the journal kept", function()
         local env = cli.env_of(sb)

@@ -3,7 +3,6 @@
 -- each file in another encoding read without the flag is a message naming
 -- what it is and the flag that reads it.
 local cli = require("spec.support.cli")
-local sandbox = require("spec.support.sandbox")
 local files = require("spec.support.files")
 
 local TEXT = "email,firstName\nzoe@example.com,Zoë\nann@example.com,Ann\n"
@@ -18,14 +17,11 @@ local function utf16le(s)
 end
 
 describe("marketo-bulk import reads", function()
+    local ctx = cli.sandboxed()
     local sb, dir
-    setup(function() sb = sandbox.start({ speed = 0 }) end)
-    teardown(function() sb.stop() end)
     before_each(function()
-        sb.reset()
-        dir = cli.tmpdir()
+        sb, dir = ctx.sb, ctx.dir
     end)
-    after_each(function() cli.rmdir(dir) end)
 
     local function names() return cli.first_names(sb) end
     local WANT = { ["zoe@example.com"] = "Zoë", ["ann@example.com"] = "Ann" }

@@ -3,19 +3,15 @@
 -- field among them used to fail every row with no hint), and --keep-unmapped
 -- sends them under their own names.
 local cli = require("spec.support.cli")
-local sandbox = require("spec.support.sandbox")
 
 describe("marketo-bulk import --map", function()
+    local ctx = cli.sandboxed()
     local sb, dir, src
-    setup(function() sb = sandbox.start({ speed = 0 }) end)
-    teardown(function() sb.stop() end)
     before_each(function()
-        sb.reset()
-        dir = cli.tmpdir()
+        sb, dir = ctx.sb, ctx.dir
         src = dir .. "/people.csv"
         cli.write(src, "email,First\nann@example.com,Ann\nbo@example.com,Bo\n")
     end)
-    after_each(function() cli.rmdir(dir) end)
 
     it("warns that the columns it does not map are not sent", function()
         local r = cli.run({ "import", "leads", src, "--map", "firstName=First", "--quiet" },

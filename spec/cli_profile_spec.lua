@@ -3,16 +3,13 @@
 -- --profile or MARKETO_PROFILE picks it; files others can read are refused
 -- with the chmod that fixes them; the secret never goes on the command line.
 local cli = require("spec.support.cli")
-local sandbox = require("spec.support.sandbox")
 local files = require("spec.support.files")
 
 describe("marketo-bulk profiles", function()
+    local ctx = cli.sandboxed()
     local sb, dir, src, conf
-    setup(function() sb = sandbox.start({ speed = 0 }) end)
-    teardown(function() sb.stop() end)
     before_each(function()
-        sb.reset()
-        dir = cli.tmpdir()
+        sb, dir = ctx.sb, ctx.dir
         src = dir .. "/leads.csv"
         cli.leads_csv(src, 3)
         conf = dir .. "/conf/marketo-bulk"
@@ -33,7 +30,6 @@ describe("marketo-bulk profiles", function()
         os.execute("chmod 600 " .. files.q(conf .. "/profiles") .. " "
             .. files.q(conf .. "/local.secret"))
     end)
-    after_each(function() cli.rmdir(dir) end)
 
     local function import(args, env)
         env = env or {}

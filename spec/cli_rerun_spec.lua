@@ -3,21 +3,17 @@
 -- or an edited mapping function is another import; --restart imports anew
 -- and keeps the old journal as JOURNAL.1.
 local cli = require("spec.support.cli")
-local sandbox = require("spec.support.sandbox")
 
 local first_names = cli.first_names
 
 describe("rerunning an import", function()
+    local ctx = cli.sandboxed()
     local sb, dir, src
-    setup(function() sb = sandbox.start({ speed = 0 }) end)
-    teardown(function() sb.stop() end)
     before_each(function()
-        sb.reset()
-        dir = cli.tmpdir()
+        sb, dir = ctx.sb, ctx.dir
         src = dir .. "/people.csv"
         cli.write(src, "email,firstName\nann@example.com,Ann\nbo@example.com,Bo\n")
     end)
-    after_each(function() cli.rmdir(dir) end)
 
     local function import(...)
         return cli.run({ "import", "leads", src, "--quiet", ... }, { env = cli.env_of(sb) })
