@@ -4,19 +4,14 @@
 -- with holes is sent as a copy, and its failed rows still tie back to their
 -- source lines.
 local cli = require("spec.support.cli")
-local sandbox = require("spec.support.sandbox")
 
 local inspect = cli.inspect
 
 describe("an import with --lenient", function()
+    -- one sandbox for the file, reset before each test; a new folder each
+    local ctx = cli.sandboxed({ speed = 0 })
     local sb, dir
-    setup(function() sb = sandbox.start({ speed = 0 }) end)
-    teardown(function() sb.stop() end)
-    before_each(function()
-        sb.reset()
-        dir = cli.tmpdir()
-    end)
-    after_each(function() cli.rmdir(dir) end)
+    before_each(function() sb, dir = ctx.sb, ctx.dir end)
 
     it("sends 1,000 rows with 10% bad ones as one part, every clean row stored", function()
         -- row i is on line i + 1; every 10th is malformed (a field too many), and

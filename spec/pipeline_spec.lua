@@ -2,7 +2,6 @@
 -- real sandbox over loopback. Every check is on what the sandbox stored and
 -- what the report says, never on what the code intended.
 local cli = require("spec.support.cli")
-local sandbox = require("spec.support.sandbox")
 
 local write, read_json, leads_csv = cli.write, cli.read_json, cli.leads_csv
 local inspect = cli.inspect
@@ -26,16 +25,10 @@ local function assert_reconciled(doc)
 end
 
 describe("the import pipeline", function()
+    -- one sandbox for the file, reset before each test; a new folder each
+    local ctx = cli.sandboxed({ speed = 0 })
     local sb, dir
-    setup(function()
-        sb = sandbox.start({ speed = 0 })
-    end)
-    teardown(function() sb.stop() end)
-    before_each(function()
-        sb.reset()
-        dir = cli.tmpdir()
-    end)
-    after_each(function() cli.rmdir(dir) end)
+    before_each(function() sb, dir = ctx.sb, ctx.dir end)
 
     it("imports leads in several parts, each row stored once, and reports every row", function()
         local src = dir .. "/leads.csv"

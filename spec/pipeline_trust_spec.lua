@@ -3,7 +3,6 @@
 -- planning option, and what the import leaves on disk. The real runner
 -- against the real sandbox over loopback.
 local cli = require("spec.support.cli")
-local sandbox = require("spec.support.sandbox")
 
 local write, read_json, leads_csv = cli.write, cli.read_json, cli.leads_csv
 local inspect = cli.inspect
@@ -38,14 +37,10 @@ local function sh(cmd)
 end
 
 describe("trust", function()
+    -- one sandbox for the file, reset before each test; a new folder each
+    local ctx = cli.sandboxed({ speed = 0 })
     local sb, dir
-    setup(function() sb = sandbox.start({ speed = 0 }) end)
-    teardown(function() sb.stop() end)
-    before_each(function()
-        sb.reset()
-        dir = cli.tmpdir()
-    end)
-    after_each(function() cli.rmdir(dir) end)
+    before_each(function() sb, dir = ctx.sb, ctx.dir end)
 
     describe("on a full disk", function()
         local disk
