@@ -332,14 +332,17 @@ function M.send(prepared, msg, code, spec, flags, out, err)
         err:write("marketo-bulk: ", explained(msg, code), "\n")
         return import.exit_for(code)
     end
-    err:write(instance.announce(spec, flags))
+    -- a finished import says so first, loudly: nothing was sent this time
+    local already = prepared.result and prepared.result.already
+    if already then
+        err:write("marketo-bulk: ", already, "\n")
+    else
+        err:write(instance.announce(spec, flags))
+    end
     for _, warning in ipairs(prepared.o.warnings or {}) do
         err:write("marketo-bulk: warning: ", warning, "\n")
     end
     if prepared.result then
-        -- a finished import says so first, loudly: nothing was sent this time
-        local already = prepared.result.already
-        if already then err:write("marketo-bulk: ", already, "\n") end
         out:write(prepared.result.summary,
             prepared.result.ended == "dry_run" and instance.cost_text(prepared) or "")
         return prepared.result.exit

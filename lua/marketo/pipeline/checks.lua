@@ -278,7 +278,8 @@ local function column_checks(s, header, entries)
             if f and e.value and e.value ~= "" then
                 local problem = M.value(f, e.value)
                 if problem then return nil, "mapping: the constant of " .. problem end
-            elseif f and e.from then
+            elseif f and e.from and where[e.from] then
+                -- (a column the header lacks is the mapping's error, named by plan)
                 by_column[where[e.from]] = f
             end
         end
