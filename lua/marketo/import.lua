@@ -238,7 +238,8 @@ local function plan_of(spec, o, work_dir)
     return plan_mod.build({ sources = o.sources, format = o.format,
         mapping = spec.mapping, filter = spec.filter, validate = spec.validate,
         lenient = spec.lenient, max_bytes = spec.part_bytes, work_dir = work_dir,
-        max_rejects = 1e9, workers = spec.workers })
+        max_rejects = 1e9, workers = spec.workers,
+        key = objects.key(objects.get(o.description.object), o.description.params) })
 end
 
 -- What a plan needs beyond the run record, so that `resume` can plan again
@@ -271,7 +272,7 @@ local function plan_into(journal, spec, o)
     if not ok then return nil, msg, code end
     local run = {}
     for k, v in pairs(o.description) do run[k] = v end
-    run.ev, run.rows, run.rejects = "run", p.rows, rejects
+    run.ev, run.rows, run.rejects, run.keys = "run", p.rows, rejects, p.keys
     run.replan = replan_of(spec)
     ok, msg, code = journal:record(run)
     if not ok then return nil, msg, code end
@@ -311,9 +312,14 @@ local function dry_run(spec, o)
     local lines = { ("dry run: %d rows read, %d filtered, %d rejected; %d parts, nothing sent")
         :format(p.rows.read, p.rows.filtered, p.rows.rejected, #p.parts) }
     for _, part in ipairs(p.parts) do
-        lines[#lines + 1] = ("  part %d: %s lines %d-%d, %d rows, %d bytes")
+        lines[#lines + 1] = ("  part %d: %s lines %d-%d, %d rows, %d bytes%s")
             :format(part.part, part.source, part.first_line, part.last_line, part.rows,
-                part.bytes + #(part.prefix or ""))
+                part.bytes + #(part.prefix or ""),
+                part.after and (", after part " .. table.concat(part.after, ", ")) or "")
+    end
+    if p.keys and p.keys.repeated > 0 then
+        lines[#lines + 1] = ("  keys: %d %s values seen more than once, %d rows moved to "
+            .. "later parts"):format(p.keys.repeated, p.keys.field, p.keys.moved)
     end
     for i, rej in ipairs(p.rejects) do
         if i > 10 then

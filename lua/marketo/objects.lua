@@ -16,6 +16,7 @@
 --   kind.param.program_id -> the same entry, by name
 --   objects.path(kind, "status", values, encode) -> "/bulk/v1/..."
 --   objects.NAMES       -> "leads, custom_objects or program_members"
+--   objects.key(kind, params) -> { fields = { "email" }, normalize = fn } | nil
 local options = require("marketo.options")
 
 local M = {}
@@ -161,6 +162,25 @@ function M.path(kind, which, values, encode)
         if v == nil then error(("objects.path: %s needs '%s'"):format(kind.name, name), 2) end
         return encode(v)
     end))
+end
+
+--- The rule by which two rows are the same record in Marketo's eyes: the
+-- key's fields and how a value is compared. Every key field is compared
+-- trimmed of spaces and tabs and with ASCII letters folded to lower case:
+-- Marketo matches email that way, and for any other field treating two
+-- values as one key can only make an import more careful (a row waits for
+-- the other), never less. Nil when the kind's key is not known here (a
+-- custom object's dedupe fields are in its describe).
+function M.key(kind, params)
+    local d = kind.dedupe
+    local field = d.param and params and params[d.param] or d.default
+    if not field then return nil end
+    return { fields = { field }, normalize = M.normalize_key }
+end
+
+--- A key field's value as Marketo compares it (see M.key).
+function M.normalize_key(v)
+    return (v:match("^[ \t]*(.-)[ \t]*$"):lower())
 end
 
 --- A kind's label for people, e.g. "members of program 1001".

@@ -5,10 +5,11 @@
 --
 --   plan.build{ sources = { "a.csv" }, format = "csv", mapping = m, filter = f,
 --               validate = v, lenient = false, max_bytes = n, work_dir = "w/",
---               workers = 1 }
---   -> { parts = { part... }, rows = { read, filtered, rejected }, rejects = { ... } }
+--               workers = 1, key = marketo.objects.key(...) }
+--   -> { parts = { part... }, rows = { read, filtered, rejected }, rejects = { ... },
+--        keys = (with o.key) see marketo.pipeline.keys }
 --   part = { source, path, offset, length, prefix, format, rows, first_line, last_line,
---            bytes, mapped, lines = { file, skip } }
+--            bytes, mapped, lines = { file, skip }, after = { part numbers } | nil }
 --
 -- An unmapped source is not copied: its parts are byte ranges streamed with
 -- the header in front; only a part with rows rejected among its own (lenient
@@ -24,6 +25,7 @@
 local csv = require("marketo.csv")
 local mapping_mod = require("marketo.mapping")
 local workers = require("marketo.pipeline.workers")
+local keys = require("marketo.pipeline.keys")
 
 local M = {}
 
@@ -257,6 +259,10 @@ function M.build(o)
                 ok, msg, code = map_rows(o, source, index, acc, m)
             end
         end
+        if not ok then return nil, msg, code end
+    end
+    if o.key then -- no key in two parts that can import at once
+        local ok, msg, code = keys.spread(acc, o)
         if not ok then return nil, msg, code end
     end
     for k, part in ipairs(acc.parts) do part.part = k end

@@ -109,6 +109,13 @@ function Report:summary(ended)
             .. "%d filtered out, %d rejected as malformed, %d not sent")
             :format(ended, r.read, r.imported, r.warned, r.failed, r.filtered, r.rejected,
                 r.unsent)
+    local keys = self.info.keys
+    if keys and keys.repeated > 0 then
+        local ex = keys.examples[1]
+        lines[#lines + 1] = ("keys: %d %s values seen more than once (e.g. %s, lines %s); "
+            .. "%d rows waited for an earlier copy's job"):format(keys.repeated, keys.field,
+            ex.key, table.concat(ex.lines, ", "), keys.moved)
+    end
     local calls, total = {}, 0
     for kind, n in pairs(self.api_calls) do
         calls[#calls + 1] = ("%s %d"):format(kind, n)
@@ -179,7 +186,7 @@ end
 function M.from_journal(state)
     local run = state.run
     local r = M.new({ object = run.object, params = run.params, source = run.sources,
-        format = run.format })
+        format = run.format, keys = run.keys })
     r:count("read", run.rows.read)
     r:count("filtered", run.rows.filtered)
     r:count("rejected", run.rows.rejected)

@@ -11,6 +11,7 @@
 --     their progress, never slower than `poll_max`), the rest wait silently;
 --   * the call budget (calls per window, calls in flight) is the limiter's,
 --     below the client: every call of the import goes through it;
+--   * a part `after` others starts only once they are finished;
 --   * a stop request (SIGINT) stops new uploads and polls; what is in flight
 --     finishes its journal line, and a resume picks up from there.
 local core = require("marketo.core")
@@ -269,12 +270,26 @@ function Scheduler:run_part(p)
     end
 end
 
+-- A part holding a later copy of a key waits until every part holding an
+-- earlier copy is finished (plan.after, see marketo.pipeline.keys): no key
+-- is ever in two jobs that can import at the same time.
+function Scheduler:waits(p)
+    for _, k in ipairs(p.plan.after or {}) do
+        local stage = self.parts[k].stage
+        if stage ~= "finished" and stage ~= "fetched" then return true end
+    end
+    return false
+end
+
 -- Spawns part tasks in order while the queue and upload limits allow.
 function Scheduler:feed()
     local L = self.limits
     for _, p in ipairs(self.parts) do
         if p.stage ~= "fetched" then
             local queued = p.stage == "uploaded" or p.stage == "finished"
+            while not queued and self:waits(p) do
+                if not self:pause(0.05) then return end
+            end
             while not queued and (#self.outstanding >= L.queued or self.uploading >= L.uploads) do
                 if not self:pause(0.05) then return end
             end

@@ -2,6 +2,8 @@
 -- upserted by their dedupe key ("insert or update", docs sec. 5.1): leads by the
 -- job's lookupField (email by default; `id` updates only), custom objects by
 -- their dedupe fields, program members by email within a program.
+local normalize_key = require("marketo.objects").normalize_key
+
 local M = {}
 M.__index = M
 
@@ -23,7 +25,7 @@ end
 
 local function index_key(field, value)
     value = tostring(value)
-    if field == "email" then return value:lower() end
+    if field == "email" then return normalize_key(value) end
     return value
 end
 

@@ -3,6 +3,8 @@
 -- A plan is made once from the header; check() then runs per row.
 local cjson = require("cjson")
 local schema_mod = require("marketo.sandbox.schema")
+-- emails are matched as the import plans keys: trimmed, case-insensitive
+local normalize_key = require("marketo.objects").normalize_key
 
 local M = {}
 
@@ -124,7 +126,7 @@ function M.check(plan, cells, parse_error)
         end
     end
     local k = table.concat(key, "\0")
-    if plan.lookup == "email" then k = k:lower() end
+    if plan.lookup == "email" then k = normalize_key(k) end
     return { ok = true, record = record, key = k, warning = warning }
 end
 
