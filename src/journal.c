@@ -309,11 +309,7 @@ static int journal_tostring(lua_State *L)
 {
     marketo_journal *j = (marketo_journal *)luaL_checkudata(L, 1, MARKETO_JOURNAL_MT);
 
-    if (j->fd < 0)
-        lua_pushfstring(L, "%s (closed)", MARKETO_JOURNAL_MT);
-    else
-        lua_pushfstring(L, "%s (%p)", MARKETO_JOURNAL_MT, (void *)j);
-    return 1;
+    return marketo_tostring(L, MARKETO_JOURNAL_MT, j->fd < 0 ? NULL : j->path);
 }
 
 /* hash_range(path, offset, length) -> 16 hex digits (64-bit FNV-1a) | fail.
@@ -370,18 +366,13 @@ void marketo_journal_open(lua_State *L)
     };
     static const luaL_Reg funcs[] = {
         {"hash_range", journal_hash_range},
-        {"journal_open", journal_open},
         {NULL, NULL}
     };
     static int at_fork;
 
     if (!at_fork && pthread_atfork(NULL, NULL, close_held_in_child) == 0)
         at_fork = 1;
-    luaL_newmetatable(L, MARKETO_JOURNAL_MT); /* core mt */
-    marketo_setfuncs(L, metamethods);
-    lua_newtable(L);                          /* core mt methods */
-    marketo_setfuncs(L, methods);
-    lua_setfield(L, -2, "__index");           /* core mt */
-    lua_pop(L, 1);                            /* core */
+    marketo_new_class(L, MARKETO_JOURNAL_MT, metamethods, methods, "journal_open",
+                      journal_open);
     marketo_setfuncs(L, funcs);
 }

@@ -430,7 +430,7 @@ local function map_share(src, dst, mapping, opts, share, bare)
     return result
 end
 
-local COPY_OPTS = { format = "string", max_row = "number", lines = "string" }
+local COPY_OPTS = { format = FORMAT, max_row = "number", lines = "string" }
 
 --- Copies the clean rows of a range of a file; see the header comment.
 function M.copy(src, dst, range, opts)
@@ -443,7 +443,7 @@ function M.copy(src, dst, range, opts)
     local ok, w, rows
     ok, msg, code = r:range(range.offset, range.length, range.line)
     if ok then
-        w, msg, code = core.csv_writer(dst, -1, "", delim_of("copy", 4, opts.format), false, 0,
+        w, msg, code = core.csv_writer(dst, -1, "", delim_of(opts.format), false, 0,
             nil, opts.lines)
     end
     if w then rows, msg, code = core.csv_copy(r, w) end

@@ -289,9 +289,11 @@ local function plan_into(journal, spec, o)
     return p
 end
 
--- Every file a plan wrote (mapped parts, lines files), removed.
-local function remove_written(p)
-    for _, part in ipairs(p.parts) do
+-- Every file a plan wrote (mapped parts, lines files), removed: after a dry
+-- run, or once every part is fetched (the results and rejects files stay:
+-- status reads them).
+local function remove_written(parts)
+    for _, part in ipairs(parts) do
         if part.mapped then
             os.remove(part.path)
             if part.lines then os.remove(part.lines.file) end
@@ -306,7 +308,7 @@ local function dry_run(spec, o)
         return nil, ("WORK_DIR: cannot create %s"):format(dir), "WORK_DIR"
     end
     local p, msg, code = plan_of(spec, o, dir)
-    if p then remove_written(p) end
+    if p then remove_written(p.parts) end
     os.remove(dir)
     if not p then return nil, msg, code end
     local lines = { ("dry run: %d rows read, %d filtered, %d rejected; %d parts, nothing sent")
@@ -416,18 +418,6 @@ local function scheduler_limits(opts)
     return out
 end
 
--- Once every part is fetched, the mapped parts and lines files in the work
--- folder have served; the results and rejects files stay (status reads them).
-local function remove_parts(state)
-    for k = 1, state.nparts do
-        local plan = state.parts[k].plan
-        if plan.mapped then
-            os.remove(plan.path)
-            if plan.lines then os.remove(plan.lines.file) end
-        end
-    end
-end
-
 -- 0 only when every row is accounted for and none failed.
 local function exit_status(ended, r)
     if ended ~= "complete" then return M.EXIT.unfinished end
@@ -487,7 +477,11 @@ function M.send(prepared, opts)
     if not recorded and ended ~= "failed" then
         ended, result.message, result.code = "failed", msg, code
     end
-    if ended == "complete" then remove_parts(journal.state) end
+    if ended == "complete" then
+        local plans = {}
+        for k, part in ipairs(journal:parts()) do plans[k] = part.plan end
+        remove_written(plans)
+    end
     local r = report_mod.from_journal(journal.state)
     local doc
     doc, msg, code = r:save(o.report, ended, { journal = o.journal })

@@ -222,6 +222,13 @@ function M.main(argv, out, err)
     -- file ends here, with nothing sent and no journal left behind
     local prepared, code
     prepared, msg, code = import.prepare(spec)
+    return M.send(prepared, msg, code, spec, flags, out, err)
+end
+
+--- send(prepared, msg, code, spec, flags, out, err) -> exit status: what
+-- import.prepare (or import.reopen) gave, sent through Marketo (or the
+-- embedded sandbox, started only now). Shared with `resume`.
+function M.send(prepared, msg, code, spec, flags, out, err)
     if not prepared then
         err:write("marketo-bulk: ", msg, "\n")
         return import.exit_for(code)

@@ -1,8 +1,6 @@
 --- marketo-bulk resume JOURNAL: finish an import from its journal alone.
-local core = require("marketo.core")
 local import = require("marketo.import")
 local args = require("marketo.commands.args")
-local target = require("marketo.commands.target")
 local import_cmd = require("marketo.commands.import")
 
 local M = { summary = "finish an interrupted import from its journal" }
@@ -13,8 +11,10 @@ usage: marketo-bulk resume JOURNAL [--report FILE] [--json] [--quiet] [limits]
 Picks up where the journal says the import stopped: parts already finished are
 never sent again, none is skipped, and a part whose upload outcome is unknown
 (a crash between sending and Marketo's answer) is sent again, which is safe
-because Marketo's import is an upsert by the dedupe key. Rerunning the original
-`marketo-bulk import` command does the same.
+because Marketo's import is an upsert by the dedupe key. A journal whose plan
+was cut short (a crash while planning: nothing was sent) is planned again, unless
+Lua functions map its rows: then run the original command or script again.
+Rerunning the original `marketo-bulk import` command does the same as resume.
 Limits: --importing N --queued N --uploads N --calls N --window S --in-flight N
 
 Exit status as for `marketo-bulk import`.
@@ -31,24 +31,7 @@ function M.main(argv, out, err)
     local spec = { report = flags.report, limits = import_cmd.limits_of(flags) }
     -- the journal locked (and a plan cut short made again) before any server starts
     local prepared, msg, code = import.reopen(positional[1], spec)
-    if not prepared then
-        err:write("marketo-bulk: ", msg, "\n")
-        return import.exit_for(code)
-    end
-    local client, stop = target.marketo(err)
-    if not client then
-        prepared:close()
-        err:write("marketo-bulk: ", stop, "\n")
-        return 1
-    end
-    spec.client = client
-    core.catch_signals()
-    local done, status = pcall(import_cmd.execute, function(s)
-        return import.send(prepared, s)
-    end, spec, flags, out, err)
-    stop()
-    if not done then error(status, 0) end
-    return status
+    return import_cmd.send(prepared, msg, code, spec, flags, out, err)
 end
 
 return M

@@ -84,11 +84,9 @@ local function curl(url, method, body)
     return text, tonumber(status)
 end
 
---- spawn(opts) -> child table; raises when the sandbox does not come up.
-function M.spawn(opts)
-    opts = opts or {}
-    local bin = opts.bin or runner_path()
-    if not bin then error("marketo.sandbox.spawn: no runner (set MARKETO_BULK_BIN)", 2) end
+-- The shell line that runs the sandbox in place of the shell (exec), so the
+-- pid the shell prints first is the sandbox's.
+local function command_line(bin, opts)
     local args = { "exec", shell_quote(bin), "sandbox", "--port", "0",
                    "--parent-pid", tostring(own_pid()),
                    "--max-lifetime", tostring(opts.max_lifetime or 900) }
@@ -99,20 +97,30 @@ function M.spawn(opts)
     for _, k in ipairs(keys) do
         args[#args + 1] = "--" .. k:gsub("_", "-") .. "=" .. shell_quote(flag_value(opts.config[k]))
     end
-    -- $$ is the shell's pid, which exec hands on to the sandbox.
-    local pipe = assert(io.popen("echo $$; " .. table.concat(args, " ")))
+    return "echo $$; " .. table.concat(args, " ")
+end
+
+-- Starts it: the pipe, its pid and the MARKETO_* lines it prints once it
+-- accepts (nil when it did not come up).
+local function start(line)
+    local pipe = assert(io.popen(line))
     local pid = tonumber(pipe:read("*l"))
     local seen = {}
     for _ = 1, 3 do
-        local line = pipe:read("*l")
-        if not line then break end
-        local k, v = line:match("^(MARKETO_[%u_]+)=(.*)$")
+        local l = pipe:read("*l")
+        if not l then break end
+        local k, v = l:match("^(MARKETO_[%u_]+)=(.*)$")
         if k then seen[k] = v end
     end
     if not (pid and seen.MARKETO_BASE_URL) then
         pipe:close()
-        error("marketo.sandbox.spawn: the sandbox did not start (" .. tostring(bin) .. ")", 2)
+        return nil
     end
+    return pipe, pid, seen
+end
+
+-- The running sandbox as a table of calls to it.
+local function handle(pipe, pid, seen)
     local child = { pid = pid, base_url = seen.MARKETO_BASE_URL,
                     client_id = seen.MARKETO_CLIENT_ID,
                     client_secret = seen.MARKETO_CLIENT_SECRET }
@@ -130,24 +138,37 @@ function M.spawn(opts)
     function child.post(path, body)
         return curl(child.base_url .. path, "POST", body or "")
     end
-    function child.control(config)
-        local body, status = curl(child.base_url .. "/__sandbox/config", "POST", M.encode(config))
+    -- A control call that must succeed: its answer, or a raise naming `what`.
+    local function control(path, body, what)
+        local text, status = child.post(path, body)
         if status ~= 200 then
-            error("marketo.sandbox: config refused: " .. tostring(body), 2)
+            error(("marketo.sandbox: %s: %s"):format(what, tostring(text)), 3)
         end
-        return body
+        return text
+    end
+    function child.control(config)
+        return control("/__sandbox/config", M.encode(config), "config refused")
     end
     function child.set_clock(change)
-        local body, status = child.post("/__sandbox/clock", M.encode(change or {}))
-        if status ~= 200 then error("marketo.sandbox: clock refused: " .. tostring(body), 2) end
-        return body
+        return control("/__sandbox/clock", M.encode(change or {}), "clock refused")
     end
     function child.reset()
-        local body, status = child.post("/__sandbox/reset", "{}")
-        if status ~= 200 then error("marketo.sandbox: reset failed: " .. tostring(body), 2) end
+        control("/__sandbox/reset", "{}", "reset failed")
         return true
     end
     return child
+end
+
+--- spawn(opts) -> child table; raises when the sandbox does not come up.
+function M.spawn(opts)
+    opts = opts or {}
+    local bin = opts.bin or runner_path()
+    if not bin then error("marketo.sandbox.spawn: no runner (set MARKETO_BULK_BIN)", 2) end
+    local pipe, pid, seen = start(command_line(bin, opts))
+    if not pipe then
+        error("marketo.sandbox.spawn: the sandbox did not start (" .. tostring(bin) .. ")", 2)
+    end
+    return handle(pipe, pid, seen)
 end
 
 return M
