@@ -45,19 +45,12 @@ describe("keys", function()
     -- Real time: the hazard needs two jobs Importing at once, which takes
     -- rows imported at a finite speed while the import runs on its own.
     local fx = sandbox.fixture({ speed = 4000, duplicate_hazard = true })
-    local sb, dir
-    setup(fx.start)
-    teardown(fx.stop)
-    before_each(function()
-        sb = fx.fresh()
-        dir = cli.tmpdir()
-    end)
-    after_each(function() cli.rmdir(dir) end)
+    local t = cli.per_test(fx, { setup, teardown, before_each, after_each })
 
     it("the sandbox's hazard: two Importing jobs that upsert one key make two records",
         function()
-        sb.freeze() -- both jobs Importing, no row done until the clock moves
-        local token = sb.token()
+        t.sb.freeze() -- both jobs Importing, no row done until the clock moves
+        local token = t.sb.token()
         local rows = { "email,firstName" }
         for i = 1, 40 do
             rows[#rows + 1] = ("other%d@example.com,X"):format(i)
@@ -67,19 +60,19 @@ describe("keys", function()
         local b = a:gsub("other", "another"):gsub("same@example.com,A", " SAME@example.com ,B")
         local paths = {}
         for _, data in ipairs({ a, b }) do
-            local status, res = sb.upload({ path = "/bulk/v1/leads.json",
+            local status, res = t.sb.upload({ path = "/bulk/v1/leads.json",
                 fields = { { "format", "csv" } }, data = data, token = token })
             assert.equal(200, status)
             paths[#paths + 1] = ("/bulk/v1/leads/batch/%d.json"):format(res.result[1].batchId)
         end
         -- 4000 rows a second: 25 rows of each, the 20th the same key in both,
         -- while both are Importing; then the rest
-        sb.advance(0.0064)
-        sb.advance(1)
-        for _, p in ipairs(paths) do assert.equal("Complete", sb.wait(p, token).status) end
-        sb.thaw()
+        t.sb.advance(0.0064)
+        t.sb.advance(1)
+        for _, p in ipairs(paths) do assert.equal("Complete", t.sb.wait(p, token).status) end
+        t.sb.thaw()
         local same = 0
-        for _, rec in ipairs(cli.inspect(sb, "records/leads")) do
+        for _, rec in ipairs(cli.inspect(t.sb, "records/leads")) do
             if rec.email:lower():match("same@example.com") then same = same + 1 end
         end
         assert.equal(2, same)
@@ -87,12 +80,12 @@ describe("keys", function()
 
     it("a file with copies of keys across parts ends with one record per key, the last "
         .. "copy's", function()
-        local src = dir .. "/leads.csv"
+        local src = t.dir .. "/leads.csv"
         local last, nrows = leads_with_copies(src, 3000, 60, 400)
         local r = cli.run({ "import", "leads", src, "--part-bytes", "8000", "--quiet" },
-            { env = cli.env_of(sb) })
+            { env = cli.env_of(t.sb) })
         assert.equal(0, r.status, r.err .. r.out)
-        local held, n = by_key(sb)
+        local held, n = by_key(t.sb)
         assert.equal(3000, n)
         for key, first in pairs(last) do
             assert.equal(first, held[key] and held[key].firstName, key)
@@ -107,10 +100,10 @@ describe("keys", function()
     end)
 
     it("the dry run shows which parts wait for which", function()
-        local src = dir .. "/leads.csv"
+        local src = t.dir .. "/leads.csv"
         leads_with_copies(src, 600, 3, 500)
         local r = cli.run({ "import", "leads", src, "--part-bytes", "8000", "--dry-run" },
-            { env = cli.env_of(sb) })
+            { env = cli.env_of(t.sb) })
         assert.equal(0, r.status, r.err)
         assert.matches("lines 502%-504, 3 rows, %d+ bytes, after part 1\n", r.out)
         assert.matches("keys: 3 email values seen more than once, 3 rows moved", r.out, 1, true)
@@ -122,25 +115,25 @@ describe("keys", function()
         end
 
         it("stops a strict import naming the line, with nothing sent", function()
-            local src = dir .. "/leads.csv"
+            local src = t.dir .. "/leads.csv"
             with_blank(src)
-            local r = cli.run({ "import", "leads", src }, { env = cli.env_of(sb) })
+            local r = cli.run({ "import", "leads", src }, { env = cli.env_of(t.sb) })
             assert.equal(1, r.status)
             assert.matches("leads.csv:3:email: the key column 'email' is blank", r.err, 1, true)
-            assert.same({}, cli.inspect(sb, "records/leads"))
+            assert.same({}, cli.inspect(t.sb, "records/leads"))
         end)
 
         it("is a rejected row in lenient mode", function()
-            local src = dir .. "/leads.csv"
+            local src = t.dir .. "/leads.csv"
             with_blank(src)
             local r = cli.run({ "import", "leads", src, "--lenient", "--quiet" },
-                { env = cli.env_of(sb) })
+                { env = cli.env_of(t.sb) })
             assert.equal(3, r.status, r.err)
             local doc = read_json(src .. ".report.json")
             assert.equal(1, doc.rows.rejected)
             assert.equal(2, doc.rows.imported)
             assert.equal(3, doc.rejects[1].line)
-            local _, n = by_key(sb)
+            local _, n = by_key(t.sb)
             assert.equal(2, n)
         end)
     end)

@@ -25,6 +25,8 @@
 --       workers = 1,                      -- processes that map a file with Lua functions
 --       retry = nil,                      -- a retry policy (marketo.retry)
 --       client = nil,                     -- options for marketo.client (default: environment)
+--       status_column = nil,              -- program_members: the column with each row's
+--                                         -- status (instead of program_member_status)
 --       dry_run = false, on_event = function(ev) end,
 --   })
 --   result = { ended = "complete" | "stopped" | "failed" | "dry_run", exit = 0 | 3 | 4,
@@ -75,6 +77,8 @@ local SPEC = {
     report = "string", work_dir = "string", limits = "table", part_bytes = COUNT,
     retry = "function", client = "table", dry_run = "boolean", on_event = "function",
     workers = COUNT, runtime = "table", transport = "table", log = "function",
+    status_column = { "string", valid = function(v) return v:match("%S") ~= nil end,
+        expected = "a column name" },
 }
 
 -- The limits: the scheduler's and the call budget's.
@@ -91,7 +95,17 @@ local function check_spec(spec, level)
     if not kind then -- the kind says which other options there are
         options.check({ object = spec.object }, { object = SPEC.object }, "import", level + 1)
     end
-    objects.check(kind, spec, SPEC, "import", level + 1)
+    -- with a status column, each row says its members' status
+    objects.check(kind, spec, SPEC, "import", level + 1, nil, function(p)
+        return p.required and not (spec.status_column and p.name == "program_member_status")
+    end)
+    if spec.status_column ~= nil and kind.name ~= "program_members" then
+        options.fail("import", "option 'status_column' is for program_members, not "
+            .. kind.name, level + 1)
+    elseif spec.status_column ~= nil and spec.program_member_status ~= nil then
+        options.fail("import", "options 'status_column' and 'program_member_status': one or "
+            .. "the other (a status per row, or one for all)", level + 1)
+    end
     options.check(spec.limits, LIMITS, "import", level + 1, 1, "limits")
     local sources = type(spec.source) == "table" and spec.source or { spec.source }
     for i = 1, math.max(#sources, 1) do
@@ -156,7 +170,7 @@ end
 local DIFFERENCES = {
     { "object", "another object" }, { "params", "other parameters" },
     { "sources", "other files" }, { "format", "another format" },
-    { "mapping", "another mapping" },
+    { "mapping", "another mapping" }, { "status_column", "another status column" },
 }
 
 -- Why a journal's import `a` is not the import `b` asked for, and what to do;
@@ -230,6 +244,7 @@ local function setup(spec, kind, sources)
     end
     o.description = { object = kind.name, params = params, sources = abs, format = format.name,
         mapping = mapping_signature(spec), sizes = sizes_of(abs), part_bytes = spec.part_bytes,
+        status_column = spec.status_column, lenient = spec.lenient or nil,
         report = o.report, work_dir = o.work_dir }
     return o
 end
@@ -238,7 +253,7 @@ local function plan_of(spec, o, work_dir)
     return plan_mod.build({ sources = o.sources, format = o.format,
         mapping = spec.mapping, filter = spec.filter, validate = spec.validate,
         lenient = spec.lenient, max_bytes = spec.part_bytes, work_dir = work_dir,
-        max_rejects = 1e9, workers = spec.workers,
+        max_rejects = 1e9, workers = spec.workers, status_column = spec.status_column,
         key = objects.key(objects.get(o.description.object), o.description.params) })
 end
 
@@ -256,7 +271,7 @@ local function replan_of(spec)
         end
     end
     return { mapping = mapping, lenient = spec.lenient, part_bytes = spec.part_bytes,
-        workers = spec.workers }
+        workers = spec.workers, status_column = spec.status_column }
 end
 
 -- Plans the import and writes the plan to the journal: the run record, a
@@ -317,7 +332,8 @@ local function dry_run(spec, o)
         lines[#lines + 1] = ("  part %d: %s lines %d-%d, %d rows, %d bytes%s")
             :format(part.part, part.source, part.first_line, part.last_line, part.rows,
                 part.bytes + #(part.prefix or ""),
-                part.after and (", after part " .. table.concat(part.after, ", ")) or "")
+                (part.status and (", status " .. part.status) or "")
+                .. (part.after and (", after part " .. table.concat(part.after, ", ")) or ""))
     end
     if p.keys and p.keys.repeated > 0 then
         lines[#lines + 1] = ("  keys: %d %s values seen more than once, %d rows moved to "
@@ -457,7 +473,7 @@ function M.send(prepared, opts)
     if opts.on_event then announce(journal, opts.on_event) end
     local sched = scheduler.new({ client = client, runtime = rt,
         journal = journal, parts = journal:parts(), work_dir = o.work_dir,
-        job = { kind = kind, params = run.params },
+        job = { kind = kind, params = run.params, lenient = run.lenient },
         limits = scheduler_limits(opts), on_event = opts.on_event })
     local ok, msg, code = sched:run()
     local ended = "complete"
@@ -529,7 +545,8 @@ local function plan_again(path, state, spec)
     end
     local s = { object = run.object, source = run.sources, format = run.format, journal = path,
         mapping = again.mapping, lenient = again.lenient, part_bytes = again.part_bytes,
-        workers = again.workers, report = spec.report or run.report,
+        workers = again.workers, status_column = again.status_column,
+        report = spec.report or run.report,
         work_dir = spec.work_dir or run.work_dir }
     for k, v in pairs(run.params) do s[k] = v end
     return M.prepare(s)

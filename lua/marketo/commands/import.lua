@@ -30,6 +30,7 @@ M.usage = ([[
 usage: marketo-bulk import leads FILE... [flags]
        marketo-bulk import custom_objects API_NAME FILE... [flags]
        marketo-bulk import program_members PROGRAM_ID FILE... --status STATUS [flags]
+       marketo-bulk import program_members PROGRAM_ID FILE... --status-column COLUMN [flags]
 
 Reads, maps and validates every row first (nothing is sent if a row is bad,
 unless --lenient), splits the files into parts under Marketo's 10 MB, keeps
@@ -39,6 +40,8 @@ a report that accounts for every row.
 Marketo parameters:
 %s
   --format FORMAT        the files' format: %s (default: from the names, else csv)
+  --status-column COLUMN program_members: each row's status from this column (not
+                         sent); instead of --status
 Mapping (without any, columns go as they are):
   --map FIELD=COLUMN     send source COLUMN as Marketo FIELD (repeatable)
   --set FIELD=VALUE      send a constant (repeatable)
@@ -80,7 +83,7 @@ local FLAGS = {
     format = "string", map = "list", set = "list", journal = "string", report = "string",
     work_dir = "string", lenient = "boolean", dry_run = "boolean",
     part_bytes = args.bytes(M.MAX_PART_BYTES), json = "boolean", quiet = "boolean",
-    help = "boolean",
+    help = "boolean", status_column = "string",
 }
 for k, kind in pairs(M.LIMIT_FLAGS) do FLAGS[k] = kind end
 for _, kind in ipairs(objects.LIST) do
@@ -152,8 +155,18 @@ local function params_of(flags, object, spec)
         end
     end
     for name, v in pairs(object.values) do spec[name] = v end
+    if flags.status_column then
+        if object.kind.name ~= "program_members" then
+            return nil, "--status-column is for program_members"
+        elseif spec.program_member_status then
+            return nil, "--status and --status-column: one or the other (a status for all "
+                .. "rows, or a column with each row's)"
+        end
+        spec.status_column = flags.status_column
+    end
     for _, p in ipairs(object.kind.params) do
-        if p.required and spec[p.name] == nil then
+        if p.required and spec[p.name] == nil
+            and not (spec.status_column and p.name == "program_member_status") then
             return nil, ("%s needs --%s %s"):format(object.kind.name, p.flag, p.placeholder)
         end
     end

@@ -27,152 +27,141 @@
 --   { field, repeated = keys seen more than once, moved = rows moved,
 --     examples = { { key, lines = { ... } } } (the first few) }.
 local csv = require("marketo.csv")
+local rows = require("marketo.pipeline.rows")
 
 local M = {}
 
 M.EXAMPLES, M.EXAMPLE_LINES = 10, 5
 
-local EXT = { csv = "csv", tsv = "tsv", ssv = "csv" }
-
 local function fail(code, msg)
     return nil, code .. ": " .. msg, code
 end
 
--- The key's column in a header, matched as Marketo matches header names.
-local function column_of(header, field)
-    local want = field:lower()
-    for i, name in ipairs(header) do
-        if name:match("^%s*(.-)%s*$"):lower() == want then return i end
+-- The parts of each source as chains whose rows come in file order: one per
+-- source, or one per status group (marketo.pipeline.statuses), whose rows
+-- interleave with the other groups'.
+local function chains_of(acc, o)
+    local by_source, chains = {}, {}
+    for k, part in ipairs(acc.parts) do
+        local name = part.source .. "\0" .. (part.status or "")
+        local chain = chains[name]
+        if not chain then
+            chain = { parts = {} }
+            chains[name] = chain
+            by_source[part.source] = by_source[part.source] or {}
+            table.insert(by_source[part.source], chain)
+        end
+        chain.parts[#chain.parts + 1] = k
     end
+    local out = {}
+    for i, source in ipairs(o.sources) do out[i] = by_source[source] or {} end
+    return out
 end
 
--- Opens a part's rows: a byte range of its source read as a share of it, or
--- a written part with its lines file (the source line of each row).
-local function open_part(part, format)
-    if not part.mapped then
-        return csv.open(part.source, { format = format, share = { offset = part.offset,
-            length = part.length, line = part.first_line } })
-    end
-    local reader, msg, code = csv.open(part.path, { format = format })
-    if not reader then return nil, msg, code end
-    local f
-    f, msg = io.open(part.lines.file, "rb")
-    if not f then reader:close(); return fail("READ_ERROR", msg) end
-    for _ = 1, part.lines.skip do f:read("l") end
-    return reader, f
-end
-
--- Calls fn(row, line) for each row of a part (row: the reader's lazy row,
--- by column number; line: the source line). fn returning nil, msg, code
--- stops the walk with that failure.
-local function each_row(part, format, fn)
-    local reader, lines, code = open_part(part, format)
-    if not reader then return nil, lines, code end
-    local row = reader:row()
-    local ok, msg = true, nil
+-- A chain's next row: its current part's, else the next part's first.
+local function advance(chain, acc, o)
     while true do
-        local l, offset, ecode = reader:next()
-        if not l then
-            if offset then ok, msg, code = nil, offset, ecode end
-            break
+        if chain.it then
+            local l, msg, code = chain.it:next()
+            if l == nil then return nil, msg, code end
+            if l then return true end
+            chain.it:close()
+            chain.it = nil
         end
-        if lines then l = tonumber(lines:read("l")) end
-        if not l then
-            ok, msg, code = fail("READ_ERROR", part.lines.file .. " has fewer lines than "
-                .. part.path .. " has rows")
-            break
-        end
-        ok, msg, code = fn(row, l)
+        chain.i = (chain.i or 0) + 1
+        local k = chain.parts[chain.i]
+        if not k then chain.done = true; return true end
+        local part = acc.parts[k]
+        local header, msg, code = rows.header(part, o.format)
+        if not header then return nil, msg, code end
+        chain.k, chain.header = k, header
+        chain.col = rows.column(header, o.key.fields[1])
+        chain.it, msg, code = rows.open(part, o.format)
+        if not chain.it then return nil, msg, code end
+    end
+end
+
+-- Calls fn(k, row, line, chain) for every row of a source's chains in file
+-- order (the chain with the lowest line next).
+local function each_in_order(chains, acc, o, fn)
+    local ok, msg, code = true, nil, nil
+    for _, chain in ipairs(chains) do
+        ok, msg, code = advance(chain, acc, o)
         if not ok then break end
     end
-    reader:close()
-    if lines then lines:close() end
+    while ok do
+        local best
+        for _, chain in ipairs(chains) do
+            if not chain.done and (not best or chain.it.line < best.it.line) then
+                best = chain
+            end
+        end
+        if not best then break end
+        ok, msg, code = fn(best.k, best.it.row, best.it.line, best)
+        if ok then ok, msg, code = advance(best, acc, o) end
+    end
+    for _, chain in ipairs(chains) do
+        if chain.it then chain.it:close() end
+    end
     if not ok then return nil, msg, code end
     return true
 end
 
-local function fields_of(row, width)
-    local out = {}
-    for i = 1, width do out[i] = row[i] end
-    return out
-end
-
--- The header of a part: the names it is sent with.
-local function header_of(part, format)
-    local reader, msg, code = csv.open(part.mapped and part.path or part.source,
-        { format = format })
-    if not reader then return nil, msg, code end
-    local h = reader:header()
-    reader:close()
-    return h
-end
-
-local function new_part(source, format, w, lines_file, skip)
-    return { source = source, format = format, path = w.path, offset = 0, length = w.bytes,
-        rows = w.rows,
-        bytes = w.bytes, first_line = w.first_line, last_line = w.last_line, mapped = true,
-        lines = { file = lines_file, skip = skip or 0 } }
-end
-
 -- The first pass: which rows move (holes), which are bad, and the trailing
--- rows written out per source and generation.
+-- rows written out per source, generation and status.
 local function scan(acc, o, st)
     local normalize = o.key.normalize
     local seen, first = {}, {}          -- key -> where its last copy is; its first line
     local mv_gen, mv_prev = st.mv_gen, st.mv_prev
-    for k, part in ipairs(acc.parts) do
-        local header, msg, code = header_of(part, o.format)
-        if not header then return nil, msg, code end
-        local col = column_of(header, st.field)
-        if col then
-            local width, holes = #header, nil
-            local ok
-            ok, msg, code = each_row(part, o.format, function(row, line)
-                local key = normalize(row[col] or "")
-                if key == "" then
-                    local reason = ("the key column '%s' is blank"):format(st.field)
-                    if not o.lenient then
-                        return fail("INVALID_ROW", ("%s:%d:%s: %s; fill it in, or pass "
-                            .. "lenient mode to reject the row"):format(part.source, line,
-                            st.field, reason))
-                    end
-                    holes = holes or {}
-                    holes[line] = true
-                    acc.rows.rejected = acc.rows.rejected + 1
-                    acc.rejects[#acc.rejects + 1] = { source = part.source, line = line,
-                        column = st.field, code = "INVALID_ROW", reason = reason }
-                    return true
-                end
-                local at = seen[key]
-                if at == nil then
-                    seen[key], first[key] = k, line
-                    return true
-                end
-                st:repeated(key, first[key], line)
-                if at == k then return true end -- a copy in the same part stays
-                local gen = at > 0 and 1 or mv_gen[-at] + 1
-                local w, wmsg, wcode = st:stream(part, gen, header)
-                if not w then return nil, wmsg, wcode end
-                local written
-                written, wmsg, wcode = w.writer:write(fields_of(row, width), line)
-                if not written then return nil, wmsg, wcode end
-                local i = #mv_gen + 1
-                mv_gen[i], mv_prev[i], st.mv_stream[i], st.mv_line[i] = gen, at, w, line
-                seen[key] = -i
-                holes = holes or {}
-                holes[line] = true
-                return true
-            end)
-            if not ok then return nil, msg, code end
-            st.holes[k] = holes
+    local function hole(k, line)
+        st.holes[k] = st.holes[k] or {}
+        st.holes[k][line] = true
+    end
+    local function visit(k, row, line, chain)
+        if not chain.col then return true end -- Marketo fails every row: nothing to order
+        local part = acc.parts[k]
+        local key = normalize(row[chain.col] or "")
+        if key == "" then
+            local reason = ("the key column '%s' is blank"):format(st.field)
+            if not o.lenient then
+                return fail("INVALID_ROW", ("%s:%d:%s: %s; fill it in, or pass lenient "
+                    .. "mode to reject the row"):format(part.source, line, st.field, reason))
+            end
+            hole(k, line)
+            acc.rows.rejected = acc.rows.rejected + 1
+            acc.rejects[#acc.rejects + 1] = { source = part.source, line = line,
+                column = st.field, code = "INVALID_ROW", reason = reason }
+            return true
         end
+        local at = seen[key]
+        if at == nil then
+            seen[key], first[key] = k, line
+            return true
+        end
+        st:repeated(key, first[key], line)
+        if at == k then return true end -- a copy in the same part stays
+        local gen = at > 0 and 1 or mv_gen[-at] + 1
+        local w, msg, code = st:stream(part, gen, chain.header)
+        if not w then return nil, msg, code end
+        local written
+        written, msg, code = w.writer:write(rows.fields(row, #chain.header), line)
+        if not written then return nil, msg, code end
+        local i = #mv_gen + 1
+        mv_gen[i], mv_prev[i], st.mv_stream[i], st.mv_line[i] = gen, at, w, line
+        seen[key] = -i
+        hole(k, line)
+        return true
+    end
+    for _, chains in ipairs(chains_of(acc, o)) do
+        local ok, msg, code = each_in_order(chains, acc, o, visit)
+        if not ok then return nil, msg, code end
     end
     return true
 end
 
 -- A part with holes, written again without them (the first pass read it).
 local function fill_holes(part, o, holes, path)
-    local header, msg, code = header_of(part, o.format)
+    local header, msg, code = rows.header(part, o.format)
     if not header then return nil, msg, code end
     local lines = path .. ".lines"
     local w
@@ -180,16 +169,18 @@ local function fill_holes(part, o, holes, path)
     if not w then return nil, msg, code end
     local width = #header
     local ok
-    ok, msg, code = each_row(part, o.format, function(row, line)
+    ok, msg, code = rows.each(part, o.format, function(row, line)
         if holes[line] then return true end
-        return w:write(fields_of(row, width), line)
+        return w:write(rows.fields(row, width), line)
     end)
     local closed, cmsg, ccode = w:close()
     if not ok then return nil, msg, code end
     if not closed then return nil, cmsg, ccode end
     local out = w:parts()[1]
     out.path = path
-    return new_part(part.source, o.format, out, lines)
+    local filled = rows.part(part.source, o.format, out, lines)
+    filled.status = part.status
+    return filled
 end
 
 local State = {}
@@ -212,18 +203,32 @@ end
 
 -- The writer of the trailing rows of a source and generation.
 function State:stream(part, gen, header)
-    local name = ("s%02d-g%02d"):format(self.source_index[part.source], gen)
+    local name = ("s%02d-g%02d%s"):format(self.source_index[part.source], gen,
+        part.status and ("-" .. self:status_index(part.status)) or "")
     local s = self.streams[name]
     if s then return s end
-    local pattern = ("%s/%s-part-%%04d.%s"):format(self.o.work_dir, name, EXT[self.o.format])
+    local pattern = ("%s/%s-part-%%04d.%s"):format(self.o.work_dir, name,
+        rows.EXT[self.o.format])
     local lines = ("%s/%s.lines"):format(self.o.work_dir, name)
     local w, msg, code = csv.writer(pattern, { format = self.o.format, header = header,
         max_bytes = self.o.max_bytes, lines = lines })
     if not w then return nil, msg, code end
-    s = { writer = w, source = part.source, gen = gen, lines = lines, name = name }
+    s = { writer = w, source = part.source, gen = gen, lines = lines, name = name,
+        status = part.status }
     self.streams[name] = s
     self.order[#self.order + 1] = s
     return s
+end
+
+-- A status's number in file names (a status is any text).
+function State:status_index(status)
+    local i = self.statuses[status]
+    if not i then
+        self.nstatuses = self.nstatuses + 1
+        i = self.nstatuses
+        self.statuses[status] = i
+    end
+    return i
 end
 
 -- The part (its number in acc.parts) a trailing row landed in: rows of a
@@ -242,7 +247,10 @@ end
 local function add_trailing(acc, st)
     table.sort(st.order, function(a, b)
         if a.gen ~= b.gen then return a.gen < b.gen end
-        return st.source_index[a.source] < st.source_index[b.source]
+        if a.source ~= b.source then
+            return st.source_index[a.source] < st.source_index[b.source]
+        end
+        return st:status_index(a.status or "") < st:status_index(b.status or "")
     end)
     for _, s in ipairs(st.order) do
         local ok, msg, code = s.writer:close()
@@ -250,7 +258,8 @@ local function add_trailing(acc, st)
         s.parts = {}
         local skip = 0
         for _, w in ipairs(s.writer:parts()) do
-            local part = new_part(s.source, st.o.format, w, s.lines, skip)
+            local part = rows.part(s.source, st.o.format, w, s.lines, skip)
+            part.status = s.status
             skip = skip + w.rows
             acc.parts[#acc.parts + 1] = part
             part.number = #acc.parts
@@ -295,6 +304,7 @@ function M.spread(acc, o)
     local field = o.key.fields[1]
     local st = setmetatable({ o = o, field = field, holes = {}, streams = {}, order = {},
         source_index = {}, counted = {}, example = {}, mv_gen = {}, mv_prev = {},
+        statuses = {}, nstatuses = 0,
         mv_stream = {}, mv_line = {},
         keys = { field = field, repeated = 0, moved = 0, examples = {} } }, State)
     for i, source in ipairs(o.sources) do st.source_index[source] = i end
@@ -308,7 +318,7 @@ function M.spread(acc, o)
     local replaced = {}
     for k, holes in pairs(st.holes) do
         local part = acc.parts[k]
-        local path = ("%s/k%04d-holes.%s"):format(o.work_dir, k, EXT[o.format])
+        local path = ("%s/k%04d-holes.%s"):format(o.work_dir, k, rows.EXT[o.format])
         local filled
         filled, msg, code = fill_holes(part, o, holes, path)
         if not filled then return nil, msg, code end

@@ -5,11 +5,13 @@
 --
 --   plan.build{ sources = { "a.csv" }, format = "csv", mapping = m, filter = f,
 --               validate = v, lenient = false, max_bytes = n, work_dir = "w/",
---               workers = 1, key = marketo.objects.key(...) }
+--               workers = 1, key = marketo.objects.key(...),
+--               status_column = nil }
 --   -> { parts = { part... }, rows = { read, filtered, rejected }, rejects = { ... },
 --        keys = (with o.key) see marketo.pipeline.keys }
 --   part = { source, path, offset, length, prefix, format, rows, first_line, last_line,
---            bytes, mapped, lines = { file, skip }, after = { part numbers } | nil }
+--            bytes, mapped, lines = { file, skip }, after = { part numbers } | nil,
+--            status = the members' status (with status_column) }
 --
 -- An unmapped source is not copied: its parts are byte ranges streamed with
 -- the header in front; only a part with rows rejected among its own (lenient
@@ -26,6 +28,7 @@ local csv = require("marketo.csv")
 local mapping_mod = require("marketo.mapping")
 local workers = require("marketo.pipeline.workers")
 local keys = require("marketo.pipeline.keys")
+local statuses = require("marketo.pipeline.statuses")
 
 local M = {}
 
@@ -259,6 +262,10 @@ function M.build(o)
                 ok, msg, code = map_rows(o, source, index, acc, m)
             end
         end
+        if not ok then return nil, msg, code end
+    end
+    if o.status_column then -- one programMemberStatus per job: a group per status
+        local ok, msg, code = statuses.group(acc, o)
         if not ok then return nil, msg, code end
     end
     if o.key then -- no key in two parts that can import at once

@@ -109,6 +109,17 @@ function Report:summary(ended)
             .. "%d filtered out, %d rejected as malformed, %d not sent")
             :format(ended, r.read, r.imported, r.warned, r.failed, r.filtered, r.rejected,
                 r.unsent)
+    if self.info.statuses then
+        local names = {}
+        for name in pairs(self.info.statuses) do names[#names + 1] = name end
+        table.sort(names)
+        for i, name in ipairs(names) do
+            local c = self.info.statuses[name]
+            names[i] = ("%s %d (%d imported, %d warned, %d failed, %d not sent)"):format(name,
+                c.rows, c.imported, c.warned, c.failed, c.unsent)
+        end
+        lines[#lines + 1] = "statuses: " .. table.concat(names, "; ")
+    end
     local keys = self.info.keys
     if keys and keys.repeated > 0 then
         local ex = keys.examples[1]
@@ -150,7 +161,7 @@ local function add_part(r, k, part)
     local plan, fin = part.plan, part.finished
     local summary = { part = k, rows = plan.rows, first_line = plan.first_line,
         last_line = plan.last_line, source = plan.source, batch = part.batch,
-        stage = part.stage, status = fin and fin.status or nil,
+        stage = part.stage, status = fin and fin.status or nil, member_status = plan.status,
         processed = fin and fin.processed, failed = fin and fin.failed,
         warned = fin and fin.warned }
     if fin and fin.status == "Complete" then
@@ -177,6 +188,31 @@ local function add_part(r, k, part)
         r:count("unsent", plan.rows)
     end
     r:part(summary)
+end
+
+-- Program members with a status per row: each status's rows and what
+-- became of them, from its parts (nil without a status column).
+local function by_status(parts)
+    local out
+    for _, p in ipairs(parts) do
+        if p.member_status then
+            out = out or {}
+            local c = out[p.member_status] or { rows = 0, imported = 0, warned = 0, failed = 0,
+                unsent = 0 }
+            out[p.member_status] = c
+            c.rows = c.rows + p.rows
+            if p.status == "Complete" then
+                c.warned = c.warned + (p.warned or 0)
+                c.failed = c.failed + (p.failed or 0)
+                c.imported = c.imported + (p.processed or 0) - (p.warned or 0)
+            elseif p.status then
+                c.failed = c.failed + p.rows
+            else
+                c.unsent = c.unsent + p.rows
+            end
+        end
+    end
+    return out
 end
 
 --- from_journal(state) -> report: the report of an import from its journal
@@ -207,6 +243,7 @@ function M.from_journal(state)
         r.problems[#r.problems + 1] = "the plan was cut short: run the import again"
     end
     r.api_calls = state.calls
+    r.info.statuses = by_status(r.parts)
     return r
 end
 

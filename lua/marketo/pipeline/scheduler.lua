@@ -102,6 +102,8 @@ local function create_options(self, plan)
         prefix = plan.prefix, format = plan.format,
         filename = ("part-%04d.%s"):format(plan.part, formats.get(plan.format).extension) }
     for k, v in pairs(self.job.params or {}) do o[k] = v end
+    -- a group of program members with a status per row (marketo.pipeline.statuses)
+    if plan.status then o.program_member_status = plan.status end
     return o
 end
 
@@ -138,6 +140,7 @@ function Scheduler:upload(p, attempt)
     self:emit({ ev = "sending", part = plan.part, rows = plan.rows })
     local job
     job, msg, code = self.client:import(self.job.kind.name, create_options(self, plan))
+    if not job and code == "1025" and plan.status then return self:unknown_status(p, msg) end
     if not job then return self:fail(p, msg, code) end
     p.batch = job.id
     -- Marketo queues jobs in the order their uploads end: ours follow suit, so
@@ -148,6 +151,24 @@ function Scheduler:upload(p, attempt)
     self:emit({ ev = "uploaded", part = plan.part, batch = job.id, rows = plan.rows,
         status = job.status })
     return job
+end
+
+-- Marketo refused a group's status (1025): strict, the import stops naming
+-- it and its first line; lenient, the group's part ends Failed with Marketo's
+-- reason (its rows count as failed) and the import goes on.
+function Scheduler:unknown_status(p, msg)
+    local plan = p.plan
+    local why = ("STATUS: program status '%s' (%s:%d, the first row of part %d) is refused: "
+        .. "%s"):format(plan.status, plan.source, plan.first_line, plan.part, tostring(msg))
+    if not self.job.lenient then
+        return self:fail(p, why .. "; fix the status column, or pass lenient mode to fail "
+            .. "the rows of unknown statuses", "STATUS")
+    end
+    self:emit({ ev = "job_failed", part = plan.part, message = why })
+    if self:record({ ev = "finished", part = plan.part, status = "Failed", message = why,
+        processed = 0, failed = plan.rows, warned = 0 }) then
+        self:record({ ev = "fetched", part = plan.part, failed = 0, warned = 0 })
+    end
 end
 
 -- Our position among unfinished jobs: 1 is the oldest.
