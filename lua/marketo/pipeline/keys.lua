@@ -107,59 +107,126 @@ local function each_in_order(chains, acc, o, fn)
     return true
 end
 
--- The first pass: which rows move (holes), which are bad, and the trailing
--- rows written out per source, generation and status.
-local function scan(acc, o, st)
-    local normalize = o.key.normalize
-    local seen, first = {}, {}          -- key -> where its last copy is; its first line
-    local mv_gen, mv_prev = st.mv_gen, st.mv_prev
-    local function hole(k, line)
-        st.holes[k] = st.holes[k] or {}
-        st.holes[k][line] = true
-    end
-    local function visit(k, row, line, chain)
-        if not chain.col then return true end -- Marketo fails every row: nothing to order
-        local part = acc.parts[k]
-        local key = normalize(row[chain.col] or "")
-        if key == "" then
-            local reason = ("the key column '%s' is blank"):format(st.field)
-            if not o.lenient then
-                return fail("INVALID_ROW", ("%s:%d:%s: %s; fill it in, or pass lenient "
-                    .. "mode to reject the row"):format(part.source, line, st.field, reason))
-            end
-            hole(k, line)
-            acc.rows.rejected = acc.rows.rejected + 1
-            acc.rejects[#acc.rejects + 1] = { source = part.source, line = line,
-                column = st.field, code = "INVALID_ROW", reason = reason }
-            return true
+-- A row of part k left out of it: true (a bad row) or the trailing stream
+-- it moves to.
+local function hole(st, k, line, to)
+    st.holes[k] = st.holes[k] or {}
+    st.holes[k][line] = to
+end
+
+-- Event n of the keyset: a row of part k whose key is blank (a bad row) or
+-- was seen before (it stays in its part, or moves to a trailing one).
+local function on_event(acc, o, st, k, chain, n)
+    local line, blank, code, first, again, example = st.ks:event(n)
+    local part = acc.parts[k]
+    if blank then
+        local reason = ("the key column '%s' is blank"):format(st.field)
+        if not o.lenient then
+            return fail("INVALID_ROW", ("%s:%d:%s: %s; fill it in, or pass lenient mode to "
+                .. "reject the row"):format(part.source, line, st.field, reason))
         end
-        local at = seen[key]
-        if at == nil then
-            seen[key], first[key] = k, line
-            return true
-        end
-        st:repeated(key, first[key], line)
-        if at == k then return true end -- a copy in the same part stays
-        local gen = at > 0 and 1 or mv_gen[-at] + 1
-        local w, msg, code = st:stream(part, gen, chain.header)
-        if not w then return nil, msg, code end
-        local written
-        written, msg, code = w.writer:write(rows.fields(row, #chain.header), line)
-        if not written then return nil, msg, code end
-        local i = #mv_gen + 1
-        mv_gen[i], mv_prev[i], st.mv_stream[i], st.mv_line[i] = gen, at, w, line
-        seen[key] = -i
-        hole(k, line)
+        hole(st, k, line, true)
+        acc.rows.rejected = acc.rows.rejected + 1
+        acc.rejects[#acc.rejects + 1] = { source = part.source, line = line,
+            column = st.field, code = "INVALID_ROW", reason = reason }
         return true
     end
+    if not again then st.keys.repeated = st.keys.repeated + 1 end
+    if example > 0 then
+        local ex = st.keys.examples[example]
+        if not ex then
+            ex = { lines = { first } }
+            st.keys.examples[example] = ex
+            st.example_at[example] = { part = part, col = chain.col, line = line }
+        end
+        if #ex.lines < M.EXAMPLE_LINES then ex.lines[#ex.lines + 1] = line end
+    end
+    if code == k then return true end -- a copy in the same part stays
+    local gen = code > 0 and 1 or st.mv_gen[-code] + 1
+    local w, msg, ecode = st:stream(part, gen, chain.header)
+    if not w then return nil, msg, ecode end
+    local i = #st.mv_gen + 1
+    st.mv_gen[i], st.mv_prev[i], st.mv_stream[i], st.mv_line[i] = gen, code, w, line
+    st.ks:mark(n, -i)
+    hole(st, k, line, w)
+    return true
+end
+
+-- A row seen from Lua (a written part, or groups merged in file order).
+local function see(acc, o, st, k, row, line, chain)
+    if not chain.col then return true end -- Marketo fails every row: nothing to order
+    local n = st.ks:see(row[chain.col] or "", k, line)
+    if n == 0 then return true end
+    return on_event(acc, o, st, k, chain, n)
+end
+
+-- A byte range of a source: its rows through the keyset in C, then the
+-- few events in Lua.
+local function scan_range(acc, o, st, k, chain)
+    local it, msg, code = rows.open(acc.parts[k], o.format)
+    if not it then return nil, msg, code end
+    local events
+    events, msg, code = it.reader:scan_keys(st.ks, chain.col, k)
+    it:close()
+    if not events then return nil, msg, code end
+    for n = 1, events do
+        local ok, emsg, ecode = on_event(acc, o, st, k, chain, n)
+        if not ok then return nil, emsg, ecode end
+    end
+    return true
+end
+
+-- One part on its own: in C when it is a byte range of its source.
+local function scan_part(acc, o, st, k)
+    local part = acc.parts[k]
+    local header, msg, code = rows.header(part, o.format)
+    if not header then return nil, msg, code end
+    local chain = { header = header }
+    chain.col = rows.column(chain.header, st.field)
+    if not chain.col then return true end -- Marketo fails every row: nothing to order
+    if not part.mapped then return scan_range(acc, o, st, k, chain) end
+    return rows.each(part, o.format, function(row, line)
+        return see(acc, o, st, k, row, line, chain)
+    end)
+end
+
+-- The first pass: which rows move and which are bad (holes), and where.
+local function scan(acc, o, st)
     for _, chains in ipairs(chains_of(acc, o)) do
-        local ok, msg, code = each_in_order(chains, acc, o, visit)
+        local ok, msg, code = true, nil, nil
+        if #chains > 1 then -- groups whose rows interleave: merged in file order
+            ok, msg, code = each_in_order(chains, acc, o, function(k, row, line, chain)
+                return see(acc, o, st, k, row, line, chain)
+            end)
+        end
+        for _, k in ipairs(#chains == 1 and chains[1].parts or {}) do
+            ok, msg, code = scan_part(acc, o, st, k)
+            if not ok then break end
+        end
         if not ok then return nil, msg, code end
     end
     return true
 end
 
--- A part with holes, written again without them (the first pass read it).
+-- The key of each example, read from its row.
+local function example_keys(o, st)
+    for i, at in ipairs(st.example_at) do
+        local it, msg, code = rows.open(at.part, o.format)
+        if not it then return nil, msg, code end
+        local l
+        repeat
+            l, msg, code = it:next()
+        until not l or l == at.line
+        if l then st.keys.examples[i].key = o.key.normalize(it.row[at.col] or "") end
+        it:close()
+        if l == nil then return nil, msg, code end
+    end
+    return true
+end
+
+-- A part with holes, written again without them; its rows that move go to
+-- their trailing streams (parts are filled in order, so each stream gets
+-- its rows in file order).
 local function fill_holes(part, o, holes, path)
     local header, msg, code = rows.header(part, o.format)
     if not header then return nil, msg, code end
@@ -170,8 +237,9 @@ local function fill_holes(part, o, holes, path)
     local width = #header
     local ok
     ok, msg, code = rows.each(part, o.format, function(row, line)
-        if holes[line] then return true end
-        return w:write(rows.fields(row, width), line)
+        local to = holes[line]
+        if to == true then return true end
+        return (to and to.writer or w):write(rows.fields(row, width), line)
     end)
     local closed, cmsg, ccode = w:close()
     if not ok then return nil, msg, code end
@@ -185,21 +253,6 @@ end
 
 local State = {}
 State.__index = State
-
--- Notes a key seen again, and the first few such keys with their lines.
-function State:repeated(key, first_line, line)
-    local ex = self.example[key]
-    if not self.counted[key] then
-        self.counted[key] = true
-        self.keys.repeated = self.keys.repeated + 1
-        if #self.keys.examples < M.EXAMPLES then
-            ex = { key = key, lines = { first_line } }
-            self.keys.examples[#self.keys.examples + 1] = ex
-            self.example[key] = ex
-        end
-    end
-    if ex and #ex.lines < M.EXAMPLE_LINES then ex.lines[#ex.lines + 1] = line end
-end
 
 -- The writer of the trailing rows of a source and generation.
 function State:stream(part, gen, header)
@@ -299,35 +352,46 @@ local function add_trailing(acc, st)
     return true
 end
 
+-- Rows planned: room for as many keys, so the set never grows (growing
+-- holds the old table and one twice its size at once).
+local function rows_of(acc)
+    local n = 0
+    for _, part in ipairs(acc.parts) do n = n + part.rows end
+    return n
+end
+
 --- spread(acc, o): see the header comment.
 function M.spread(acc, o)
     local field = o.key.fields[1]
     local st = setmetatable({ o = o, field = field, holes = {}, streams = {}, order = {},
-        source_index = {}, counted = {}, example = {}, mv_gen = {}, mv_prev = {},
-        statuses = {}, nstatuses = 0,
-        mv_stream = {}, mv_line = {},
+        source_index = {}, example_at = {}, mv_gen = {}, mv_prev = {}, mv_stream = {},
+        mv_line = {}, statuses = {}, nstatuses = 0, ks = csv.keyset(M.EXAMPLES, rows_of(acc)),
         keys = { field = field, repeated = 0, moved = 0, examples = {} } }, State)
     for i, source in ipairs(o.sources) do st.source_index[source] = i end
     local ok, msg, code = scan(acc, o, st)
-    if not ok then
-        for _, s in ipairs(st.order) do s.writer:close() end
-        return nil, msg, code
-    end
-    st.keys.moved = #st.mv_gen
-    -- parts with holes, written again; the files they replace removed
-    local replaced = {}
-    for k, holes in pairs(st.holes) do
+    st.ks:close() -- its memory is the plan's largest: gone before the parts are written
+    if ok then ok, msg, code = example_keys(o, st) end
+    -- parts with holes, written again in order; the files they replace removed
+    local replaced, with_holes = {}, {}
+    for k in pairs(ok and st.holes or {}) do with_holes[#with_holes + 1] = k end
+    table.sort(with_holes)
+    for _, k in ipairs(with_holes) do
         local part = acc.parts[k]
         local path = ("%s/k%04d-holes.%s"):format(o.work_dir, k, rows.EXT[o.format])
         local filled
-        filled, msg, code = fill_holes(part, o, holes, path)
-        if not filled then return nil, msg, code end
+        filled, msg, code = fill_holes(part, o, st.holes[k], path)
+        if not filled then ok = nil; break end
         if part.mapped then
             os.remove(part.path)
             replaced[part.lines.file] = true
         end
         acc.parts[k] = filled
     end
+    if not ok then
+        for _, s in ipairs(st.order) do s.writer:close() end
+        return nil, msg, code
+    end
+    st.keys.moved = #st.mv_gen
     for _, part in ipairs(acc.parts) do
         if part.lines then replaced[part.lines.file] = nil end
     end
