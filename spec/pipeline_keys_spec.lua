@@ -99,6 +99,30 @@ describe("keys", function()
         assert.matches("keys: 60 email values seen more than once", r.out, 1, true)
     end)
 
+    it("keeps the order through kill -9 and the resume", function()
+        local src = t.dir .. "/leads.csv"
+        local last = leads_with_copies(src, 3000, 60, 400)
+        local argv = { "import", "leads", src, "--part-bytes", "8000", "--quiet" }
+        t.sb.freeze() -- no job ends: the kill surely comes with parts in Marketo's queue
+        local job = cli.start(argv, { env = cli.env_of(t.sb) })
+        local socket = require("socket")
+        while not (cli.read(src .. ".journal") or ""):find('"ev":"uploaded"', 1, true) do
+            assert(job.done() == false, "the import ended before its first upload")
+            socket.sleep(0.005)
+        end
+        job:signal("KILL")
+        job:wait()
+        assert.matches('"after":[', cli.read(src .. ".journal"), 1, true)
+        t.sb.thaw()
+        local r = cli.run(argv, { env = cli.env_of(t.sb) })
+        assert.equal(0, r.status, r.err .. r.out)
+        local held, n = by_key(t.sb)
+        assert.equal(3000, n)
+        for key, first in pairs(last) do
+            assert.equal(first, held[key] and held[key].firstName, key)
+        end
+    end)
+
     it("the dry run shows which parts wait for which", function()
         local src = t.dir .. "/leads.csv"
         leads_with_copies(src, 600, 3, 500)
