@@ -7,27 +7,14 @@ local ROWS = tonumber(os.getenv("ROWS")) or 2000000
 local SPEED = tonumber(os.getenv("SPEED")) or 12000
 local BIN = root .. "/build/bin/marketo-bulk"
 
-local function sh(cmd)
-    local p = assert(io.popen(cmd))
-    local out = p:read("a")
-    p:close()
-    return out
-end
+local kit = dofile(root .. "/bench/runner_kit.lua")
+local sh = kit.sh
 
 local dir = sh("mktemp -d"):gsub("%s+$", "")
 local src = dir .. "/leads.csv"
 
 local function generate()
-    local f = assert(io.open(src, "wb"))
-    f:write("email,firstName,lastName,company,title,leadScore\n")
-    local buf = {}
-    for i = 1, ROWS do
-        buf[#buf + 1] = ('lead%d@example.com,First%d,"Last, %d",Company %d,Title %d,%d\n')
-            :format(i, i, i, i % 1000, i % 50, i % 100)
-        if #buf == 10000 then f:write(table.concat(buf)); buf = {} end
-    end
-    f:write(table.concat(buf))
-    f:close()
+    return kit.leads(src, ROWS)
 end
 
 local function env_of(sb)

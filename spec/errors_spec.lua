@@ -27,6 +27,14 @@ describe("marketo.errors", function()
                 assert.equal("fatal", errors.classify(code), code)
             end
         end)
+        it("stops at once on what the sandbox, like Marketo, refuses at create, saying why",
+            function()
+            for code, hint in pairs({ ["1006"] = "fix the header", ["1008"] = "--partition",
+                                      ["1011"] = "cannot be a lookup field" }) do
+                assert.equal("fatal", errors.classify(code), code)
+                assert.matches(hint, tostring(errors.new{ code = code, message = "m" }), 1, true)
+            end
+        end)
         it("lets an override win over the table", function()
             assert.equal("retry", errors.classify("1003", { ["1003"] = "retry" }))
             assert.equal("fatal", errors.classify("604", { ["604"] = "fatal" }))

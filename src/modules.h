@@ -13,6 +13,7 @@
     X(journal) \
     X(loop) \
     X(process) \
+    X(records) \
     X(request) \
     X(request_multipart) \
     X(share)

@@ -52,6 +52,12 @@ M.hints = {
     ["603"] = "the API user lacks a permission, or this address is not on the IP allow list",
     ["610"] = "the base URL or the path is wrong (bulk paths start at /bulk/v1/)",
     ["1016"] = "the import queue is full (10 jobs); wait for running jobs to end",
+    -- Refused when the job is created: retrying the same file cannot help.
+    ["1006"] = "a column (or the lookup field) is not a field of this object: names are "
+        .. "API names, case-sensitive, without spaces around them; fix the header",
+    ["1008"] = "the API user may not import into that lead partition; check --partition",
+    ["1011"] = "that field cannot be a lookup field: use email, id, another key field, or "
+        .. "a custom string, email or integer field",
     HTTP_413 = "the upload is over Marketo's 10 MB limit: split the file into smaller parts",
     HTTP_401 = "the request was refused: check the credentials",
     HTTP_404 = "no such endpoint: check the base URL",

@@ -1,6 +1,8 @@
 --- marketo.sandbox.bulk: what happens to a call on /bulk/ before its endpoint
--- runs - the order Marketo's gateway applies: token (601/602, not counted),
--- instance limits (615, 606, 607), injected faults, then the route (605/610).
+-- runs - the order Marketo's gateway applies: the size of an upload (413, as
+-- a proxy in front of Marketo refuses it, before any token is looked at),
+-- token (601/602, not counted), instance limits (615, 606, 607), injected
+-- faults, then the route (605/610).
 local envelope = require("marketo.sandbox.envelope")
 local params = require("marketo.sandbox.params")
 local multipart = require("marketo.sandbox.multipart")
@@ -13,7 +15,11 @@ local BAD_GATEWAY = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n"
     .. "<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n"
     .. "<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
 
--- Codes EL-ERR stars: a call answered with one does not count (docs sec. 10.2).
+local TOO_LARGE = "<html>\r\n<head><title>413 Request Entity Too Large</title></head>\r\n"
+    .. "<body>\r\n<center><h1>413 Request Entity Too Large</h1></center>\r\n"
+    .. "<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+
+-- Codes the "Error Codes" page stars: a call answered with one does not count.
 local UNCOUNTED = { ["601"] = true, ["602"] = true, ["604"] = true, ["605"] = true,
                     ["608"] = true, ["611"] = true }
 
@@ -133,7 +139,16 @@ end
 --- Answers a call outside /identity and /__sandbox.
 function M.handle(sb, req, call, entry)
     local route, caps = routes.match(req.method, req.path)
-    if route and route.upload then read_multipart(req, call, entry) end
+    if route and route.upload then
+        read_multipart(req, call, entry)
+        local conf = sb.conf
+        local size = conf.size_limit_on == "body" and #(req.body or "")
+            or (call.file and #call.file.data or 0)
+        if size > conf.max_file_bytes then
+            call.code = "413"
+            return 413, { ["Content-Type"] = "text/html" }, TOO_LARGE
+        end
+    end
     local token, how = sb.identity:find(req, call.query, call.form)
     entry.auth = how
     local bad = sb.identity:check(token, how)

@@ -5,7 +5,7 @@ local MESSAGES = require("marketo.sandbox.envelope").MESSAGES
 
 local M = {}
 
--- { name, kind, default, help }. Defaults are Marketo's own numbers (docs sec. 9);
+-- { name, kind, default, help }. Defaults are Marketo's own numbers (doc/sandbox.md);
 -- specs lower them. Kinds: int, number, bool, string, list (comma-separated
 -- or a JSON array), enum:a|b.
 M.OPTIONS = {
@@ -23,15 +23,22 @@ M.OPTIONS = {
     { "max_importing", "int", 2, "jobs Importing at once" },
     { "max_queue", "int", 10, "jobs Queued + Importing (1016 beyond)" },
     { "speed", "number", 0, "rows per second a job imports (0 = as fast as it can)" },
-    { "max_file_bytes", "int", 10485760, "upload size limit (HTTP 413 beyond)" },
+    { "max_file_bytes", "int", 10000000,
+      "upload size limit, checked before the token (HTTP 413 beyond; 10485760 = 10 MiB)" },
     { "size_limit_on", "enum:file|body", "file", "what the size limit measures" },
     { "latency", "number", 0, "seconds added to every bulk answer" },
     { "empty_files", "enum:404|empty", "404", "failures/warnings with no rows: 404 or empty 200" },
     { "blank_cells", "enum:skip|null", "skip",
       "an empty cell keeps (skip) or clears (null) a value" },
-    { "header_case", "enum:insensitive|sensitive", "insensitive", "how headers match fields" },
-    { "unknown_column", "enum:fail|reject", "fail",
-      "unknown header: rows fail (fail) or the upload gets 1006 (reject)" },
+    { "header_case", "enum:sensitive|insensitive", "sensitive", "how headers match fields" },
+    { "unknown_column", "enum:reject|fail", "reject",
+      "unknown header (leads, members): the upload gets 1006 (reject) or its rows fail (fail)" },
+    { "partitions", "list", "Default", "lead partitions partitionName may name (1008 else)" },
+    { "count_refused", "bool", true, "calls refused with 606/607/615 count in the window" },
+    { "failed_imports", "enum:part|none", "part",
+      "a Failed job imported half its rows first (part) or none (none)" },
+    { "unbalanced_quote", "enum:rest|line", "rest",
+      "an unclosed quote takes the rest of the file (rest) or its line (line)" },
     { "require_format", "bool", false, "missing `format` is 1002 instead of csv" },
     { "unknown_path", "enum:610|404", "610", "unknown /bulk path: 610 envelope or HTTP 404" },
     { "unknown_batch_code", "enum:1013|610", "1013", "error for an unknown/expired batchId" },

@@ -1,10 +1,8 @@
 --- marketo.sandbox.csv: an incremental RFC-4180 reader and a row writer for
--- the three delimiters of the Bulk Import API (csv, tsv, ssv).
+-- the three delimiters of the Bulk Import API (marketo.formats lists them).
 -- Incremental because a job imports a few rows per tick: parsing a 10 MB
 -- upload in one go would stall every other answer of the sandbox.
 local M = {}
-
-M.DELIMITERS = { csv = ",", tsv = "\t", ssv = ";" }
 
 local Reader = {}
 Reader.__index = Reader
@@ -52,7 +50,7 @@ function Reader:quoted_record()
                     parts[#parts + 1] = text:sub(start)
                     cells[#cells + 1] = table.concat(parts)
                     finish_at(n + 1)
-                    return cells, "unterminated quote"
+                    return cells, "unbalanced quote", text:sub(self.record_start)
                 end
                 local chunk = text:sub(start, q - 1)
                 local _, nl = chunk:gsub("\n", "")
@@ -69,7 +67,7 @@ function Reader:quoted_record()
             buf = { table.concat(parts) }
             c = text:sub(i, i)
             if c ~= delim and c ~= "\n" and c ~= "\r" and c ~= "" then
-                err = "unexpected character after a closing quote"
+                err = "stray quote"
             end
         end
         if c == delim then
@@ -80,7 +78,7 @@ function Reader:quoted_record()
             cells[#cells + 1] = table.concat(buf)
             if c == "\r" then i = i + 1 end
             finish_at(c == "" and n + 1 or i + 1)
-            return cells, err
+            return cells, err, err and text:sub(self.record_start, i)
         elseif err then
             -- Skip the rest of a malformed field up to the next delimiter or line end.
             buf[#buf + 1] = c
@@ -93,7 +91,9 @@ function Reader:quoted_record()
 end
 
 --- The next record: cells, reason (nil when well formed); nil at the end.
--- Blank lines are skipped. self.line is the line the record ended on.
+-- Blank lines are skipped. self.line is the line the record ended on. A
+-- quote that never closes takes the rest of the text (as RFC 4180 reads
+-- it): reason "unbalanced quote", and that raw text as a third value.
 function Reader:row()
     local text, n = self.text, #self.text
     while self.pos <= n do
@@ -110,6 +110,7 @@ function Reader:row()
             self.line = self.line + 1
             return split_plain(line, self.delim), nil
         else
+            self.record_start = pos
             return self:quoted_record()
         end
     end

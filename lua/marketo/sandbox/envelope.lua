@@ -4,8 +4,9 @@ local cjson = require("cjson.safe")
 
 local M = {}
 
--- Messages as docs/marketo-bulk-import-api.md sec. 10 spells them; "%s" are filled
--- by M.error(code, ...). 606/615 use the texts seen in real answers (sec. 9.2).
+-- Messages as Marketo's "Error Codes" page spells them (doc/sandbox.md cites it);
+-- "%s" are filled by M.error(code, ...). 606/615 use the texts seen in real
+-- answers (with the numbers filled in).
 M.MESSAGES = {
     ["502"] = "Bad Gateway",
     ["601"] = "Access token invalid",
@@ -28,6 +29,7 @@ M.MESSAGES = {
     ["1002"] = "Missing value for the required parameter '%s'",
     ["1003"] = "%s",
     ["1006"] = "Field '%s' not found",
+    ["1008"] = "Access denied to partition '%s'",
     ["1011"] = "Field '%s' not supported",
     ["1013"] = "Object not found",
     ["1016"] = "Too many imports",

@@ -26,7 +26,7 @@ function M.store_for(queue, job)
     local store = queue.store
     if not queue.conf.duplicate_hazard or job.kind ~= "leads" then return store end
     if queue.hazard_store ~= store then
-        queue.hazard_store, queue.hazard_keys, queue.hazard_serial = store, {}, 0
+        queue.hazard_store, queue.hazard_keys = store, {}
     end
     local keys = queue.hazard_keys
     local wrapped = {}
@@ -35,12 +35,9 @@ function M.store_for(queue, job)
         local touched = keys[k] or setmetatable({}, { __mode = "k" })
         keys[k] = touched
         touched[job] = true
-        if lookup ~= "id" and other_importing(queue, touched, job) then
-            -- an insert: a lookup on a field no lead has finds nothing
-            queue.hazard_serial = queue.hazard_serial + 1
-            return store:upsert_lead("\0duplicate_hazard", tostring(queue.hazard_serial), fields)
-        end
-        return store:upsert_lead(lookup, key, fields)
+        -- another job Importing has upserted this key: insert, as the race would
+        local insert = lookup ~= "id" and other_importing(queue, touched, job)
+        return store:upsert_lead(lookup, key, fields, insert)
     end
     return setmetatable(wrapped, { __index = function(_, name)
         local v = store[name]

@@ -18,13 +18,15 @@
 -- target, query is "" when there is none, params is the decoded query (first
 -- value wins for a repeated name), headers have lower-case names (repeats
 -- joined with ", "), version is "1.0" or "1.1". It returns status, headers
--- (name -> string, or a list of strings), body (string or nil), or Server.DROP
--- to close the connection without answering. An error in the handler becomes
--- a 500 and is passed to `log`. Server.sleep(s) in a handler delays only
--- that answer.
+-- (name -> string, or a list of strings), body (string or nil; or a function
+-- giving the next piece of it each call and nil at the end, sent chunked), or
+-- Server.DROP to close the connection without answering. An error in the
+-- handler becomes a 500 and is passed to `log`. Server.sleep(s) in a handler
+-- delays only that answer.
 --
 -- Every answer carries Date, Server and Content-Length (none on 1xx and 204,
--- which must not have one); the server decides Connection. HTTP/1.1 requests
+-- which must not have one; chunked for a body in pieces, or to HTTP/1.0 the
+-- connection's end); the server decides Connection. HTTP/1.1 requests
 -- need a Host header (RFC 9112 §3.2). Bodies come by Content-Length or chunked
 -- (both at once is refused: request smuggling); `Expect: 100-continue` gets
 -- 100, or a final 413 when the declared length exceeds max_body.
@@ -303,7 +305,12 @@ local function render(status, headers, body, req, keep)
     local seen, close = header_lines(out, headers)
     if not seen.date then out[#out + 1] = os.date("!Date: %a, %d %b %Y %H:%M:%S GMT\r\n") end
     if not seen.server then out[#out + 1] = "Server: marketo-bulk-sandbox\r\n" end
-    if status >= 200 and status ~= 204 then
+    local pieces = type(body) == "function"
+    if pieces and req and req.version == "1.1" then
+        out[#out + 1] = "Transfer-Encoding: chunked\r\n"
+    elseif pieces then
+        close = true -- HTTP/1.0: the end of the body is the end of the connection
+    elseif status >= 200 and status ~= 204 then
         out[#out + 1] = "Content-Length: " .. #body .. "\r\n"
     end
     if status < 200 or status == 204 or status == 304 or (req and req.method == "HEAD") then
@@ -316,10 +323,30 @@ local function render(status, headers, body, req, keep)
     return concat(out), body, keep
 end
 
-local function respond(conn, status, headers, body, req, keep)
+-- Sends a body given as pieces; a piece that fails ends the connection
+-- mid-answer, so the client sees a cut answer, never a whole-looking one.
+local function send_pieces(conn, next_piece, chunked, log)
+    while true do
+        local ok, piece = pcall(next_piece)
+        if not ok then
+            log("streamed answer: " .. tostring(piece))
+            error(CLOSED, 0)
+        end
+        if piece == nil then break end
+        if #piece > 0 then
+            conn:send(chunked and ("%x\r\n%s\r\n"):format(#piece, piece) or piece)
+        end
+    end
+    if chunked then conn:send("0\r\n\r\n") end
+end
+
+local function respond(conn, status, headers, body, req, keep, log)
     local head
     head, body, keep = render(status, headers, body, req, keep)
-    if #body <= SMALL_BODY then
+    if type(body) == "function" then
+        conn:send(head)
+        send_pieces(conn, body, req.version == "1.1", log)
+    elseif #body <= SMALL_BODY then
         conn:send(head .. body)
     else
         conn:send(head)
@@ -331,7 +358,7 @@ end
 local function valid_answer(status, headers, body)
     return math.type(status) == "integer" and status >= 200 and status <= 599
         and (headers == nil or type(headers) == "table")
-        and (body == nil or type(body) == "string")
+        and (body == nil or type(body) == "string" or type(body) == "function")
 end
 
 -- One request: returns whether the connection stays open.
@@ -347,7 +374,7 @@ local function answer(server, conn, req)
         status, headers, body = 500, { ["Content-Type"] = "text/plain" }, "internal error\n"
     end
     local sent, keep = pcall(respond, conn, status, headers, body or "", req,
-        wants_keepalive(req.version, req.headers))
+        wants_keepalive(req.version, req.headers), server.log)
     if sent then return keep end
     if keep ~= CLOSED then -- a bad header from the handler: still answer
         server.log(("%s %s: %s"):format(req.method, req.target, tostring(keep)))

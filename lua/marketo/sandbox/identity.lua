@@ -1,5 +1,5 @@
 --- marketo.sandbox.identity: GET|POST /identity/oauth/token and the checks on
--- `Authorization: Bearer` (docs sec. 2). One client, one live token at a time: a
+-- `Authorization: Bearer` (the AUTH page). One client, one live token at a time: a
 -- new token is issued only once the old one expired, as Marketo does.
 local envelope = require("marketo.sandbox.envelope")
 local params = require("marketo.sandbox.params")
@@ -112,7 +112,7 @@ function M:check(token, how)
     local expires_at = self.known[token]
     if not expires_at then return "601" end
     if self.clock() < expires_at then return nil end
-    -- 602 on the first use after expiry, 601 ever after (docs sec. 2.4).
+    -- 602 on the first use after expiry, 601 ever after (the ERR page).
     if self.retired[token] then return "601" end
     self.retired[token] = true
     return "602"

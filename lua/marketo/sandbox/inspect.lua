@@ -37,6 +37,57 @@ local function bad(message)
     return envelope.json(400, { error = message })
 end
 
+-- Records encoded per piece of a streamed answer.
+local BATCH = 1000
+
+-- The records first..last of a view as a JSON array, one piece at a time
+-- (the server sends a function body chunked), so a store of millions is
+-- never one string in memory.
+local function stream(view, first, last)
+    local i, done = first, false
+    return function()
+        if done then return nil end
+        if i > last then
+            done = true
+            return i == first and "[]" or "]"
+        end
+        local out = {}
+        for j = i, math.min(last, i + BATCH - 1) do out[#out + 1] = envelope.encode(view.at(j)) end
+        local piece = (i == first and "[" or ",") .. table.concat(out, ",")
+        i = i + BATCH
+        return piece
+    end
+end
+
+-- A query parameter that must be a whole number >= 0, or nil when absent.
+local function whole(req, name)
+    local v = (req.params or {})[name]
+    if v == nil then return nil end
+    local n = v:match("^%d+$") and math.tointeger(tonumber(v))
+    if not n then return nil, ("%s: expected a whole number >= 0, got '%s'"):format(name, v) end
+    return n
+end
+
+-- A records endpoint: the records of a view from ?offset= (0 first) up to
+-- ?limit= of them (all by default); a big answer is streamed.
+local function records(req, view)
+    local offset, err = whole(req, "offset")
+    if err then return bad(err) end
+    local limit
+    limit, err = whole(req, "limit")
+    if err then return bad(err) end
+    offset = offset or 0
+    local first, last = offset + 1, view.count
+    if limit and limit < last - offset then last = offset + limit end -- never overflows
+    if last - first < BATCH then
+        local out = {}
+        for i = first, last do out[#out + 1] = view.at(i) end
+        return list(out)
+    end
+    local status, headers = envelope.json(200, {})
+    return status, headers, stream(view, first, last)
+end
+
 local function job_view(job)
     return {
         batchId = job.id, kind = job.kind, status = job.status, format = job.format,
@@ -97,17 +148,19 @@ local function refused(req)
     return nil
 end
 
+-- The stored records by kind: PATH answers them, PATH/count their number.
+local VIEWS = {
+    { "^/records/leads", function(sb) return sb.store:lead_view() end },
+    { "^/records/customobjects/([^/]+)",
+      function(sb, name) return sb.store:object_view(name) end },
+    { "^/records/programs/([^/]+)/members",
+      function(sb, id) return sb.store:member_view(id) end },
+    { "^/records/lists/(%d+)",
+      function(sb, id) return sb.store:list_view(math.tointeger(tonumber(id))) end },
+}
+
 local ROUTES = {
     { "GET", "^/records$", function(sb) return json(sb.store:summary()) end },
-    { "GET", "^/records/leads$", function(sb) return list(sb.store:lead_list()) end },
-    { "GET", "^/records/customobjects/([^/]+)$",
-      function(sb, _, name) return list(sb.store:object_list(name)) end },
-    { "GET", "^/records/programs/([^/]+)/members$",
-      function(sb, _, id) return list(sb.store:member_list(id)) end },
-    { "GET", "^/records/lists/(%d+)$",
-      function(sb, _, id)
-          return list(sb.store:list_members(math.tointeger(tonumber(id))))
-      end },
     { "GET", "^/jobs$", function(sb)
         sb.queue:tick(sb.clock())
         local out = {}
@@ -129,6 +182,14 @@ local ROUTES = {
     { "GET", "^/clock$", function(sb) return json(sb.time:view()) end },
     { "POST", "^/clock$", function(sb, req) return set_clock(sb, req.body) end },
 }
+
+for _, v in ipairs(VIEWS) do
+    local path, view = v[1], v[2]
+    ROUTES[#ROUTES + 1] = { "GET", path .. "$",
+        function(sb, req, ...) return records(req, view(sb, ...)) end }
+    ROUTES[#ROUTES + 1] = { "GET", path .. "/count$",
+        function(sb, _, ...) return json({ count = view(sb, ...).count }) end }
+end
 
 --- Answers a request whose path starts with PREFIX.
 function M.handle(sb, req)

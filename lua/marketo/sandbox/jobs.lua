@@ -26,8 +26,8 @@ function M.new(fields)
 end
 
 --- Opens the rows of an upload (see source.lua); nil when it has no header.
-function M.open_source(text, format)
-    return source.open(text, format)
+function M.open_source(text, format, unbalanced_quote)
+    return source.open(text, format, unbalanced_quote)
 end
 
 function M:start(now)
@@ -126,7 +126,7 @@ function M:close()
     self.source = nil
 end
 
---- The `message` of a finished job, as docs sec. 6.4 spells it ("1 records", and
+--- The `message` of a finished job, as the BI, BCOI and BPMI pages spell it ("1 records", and
 -- "1 warning." with its period, are Marketo's own).
 function M:summary()
     local n = self.imported

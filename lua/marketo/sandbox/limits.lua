@@ -1,7 +1,9 @@
---- marketo.sandbox.limits: the instance-wide limits of docs sec. 9.2 - calls per
--- rolling window (606), calls in flight (615), a daily quota (607).
--- Identity calls and calls rejected by a limit are not counted, so a client
--- that backs off gets back in once the window rolls on.
+--- marketo.sandbox.limits: the instance-wide limits of Marketo's REST API -
+-- calls per rolling window (606), calls in flight (615), a daily quota (607).
+-- Identity calls are not counted. A call refused by a limit is (the "Error
+-- Codes" page stars only 601, 602, 604, 605, 608 and 611 as uncounted), so a
+-- client that hammers stays refused; `count_refused = false` lets it in
+-- again as soon as the window rolls on (the older docs' reading).
 local envelope = require("marketo.sandbox.envelope")
 
 local M = {}
@@ -34,23 +36,36 @@ function M:in_window(now)
     return self.tail - self.head + 1
 end
 
---- Admits a bulk call: returns nil, or the error object to answer with.
--- An admitted call is in flight until M:done().
-function M:admit()
-    local conf = self.conf
-    if self.in_flight >= conf.max_in_flight then
-        return envelope.error("615", conf.max_in_flight)
-    end
-    local now = self.clock()
-    if self:in_window(now) >= conf.rate_limit then
-        return envelope.error("606", conf.rate_limit, math.floor(conf.rate_window))
-    end
-    local day = math.floor((self.wall() - QUOTA_RESET_UTC) / DAY)
-    if day ~= self.quota_day then self.quota_day, self.quota_used = day, 0 end
-    if self.quota_used >= conf.daily_quota then return envelope.error("607") end
+-- Counts a call in the window and the quota.
+function M:count(now)
     self.tail = self.tail + 1
     self.calls[self.tail] = now
     self.quota_used = self.quota_used + 1
+end
+
+-- The limit a call at `now` runs into, if any.
+function M:refusal(now)
+    local conf = self.conf
+    local day = math.floor((self.wall() - QUOTA_RESET_UTC) / DAY)
+    if day ~= self.quota_day then self.quota_day, self.quota_used = day, 0 end
+    if self.in_flight >= conf.max_in_flight then
+        return envelope.error("615", conf.max_in_flight)
+    end
+    if self:in_window(now) >= conf.rate_limit then
+        return envelope.error("606", conf.rate_limit, math.floor(conf.rate_window))
+    end
+    if self.quota_used >= conf.daily_quota then return envelope.error("607") end
+    return nil
+end
+
+--- Admits a bulk call: returns nil, or the error object to answer with.
+-- An admitted call is in flight until M:done().
+function M:admit()
+    local now = self.clock()
+    local refused = self:refusal(now)
+    if refused and not self.conf.count_refused then return refused end
+    self:count(now)
+    if refused then return refused end
     self.in_flight = self.in_flight + 1
     return nil
 end
@@ -61,7 +76,7 @@ function M:done()
 end
 
 --- An admitted call turned out not to count (answers 601/602 and the other
--- starred codes of docs sec. 10.2): give it back to the window and the quota.
+-- starred codes): give it back to the window and the quota.
 function M:refund()
     if self.tail >= self.head then
         self.calls[self.tail] = nil

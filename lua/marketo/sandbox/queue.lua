@@ -1,4 +1,4 @@
---- marketo.sandbox.queue: the one FIFO all three import types share (docs sec. 9.1:
+--- marketo.sandbox.queue: the one FIFO all three import types share (the BI page:
 -- at most max_importing jobs Importing, at most max_queue Queued + Importing,
 -- 1016 beyond), driven by the clock: tick(now) moves jobs on by what the
 -- elapsed time allows at `speed` rows per second (0 = as fast as the sandbox
@@ -76,18 +76,29 @@ function M:start_waiting(now)
     end
 end
 
+-- Ends a job drawn to fail: at once with failed_imports = none, else once
+-- it has done half its rows (job.fail_after), which stay imported.
+function M:fail_now(job)
+    return self.conf.failed_imports == "none" or job.ended == true
+        or job.rows >= (job.fail_after or 0)
+end
+
 -- Works one importing job; returns true when it finished.
 function M:advance(job, now)
+    local want = self:allowance(job, now) - job.rows
+    if job.will_fail and self.conf.failed_imports ~= "none" then
+        want = math.min(want, (job.fail_after or 0) - job.rows)
+    end
+    local done = job.ended == true
+    if want > 0 and not (job.will_fail and self:fail_now(job)) then
+        local _
+        _, done = job:work(want, hazard.store_for(self, job))
+    end
     if job.will_fail then
+        if not self:fail_now(job) then return false end
         job:finish(now, "Failed", self.conf.failed_message)
         self.stats.jobs_failed = self.stats.jobs_failed + 1
         return true
-    end
-    local want = self:allowance(job, now) - job.rows
-    local done = job.ended == true
-    if want > 0 then
-        local _
-        _, done = job:work(want, hazard.store_for(self, job))
     end
     if done then
         job:finish(now, "Complete", nil)

@@ -1,17 +1,15 @@
---- marketo.sandbox.routes: the twelve Bulk Import endpoints of docs sec. 4 - their
--- paths, parameters (query string or multipart fields), checks and JSON
+--- marketo.sandbox.routes: the twelve Bulk Import endpoints (Swagger; see
+-- doc/sandbox.md) - their paths, parameters (query string or multipart fields), checks and JSON
 -- shapes. Auth, limits and faults happen before (see init.lua); every
 -- function here gets (sb, req, call) and returns status, headers, body.
 local envelope = require("marketo.sandbox.envelope")
 local csv = require("marketo.sandbox.csv")
+local formats = require("marketo.formats")
+local schema_mod = require("marketo.sandbox.schema")
 local jobs = require("marketo.sandbox.jobs")
 local validate = require("marketo.sandbox.validate")
 
 local M = {}
-
-local TOO_LARGE = "<html>\r\n<head><title>413 Request Entity Too Large</title></head>\r\n"
-    .. "<body>\r\n<center><h1>413 Request Entity Too Large</h1></center>\r\n"
-    .. "<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
 
 local function fail(call, code, ...)
     call.code = tostring(code)
@@ -28,40 +26,73 @@ end
 ---------------------------------------------------------------------------
 -- Creating jobs
 
--- Checks common to the three upload endpoints. Returns the file text and
--- the delimiter, or nil followed by an answer (status, headers, body).
-local function upload(sb, req, call)
+-- Checks common to the three upload endpoints (the size limit is checked
+-- before the token, in bulk.lua). Returns the file text and the delimiter,
+-- or nil followed by an answer (status, headers, body).
+local function upload(call, conf)
     if call.multipart_error == "type" then return nil, fail(call, 612) end
     if call.multipart_error then return nil, fail(call, 613) end
     local file = call.file
     if not file then return nil, fail(call, 1002, "file") end
-    local size = sb.conf.size_limit_on == "body" and #req.body or #file.data
-    if size > sb.conf.max_file_bytes then
-        call.code = "413"
-        return nil, 413, { ["Content-Type"] = "text/html" }, TOO_LARGE
-    end
     local format = param(call, "format")
     if format == nil or format == "" then
-        if sb.conf.require_format then return nil, fail(call, 1002, "format") end
-        format = "csv"
+        if conf.require_format then return nil, fail(call, 1002, "format") end
+        format = formats.DEFAULT
     end
-    local delim = csv.DELIMITERS[format:lower()]
-    if not delim then return nil, fail(call, 1001, format, "csv|tsv|ssv") end
+    local f = formats.get(format)
+    if not f then return nil, fail(call, 1001, format, "csv|tsv|ssv") end
     if #file.data == 0 or not csv.has_data_rows(file.data) then
         return nil, fail(call, 1003, "Empty File")
     end
-    return { text = file.data, delim = delim, format = format:lower() }
+    return { text = file.data, delim = f.delimiter, format = f.name }
+end
+
+-- A path or query parameter that must be a positive 32-bit integer (1001).
+local function positive_id(call, value)
+    local n = value:match("^%d+$") and math.tointeger(tonumber(value))
+    if not n or n < 1 or n > 2147483647 then return nil, fail(call, 1001, value, "Integer") end
+    return n
+end
+
+-- lookupField: a field the lead schema does not have is 1006; a field that
+-- cannot be a key is 1011.
+local function lookup_field(sb, call, name)
+    local f = schema_mod.find(sb.schema.leads, name, sb.conf.header_case)
+    if not f then return nil, fail(call, 1006, name) end
+    if not sb.schema.lookup[f.name] then return nil, fail(call, 1011, name) end
+    return f.name
+end
+
+local function partition_known(conf, name)
+    for _, p in ipairs(conf.partitions) do
+        if p == name then return true end
+    end
+    return false
+end
+
+local function count_lines(text)
+    local n, at = 0, 0
+    while true do
+        at = text:find("\n", at + 1, true)
+        if not at then return n end
+        n = n + 1
+    end
 end
 
 -- Plans the job from its header and queues it; answers with `shape(job)`.
 local function enqueue(sb, call, job, shape)
-    local src = jobs.open_source(job.text, job.format)
+    local src = jobs.open_source(job.text, job.format, sb.conf.unbalanced_quote)
     if not src then return fail(call, 1003, "Empty File") end
-    job.header, job.source, job.text = src.header, src, nil
+    job.header, job.source, job.source_text, job.text = src.header, src, job.text, nil
     job.bytes = call.file and #call.file.data
-    local plan, unknown = validate.plan(job, src.header, sb.schema, sb.conf)
-    if not plan then src:close() end
-    if not plan then return fail(call, 1006, unknown) end
+    local plan, code, what = validate.plan(job, src.header, sb.schema, sb.conf)
+    if not plan then
+        src:close()
+        return fail(call, code, what)
+    end
+    -- Where a Failed job stops (failed_imports = part): half its rows.
+    job.fail_after = math.max(0, count_lines(job.source_text) - 1) // 2
+    job.source_text = nil
     if job.kind == "pm" then
         plan.member_fields = {}
         for _, f in ipairs(sb.schema.members.list) do plan.member_fields[f.name] = true end
@@ -84,25 +115,28 @@ local function lead_created(job)
     return { batchId = job.id, importId = tostring(job.id), status = job.status }
 end
 
-function M.import_leads(sb, req, call)
-    local file, a, b, c = upload(sb, req, call)
+function M.import_leads(sb, _, call)
+    local file, a, b, c = upload(call, sb.conf)
     if not file then return a, b, c end
-    local lookup = param(call, "lookupField") or "email"
-    if not sb.schema.lookup[lookup] then return fail(call, 1011, lookup) end
-    local list_id = param(call, "listId")
-    if list_id ~= nil then
-        list_id = math.tointeger(tonumber(list_id))
-        if not list_id then return fail(call, 1001, param(call, "listId"), "Integer") end
+    local lookup, list_id
+    lookup, a, b, c = lookup_field(sb, call, param(call, "lookupField") or "email")
+    if not lookup then return a, b, c end
+    if param(call, "listId") ~= nil then
+        list_id, a, b, c = positive_id(call, param(call, "listId"))
+        if not list_id then return a, b, c end
     end
-    file.kind, file.lookup, file.list_id = "leads", lookup, list_id
-    file.partition = param(call, "partitionName")
+    local partition = param(call, "partitionName")
+    if partition ~= nil and not partition_known(sb.conf, partition) then
+        return fail(call, 1008, partition)
+    end
+    file.kind, file.lookup, file.list_id, file.partition = "leads", lookup, list_id, partition
     return enqueue(sb, call, file, lead_created)
 end
 
-function M.import_objects(sb, req, call, api_name)
+function M.import_objects(sb, _, call, api_name)
     local object = sb.schema:object(api_name)
     if not object then return fail(call, 1013) end
-    local file, a, b, c = upload(sb, req, call)
+    local file, a, b, c = upload(call, sb.conf)
     if not file then return a, b, c end
     file.kind, file.object = "co", object
     return enqueue(sb, call, file, function(job)
@@ -119,13 +153,17 @@ local function status_known(sb, status)
     return false
 end
 
-function M.import_members(sb, req, call, program_id)
-    local file, a, b, c = upload(sb, req, call)
+function M.import_members(sb, _, call, program)
+    local program_id, a, b, c = positive_id(call, program)
+    if not program_id then return a, b, c end
+    local file
+    file, a, b, c = upload(call, sb.conf)
     if not file then return a, b, c end
     local status = param(call, "programMemberStatus")
     if status == nil or status == "" then return fail(call, 1002, "programMemberStatus") end
     if not status_known(sb, status) then return fail(call, 1025) end
-    file.kind, file.program_id, file.member_status = "pm", program_id, status
+    -- the store and the inspection paths key programs by the id's text
+    file.kind, file.program_id, file.member_status = "pm", tostring(program_id), status
     return enqueue(sb, call, file, lead_created)
 end
 
@@ -176,7 +214,8 @@ end
 function M.file(sb, _, call, kind, id, which, api_name)
     local job, a, b, c = find_job(sb, call, id, kind, api_name)
     if not job then return a, b, c end
-    local text = job:file(which)
+    -- Marketo serves these files upon completion: before, there is none.
+    local text = finished(job) and job:file(which) or nil
     if text == nil then
         if sb.conf.empty_files == "404" then
             call.code = "404"

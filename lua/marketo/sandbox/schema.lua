@@ -1,6 +1,6 @@
 --- marketo.sandbox.schema: the fields the sandbox knows, per object type.
 -- Leads get Marketo's standard fields (API name, type, display name - the
--- display name is what failure reasons quote, docs sec. 7); custom objects and
+-- display name is what failure reasons quote, as the BPMI page shows); custom objects and
 -- extra fields come from options or a JSON schema file:
 --   { "leadFields": [ { "name": "favColor", "type": "string", "displayName": "Fav" } ],
 --     "programMemberFields": [ ... ],
@@ -49,7 +49,7 @@ local LOOKUP_FIELDS = {
     "sfdcContactId", "sfdcLeadId", "sfdcLeadOwnerId", "sfdcOpptyId",
 }
 
--- The custom object of the docs' walkthrough (docs sec. 5.3, sec. 7).
+-- The custom object of the docs' walkthrough (the BCOI page).
 local DEFAULT_OBJECTS = {
     { apiName = "car_c", dedupeFields = { "vin" }, fields = {
         { name = "vin", type = "string" }, { name = "make", type = "string" },

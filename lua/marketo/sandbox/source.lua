@@ -3,11 +3,18 @@
 -- from the small Lua reader of sandbox/csv.lua (a duplicate header name, for
 -- one, is refused by the engine but is no reason for Marketo to refuse).
 --
---   local src = source.open(text, "csv")
+--   local src = source.open(text, "csv", "rest")  -- or "line", see below
 --   src.header             -- the header cells
 --   src:row()              -- cells, reason (reason when malformed) | nil at the end
 --   src:close()
+--
+-- A quote that does not close on its line takes the lines up to the next
+-- quote, or the rest of the file, into one malformed record ("rest": what
+-- an RFC 4180 reader does, and the harder case: the rows it swallows are
+-- counted nowhere); with "line" that record ends at its first line end and
+-- the lines after it are read as rows again.
 local lua_csv = require("marketo.sandbox.csv")
+local formats = require("marketo.formats")
 
 local has_engine, engine = pcall(require, "marketo.csv")
 if not has_engine then engine = nil end
@@ -44,7 +51,7 @@ local function open_engine(text, format, delim)
     f:close()
     local pending = {}
     local reader = engine.open(path, { format = format, lenient = true, on_reject = function(rej)
-        pending[#pending + 1] = { reject_cells(rej.raw, delim), reason_of(rej) }
+        pending[#pending + 1] = { reject_cells(rej.raw, delim), reason_of(rej), rej.raw }
     end })
     os.remove(path)
     if not reader then return nil end
@@ -52,13 +59,14 @@ local function open_engine(text, format, delim)
                           finished = false }, Engine)
 end
 
---- cells, reason | nil at the end. Rows the engine rejected come back in file
--- order, with the reason; they come before the good row read after them.
+--- cells, reason, raw | nil at the end. Rows the engine rejected come back
+-- in file order, with the reason and their text; they come before the good
+-- row read after them.
 function Engine:row()
     local pending = self.pending
     if #pending > 0 then
         local p = table.remove(pending, 1)
-        return p[1], p[2]
+        return p[1], p[2], p[3]
     end
     if self.finished then return nil end
     local cells = self.reader:read()
@@ -87,15 +95,46 @@ end
 
 function Plain.close() end
 
---- open(text, format) -> source, or nil when the file has no header line.
-function M.open(text, format)
-    local delim = lua_csv.DELIMITERS[format]
+-- unbalanced_quote = "line": rows come from `inner` until a record is
+-- malformed by a quote; its first line fails alone and the rest of its text
+-- is read again by a Lua reader (which may meet another such quote), then
+-- `inner` goes on after it.
+local Lines = {}
+Lines.__index = Lines
+
+function Lines:row()
+    local cells, reason, raw
+    if self.tail then
+        cells, reason, raw = self.tail:row()
+        if not cells then self.tail = nil end
+    end
+    if not cells then cells, reason, raw = self.inner:row() end
+    if not (reason and raw and reason:find("quote", 1, true)) then return cells, reason end
+    raw = raw:gsub("^\r?\n", "")
+    local nl = raw:find("\n", 1, true)
+    if not nl then return cells, reason end
+    local first = raw:sub(1, nl - 1):gsub("\r$", "")
+    self.tail = lua_csv.reader(raw:sub(nl + 1), self.delim)
+    return lua_csv.reader(first, self.delim):row() or { first }, reason
+end
+
+function Lines:close()
+    self.inner:close()
+end
+
+--- open(text, format, unbalanced_quote) -> source, or nil when the file has
+-- no header line.
+function M.open(text, format, unbalanced_quote)
+    local delim = formats.get(format).delimiter
     local src = open_engine(text, format, delim)
-    if src then return src end
-    local reader = lua_csv.reader(text, delim)
-    local header = reader:row()
-    if not header then return nil end
-    return setmetatable({ reader = reader, header = header }, Plain)
+    if not src then
+        local reader = lua_csv.reader(text, delim)
+        local header = reader:row()
+        if not header then return nil end
+        src = setmetatable({ reader = reader, header = header }, Plain)
+    end
+    if unbalanced_quote ~= "line" then return src end
+    return setmetatable({ inner = src, header = src.header, delim = delim }, Lines)
 end
 
 --- Which reader does the work: "marketo.csv" or "lua".

@@ -1,0 +1,30 @@
+-- What the runner benches share (dofile'd by bench/pipeline.lua and
+-- bench/sandbox.lua).
+local M = {}
+
+--- The output of a shell command.
+function M.sh(cmd)
+    local p = assert(io.popen(cmd))
+    local out = p:read("a")
+    p:close()
+    return out
+end
+
+--- Writes a header and `rows` leads (one name with a quoted comma) to path;
+-- returns the file's size in bytes.
+function M.leads(path, rows)
+    local f = assert(io.open(path, "wb"))
+    f:write("email,firstName,lastName,company,title,leadScore\n")
+    local buf = {}
+    for i = 1, rows do
+        buf[#buf + 1] = ('lead%d@example.com,First%d,"Last, %d",Company %d,Title %d,%d\n')
+            :format(i, i, i, i % 1000, i % 50, i % 100)
+        if #buf == 10000 then f:write(table.concat(buf)); buf = {} end
+    end
+    f:write(table.concat(buf))
+    local size = f:seek("end")
+    f:close()
+    return size
+end
+
+return M
