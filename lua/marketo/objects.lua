@@ -164,13 +164,13 @@ function M.path(kind, which, values, encode)
     end))
 end
 
---- The rule by which two rows are the same record in Marketo's eyes: the
+--- The rule by which two rows may be the same record in Marketo's eyes: the
 -- key's fields and how a value is compared. Every key field is compared
 -- trimmed of spaces and tabs and with ASCII letters folded to lower case:
--- Marketo matches email that way, and for any other field treating two
--- values as one key can only make an import more careful (a row waits for
--- the other), never less. Nil when the kind's key is not known here (a
--- custom object's dedupe fields are in its describe).
+-- Marketo matches an email in any case, and taking more values for one key
+-- can only make an import more careful (a row waits for the other), never
+-- less. Nil when the kind's key is not known here (a custom object's dedupe
+-- fields are in its describe).
 function M.key(kind, params)
     local d = kind.dedupe
     local field = d.param and params and params[d.param] or d.default

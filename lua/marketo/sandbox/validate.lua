@@ -4,8 +4,6 @@
 -- A plan is made once from the header; check() then runs per row.
 local cjson = require("cjson")
 local schema_mod = require("marketo.sandbox.schema")
--- emails are matched as the import plans keys: trimmed, case-insensitive
-local normalize_key = require("marketo.objects").normalize_key
 
 local M = {}
 
@@ -170,8 +168,6 @@ function M.check(plan, cells, parse_error)
     local record, warning = {}, nil
     for i, f in ipairs(plan.cols) do
         local v = cells[i]
-        -- the lookup email is stored as it is matched (the index folds case)
-        if plan.lookup == "email" and i == plan.keys[1] then v = v:match("^[ \t]*(.-)[ \t]*$") end
         if v == "" then
             if plan.blank == "null" then record[f.name] = cjson.null end
         else
@@ -184,7 +180,7 @@ function M.check(plan, cells, parse_error)
         end
     end
     local k = table.concat(key, "\0")
-    if plan.lookup == "email" then k = normalize_key(k) end
+    if plan.lookup == "email" then k = k:lower() end
     return { ok = true, record = record, key = k, warning = warning }
 end
 
