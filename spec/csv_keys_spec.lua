@@ -49,10 +49,19 @@ describe("csv.keyset", function()
         assert.equal(0, ks:see("other", 1, 1))
     end)
 
-    it("holds a million keys without a collision taken for a key", function()
+    it("takes a key of several fields, blank if one of them is", function()
         local ks = csv.keyset(0)
-        for i = 1, 1000000 do ks:see("k" .. i, 1, i) end
-        assert.equal(1000000, ks:count())
+        assert.equal(0, ks:see({ "V1", "2001" }, 1, 2))
+        assert.equal(0, ks:see({ "V12", "001" }, 1, 3)) -- the fields stay apart
+        assert.equal(1, ks:see({ " v1", "2001 " }, 2, 4))
+        assert.equal(-1, ks:see({ "V2", "" }, 2, 5))
+        assert.has_error(function() ks:see({}, 1, 6) end)
+    end)
+
+    it("holds 300,000 keys without a collision taken for a key", function()
+        local ks = csv.keyset(0)
+        for i = 1, 300000 do ks:see("k" .. i, 1, i) end
+        assert.equal(300000, ks:count())
     end)
 
     it("raises on misuse and once closed", function()

@@ -133,6 +133,29 @@ describe("keys", function()
         assert.matches("keys: 3 email values seen more than once, 3 rows moved", r.out, 1, true)
     end)
 
+    it("orders a custom object's records by the dedupe fields it is given", function()
+        local src = t.dir .. "/cars.csv"
+        local out = { "vin,color" }
+        for i = 1, 400 do out[#out + 1] = ("VIN%d,red"):format(i) end
+        for i = 1, 10 do out[#out + 1] = ("VIN%d,blue"):format(i) end
+        write(src, table.concat(out, "\n") .. "\n")
+        local argv = { "import", "custom_objects", "car_c", src, "--dedupe-fields", "vin",
+            "--part-bytes", "2000" }
+        local r = cli.run(argv, { env = cli.env_of(t.sb) })
+        assert.equal(0, r.status, r.err .. r.out)
+        assert.matches("keys: 10 vin values seen more than once", r.out, 1, true)
+        assert.equal(10, read_json(src .. ".report.json").keys.moved)
+        assert.matches('"after":[1]', cli.read(src .. ".journal"), 1, true)
+        local cars = cli.inspect(t.sb, "records/customobjects/car_c")
+        local color = {}
+        for _, c in ipairs(cars) do
+            assert.is_nil(color[c.vin], "two records of " .. c.vin)
+            color[c.vin] = c.color
+        end
+        assert.equal("blue", color.VIN1)
+        assert.equal("red", color.VIN11)
+    end)
+
     describe("a blank key", function()
         local function with_blank(path)
             write(path, "email,firstName\na@example.com,A\n  ,Blank\nb@example.com,B\n")

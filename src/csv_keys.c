@@ -11,10 +11,11 @@
  *   core.csv_keyset(examples [, expect]) -> keys (examples: how many keys seen
  *       again event() numbers, at most 16; expect: keys to make room for)
  *   keys:see(value, code, line) -> 0 (a new key, kept with code and line) |
- *       -1 (blank) | n (event n: the key was seen before)
+ *       -1 (blank) | n (event n: the key was seen before); value: a string, or
+ *       a list of up to 8 (a key of several fields: blank if any one is)
  *   keys:scan(reader, column, code) -> events | nil, msg, code: see() for the
- *       field `column` of every row left in the reader; events start from 1
- *       again on each scan and see() adds to them
+ *       field `column` (or the list of columns) of every row left in the
+ *       reader; events start from 1 again on each scan and see() adds to them
  *   keys:event(n) -> line, blank, code, first_line, again, example: the
  *       event's row, whether its key is blank; the code and first line its key
  *       holds now, whether an earlier event() saw it again already, and its
@@ -63,11 +64,13 @@ static keyset *check_keyset(lua_State *L)
     return k;
 }
 
-/* FNV-1a over the normalized bytes, then a finalizer that spreads them over
- * the slots; never 0 (the empty slot). */
-static uint64_t hash_value(const char *p, size_t n)
+/* A key of up to MAX_FIELDS fields (a custom object's dedupe fields). */
+#define MAX_FIELDS 8
+
+/* FNV-1a over one field's normalized bytes, after h; *blank when there are
+ * none. A byte no UTF-8 text holds goes between fields. */
+static uint64_t hash_field(uint64_t h, const char *p, size_t n, int *blank)
 {
-    uint64_t h = 14695981039346656037ULL;
     size_t i;
 
     while (n > 0 && (p[0] == ' ' || p[0] == '\t')) {
@@ -77,7 +80,7 @@ static uint64_t hash_value(const char *p, size_t n)
     while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
         n--;
     if (n == 0)
-        return 0;
+        *blank = 1;
     for (i = 0; i < n; i++) {
         unsigned char c = (unsigned char)p[i];
 
@@ -85,6 +88,20 @@ static uint64_t hash_value(const char *p, size_t n)
             c = (unsigned char)(c - 'A' + 'a');
         h = (h ^ c) * 1099511628211ULL;
     }
+    return (h ^ 0xffu) * 1099511628211ULL;
+}
+
+/* The hash of a key's fields, spread over the slots by a finalizer; never 0
+ * (the empty slot); 0 when a field is blank. */
+static uint64_t hash_key(const char *const *p, const size_t *n, int nf)
+{
+    uint64_t h = 14695981039346656037ULL;
+    int i, blank = 0;
+
+    for (i = 0; i < nf; i++)
+        h = hash_field(h, p[i], n[i], &blank);
+    if (blank)
+        return 0;
     h ^= h >> 33;
     h *= 0xff51afd7ed558ccdULL;
     h ^= h >> 33;
@@ -178,25 +195,49 @@ static lua_Integer check_in(lua_State *L, int idx, lua_Integer lo, lua_Integer h
     return v;
 }
 
-static long long see(keyset *k, const char *p, size_t n, int32_t code, long long line)
-{
-    return see_hash(k, hash_value(p, n), code, line);
-}
-
 static int32_t check_code(lua_State *L, int idx)
 {
     return (int32_t)check_in(L, idx, -INT32_MAX, INT32_MAX);
 }
 
+/* A key's fields or columns at idx: one value, or a list of up to MAX_FIELDS;
+ * their count. */
+static int key_arity(lua_State *L, int idx)
+{
+    int nf = 1;
+
+    if (lua_type(L, idx) == LUA_TTABLE) {
+        nf = (int)marketo_rawlen(L, idx);
+        luaL_argcheck(L, nf >= 1 && nf <= MAX_FIELDS, idx, "1 to 8 fields expected");
+    }
+    return nf;
+}
+
+/* Field i (1-based) of the key at idx: the value, or the list's i-th. */
+static void key_part(lua_State *L, int idx, int i)
+{
+    if (lua_type(L, idx) == LUA_TTABLE)
+        lua_rawgeti(L, idx, i);
+    else
+        lua_pushvalue(L, idx);
+}
+
 static int keys_see(lua_State *L)
 {
     keyset *k = check_keyset(L);
-    size_t n;
-    const char *p = luaL_checklstring(L, 2, &n);
+    int i, nf = key_arity(L, 2);
     int32_t code = check_code(L, 3);
-    long long r = see(k, p, n, code, (long long)check_in(L, 4, 0, LLONG_MAX / 2));
+    long long line = (long long)check_in(L, 4, 0, LLONG_MAX / 2), r;
+    const char *p[MAX_FIELDS];
+    size_t n[MAX_FIELDS];
 
-    if (r == -2)
+    for (i = 0; i < nf; i++) {
+        key_part(L, 2, i + 1);
+        p[i] = lua_tolstring(L, -1, &n[i]);
+        luaL_argcheck(L, p[i] != NULL && lua_type(L, -1) == LUA_TSTRING, 2,
+                      "strings expected"); /* kept on the stack while p[i] is read */
+    }
+    if ((r = see_hash(k, hash_key(p, n, nf), code, line)) == -2)
         return luaL_error(L, "%s: out of memory", KEYSET_MT);
     lua_pushinteger(L, (lua_Integer)r);
     return 1;
@@ -225,23 +266,32 @@ static int keys_scan(lua_State *L)
 {
     keyset *k = check_keyset(L);
     marketo_csv_reader *r = marketo_csv_check_reader(L, 2);
-    int col = (int)check_in(L, 3, 1, INT32_MAX) - 1, n = 0;
+    int i, n = 0, nf = key_arity(L, 3), col[MAX_FIELDS];
     int32_t code = check_code(L, 4);
     uint64_t hash[BATCH];
     long long line[BATCH];
+    const char *p[MAX_FIELDS];
+    size_t len[MAX_FIELDS];
 
+    for (i = 0; i < nf; i++) {
+        key_part(L, 3, i + 1);
+        col[i] = (int)check_in(L, -1, 1, INT32_MAX) - 1;
+        lua_pop(L, 1);
+    }
     k->nev = 0;
     for (;;) {
         int st = marketo_csv_reader_next(L, r, 1);
-        const char *p = "";
-        size_t len = 0;
 
         if (st < 0)
             return 3;
         if (st == CSV_ROW) {
-            if (col < r->s.nf)
-                p = csv_field(&r->s, col, &len);
-            hash[n] = hash_value(p, len);
+            for (i = 0; i < nf; i++) {
+                p[i] = "";
+                len[i] = 0;
+                if (col[i] < r->s.nf)
+                    p[i] = csv_field(&r->s, col[i], &len[i]);
+            }
+            hash[n] = hash_key(p, len, nf);
             line[n++] = r->s.rec_line;
         }
         if (st == CSV_ROW && n < BATCH)

@@ -27,6 +27,8 @@
 --       client = nil,                     -- options for marketo.client (default: environment)
 --       status_column = nil,              -- program_members: the column with each row's
 --                                         -- status (instead of program_member_status)
+--       dedupe_fields = nil,              -- custom_objects: its dedupe fields, so that
+--                                         -- no key is in two jobs at once (see README)
 --       dry_run = false, on_event = function(ev) end,
 --   })
 --   result = { ended = "complete" | "stopped" | "failed" | "dry_run", exit = 0 | 3 | 4,
@@ -79,6 +81,7 @@ local SPEC = {
     workers = COUNT, runtime = "table", transport = "table", log = "function",
     status_column = { "string", valid = function(v) return v:match("%S") ~= nil end,
         expected = "a column name" },
+    dedupe_fields = { "table", values = "string" },
 }
 
 -- The limits: the scheduler's and the call budget's.
@@ -102,6 +105,9 @@ local function check_spec(spec, level)
     if spec.status_column ~= nil and kind.name ~= "program_members" then
         options.fail("import", "option 'status_column' is for program_members, not "
             .. kind.name, level + 1)
+    elseif spec.dedupe_fields ~= nil and kind.name ~= "custom_objects" then
+        options.fail("import", "option 'dedupe_fields' is for custom_objects (the lookup "
+            .. "field is the key of " .. kind.name .. ")", level + 1)
     elseif spec.status_column ~= nil and spec.program_member_status ~= nil then
         options.fail("import", "options 'status_column' and 'program_member_status': one or "
             .. "the other (a status per row, or one for all)", level + 1)
@@ -171,6 +177,7 @@ local DIFFERENCES = {
     { "object", "another object" }, { "params", "other parameters" },
     { "sources", "other files" }, { "format", "another format" },
     { "mapping", "another mapping" }, { "status_column", "another status column" },
+    { "dedupe_fields", "other dedupe fields" },
 }
 
 -- Why a journal's import `a` is not the import `b` asked for, and what to do;
@@ -245,6 +252,7 @@ local function setup(spec, kind, sources)
     o.description = { object = kind.name, params = params, sources = abs, format = format.name,
         mapping = mapping_signature(spec), sizes = sizes_of(abs), part_bytes = spec.part_bytes,
         status_column = spec.status_column, lenient = spec.lenient or nil,
+        dedupe_fields = spec.dedupe_fields,
         report = o.report, work_dir = o.work_dir }
     return o
 end
@@ -254,7 +262,8 @@ local function plan_of(spec, o, work_dir)
         mapping = spec.mapping, filter = spec.filter, validate = spec.validate,
         lenient = spec.lenient, max_bytes = spec.part_bytes, work_dir = work_dir,
         max_rejects = 1e9, workers = spec.workers, status_column = spec.status_column,
-        key = objects.key(objects.get(o.description.object), o.description.params) })
+        key = objects.key(objects.get(o.description.object), o.description.params,
+            spec.dedupe_fields) })
 end
 
 -- What a plan needs beyond the run record, so that `resume` can plan again
@@ -271,7 +280,8 @@ local function replan_of(spec)
         end
     end
     return { mapping = mapping, lenient = spec.lenient, part_bytes = spec.part_bytes,
-        workers = spec.workers, status_column = spec.status_column }
+        workers = spec.workers, status_column = spec.status_column,
+        dedupe_fields = spec.dedupe_fields }
 end
 
 -- Plans the import and writes the plan to the journal: the run record, a
@@ -546,6 +556,7 @@ local function plan_again(path, state, spec)
     local s = { object = run.object, source = run.sources, format = run.format, journal = path,
         mapping = again.mapping, lenient = again.lenient, part_bytes = again.part_bytes,
         workers = again.workers, status_column = again.status_column,
+        dedupe_fields = again.dedupe_fields,
         report = spec.report or run.report,
         work_dir = spec.work_dir or run.work_dir }
     for k, v in pairs(run.params) do s[k] = v end

@@ -16,7 +16,7 @@
 --   kind.param.program_id -> the same entry, by name
 --   objects.path(kind, "status", values, encode) -> "/bulk/v1/..."
 --   objects.NAMES       -> "leads, custom_objects or program_members"
---   objects.key(kind, params) -> { fields = { "email" }, normalize = fn } | nil
+--   objects.key(kind, params[, dedupe]) -> { fields = { "email" }, normalize = fn } | nil
 local options = require("marketo.options")
 
 local M = {}
@@ -169,13 +169,16 @@ end
 -- trimmed of spaces and tabs and with ASCII letters folded to lower case:
 -- Marketo matches an email in any case, and taking more values for one key
 -- can only make an import more careful (a row waits for the other), never
--- less. Nil when the kind's key is not known here (a custom object's dedupe
--- fields are in its describe).
-function M.key(kind, params)
-    local d = kind.dedupe
-    local field = d.param and params and params[d.param] or d.default
-    if not field then return nil end
-    return { fields = { field }, normalize = M.normalize_key }
+-- less. `dedupe` gives a custom object's dedupe fields (its describe's);
+-- without them its key is not known: nil.
+function M.key(kind, params, dedupe)
+    local d, fields = kind.dedupe, dedupe
+    if not d.describe then
+        local field = d.param and params and params[d.param] or d.default
+        fields = field and { field }
+    end
+    if not fields or not fields[1] then return nil end
+    return { fields = fields, normalize = M.normalize_key }
 end
 
 --- A key field's value as Marketo compares it (see M.key).

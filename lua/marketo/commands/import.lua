@@ -42,6 +42,8 @@ Marketo parameters:
   --format FORMAT        the files' format: %s (default: from the names, else csv)
   --status-column COLUMN program_members: each row's status from this column (not
                          sent); instead of --status
+  --dedupe-fields F,...   custom_objects: the object's dedupe fields, so that no
+                         record is in two jobs that import at once
 Mapping (without any, columns go as they are):
   --map FIELD=COLUMN     send source COLUMN as Marketo FIELD (repeatable)
   --set FIELD=VALUE      send a constant (repeatable)
@@ -83,7 +85,7 @@ local FLAGS = {
     format = "string", map = "list", set = "list", journal = "string", report = "string",
     work_dir = "string", lenient = "boolean", dry_run = "boolean",
     part_bytes = args.bytes(M.MAX_PART_BYTES), json = "boolean", quiet = "boolean",
-    help = "boolean", status_column = "string",
+    help = "boolean", status_column = "string", dedupe_fields = "string",
 }
 for k, kind in pairs(M.LIMIT_FLAGS) do FLAGS[k] = kind end
 for _, kind in ipairs(objects.LIST) do
@@ -155,6 +157,17 @@ local function params_of(flags, object, spec)
         end
     end
     for name, v in pairs(object.values) do spec[name] = v end
+    if flags.dedupe_fields then
+        if object.kind.name ~= "custom_objects" then
+            return nil, "--dedupe-fields is for custom_objects"
+        end
+        spec.dedupe_fields = {}
+        for f in flags.dedupe_fields:gmatch("[^,]+") do
+            f = f:match("^%s*(.-)%s*$")
+            if f ~= "" then spec.dedupe_fields[#spec.dedupe_fields + 1] = f end
+        end
+        if not spec.dedupe_fields[1] then return nil, "--dedupe-fields needs a field" end
+    end
     if flags.status_column then
         if object.kind.name ~= "program_members" then
             return nil, "--status-column is for program_members"

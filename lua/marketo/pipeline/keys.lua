@@ -37,6 +37,16 @@ local function fail(code, msg)
     return nil, code .. ": " .. msg, code
 end
 
+-- The key's columns in a header, or nil when one is missing.
+local function columns_of(header, fields)
+    local cols = {}
+    for i, f in ipairs(fields) do
+        cols[i] = rows.column(header, f)
+        if not cols[i] then return nil end
+    end
+    return cols
+end
+
 -- The parts of each source as chains whose rows come in file order: one per
 -- source, or one per status group (marketo.pipeline.statuses), whose rows
 -- interleave with the other groups'.
@@ -75,7 +85,7 @@ local function advance(chain, acc, o)
         local header, msg, code = rows.header(part, o.format)
         if not header then return nil, msg, code end
         chain.k, chain.header = k, header
-        chain.col = rows.column(header, o.key.fields[1])
+        chain.cols = columns_of(header, o.key.fields)
         chain.it, msg, code = rows.open(part, o.format)
         if not chain.it then return nil, msg, code end
     end
@@ -121,6 +131,9 @@ local function on_event(acc, o, st, k, chain, n)
     local part = acc.parts[k]
     if blank then
         local reason = ("the key column '%s' is blank"):format(st.field)
+        if #o.key.fields > 1 then
+            reason = ("a key column (%s) is blank"):format(st.field)
+        end
         if not o.lenient then
             return fail("INVALID_ROW", ("%s:%d:%s: %s; fill it in, or pass lenient mode to "
                 .. "reject the row"):format(part.source, line, st.field, reason))
@@ -137,7 +150,7 @@ local function on_event(acc, o, st, k, chain, n)
         if not ex then
             ex = { lines = { first } }
             st.keys.examples[example] = ex
-            st.example_at[example] = { part = part, col = chain.col, line = line }
+            st.example_at[example] = { part = part, cols = chain.cols, line = line }
         end
         if #ex.lines < M.EXAMPLE_LINES then ex.lines[#ex.lines + 1] = line end
     end
@@ -154,8 +167,10 @@ end
 
 -- A row seen from Lua (a written part, or groups merged in file order).
 local function see(acc, o, st, k, row, line, chain)
-    if not chain.col then return true end -- Marketo fails every row: nothing to order
-    local n = st.ks:see(row[chain.col] or "", k, line)
+    if not chain.cols then return true end -- Marketo fails every row: nothing to order
+    local values = st.values
+    for i, col in ipairs(chain.cols) do values[i] = row[col] or "" end
+    local n = st.ks:see(values, k, line)
     if n == 0 then return true end
     return on_event(acc, o, st, k, chain, n)
 end
@@ -166,7 +181,7 @@ local function scan_range(acc, o, st, k, chain)
     local it, msg, code = rows.open(acc.parts[k], o.format)
     if not it then return nil, msg, code end
     local events
-    events, msg, code = it.reader:scan_keys(st.ks, chain.col, k)
+    events, msg, code = it.reader:scan_keys(st.ks, chain.cols, k)
     it:close()
     if not events then return nil, msg, code end
     for n = 1, events do
@@ -182,8 +197,8 @@ local function scan_part(acc, o, st, k)
     local header, msg, code = rows.header(part, o.format)
     if not header then return nil, msg, code end
     local chain = { header = header }
-    chain.col = rows.column(chain.header, st.field)
-    if not chain.col then return true end -- Marketo fails every row: nothing to order
+    chain.cols = columns_of(chain.header, o.key.fields)
+    if not chain.cols then return true end -- Marketo fails every row: nothing to order
     if not part.mapped then return scan_range(acc, o, st, k, chain) end
     return rows.each(part, o.format, function(row, line)
         return see(acc, o, st, k, row, line, chain)
@@ -217,7 +232,11 @@ local function example_keys(o, st)
         repeat
             l, msg, code = it:next()
         until not l or l == at.line
-        if l then st.keys.examples[i].key = o.key.normalize(it.row[at.col] or "") end
+        if l then
+            local values = {}
+            for j, col in ipairs(at.cols) do values[j] = o.key.normalize(it.row[col] or "") end
+            st.keys.examples[i].key = table.concat(values, ", ")
+        end
         it:close()
         if l == nil then return nil, msg, code end
     end
@@ -362,8 +381,9 @@ end
 
 --- spread(acc, o): see the header comment.
 function M.spread(acc, o)
-    local field = o.key.fields[1]
-    local st = setmetatable({ o = o, field = field, holes = {}, streams = {}, order = {},
+    local field = table.concat(o.key.fields, ", ")
+    local st = setmetatable({ o = o, field = field, values = {}, holes = {}, streams = {},
+        order = {},
         source_index = {}, example_at = {}, mv_gen = {}, mv_prev = {}, mv_stream = {},
         mv_line = {}, statuses = {}, nstatuses = 0, ks = csv.keyset(M.EXAMPLES, rows_of(acc)),
         keys = { field = field, repeated = 0, moved = 0, examples = {} } }, State)
