@@ -19,6 +19,15 @@ local function by_key(sb)
     return out, n
 end
 
+-- One record per key, each with its last copy's firstName.
+local function assert_last_wins(sb, last, n)
+    local held, count = by_key(sb)
+    assert.equal(n, count)
+    for key, first in pairs(last) do
+        assert.equal(first, held[key] and held[key].firstName, key)
+    end
+end
+
 -- n leads; copies of the first `dups` keys come again after every `every`
 -- rows (in another case, as Marketo still matches them), each copy with the
 -- row's own firstName: the last one must win.
@@ -85,11 +94,7 @@ describe("keys", function()
         local r = cli.run({ "import", "leads", src, "--part-bytes", "8000", "--quiet" },
             { env = cli.env_of(t.sb) })
         assert.equal(0, r.status, r.err .. r.out)
-        local held, n = by_key(t.sb)
-        assert.equal(3000, n)
-        for key, first in pairs(last) do
-            assert.equal(first, held[key] and held[key].firstName, key)
-        end
+        assert_last_wins(t.sb, last, 3000)
         local doc = read_json(src .. ".report.json")
         assert.is_true(doc.reconciled)
         assert.equal(nrows, doc.rows.imported)
@@ -116,11 +121,7 @@ describe("keys", function()
         t.sb.thaw()
         local r = cli.run(argv, { env = cli.env_of(t.sb) })
         assert.equal(0, r.status, r.err .. r.out)
-        local held, n = by_key(t.sb)
-        assert.equal(3000, n)
-        for key, first in pairs(last) do
-            assert.equal(first, held[key] and held[key].firstName, key)
-        end
+        assert_last_wins(t.sb, last, 3000)
     end)
 
     it("the dry run shows which parts wait for which", function()
