@@ -65,6 +65,6 @@ describe("a journal", function()
             assert.matches("JOURNAL: " .. path .. " is a", r.err, 1, true)
         end
         assert.equal(0, #inspect(sb, "jobs"))
-        assert.is_nil(read(dir .. ".work/rejects.json")) -- nor made a work folder
+        assert.is_nil(read(dir .. ".work/rejects.jsonl")) -- nor made a work folder
     end)
 end)

@@ -29,7 +29,7 @@ local function assert_report(path, n)
     assert.equal("complete", doc.ended)
     local warned = n // WARN_EVERY
     assert.same({ read = n, imported = n - warned, warned = warned, failed = 0, filtered = 0,
-        rejected = 0, unsent = 0 }, doc.rows)
+        rejected = 0, unsent = 0, pending = 0 }, doc.rows)
     return doc
 end
 
@@ -273,7 +273,7 @@ describe("the import pipeline under failure", function()
         assert.equal(3, r.status, r.err)
         assert.is_true(doc.reconciled, doc.reconcile_error)
         assert.same({ read = ROWS, imported = ROWS - given_up, warned = 0,
-            failed = given_up, filtered = 0, rejected = 0, unsent = 0 }, doc.rows)
+            failed = given_up, filtered = 0, rejected = 0, unsent = 0, pending = 0 }, doc.rows)
         local leads = inspect(sb, "records/leads")
         assert.equal(ROWS - given_up, #leads)
         for _, rec in ipairs(leads) do

@@ -21,7 +21,8 @@ end
 local function assert_reconciled(doc)
     assert.is_true(doc.reconciled, doc.reconcile_error)
     local r = doc.rows
-    assert.equal(r.read, r.imported + r.warned + r.failed + r.filtered + r.rejected + r.unsent)
+    assert.equal(r.read, r.imported + r.warned + r.failed + r.filtered + r.rejected + r.unsent
+        + r.pending)
 end
 
 describe("the import pipeline", function()
@@ -122,7 +123,7 @@ describe("the import pipeline", function()
         local doc = read_json(dir .. "/crm.csv.report.json")
         assert_reconciled(doc)
         assert.same({ read = 5, imported = 2, warned = 1, failed = 1, filtered = 1,
-            rejected = 0, unsent = 0 }, doc.rows)
+            rejected = 0, unsent = 0, pending = 0 }, doc.rows)
         assert.equal(4, doc.failures[1].line)
         assert.matches("Lead Score", doc.failures[1].reason)
         assert.equal(5, doc.warnings[1].line)

@@ -58,7 +58,7 @@ describe("program members with --status-column", function()
         end
         local doc = read_json(src .. ".report.json")
         assert.is_true(doc.reconciled)
-        assert.same({ rows = 320, imported = 320, warned = 0, failed = 0, unsent = 0 },
+        assert.same({ rows = 320, imported = 320, warned = 0, failed = 0, pending = 0, unsent = 0 },
             doc.statuses.Attended)
         assert.equal(300, doc.statuses.Registered.rows)
         assert.equal(300, doc.statuses["No Show"].rows)
@@ -108,7 +108,7 @@ describe("program members with --status-column", function()
         local r, src = import_members(t, MAYBE, "--lenient", "--quiet")
         assert.equal(3, r.status, r.err .. r.out)
         local doc = read_json(src .. ".report.json")
-        assert.same({ rows = 1, imported = 0, warned = 0, failed = 1, unsent = 0 },
+        assert.same({ rows = 1, imported = 0, warned = 0, failed = 1, pending = 0, unsent = 0 },
             doc.statuses.Maybe)
         assert.equal(1, doc.statuses.Registered.imported)
     end)

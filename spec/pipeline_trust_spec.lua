@@ -134,7 +134,7 @@ describe("trust", function()
         assert.equal(594, stored(sb))
         assert.is_nil(io.open(dir .. "/elsewhere/j.report.json"))
         -- the results were kept in the custom work folder
-        assert.is_truthy(io.open(dir .. "/in/work/rejects.json"))
+        assert.is_truthy(io.open(dir .. "/in/work/rejects.jsonl"))
         local again = cli.run({ "status", dir .. "/in/j.journal" }, { cwd = "/" })
         assert.matches("complete: 600 rows read: 594 imported", again.out, 1, true)
     end)
@@ -218,7 +218,7 @@ describe("trust", function()
         assert.equal(src .. "\n", files) -- nothing but the source
         assert.equal(3, cli.run(argv, { env = cli.env_of(sb) }).status)
         for _, path in ipairs({ src .. ".journal", src .. ".report.json",
-            src .. ".report.failed.csv", src .. ".journal.work/rejects.json" }) do
+            src .. ".report.failed.csv", src .. ".journal.work/rejects.jsonl" }) do
             assert.equal("600", mode_of(path), path)
         end
     end)

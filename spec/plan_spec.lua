@@ -183,6 +183,45 @@ describe("marketo.pipeline.plan", function()
             assert.same(one, many)
         end)
 
+        it("streams the rejects of every worker to on_reject, in file order", function()
+            local bad = dir .. "/bad.csv"
+            local f = assert(io.open(bad, "wb"))
+            f:write("Mail,Score\n")
+            for i = 1, 3000 do
+                f:write(i % 100 == 0 and ("x%d@example.com,1,extra\n"):format(i)
+                    or ("p%d@example.com,%d\n"):format(i, i))
+            end
+            f:close()
+            local function run(workers, sub)
+                os.execute("mkdir -p '" .. dir .. "/" .. sub .. "'")
+                local got = {}
+                local p = assert(plan.build({ sources = { bad }, format = "csv", lenient = true,
+                    work_dir = dir .. "/" .. sub, workers = workers,
+                    mapping = { { "email", function(row) return row.Mail end },
+                        { "score", "Score" } },
+                    validate = function(out)
+                        if out.score:find("77") then return "no 77s", "score" end
+                    end,
+                    on_reject = function(rej) got[#got + 1] = rej end }))
+                assert.same({}, p.rejects) -- none held: all went to on_reject
+                local ls = io.popen("ls '" .. dir .. "/" .. sub .. "'")
+                local left = ls:read("a")
+                ls:close()
+                assert.is_nil(left:find("rejects", 1, true), left) -- the workers' files served
+                return got, p.rows
+            end
+            local one, one_rows = run(1, "one")
+            local many, many_rows = run(3, "many")
+            assert.same(one_rows, many_rows)
+            local sevens = 0
+            for i = 1, 3000 do
+                if i % 100 ~= 0 and tostring(i):find("77") then sevens = sevens + 1 end
+            end
+            assert.equal(30 + sevens, #one) -- the malformed rows and the refused scores
+            for i = 2, #one do assert.is_true(one[i].line > one[i - 1].line) end
+            assert.same(one, many)
+        end)
+
         it("refuses more than one worker in nginx, where forking is wrong", function()
             _G.ngx = { worker = {} }
             local ok, err = pcall(plan.build, { sources = { src }, work_dir = dir, workers = 2 })

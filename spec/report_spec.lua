@@ -52,7 +52,8 @@ describe("marketo.pipeline.report", function()
         assert.matches("10 rows read: 5 imported, 1 imported with warnings, 2 failed",
             text, 1, true)
         assert.matches("API calls: 5 (identity 1, import 1, status 3)", text, 1, true)
-        assert.matches("failed: line 4: Invalid data type in field Lead Score", text, 1, true)
+        assert.matches("  failed: 1 row: Invalid data type in field Lead Score (line 4)\n", text, 1,
+            true)
     end)
 
     it("raises on an outcome it does not know", function()

@@ -2,13 +2,15 @@
 -- (0 ok, 1 runtime failure, 2 usage error); library code never calls os.exit.
 -- Each command is a module marketo.commands.NAME with `summary`, `usage` and
 -- main(argv, out, err, opts), where argv[1] is the command's own name and
--- opts.debug says whether the user asked for tracebacks (--debug).
+-- opts.debug says whether the user asked for tracebacks (--debug), opts.verbose
+-- for the HTTP exchanges (--verbose; --debug shows them too, with headers).
 --
 -- A Lua error that escapes a command is a bug: the user gets one line saying
 -- so, and the traceback only with --debug (or MARKETO_BULK_DEBUG=1).
 local marketo = require("marketo")
 
 local core = marketo.core
+local trace = require("marketo.commands.trace")
 
 local M = { EXIT_OK = 0, EXIT_FAILURE = 1, EXIT_USAGE = 2 }
 
@@ -36,8 +38,10 @@ local function usage()
     end
     lines[#lines + 1] = "  --version  print the versions of marketo-bulk, Lua and libcurl"
     lines[#lines + 1] = "  --help     print this help (COMMAND --help for a command's own)"
-    lines[#lines + 1] = "  --debug    before COMMAND: print the traceback of an internal error"
-    lines[#lines + 1] = "             (MARKETO_BULK_DEBUG=1 does the same)"
+    lines[#lines + 1] = "  --verbose  before COMMAND: each HTTP exchange on stderr (method, path,"
+    lines[#lines + 1] = "             status, requestId, time, bytes; secrets masked)"
+    lines[#lines + 1] = "  --debug    before COMMAND: as --verbose with the headers, and the"
+    lines[#lines + 1] = "             traceback of an internal error (MARKETO_BULK_DEBUG=1 too)"
     lines[#lines + 1] = ""
     lines[#lines + 1] = "With no MARKETO_* credentials in the environment, commands that talk to"
     lines[#lines + 1] = "Marketo use the embedded sandbox and say so on stderr."
@@ -80,13 +84,20 @@ function M.main(argv, out, err)
     out = out or writer(io.stdout)
     err = err or writer(io.stderr)
     local opts = { debug = os.getenv("MARKETO_BULK_DEBUG") == "1" }
-    if argv[1] == "--debug" then
-        opts.debug = true
+    local first = 1
+    while argv[first] == "--debug" or argv[first] == "--verbose" do
+        opts[argv[first]:sub(3)] = true
+        first = first + 1
+    end
+    if first > 1 then
         local rest = { [0] = argv[0] }
-        for i = 2, #argv do rest[i - 1] = argv[i] end
+        for i = first, #argv do rest[i - first + 1] = argv[i] end
         argv = rest
     end
+    -- --debug is everything for a bug report: the exchanges with their headers too
+    if opts.verbose or opts.debug then trace.start(err, opts.debug) end
     local ok, status = xpcall(dispatch, internal_error, argv, out, err, opts)
+    trace.stop()
     if ok then return status end
     if opts.debug then
         err:write("marketo-bulk: internal error: ", status.traceback, "\n")

@@ -144,6 +144,27 @@ local function response(req)
     }
 end
 
+--- trace: nil, or a function(exchange) called as each request ends (the
+-- command line's --verbose sets it; marketo.commands.trace masks and prints):
+-- exchange = { method, url, status | code (a transport failure), request_id
+-- (from a JSON answer), seconds, sent, received (bytes), request_headers
+-- ({ "Name: value" } as sent, the token in them), response_headers }.
+M.trace = nil
+
+local function trace(self, opts, res, code, started)
+    local body, rid = res and res.body
+    local ct = res and res.headers and res.headers["content-type"] or ""
+    if body and ct:find("json", 1, true) then
+        rid = body:match('"requestId"%s*:%s*"([^"]*)"')
+    end
+    M.trace({ method = opts.method or ((opts.body or opts.multipart) and "POST" or "GET"),
+        url = opts.url, status = res and res.status, code = not res and code or nil,
+        request_id = rid, seconds = res and res.time or (core.monotonic() - started),
+        sent = res and res.uploaded or 0, received = res and res.downloaded or 0,
+        request_headers = header_lines(self, opts.headers),
+        response_headers = res and res.headers or {} })
+end
+
 --- request(opts) -> response | nil, "NAME: message", "NAME". See the file's
 -- head for the response; opts: method, url, headers (name -> value), body or
 -- multipart { fields = { {name, value}, ... }, file = { name, filename,
@@ -152,6 +173,7 @@ end
 function Transport:request(opts)
     check_request(opts)
     local req = core.request()
+    local started = M.trace and core.monotonic()
     configure(self, req, opts)
     local loop = Loop.current()
     local ok, msg, code
@@ -162,6 +184,7 @@ function Transport:request(opts)
     end
     local res = ok and response(req)
     req:close() -- a callback's error skips this; the collector closes req then
+    if started and M.trace then trace(self, opts, res, code, started) end
     if not ok then return nil, msg, code end
     return res
 end

@@ -49,7 +49,9 @@ local journal_mod = require("marketo.pipeline.journal")
 local plan_mod = require("marketo.pipeline.plan")
 local scheduler = require("marketo.pipeline.scheduler")
 local report_mod = require("marketo.pipeline.report")
+local rejects_mod = require("marketo.pipeline.rejects")
 local limiter = require("marketo.pipeline.limiter")
+local progress = require("marketo.pipeline.progress")
 local options = require("marketo.options")
 
 local M = {}
@@ -257,11 +259,12 @@ local function setup(spec, kind, sources)
     return o
 end
 
-local function plan_of(spec, o, work_dir)
+local function plan_of(spec, o, work_dir, on_reject)
     return plan_mod.build({ sources = o.sources, format = o.format,
         mapping = spec.mapping, filter = spec.filter, validate = spec.validate,
         lenient = spec.lenient, max_bytes = spec.part_bytes, work_dir = work_dir,
-        max_rejects = 1e9, workers = spec.workers, status_column = spec.status_column,
+        max_rejects = 1e9, workers = spec.workers, on_reject = on_reject,
+        status_column = spec.status_column,
         key = objects.key(objects.get(o.description.object), o.description.params,
             spec.dedupe_fields) })
 end
@@ -289,12 +292,15 @@ end
 -- `plan_done` record that counts them. A journal without that last record
 -- holds no plan (see marketo.pipeline.journal): nothing was sent for it.
 local function plan_into(journal, spec, o)
-    local p, msg, code = plan_of(spec, o, o.work_dir)
+    -- the rejects stream to a file as they are found: none is held in memory
+    local rejects = o.work_dir .. "/rejects.jsonl"
+    local w, msg, code = rejects_mod.writer(rejects)
+    if not w then return nil, msg, code end
+    local p
+    p, msg, code = plan_of(spec, o, o.work_dir, function(rej) w:add(rej) end)
+    local ok, cmsg, ccode = w:close()
     if not p then return nil, msg, code end
-    local rejects = o.work_dir .. "/rejects.json"
-    local ok
-    ok, msg, code = core.write_file(rejects, json.encode(p.rejects))
-    if not ok then return nil, msg, code end
+    if not ok then return nil, cmsg, ccode end
     local run = {}
     for k, v in pairs(o.description) do run[k] = v end
     run.ev, run.rows, run.rejects, run.keys = "run", p.rows, rejects, p.keys
@@ -332,7 +338,10 @@ local function dry_run(spec, o)
     if not mkdir(dir) then
         return nil, ("WORK_DIR: cannot create %s"):format(dir), "WORK_DIR"
     end
-    local p, msg, code = plan_of(spec, o, dir)
+    local groups = rejects_mod.groups() -- a dry run keeps no row: only their reasons
+    local p, msg, code = plan_of(spec, o, dir, function(rej)
+        groups:add(rej.code, rej.reason, rej.line)
+    end)
     if p then remove_written(p.parts) end
     os.remove(dir)
     if not p then return nil, msg, code end
@@ -349,13 +358,7 @@ local function dry_run(spec, o)
         lines[#lines + 1] = ("  keys: %d %s values seen more than once, %d rows moved to "
             .. "later parts"):format(p.keys.repeated, p.keys.field, p.keys.moved)
     end
-    for i, rej in ipairs(p.rejects) do
-        if i > 10 then
-            lines[#lines + 1] = ("  ... %d more rejected"):format(#p.rejects - 10)
-            break
-        end
-        lines[#lines + 1] = "  rejected: " .. rej.reason
-    end
+    for _, line in ipairs(groups:lines("rejected")) do lines[#lines + 1] = line end
     return { ended = "dry_run", exit = p.rows.rejected > 0 and M.EXIT.rows_failed or M.EXIT.ok,
         plan = p, summary = table.concat(lines, "\n") .. "\n", journal = o.journal }
 end
@@ -480,11 +483,13 @@ function M.send(prepared, opts)
         journal:close()
         return nil, limited, "CONFIG"
     end
-    if opts.on_event then announce(journal, opts.on_event) end
+    local on_event, close = opts.on_event, nil
+    if not on_event and progress.default then on_event, close = progress.default() end
+    if on_event then announce(journal, on_event) end
     local sched = scheduler.new({ client = client, runtime = rt,
         journal = journal, parts = journal:parts(), work_dir = o.work_dir,
         job = { kind = kind, params = run.params, lenient = run.lenient },
-        limits = scheduler_limits(opts), on_event = opts.on_event })
+        limits = scheduler_limits(opts), on_event = on_event })
     local ok, msg, code = sched:run()
     local ended = "complete"
     if not ok then
@@ -508,6 +513,8 @@ function M.send(prepared, opts)
         for k, part in ipairs(journal:parts()) do plans[k] = part.plan end
         remove_written(plans)
     end
+    if on_event then on_event({ ev = "ended", ended = ended }) end
+    if close then close() end
     local r = report_mod.from_journal(journal.state)
     local doc
     doc, msg, code = r:save(o.report, ended, { journal = o.journal })

@@ -122,6 +122,44 @@ function M.read_json(path)
     return assert(require("marketo.json").decode(assert(M.read(path))))
 end
 
+--- The sandbox and the folder of a describe block's tests: ctx.sb, started once
+-- and reset before each test, and ctx.dir, a new folder for each.
+function M.sandboxed(config)
+    local ctx = {}
+    local b = require("busted") -- its functions, which a spec file sees as globals
+    local setup, teardown, before_each, after_each = b.setup, b.teardown, b.before_each,
+        b.after_each
+    setup(function() ctx.sb = require("spec.support.sandbox").start(config or { speed = 0 }) end)
+    teardown(function() ctx.sb.stop() end)
+    before_each(function()
+        ctx.sb.reset()
+        ctx.dir = M.tmpdir()
+    end)
+    after_each(function() M.rmdir(ctx.dir) end)
+    return ctx
+end
+
+--- A file's permission bits, as stat prints them ("600").
+function M.mode_of(path)
+    local p = assert(io.popen("stat -c %a " .. q(path)))
+    local m = p:read("l")
+    p:close()
+    return m
+end
+
+--- Waits for an event (a journal record, a file's contents): polls `cond` until
+-- it returns a true value, and fails after 60 s.
+function M.await(cond, what)
+    local socket = require("socket")
+    local deadline = socket.gettime() + 60
+    while true do
+        local v = cond()
+        if v then return v end
+        assert(socket.gettime() < deadline, "never happened: " .. what)
+        socket.sleep(0.005)
+    end
+end
+
 --- GET /__sandbox/PATH of a spawned sandbox, decoded (raises unless 200).
 function M.inspect(sb, path)
     local body, status = sb.get("/__sandbox/" .. path)

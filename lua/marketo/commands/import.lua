@@ -219,7 +219,11 @@ function M.execute(run, spec, flags, out, err)
     end
     out:write(result.summary)
     if result.message then out:write("error: ", result.message, "\n") end
-    if result.report_path then out:write("report: ", result.report_path, "\n") end
+    if result.report_path then
+        local html = result.report and result.report.files and result.report.files.html
+        out:write("report: ", result.report_path, html and ("; for people: " .. html) or "",
+            "\n")
+    end
     if result.ended == "stopped" or result.ended == "failed" then
         out:write(("not finished: run the same command again, or `marketo-bulk resume %s`\n")
             :format(result.journal))

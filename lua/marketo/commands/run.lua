@@ -5,6 +5,7 @@
 local core = require("marketo.core")
 local config = require("marketo.config")
 local target = require("marketo.commands.target")
+local progress = require("marketo.pipeline.progress")
 
 local M = {
     summary = "run an import script written in Lua",
@@ -50,9 +51,14 @@ function M.main(argv, out, err, opts)
         config.fallback, stop = function() return creds end, stopper
         return creds
     end
+    -- an import the script gives no on_event shows the same progress as the
+    -- import command: a line on a terminal, JSON lines on stderr elsewhere
+    progress.default = function()
+        return progress.new({ out = err, tty = core.isatty(2) })
+    end
     local ok, result = xpcall(chunk, script_error(opts and opts.debug),
         table.unpack(script_arg, 1, #script_arg))
-    config.fallback = nil
+    config.fallback, progress.default = nil, nil
     stop()
     rawset(_G, "arg", saved_arg)
     if not ok then

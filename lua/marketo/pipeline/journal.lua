@@ -200,12 +200,23 @@ function M.incomplete(path, state)
         .. "is imported"):format(path, state.nparts)
 end
 
+-- The wall clock to the millisecond: os.time() at load, then the monotonic
+-- clock's progress (Lua's own clock has whole seconds only).
+local WALL0, MONO0 = os.time(), core.monotonic()
+
+--- now() -> seconds since the epoch, with fractions (the `at` of records).
+function M.now()
+    return math.floor((WALL0 + core.monotonic() - MONO0) * 1000 + 0.5) / 1000
+end
+
 --- journal:record(rec) -> true | nil, msg, code. rec.ev names the record;
--- a time stamp is added. Returns only once the line is on disk.
+-- time stamps are added: t in whole seconds, at with milliseconds (the HTML
+-- report's timeline; journals written before it have t only). Returns only
+-- once the line is on disk.
 function Journal:record(rec)
     local applied, why = apply(self.state, rec)
     if not applied then error("journal:record: " .. why, 2) end
-    rec.t = os.time()
+    rec.t, rec.at = os.time(), M.now()
     local line = json.encode(rec) .. "\n"
     if #line > M.MAX_LINE then
         return nil, ("JOURNAL_WRITE: %s: a '%s' record of %d bytes, over the %d a journal "

@@ -140,8 +140,8 @@ local function on_event(acc, o, st, k, chain, n)
         end
         hole(st, k, line, true)
         acc.rows.rejected = acc.rows.rejected + 1
-        acc.rejects[#acc.rejects + 1] = { source = part.source, line = line,
-            column = st.field, code = "INVALID_ROW", reason = reason }
+        rows.reject(acc, { source = part.source, line = line,
+            column = st.field, code = "INVALID_ROW", reason = reason })
         return true
     end
     if not again then st.keys.repeated = st.keys.repeated + 1 end

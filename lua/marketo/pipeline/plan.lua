@@ -5,10 +5,14 @@
 --
 --   plan.build{ sources = { "a.csv" }, format = "csv", mapping = m, filter = f,
 --               validate = v, lenient = false, max_bytes = n, work_dir = "w/",
---               workers = 1, key = marketo.objects.key(...),
+--               workers = 1, on_reject = function(rej), key = marketo.objects.key(...),
 --               status_column = nil }
 --   -> { parts = { part... }, rows = { read, filtered, rejected }, rejects = { ... },
 --        keys = (with o.key) see marketo.pipeline.keys }
+--   rej = { source, line, column, code, reason, raw }: each rejected row goes to
+--   on_reject as it is found, in file order (plan.rejects stays empty), or else
+--   is kept in plan.rejects (up to max_rejects of the reader's). Rows a status
+--   or a key makes bad are found after the rest (a pass over the parts).
 --   part = { source, path, offset, length, prefix, format, rows, first_line, last_line,
 --            bytes, mapped, lines = { file, skip }, after = { part numbers } | nil,
 --            status = the members' status (with status_column) }
@@ -27,6 +31,8 @@
 local csv = require("marketo.csv")
 local mapping_mod = require("marketo.mapping")
 local workers = require("marketo.pipeline.workers")
+local rejects_mod = require("marketo.pipeline.rejects")
+local rows = require("marketo.pipeline.rows")
 local keys = require("marketo.pipeline.keys")
 local statuses = require("marketo.pipeline.statuses")
 
@@ -44,11 +50,20 @@ local function fail(code, msg)
     return nil, code .. ": " .. msg, code
 end
 
-local function add_rejects(out, rejects, source)
-    for _, r in ipairs(rejects or {}) do
-        out[#out + 1] = { source = source, line = r.line, column = r.column, code = r.code,
-            reason = r.message }
-    end
+local reject = rows.reject
+
+local function reject_of(r, source)
+    return { source = source, line = r.line, column = r.column, code = r.code,
+        reason = r.message, raw = r.raw }
+end
+
+local function add_rejects(acc, rejects, source)
+    for _, r in ipairs(rejects or {}) do reject(acc, reject_of(r, source)) end
+end
+
+-- The reader's option: each reject to on_reject as it comes, when there is one.
+local function reader_sink(acc, source)
+    return acc.on_reject and function(r) reject(acc, reject_of(r, source)) end or nil
 end
 
 -- Parts of even size, and an even number of them: Marketo imports two at a
@@ -70,11 +85,11 @@ local copy_clean -- defined with the work folder's names, below
 local function plan_source(o, source, index, acc)
     local p, msg, code = csv.plan(source, { format = o.format, lenient = o.lenient,
         max_bytes = balanced_bytes(source, o.max_bytes),
-        max_rejects = o.max_rejects })
+        max_rejects = o.max_rejects, on_reject = o.lenient and reader_sink(acc, source) or nil })
     if not p then return nil, msg, code end
     acc.rows.read = acc.rows.read + p.rows + p.rejected
     acc.rows.rejected = acc.rows.rejected + p.rejected
-    add_rejects(acc.rejects, p.rejects, source)
+    add_rejects(acc, p.rejects, source)
     for k, part in ipairs(p.parts) do
         if part.rejected > 0 then
             local ok, cmsg, ccode = copy_clean(o, source, index, k, part, acc)
@@ -133,11 +148,12 @@ end
 local function map_fast(o, source, index, acc, m)
     local r, msg, code = csv.map(source, work_pattern(o, index), m:fast_spec(), {
         format = o.format, lenient = o.lenient, max_bytes = o.max_bytes,
-        max_rejects = o.max_rejects, lines = lines_path(o, index) })
+        max_rejects = o.max_rejects, lines = lines_path(o, index),
+        on_reject = o.lenient and reader_sink(acc, source) or nil })
     if not r then return nil, msg, code end
     acc.rows.read = acc.rows.read + r.rows + r.rejected
     acc.rows.rejected = acc.rows.rejected + r.rejected
-    add_rejects(acc.rejects, r.rejects, source)
+    add_rejects(acc, r.rejects, source)
     add_written(acc, source, r.parts, o.format, lines_path(o, index))
     return true
 end
@@ -145,7 +161,8 @@ end
 -- Everything else, a row at a time in Lua: all of the source, or share k.
 local function map_rows(o, source, index, acc, m, share, k)
     local reader, msg, code = csv.open(source, { format = o.format, lenient = o.lenient,
-        max_rejects = o.max_rejects, share = share })
+        max_rejects = o.max_rejects, share = share,
+        on_reject = o.lenient and reader_sink(acc, source) or nil })
     if not reader then return nil, msg, code end
     local ok, err = m:bind(reader:header(), source)
     if not ok then reader:close(); return fail("MAPPING", err) end
@@ -177,8 +194,8 @@ local function map_rows(o, source, index, acc, m, share, k)
             acc.rows.filtered = acc.rows.filtered + 1
         elseif keep == "invalid" and o.lenient then
             acc.rows.rejected = acc.rows.rejected + 1
-            acc.rejects[#acc.rejects + 1] = { source = source, line = line, column = column,
-                code = "INVALID_ROW", reason = reason }
+            reject(acc, { source = source, line = line, column = column,
+                code = "INVALID_ROW", reason = reason })
         elseif keep == "invalid" then
             result, rmsg, rcode = fail("INVALID_ROW", ("%s:%d:%s %s; fix the row, or pass "
                 .. "lenient mode to reject it"):format(source, line,
@@ -192,7 +209,7 @@ local function map_rows(o, source, index, acc, m, share, k)
     local stats_rejected = reader:stats().rejected
     acc.rows.read = acc.rows.read + stats_rejected
     acc.rows.rejected = acc.rows.rejected + stats_rejected
-    add_rejects(acc.rejects, reader:rejects(), source)
+    add_rejects(acc, reader:rejects(), source)
     reader:close()
     local closed, cmsg, ccode = writer:close()
     if result and not closed then result, rmsg, rcode = nil, cmsg, ccode end
@@ -203,22 +220,54 @@ end
 
 -- The same, each share of the file in a worker of its own; the first failure
 -- in file order is the one reported, as it would be by one process.
+-- Worker k's share, mapped in the worker. When the rejects are streamed, the
+-- worker streams its own to a file of the work folder (a copy of this process
+-- must not write to this one's files), named in its result.
+local function map_share(o, source, index, m, share, k, streamed)
+    local mine = { parts = {}, rows = { read = 0, filtered = 0, rejected = 0 },
+        rejects = {} }
+    local w, wmsg, wcode
+    if streamed then
+        w, wmsg, wcode = rejects_mod.writer(("%s/rejects-s%02d-w%d.jsonl"):format(o.work_dir,
+            index, k))
+        if not w then return { msg = wmsg, code = wcode } end
+        mine.on_reject = function(rej) w:add(rej) end
+    end
+    local done, ok, emsg, ecode = pcall(map_rows, o, source, index, mine, m, share, k)
+    mine.on_reject = nil -- a result holds no function
+    if w then
+        local closed, cmsg, ccode = w:close()
+        if done and ok and not closed then ok, emsg, ecode = nil, cmsg, ccode end
+    end
+    if not done then return { raised = tostring(ok), rejects = w and w.path } end
+    return ok and { acc = mine, rejects = w and w.path }
+        or { msg = emsg, code = ecode, rejects = w and w.path }
+end
+
 local function map_rows_parallel(o, source, index, acc, m, shares)
+    local streamed = acc.on_reject ~= nil
     local results, msg, code = workers.run(#shares, function(k)
-        local mine = { parts = {}, rows = { read = 0, filtered = 0, rejected = 0 },
-            rejects = {} }
-        local done, ok, emsg, ecode = pcall(map_rows, o, source, index, mine, m, shares[k], k)
-        if not done then return { raised = tostring(ok) } end
-        return ok and { acc = mine } or { msg = emsg, code = ecode }
+        return map_share(o, source, index, m, shares[k], k, streamed)
     end)
     if not results then return nil, msg, code end
+    local failed
     for _, res in ipairs(results) do -- the first failure in file order, of either kind
-        if res.raised then error(res.raised, 0) end
-        if not res.acc then return nil, res.msg, res.code end
+        failed = failed or ((res.raised or not res.acc) and res)
     end
+    -- the workers' rejects to on_reject here, in file order
+    for _, res in ipairs(results) do
+        if not failed and res.rejects then
+            local ok, why = rejects_mod.each(res.rejects, function(rej) reject(acc, rej) end)
+            if not ok then failed = { msg = "IO_ERROR: " .. tostring(why), code = "IO_ERROR" } end
+        elseif not failed then
+            for _, rej in ipairs(res.acc.rejects) do reject(acc, rej) end
+        end
+        if res.rejects then os.remove(res.rejects) end
+    end
+    if failed and failed.raised then error(failed.raised, 0) end
+    if failed then return nil, failed.msg, failed.code end
     for _, res in ipairs(results) do
         for key, n in pairs(res.acc.rows) do acc.rows[key] = acc.rows[key] + n end
-        for _, rej in ipairs(res.acc.rejects) do acc.rejects[#acc.rejects + 1] = rej end
         for _, part in ipairs(res.acc.parts) do acc.parts[#acc.parts + 1] = part end
     end
     return true
@@ -236,7 +285,8 @@ end
 
 --- build(o) -> plan | nil, msg, code (see the header comment).
 function M.build(o)
-    local acc = { parts = {}, rows = { read = 0, filtered = 0, rejected = 0 }, rejects = {} }
+    local acc = { parts = {}, rows = { read = 0, filtered = 0, rejected = 0 }, rejects = {},
+        on_reject = o.on_reject }
     -- every path cuts parts: without a limit a mapped file would be one part,
     -- and Marketo refuses anything over 10 MB
     o.max_bytes = o.max_bytes or csv.PART_BYTES

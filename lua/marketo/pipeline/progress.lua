@@ -1,9 +1,15 @@
 --- marketo.pipeline.progress: feedback while an import runs. On a terminal, one line
--- redrawn in place (rows uploaded, parts importing/queued/done, rows/s, ETA);
--- otherwise one JSON line per event, for logs.
+-- redrawn in place (rows uploaded, parts importing/finishing/queued/done, rows/s,
+-- ETA), ended by the `ended` event import.send emits before the report, so the
+-- summary starts on a line of its own; otherwise one JSON line per event, for logs.
+-- A part is finishing once Marketo has ended its job and until its failures and
+-- warnings are fetched.
 --
 --   local on_event = progress.new{ out = io.stderr, tty = true, rows = 20000, parts = 6 }
 --   import.run{ ..., on_event = on_event }
+--
+-- progress.default, when set (the runner sets it for `marketo-bulk run`), makes the
+-- on_event of an import that was given none: scripts get the display by default.
 local json = require("marketo.json")
 
 local M = {}
@@ -21,12 +27,16 @@ end
 local Tty = {}
 Tty.__index = Tty
 
+-- Marketo's job has ended (or the part is fetching its rows): no longer queued.
+local FINISHING = { Complete = true, Failed = true, finishing = true }
+
 function Tty:line()
     local s = self.state
-    local importing, queued, done = 0, 0, 0
+    local importing, finishing, queued, done = 0, 0, 0, 0
     for _, st in pairs(s.parts) do
         if st == "Importing" then importing = importing + 1
         elseif st == "done" then done = done + 1
+        elseif FINISHING[st] then finishing = finishing + 1
         elseif st ~= "sending" then queued = queued + 1 end
     end
     local elapsed = math.max(self.clock() - self.started, 1e-3)
@@ -34,12 +44,13 @@ function Tty:line()
     for _, n in pairs(s.processing) do processed = processed + n end
     local rate = processed / elapsed
     local eta = rate > 0 and (self.rows - processed) / rate or nil
-    return ("%d/%d rows uploaded | parts: %d importing, %d queued, %d/%d done | %.0f rows/s"
-        .. " | ETA %s"):format(s.uploaded, self.rows, importing, queued, done, self.parts, rate,
-        eta_text(eta))
+    return ("%d/%d rows uploaded | parts: %d importing, %d finishing, %d queued, %d/%d done"
+        .. " | %.0f rows/s | ETA %s"):format(s.uploaded, self.rows, importing, finishing, queued,
+        done, self.parts, rate, eta_text(eta))
 end
 
 function Tty:draw(force)
+    if self.closed then return end
     local now = self.clock()
     if not force and now - self.drawn < 0.1 then return end
     self.drawn = now
@@ -62,17 +73,25 @@ function Tty:event(ev)
         s.parts[ev.part] = ev.status
         s.processing[ev.part] = ev.processed or 0
     elseif ev.ev == "finished" then
-        s.parts[ev.part] = "done"
+        -- a Complete job's failures and warnings are still to fetch
+        s.parts[ev.part] = ev.status == "Complete" and "finishing" or "done"
         s.processing[ev.part] = nil
         s.processed_done = s.processed_done + (ev.rows or 0)
+    elseif ev.ev == "fetched" then
+        s.parts[ev.part] = "done"
+    elseif ev.ev == "ended" then
+        return self:close()
     elseif ev.ev == "error" or ev.ev == "stopping" then
         self.out:write("\r\27[K", ev.ev == "error" and ("error: " .. tostring(ev.message))
             or "stopping: finishing the journal; resume with the same command", "\n")
     end
-    self:draw(ev.ev == "finished")
+    self:draw(ev.ev == "finished" or ev.ev == "fetched")
 end
 
+-- Once: the `ended` event and the caller's close() may both come.
 function Tty:close()
+    if self.closed then return end
+    self.closed = true
     self:draw(true)
     self.out:write("\n")
 end

@@ -5,17 +5,27 @@
 -- that never finished, e.g. after a stop). It writes the JSON report, a
 -- human summary, and files of failed and warned rows that a user can fix and
 -- import again as they are (the columns that were uploaded, no extra column;
--- the reasons and source lines go in the JSON report and a reasons file).
+-- the reasons and source lines go in the JSON report and a reasons file beside
+-- each: REPORT.failed.reasons.csv, line and reason, row for row). Rejected rows
+-- are read from the file the planner streamed them to (marketo.pipeline.rejects),
+-- never all held here: the JSON lists the first LISTED_REJECTS and groups them
+-- all by reason; REPORT.rejected.csv has each with its line, reason and row.
+-- Rows in jobs Marketo holds when the import stops are "pending": uploaded,
+-- their outcome unknown until a resume fetches it; "unsent" never counts them.
 local json = require("marketo.json")
 local formats = require("marketo.formats")
+local rejects_mod = require("marketo.pipeline.rejects")
 
 local M = {}
 
 local Report = {}
 Report.__index = Report
 
-local OUTCOMES = { "imported", "warned", "failed", "filtered", "rejected", "unsent" }
+local OUTCOMES = { "imported", "warned", "failed", "filtered", "rejected", "unsent", "pending" }
 M.OUTCOMES = OUTCOMES
+
+-- Rejected rows the JSON report lists one by one (all are in REPORT.rejected.csv).
+M.LISTED_REJECTS = 1000
 
 --- new(info) -> report. info: { object = "leads", source = {paths}, ... },
 -- copied into the JSON as is (it must hold no secret: the pipeline passes
@@ -26,7 +36,7 @@ function M.new(info)
     return setmetatable({
         info = info or {}, rows = rows, parts = {},
         failures = {}, warnings = {}, rejects = {}, api_calls = {}, problems = {},
-        started = os.time(),
+        reject_groups = rejects_mod.groups(), started = os.time(),
     }, Report)
 end
 
@@ -46,8 +56,19 @@ function Report:warned(line, reason, values)
     self.warnings[#self.warnings + 1] = { line = line, reason = reason, values = values }
 end
 
-function Report:rejected(line, reason)
-    self.rejects[#self.rejects + 1] = { line = line, reason = reason }
+function Report:rejected(line, reason, source, code)
+    self.reject_groups:add(code, reason, line)
+    if #self.rejects < M.LISTED_REJECTS then
+        self.rejects[#self.rejects + 1] = { line = line, reason = reason, source = source,
+            code = code }
+    end
+end
+
+-- Failed or warned rows by reason, for the summary and the HTML report.
+local function grouped(rows)
+    local g = rejects_mod.groups()
+    for _, row in ipairs(rows) do g:add(nil, row.reason, row.line) end
+    return g
 end
 
 function Report:part(summary)
@@ -79,6 +100,7 @@ function Report:document(ended, extra)
         failures = self.failures,
         warnings = self.warnings,
         rejects = self.rejects,
+        rejected_reasons = self.reject_groups:list(),
         api_calls = self.api_calls,
         problems = self.problems[1] and self.problems or nil,
     }
@@ -106,17 +128,19 @@ function Report:summary(ended)
     for _, problem in ipairs(self.problems) do lines[#lines + 1] = "WARNING: " .. problem end
     lines[#lines + 1] =
         ("%s: %d rows read: %d imported, %d imported with warnings, %d failed, "
-            .. "%d filtered out, %d rejected as malformed, %d not sent")
+            .. "%d filtered out, %d rejected as malformed, %d not sent%s")
             :format(ended, r.read, r.imported, r.warned, r.failed, r.filtered, r.rejected,
-                r.unsent)
+                r.unsent, r.pending > 0 and (", %d uploaded, outcome pending (resume to learn "
+                .. "it)"):format(r.pending) or "")
     if self.info.statuses then
         local names = {}
         for name in pairs(self.info.statuses) do names[#names + 1] = name end
         table.sort(names)
         for i, name in ipairs(names) do
             local c = self.info.statuses[name]
-            names[i] = ("%s %d (%d imported, %d warned, %d failed, %d not sent)"):format(name,
-                c.rows, c.imported, c.warned, c.failed, c.unsent)
+            names[i] = ("%s %d (%d imported, %d warned, %d failed, %d not sent%s)"):format(
+                name, c.rows, c.imported, c.warned, c.failed, c.unsent,
+                c.pending > 0 and (", %d pending"):format(c.pending) or "")
         end
         lines[#lines + 1] = "statuses: " .. table.concat(names, "; ")
     end
@@ -134,13 +158,9 @@ function Report:summary(ended)
     end
     table.sort(calls)
     lines[#lines + 1] = ("API calls: %d (%s)"):format(total, table.concat(calls, ", "))
-    local shown = math.min(#self.failures, 5)
-    for i = 1, shown do
-        local f = self.failures[i]
-        lines[#lines + 1] = ("  failed: line %s: %s"):format(tostring(f.line), f.reason)
-    end
-    if #self.failures > shown then
-        lines[#lines + 1] = ("  ... and %d more failed rows"):format(#self.failures - shown)
+    for _, kind in ipairs({ { "failed", grouped(self.failures) },
+        { "warned", grouped(self.warnings) }, { "rejected", self.reject_groups } }) do
+        for _, line in ipairs(kind[2]:lines(kind[1])) do lines[#lines + 1] = line end
     end
     return table.concat(lines, "\n") .. "\n"
 end
@@ -156,6 +176,12 @@ local function read_json(path)
     return doc
 end
 
+-- When a journal record was written: with milliseconds, or in whole seconds
+-- in a journal older than those.
+local function at(rec)
+    return rec and (rec.at or rec.t)
+end
+
 -- A finished part's counts and rows, into the report.
 local function add_part(r, k, part)
     local plan, fin = part.plan, part.finished
@@ -163,7 +189,9 @@ local function add_part(r, k, part)
         last_line = plan.last_line, source = plan.source, batch = part.batch,
         stage = part.stage, status = fin and fin.status or nil, member_status = plan.status,
         processed = fin and fin.processed, failed = fin and fin.failed,
-        warned = fin and fin.warned }
+        warned = fin and fin.warned, sent_at = at(part.sending),
+        uploaded_at = at(part.uploaded), importing_at = fin and fin.importing_at,
+        finished_at = at(fin), fetched_at = at(part.fetched) }
     if fin and fin.status == "Complete" then
         local warned = fin.warned or 0
         r:count("imported", (fin.processed or 0) - warned)
@@ -184,6 +212,8 @@ local function add_part(r, k, part)
         r:count("failed", plan.rows)
         r:failed(nil, ("the job failed: %s (lines %d-%d)")
             :format(tostring(fin.message), plan.first_line, plan.last_line))
+    elseif part.batch and part.stage == "uploaded" then
+        r:count("pending", plan.rows) -- Marketo holds them: a resume learns their outcome
     else
         r:count("unsent", plan.rows)
     end
@@ -198,7 +228,7 @@ local function by_status(parts)
         if p.member_status then
             out = out or {}
             local c = out[p.member_status] or { rows = 0, imported = 0, warned = 0, failed = 0,
-                unsent = 0 }
+                pending = 0, unsent = 0 }
             out[p.member_status] = c
             c.rows = c.rows + p.rows
             if p.status == "Complete" then
@@ -207,6 +237,8 @@ local function by_status(parts)
                 c.imported = c.imported + (p.processed or 0) - (p.warned or 0)
             elseif p.status then
                 c.failed = c.failed + p.rows
+            elseif p.batch and p.stage == "uploaded" then
+                c.pending = c.pending + p.rows
             else
                 c.unsent = c.unsent + p.rows
             end
@@ -227,11 +259,13 @@ function M.from_journal(state)
     r:count("filtered", run.rows.filtered)
     r:count("rejected", run.rows.rejected)
     if run.rejects then
-        local rejects, why = read_json(run.rejects)
-        if not rejects then
+        local ok, why = rejects_mod.each(run.rejects, function(rej)
+            r:rejected(rej.line, rej.reason, rej.source, rej.code)
+        end)
+        if not ok then
             r.problems[#r.problems + 1] = "the rejected rows' lines are unknown (" .. why .. ")"
         end
-        for _, rej in ipairs(rejects or {}) do r:rejected(rej.line, rej.reason, rej.source) end
+        r.rejects_file = ok and run.rejects or nil
     end
     for k = 1, state.nparts do add_part(r, k, state.parts[k]) end
     if not state.plan_closed and run.rows.read > 0 then
@@ -247,28 +281,66 @@ function M.from_journal(state)
     return r
 end
 
--- The failed (or warned) rows as a file to fix and import again.
-local function write_rows(path, header, rows, format)
-    if #rows == 0 or not header then return nil end
+-- A file of `header` with the rows `each` hands to its callback (a list of
+-- fields each); nil when there was none.
+local function write_csv(path, header, format, each)
     local w, msg, code = require("marketo.csv").writer(path, { format = format,
         header = header })
     if not w then return nil, msg, code end
-    for _, row in ipairs(rows) do
-        if row.values then
-            local ok
-            ok, msg, code = w:write(row.values)
-            if not ok then w:close(); return nil, msg, code end
-        end
-    end
-    local ok
-    ok, msg, code = w:close()
-    if not ok then return nil, msg, code end
+    local n, failed = 0, nil
+    each(function(fields)
+        if failed then return end
+        local ok, wmsg, wcode = w:write(fields)
+        if ok then n = n + 1 else failed = { wmsg, wcode } end
+    end)
+    local ok, cmsg, ccode = w:close()
+    if failed then return nil, failed[1], failed[2] end
+    if not ok then return nil, cmsg, ccode end
+    if n == 0 then os.remove(path); return nil end
     return path
 end
 
+-- The failed (or warned) rows as a file to fix and import again, and their
+-- lines and reasons beside it, row for row.
+local function write_rows(base, header, rows, format)
+    if #rows == 0 or not header then return nil end
+    local path, msg, code = write_csv(base .. "." .. format.extension, header, format.name,
+        function(put)
+            for _, row in ipairs(rows) do if row.values then put(row.values) end end
+        end)
+    if not path then return nil, msg, code end
+    local reasons
+    reasons, msg, code = write_csv(base .. ".reasons.csv", { "line", "reason" }, "csv",
+        function(put)
+            for _, row in ipairs(rows) do
+                if row.values then put({ row.line or "", row.reason }) end
+            end
+        end)
+    if msg then return nil, msg, code end
+    return path, nil, nil, reasons
+end
+
+-- Every rejected row, from the planner's file: its line, why, and the row as
+-- it was in the file (when the reader kept it).
+local function write_rejects(path, from)
+    local failed
+    local out, msg, code = write_csv(path, { "line", "reason", "source", "column", "row" },
+        "csv", function(put)
+            local ok, why = rejects_mod.each(from, function(rej)
+                put({ rej.line, rejects_mod.bare(rej.reason), rej.source, rej.column or "",
+                    rej.raw and (rej.raw:gsub("\r?\n$", "")) or "" })
+            end)
+            if not ok then failed = why end
+        end)
+    if failed then return nil, "REPORT_UNWRITABLE: " .. failed, "IO_ERROR" end
+    return out, msg, code
+end
+
 --- report:save(path, ended, extra) -> document | nil, msg, code: the JSON
--- report at `path` and, beside it, the failed and warned rows as files in the
--- import's format (PATH.failed.csv, PATH.warned.csv, without the .json).
+-- report at `path` and, beside it (PATH without the .json): the failed and
+-- warned rows as files in the import's format (.failed.csv, .warned.csv) with
+-- their reasons (.failed.reasons.csv, ...), the rejected rows (.rejected.csv)
+-- and the page for people (.html, marketo.pipeline.html).
 function Report:save(path, ended, extra)
     local format = formats.get(self.info.format) or formats.get(formats.DEFAULT)
     local base = path:gsub("%.json$", "")
@@ -277,14 +349,24 @@ function Report:save(path, ended, extra)
     extra = extra or {}
     extra.files = {}
     for _, kind in ipairs({ { "failed", self.failures }, { "warned", self.warnings } }) do
-        local file, msg, code = write_rows(("%s.%s.%s"):format(base, kind[1], format.extension),
-            header, kind[2], format.name)
+        local file, msg, code, reasons = write_rows(("%s.%s"):format(base, kind[1]), header,
+            kind[2], format)
         if msg then return nil, msg, code end
-        extra.files[kind[1]] = file
+        extra.files[kind[1]], extra.files[kind[1] .. "_reasons"] = file, reasons
     end
+    if self.rejects_file and self.rows.rejected > 0 then
+        local file, msg, code = write_rejects(base .. ".rejected.csv", self.rejects_file)
+        if msg then return nil, msg, code end
+        extra.files.rejected = file
+    end
+    extra.files.html = base .. ".html"
     local ok, msg, code = self:write_json(path, ended, extra)
     if not ok then return nil, msg, code end
-    return self:document(ended, extra)
+    local doc = self:document(ended, extra)
+    ok, msg, code = require("marketo.core").write_file(extra.files.html,
+        require("marketo.pipeline.html").render(doc))
+    if not ok then return nil, "REPORT_UNWRITABLE: " .. msg, code end
+    return doc
 end
 
 return M

@@ -12,6 +12,7 @@
 --   rows.column(header, name) -> its index, matched as Marketo matches headers
 --   rows.fields(row, width) -> the row as a list of strings
 --   rows.part(source, format, written, lines_file, skip) -> a mapped part
+--   rows.reject(acc, rej): a rejected row, to the plan's on_reject or its list
 local csv = require("marketo.csv")
 
 local M = {}
@@ -107,6 +108,12 @@ function M.fields(row, width, skip)
         if i ~= skip then out[#out + 1] = row[i] end
     end
     return out
+end
+
+--- A rejected row, to the plan's on_reject (the rejects streamed to a file)
+-- or its list.
+function M.reject(acc, rej)
+    if acc.on_reject then acc.on_reject(rej) else acc.rejects[#acc.rejects + 1] = rej end
 end
 
 --- A part written by the pipeline (one of writer:parts()).

@@ -20,6 +20,7 @@ local json = require("marketo.json")
 local formats = require("marketo.formats")
 local poll = require("marketo.poll")
 local options = require("marketo.options")
+local journal_mod = require("marketo.pipeline.journal")
 
 local M = {}
 
@@ -142,7 +143,7 @@ function Scheduler:upload(p, attempt)
     job, msg, code = self.client:import(self.job.kind.name, create_options(self, plan))
     if not job and code == "1025" and plan.status then return self:unknown_status(p, msg) end
     if not job then return self:fail(p, msg, code) end
-    p.batch = job.id
+    p.batch, p.importing_at = job.id, nil
     -- Marketo queues jobs in the order their uploads end: ours follow suit, so
     -- "the oldest unfinished jobs" (the ones worth polling) are Marketo's too.
     self:leave_queue(p)
@@ -201,6 +202,8 @@ function Scheduler:await(p, job)
         if not info then return self:fail(p, msg, code) end
         self:emit({ ev = "status", part = p.plan.part, status = info.status,
             processed = info.processed, rows = p.plan.rows })
+        -- when it was first seen importing: the report's timeline (queued, then importing)
+        if info.status == "Importing" then p.importing_at = p.importing_at or journal_mod.now() end
         if info.status == "Complete" or info.status == "Failed" then return info end
         local delay = poller:next(info, self.rt.now())
         if not delay then
@@ -280,7 +283,7 @@ function Scheduler:run_part(p)
                 p.stage = "finished"
                 if not self:record({ ev = "finished", part = p.plan.part, status = info.status,
                     message = info.message, processed = info.processed, failed = info.failed,
-                    warned = info.warned }) then return end
+                    warned = info.warned, importing_at = p.importing_at }) then return end
                 self:emit({ ev = "finished", part = p.plan.part, status = info.status,
                     processed = info.processed, failed = info.failed, warned = info.warned,
                     rows = p.plan.rows })

@@ -67,8 +67,8 @@ local function group_source(acc, o, source_index, parts, out)
                         .. "mode to reject the row"):format(part.source, line, column, reason))
                 end
                 acc.rows.rejected = acc.rows.rejected + 1
-                acc.rejects[#acc.rejects + 1] = { source = part.source, line = line,
-                    column = column, code = "INVALID_ROW", reason = reason }
+                rows.reject(acc, { source = part.source, line = line,
+                    column = column, code = "INVALID_ROW", reason = reason })
                 return true
             end
             local w, wmsg, wcode = group_of(g, o, source_index, status, sent)
