@@ -23,11 +23,12 @@
  *   keys:mark(n, code): the key of event n now holds code
  *   keys:count() -> keys held
  *   keys:close() */
-#define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE /* madvise's MADV_HUGEPAGE */
 #include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "csv_core.h"
 
@@ -63,6 +64,8 @@ static keyset *check_keyset(lua_State *L)
         luaL_error(L, "attempt to use a closed %s", KEYSET_MT);
     return k;
 }
+
+#define HUGE ((size_t)2 << 20) /* a huge page */
 
 /* A key of up to MAX_FIELDS fields (a custom object's dedupe fields). */
 #define MAX_FIELDS 8
@@ -125,7 +128,25 @@ static slot *new_slots(size_t cap)
     slot *t;
     size_t i;
 
-    if (cap > SIZE_MAX / sizeof *t || (t = calloc(cap, sizeof *t)) == NULL)
+    if (cap > SIZE_MAX / sizeof *t)
+        return NULL;
+    if (cap * sizeof *t < HUGE) {
+        t = calloc(cap, sizeof *t);
+    } else {
+        void *p;
+
+        /* huge pages where the kernel gives them on request: a random probe
+         * then rarely misses the TLB, and the table takes few faults */
+        if (posix_memalign(&p, HUGE, cap * sizeof *t) != 0)
+            return NULL;
+#ifdef MADV_HUGEPAGE
+        (void)madvise(p, cap * sizeof *t, MADV_HUGEPAGE);
+#endif
+        t = p;
+        memset(t, 0, cap * sizeof *t);
+        return t;
+    }
+    if (t == NULL)
         return NULL;
     for (i = 0; i < cap; i += 4096 / sizeof *t)
         ((volatile slot *)t)[i].code = 0;
