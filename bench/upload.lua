@@ -7,39 +7,14 @@
 -- Everything lives in a temp dir that is removed at the end, error or not.
 local ROOT = assert(arg[1], "usage: lua5.4 bench/upload.lua REPO_ROOT")
 package.cpath = ROOT .. "/build/lua5.4/?.so;" .. package.cpath
+package.path = ROOT .. "/?.lua;" .. package.path
 local core = require("marketo.core")
+local ok_server = require("spec.support.ok_server")
+local write_file = require("spec.support.files").write
 
 local RUNS = tonumber(os.getenv("BENCH_RUNS")) or 9
 local RATIO_TARGET, RSS_TARGET_MB = 1.1, 40
 local HEADER = "email,firstName,lastName,company\n"
-
--- Python's stdlib server, HTTP/1.1 (so neither side waits on Expect), reads
--- and drops the body; threads, so curl and the core are served the same way.
--- Without TCP_NODELAY its answer leaves in two small writes and, on a reused
--- connection (the core reuses, curl's new process cannot), the second waits
--- out the client's 40 ms delayed ACK: that would measure Python, not us.
-local SERVER_PY = [[
-import http.server, os, sys
-class Discard(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
-    def do_POST(self):
-        left = int(self.headers.get("Content-Length", "0"))
-        while left > 0:
-            chunk = self.rfile.read(min(left, 1 << 20))
-            if not chunk:
-                break
-            left -= len(chunk)
-        self.send_response(200)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"ok")
-    def log_message(self, *args):
-        pass
-srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Discard)
-print(srv.server_address[1], os.getpid(), flush=True)
-srv.serve_forever()
-]]
 
 -- Uploads every part of FILE to URL, two in flight, then prints VmHWM (kB).
 local RUNNER_SCRIPT = [[
@@ -86,12 +61,6 @@ local function sh(cmd)
     return out
 end
 
-local function write_file(path, data)
-    local f = assert(io.open(path, "wb"))
-    f:write(data)
-    f:close()
-end
-
 -- A CSV of about `mb` megabytes, written 1 MB at a time.
 local function make_csv(path, mb)
     local rows, n = {}, 0
@@ -105,19 +74,6 @@ local function make_csv(path, mb)
     f:write(HEADER)
     for _ = 1, math.ceil(mb * 1024 * 1024 / #block) do f:write(block) end
     f:close()
-end
-
-local function start_server(dir)
-    write_file(dir .. "/discard.py", SERVER_PY)
-    local pipe = assert(io.popen("exec python3 " .. dir .. "/discard.py", "r"))
-    local port, pid = (pipe:read("l") or ""):match("^(%d+) (%d+)$")
-    assert(port, "discard server did not start")
-    return { url = "http://127.0.0.1:" .. port .. "/upload", pid = pid, pipe = pipe }
-end
-
-local function stop_server(s)
-    os.execute("kill " .. s.pid)
-    s.pipe:close()
 end
 
 local function median(xs)
@@ -185,12 +141,15 @@ local function bench_rss(server, dir)
 end
 
 local dir = sh("mktemp -d /tmp/marketo-bench-upload.XXXXXX"):gsub("%s+$", "")
-local server = start_server(dir)
+-- spec/support/ok_server.py reads and drops the body, with threads, so curl
+-- and the core are served the same way
+local server = ok_server.start()
+server.url = "http://127.0.0.1:" .. server.port .. "/upload"
 local ok, met = pcall(function()
     local fast = bench_ratio(server, dir)
     return bench_rss(server, dir) and fast
 end)
-stop_server(server)
+server.stop()
 os.execute("rm -rf '" .. dir .. "'")
 if not ok then error(met, 0) end
 os.exit(met and 0 or 1)

@@ -3,6 +3,7 @@
 -- library logged or returned here for the client secret and every token.
 local client = require("marketo.client")
 local h = require("spec.support.client")
+local fails = require("spec.support.fails")
 
 local LEADS = "email,firstName,lastName\n"
     .. "ann@example.org,Ann,Lee\nbob@example.org,Bob,Ray\ncy@example.org,Cy,Oh\n"
@@ -144,9 +145,7 @@ describe("marketo.client (sandbox)", function()
 
         it("fails at once on a bad client secret, with a clear message", function()
             local c = new_client{ client_secret = "not-the-right-secret" }
-            local ok, msg, code, err = import(c)
-            assert.is_nil(ok)
-            assert.equal("AUTH_FAILED", code)
+            local msg, err = fails("AUTH_FAILED", import(c))
             assert.equal(1, err.attempts)
             assert.equal(1, c:identity_calls())
             assert.matches("refused client id", msg)
@@ -159,9 +158,7 @@ describe("marketo.client (sandbox)", function()
         it("stops at once on 607 with Marketo's message and the requestId", function()
             settings{ daily_quota = 0 }
             local c = new_client()
-            local ok, msg, code, err = import(c)
-            assert.is_nil(ok)
-            assert.equal("607", code)
+            local msg, err = fails("607", import(c))
             assert.equal("fatal", err.class)
             assert.equal(1, err.attempts)
             assert.equal("POST /bulk/v1/leads.json", err.call)
@@ -224,9 +221,7 @@ describe("marketo.client (sandbox)", function()
             settings{ max_queue = 1, max_importing = 1, speed = 1 }
             local c = new_client{ retry = h.fast_retry{ queue_timeout = 0.2 } }
             assert(import(c))
-            local ok, _, code, err = import(c)
-            assert.is_nil(ok)
-            assert.equal("1016", code)
+            local _, err = fails("1016", import(c))
             assert.equal("queue", err.class)
         end)
 
@@ -240,9 +235,7 @@ describe("marketo.client (sandbox)", function()
                     if attempt < 3 then return 0 end
                 end,
             }
-            local ok, _, code = import(c)
-            assert.is_nil(ok)
-            assert.equal("607", code)
+            fails("607", import(c))
             assert.same({ "607/retry/1", "607/retry/2", "607/retry/3" }, seen)
         end)
 
@@ -251,9 +244,7 @@ describe("marketo.client (sandbox)", function()
             settings{ slow_rate = 1, slow_seconds = 1 }
             local c = new_client{ timeout = 0.3, retry = h.fast_retry{ max_attempts = 2 } }
             local job = c:job("leads", 1)
-            local ok, _, code, err = job:refresh()
-            assert.is_nil(ok)
-            assert.equal("OPERATION_TIMEDOUT", code)
+            local _, err = fails("OPERATION_TIMEDOUT", job:refresh())
             assert.equal(2, err.attempts)
         end)
 

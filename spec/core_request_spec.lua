@@ -4,6 +4,8 @@ local core = require("marketo.core")
 local server = require("spec.support.server")
 local app = require("spec.support.echo_app")
 local json = require("cjson")
+local fails = require("spec.support.fails")
+local lifecycle = require("spec.support.lifecycle")
 
 local it_54 = (_VERSION >= "Lua 5.4") and it or pending
 
@@ -178,9 +180,7 @@ describe("marketo.core request", function()
         it("fails before the transfer when the file is missing", function()
             local req = request("/multipart"):add_file("file", "f.csv", nil, path .. ".missing")
             finally(function() req:close() end)
-            local ok, msg, code = req:perform()
-            assert.is_nil(ok)
-            assert.equal("ENOENT", code)
+            local msg = fails("ENOENT", req:perform())
             assert.matches("^ENOENT: .*missing", msg)
             assert.equal(0, req:info().uploaded)
         end)
@@ -188,9 +188,7 @@ describe("marketo.core request", function()
         it("fails when the range is past the end of the file", function()
             local req = request("/multipart"):add_file("file", "f.csv", nil, path, 700000, 10)
             finally(function() req:close() end)
-            local ok, _, code = req:perform()
-            assert.is_nil(ok)
-            assert.equal("READ_ERROR", code)
+            fails("READ_ERROR", req:perform())
         end)
 
         it("fails when offset + length is past the largest size, without overflowing", function()
@@ -198,9 +196,7 @@ describe("marketo.core request", function()
             local req = request("/multipart"):add_file("file", "f.csv", nil, path, 700000,
                                                        2 ^ 63 - 1024)
             finally(function() req:close() end)
-            local ok, msg, code = req:perform()
-            assert.is_nil(ok)
-            assert.equal("READ_ERROR", code)
+            local msg = fails("READ_ERROR", req:perform())
             assert.matches("past its end", msg)
             assert.equal(0, req:info().uploaded)
         end)
@@ -224,18 +220,14 @@ describe("marketo.core request", function()
         it("returns a refused connection as a failure triple", function()
             local req = core.request():set_url("http://127.0.0.1:1/")
             finally(function() req:close() end)
-            local ok, msg, code = req:perform()
-            assert.is_nil(ok)
-            assert.equal("COULDNT_CONNECT", code)
+            local msg = fails("COULDNT_CONNECT", req:perform())
             assert.matches("^COULDNT_CONNECT: ", msg)
         end)
 
         it("returns a timeout as a failure triple", function()
             local req = request("/slow?ms=3000"):set_timeouts(5, 0.2)
             finally(function() req:close() end)
-            local ok, _, code = req:perform()
-            assert.is_nil(ok)
-            assert.equal("OPERATION_TIMEDOUT", code)
+            fails("OPERATION_TIMEDOUT", req:perform())
         end)
 
         it("takes math.huge as no time limit", function()
@@ -250,17 +242,13 @@ describe("marketo.core request", function()
         it("returns a dropped connection as a failure triple", function()
             local req = request("/drop")
             finally(function() req:close() end)
-            local ok, _, code = req:perform()
-            assert.is_nil(ok)
-            assert.equal("GOT_NOTHING", code)
+            fails("GOT_NOTHING", req:perform())
         end)
 
         it("refuses protocols other than http and https", function()
             local req = core.request():set_url("file:///etc/hostname")
             finally(function() req:close() end)
-            local ok, _, code = req:perform()
-            assert.is_nil(ok)
-            assert.equal("UNSUPPORTED_PROTOCOL", code)
+            fails("UNSUPPORTED_PROTOCOL", req:perform())
         end)
 
         it("re-raises an error raised in a callback, then works again", function()
@@ -321,46 +309,23 @@ describe("marketo.core request", function()
         end)
 
         it("is collected, open, closed or used", function()
-            local weak = setmetatable({}, { __mode = "v" })
+            local weak = lifecycle.weak()
             weak[1], weak[2] = core.request(), core.request()
             weak[2]:close()
             weak[3] = request("/echo"):add_field("a", "b"):on_progress(function() end)
             assert.is_true(weak[3]:perform())
-            collectgarbage()
-            collectgarbage()
-            assert.is_nil(next(weak))
+            lifecycle.collected(weak)
         end)
 
         it_54("is closed by a <close> variable", function()
-            -- load() keeps the 5.4-only syntax away from the 5.1 parser
-            local leave_scope = assert(load("local r <close> = ... ; return r"))
-            assert.equal("marketo.request (closed)", tostring(leave_scope(core.request())))
+            assert.equal("marketo.request (closed)", lifecycle.after_scope(core.request()))
         end)
     end)
 end)
 
--- A TLS server (python3's ssl) with a self-signed certificate for 127.0.0.1.
-local TLS_SERVER_PY = [[
-import http.server, os, ssl, sys
-class Ok(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def do_GET(self):
-        self.send_response(200)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"ok")
-    def log_message(self, *args):
-        pass
-srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Ok)
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-ctx.load_cert_chain(sys.argv[1], sys.argv[2])
-srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
-print(srv.server_address[1], os.getpid(), flush=True)
-srv.serve_forever()
-]]
-
+-- spec/support/ok_server.py over TLS, with a self-signed certificate for 127.0.0.1.
 describe("marketo.core request over TLS", function()
-    local dir, pipe, url, pid
+    local dir, tls, url
 
     setup(function()
         dir = os.tmpname()
@@ -370,21 +335,12 @@ describe("marketo.core request over TLS", function()
             .. "-newkey rsa:2048 -nodes -keyout key.pem -out cert.pem -days 1 -subj /CN=127.0.0.1 "
             .. "-addext subjectAltName=IP:127.0.0.1 2>/dev/null")
         assert(io.open(dir .. "/cert.pem"), "openssl did not make a certificate"):close()
-        local f = assert(io.open(dir .. "/server.py", "w"))
-        f:write(TLS_SERVER_PY)
-        f:close()
-        -- the system python3, not a version manager's shell-script shim
-        pipe = assert(io.popen(("exec /usr/bin/python3 %s/server.py %s/cert.pem %s/key.pem")
-            :format(dir, dir, dir)))
-        local port
-        port, pid = (pipe:read("*l") or ""):match("^(%d+) (%d+)$")
-        assert(port, "the TLS test server did not start")
-        url = "https://127.0.0.1:" .. port .. "/"
+        tls = require("spec.support.ok_server").start(dir .. "/cert.pem", dir .. "/key.pem")
+        url = "https://127.0.0.1:" .. tls.port .. "/"
     end)
 
     teardown(function()
-        if pid then os.execute("kill " .. pid) end
-        if pipe then pipe:close() end
+        if tls then tls.stop() end
         os.execute("rm -rf " .. dir)
     end)
 
@@ -394,9 +350,7 @@ describe("marketo.core request over TLS", function()
     end
 
     it("verifies the server's certificate by default", function()
-        local ok, _, code = get(core.request())
-        assert.is_nil(ok)
-        assert.equal("PEER_FAILED_VERIFICATION", code)
+        fails("PEER_FAILED_VERIFICATION", get(core.request()))
     end)
 
     it("trusts the CA it is given", function()

@@ -2,6 +2,7 @@
 -- each, rows counted once, source lines right; nothing copied.
 local csv = require("marketo.csv")
 local helper = require("spec.fixtures.csv.helper")
+local fails = require("spec.support.fails")
 
 -- A part as it is sent: the header and its byte range, or, with rows
 -- rejected among its own, its copy without them (as the pipeline makes it).
@@ -88,17 +89,13 @@ describe("marketo.csv.plan", function()
 
     it("fails on a row that cannot fit a part, naming its line", function()
         helper.write_file(path, "a\n1\n" .. ("x"):rep(50) .. "\n2\n")
-        local plan, msg, code = csv.plan(path, { max_bytes = 40 })
-        assert.is_nil(plan)
-        assert.equal("CSV_ROW_TOO_LARGE", code)
+        local msg = fails("CSV_ROW_TOO_LARGE", csv.plan(path, { max_bytes = 40 }))
         assert.matches(":3: the row takes 51 bytes", msg)
     end)
 
     it("fails like the reader in strict mode", function()
         helper.write_file(path, 'a,b\n1,2\n3,"4\n')
-        local plan, msg, code = csv.plan(path)
-        assert.is_nil(plan)
-        assert.equal("CSV_UNBALANCED_QUOTE", code)
+        local msg = fails("CSV_UNBALANCED_QUOTE", csv.plan(path))
         assert.matches(":3:3: ", msg)
     end)
 
@@ -156,12 +153,7 @@ describe("marketo.csv.plan", function()
         end)
 
     it("agrees with the reader on a long file with bad rows among good ones", function()
-        local rows = helper.tricky_rows(400)
-        helper.write_rows(path, ",", { "id", "text", "n" }, rows, "\n")
-        local data = helper.read_all(path)
-        -- break rows 100 (a stray quote) and 300 (a NUL) in place
-        data = data:gsub("\n100,", "\n1\"00,", 1):gsub("\n300,", "\n3\0,", 1)
-        helper.write_file(path, data)
+        local _, data = helper.write_with_bad_rows(path, ",", "\n", "\0")
         local plan = assert(csv.plan(path, { lenient = true, max_bytes = 2000 }))
         assert.equal(398, plan.rows)
         assert.equal(2, plan.rejected)

@@ -2,6 +2,8 @@
 -- strict errors with line and column, lenient rejects, lifecycle.
 local csv = require("marketo.csv")
 local helper = require("spec.fixtures.csv.helper")
+local fails = require("spec.support.fails")
+local lifecycle = require("spec.support.lifecycle")
 
 local write_file = helper.write_file
 
@@ -118,12 +120,7 @@ describe("marketo.csv reader", function()
         helper.write_rows(path, ",", { "id", "text", "n" }, rows, "\r\n")
         local r = assert(csv.open(path))
         local got = helper.collect(r)
-        assert.equal(#rows, #got.values)
-        for i = 1, #rows do
-            if not helper.same_row(rows[i], got.values[i]) then
-                assert.same(rows[i], got.values[i])
-            end
-        end
+        helper.same_rows(rows, got.values)
         assert.equal(2, got.lines[1])
         r:close()
     end)
@@ -134,7 +131,7 @@ describe("marketo.csv strict errors", function()
     before_each(function() path = os.tmpname() end)
     after_each(function() os.remove(path) end)
 
-    local function fails(content, code, where, opts)
+    local function refused(content, code, where, opts)
         write_file(path, content)
         local r, msg, c = csv.open(path, opts)
         if r then
@@ -151,45 +148,43 @@ describe("marketo.csv strict errors", function()
     end
 
     it("names an unbalanced quote where it opens", function()
-        local msg = fails('a,b,c\n1,2,3\n4,5,"six\n7,8,9\n', "CSV_UNBALANCED_QUOTE", "3:5")
+        local msg = refused('a,b,c\n1,2,3\n4,5,"six\n7,8,9\n', "CSV_UNBALANCED_QUOTE", "3:5")
         assert.matches("field 3", msg)
         assert.matches("lenient", msg)
     end)
 
     it("names a stray quote in an unquoted field, and text after a closing quote", function()
-        fails('a,b\n1,2\n3,4"5\n', "CSV_STRAY_QUOTE", "3:4")
-        fails('a,b\n"x"y,2\n', "CSV_STRAY_QUOTE", "2:4")
+        refused('a,b\n1,2\n3,4"5\n', "CSV_STRAY_QUOTE", "3:4")
+        refused('a,b\n"x"y,2\n', "CSV_STRAY_QUOTE", "2:4")
     end)
 
     it("names a wrong field count: too many at the extra field, too few at the end", function()
-        fails("a,b\n1,2\n3,4,5\n", "CSV_FIELD_COUNT", "3:5")
-        fails('a,b,c\n1,"x\ny"\n', "CSV_FIELD_COUNT", "3:3")
+        refused("a,b\n1,2\n3,4,5\n", "CSV_FIELD_COUNT", "3:5")
+        refused('a,b,c\n1,"x\ny"\n', "CSV_FIELD_COUNT", "3:3")
     end)
 
     it("names invalid UTF-8 by character column", function()
-        fails("a,b\nZoë,\255\n", "CSV_INVALID_UTF8", "2:5")
-        fails("a\n\237\160\128\n", "CSV_INVALID_UTF8", "2:1") -- a UTF-16 surrogate
-        fails("a\n\192\175\n", "CSV_INVALID_UTF8", "2:1")     -- overlong
+        refused("a,b\nZoë,\255\n", "CSV_INVALID_UTF8", "2:5")
+        refused("a\n\237\160\128\n", "CSV_INVALID_UTF8", "2:1") -- a UTF-16 surrogate
+        refused("a\n\192\175\n", "CSV_INVALID_UTF8", "2:1")     -- overlong
     end)
 
     it("names a NUL byte", function()
-        fails("a,b\n1,\"x\0\"\n", "CSV_NUL_BYTE", "2:5")
+        refused("a,b\n1,\"x\0\"\n", "CSV_NUL_BYTE", "2:5")
     end)
 
     it("names a row over max_row at the line where it starts", function()
-        fails("a\n" .. ("x"):rep(100) .. "\n", "CSV_ROW_TOO_LARGE", "2:1", { max_row = 50 })
-        local msg = fails('a\n"' .. ("x\n"):rep(3000), "CSV_ROW_TOO_LARGE", "2:1",
+        refused("a\n" .. ("x"):rep(100) .. "\n", "CSV_ROW_TOO_LARGE", "2:1", { max_row = 50 })
+        local msg = refused('a\n"' .. ("x\n"):rep(3000), "CSV_ROW_TOO_LARGE", "2:1",
             { max_row = 1000 })
         assert.matches("unbalanced quote", msg)
     end)
 
     it("fails on the header too, and on duplicate or missing headers", function()
-        fails('a,"b\n', "CSV_UNBALANCED_QUOTE", "1:3")
-        fails("a,b,a\n", "CSV_DUPLICATE_HEADER", "1", { lenient = true })
+        refused('a,"b\n', "CSV_UNBALANCED_QUOTE", "1:3")
+        refused("a,b,a\n", "CSV_DUPLICATE_HEADER", "1", { lenient = true })
         write_file(path, "\n\n")
-        local r, msg, code = csv.open(path)
-        assert.is_nil(r)
-        assert.equal("CSV_NO_HEADER", code)
+        local msg = fails("CSV_NO_HEADER", csv.open(path))
         assert.matches("header row", msg)
     end)
 
@@ -229,9 +224,7 @@ describe("marketo.csv strict errors", function()
     end)
 
     it("returns ENOENT for a missing file", function()
-        local r, msg, code = csv.open(path .. ".missing")
-        assert.is_nil(r)
-        assert.equal("ENOENT", code)
+        local msg = fails("ENOENT", csv.open(path .. ".missing"))
         assert.matches("missing", msg)
     end)
 end)
@@ -275,21 +268,14 @@ describe("marketo.csv lenient mode", function()
     end)
 
     it("reads a long file with bad rows among good ones like a short one", function()
-        local rows = helper.tricky_rows(400)
-        helper.write_rows(path, ";", { "id", "text", "n" }, rows, "\r\n")
-        local data = helper.read_all(path)
-        data = data:gsub("\n100;", "\n1\"00;", 1):gsub("\n300;", "\n3\255;", 1)
-        helper.write_file(path, data)
+        local rows = helper.write_with_bad_rows(path, ";", "\r\n", "\255")
         local r = assert(csv.open(path, { format = "ssv", lenient = true }))
         local got = helper.collect(r)
-        assert.equal(398, #got.values)
-        local k = 0
+        local good = {}
         for i, row in ipairs(rows) do
-            if i ~= 100 and i ~= 300 then
-                k = k + 1
-                if not helper.same_row(row, got.values[k]) then assert.same(row, got.values[k]) end
-            end
+            if i ~= 100 and i ~= 300 then good[#good + 1] = row end
         end
+        helper.same_rows(good, got.values)
         assert.same({ "CSV_STRAY_QUOTE", "CSV_INVALID_UTF8" },
             { r:rejects()[1].code, r:rejects()[2].code })
         local lf = select(2, table.concat(rows[99], ";"):gsub("\n", ""))
@@ -359,9 +345,7 @@ describe("marketo.csv reader's lazy row", function()
         write_file(path, 'a,b\n1,2\n3,"x\n')
         local r = assert(csv.open(path))
         assert.equal(2, (r:next()))
-        local ok, msg, code = r:next()
-        assert.is_nil(ok)
-        assert.equal("CSV_UNBALANCED_QUOTE", code)
+        local msg = fails("CSV_UNBALANCED_QUOTE", r:next())
         assert.matches(":3:3:", msg, 1, true)
         r:close()
     end)
@@ -398,24 +382,20 @@ describe("marketo.csv reader misuse and lifecycle", function()
     local it_54 = (_VERSION >= "Lua 5.4") and it or pending
     it_54("is closed by a <close> variable, as the C reader and writer are", function()
         local core = require("marketo.core")
-        -- load() keeps the 5.4-only syntax away from the 5.1 parser
-        local leave = assert(load("local x <close> = ... ; return x"))
         assert.equal("marketo.csv_reader (closed)",
-            tostring(leave(core.csv_reader(path, ",", false, 100, true))))
-        assert.equal("marketo.csv_reader (closed)", tostring(leave(assert(csv.open(path)))))
+            lifecycle.after_scope(core.csv_reader(path, ",", false, 100, true)))
+        assert.equal("marketo.csv_reader (closed)", lifecycle.after_scope(assert(csv.open(path))))
         assert.equal("marketo.csv_writer (closed)",
-            tostring(leave(assert(csv.writer(path .. ".out")))))
+            lifecycle.after_scope(assert(csv.writer(path .. ".out"))))
         os.remove(path .. ".out")
     end)
 
     it("is collected open or closed", function()
         local core = require("marketo.core")
-        local weak = setmetatable({}, { __mode = "v" })
+        local weak = lifecycle.weak()
         weak[1] = core.csv_reader(path, ",", false, 100, true)
         weak[2] = core.csv_reader(path, ",", false, 100, true)
         weak[2]:close()
-        collectgarbage()
-        collectgarbage()
-        assert.is_nil(next(weak))
+        lifecycle.collected(weak)
     end)
 end)

@@ -4,6 +4,7 @@
 local client = require("marketo.client")
 local results = require("marketo.results")
 local h = require("spec.support.client")
+local fails = require("spec.support.fails")
 
 -- Line 1 is the header. Line 3 and line 8 are the same failing row (leadScore is an
 -- integer field), so is line 9; line 5 has an invalid email (a warning); the row on
@@ -185,9 +186,7 @@ describe("marketo.job (sandbox)", function()
         sb.control{ job_fail_rate = 1 }
         local c = new_client()
         local job = assert(c:import_leads{ path = file(LEADS) })
-        local ok, msg, code, err = job:wait(h.fast_wait)
-        assert.is_nil(ok)
-        assert.equal("JOB_FAILED", code)
+        local msg, err = fails("JOB_FAILED", job:wait(h.fast_wait))
         assert.equal("Failed", err.info.status)
         assert.is_string(err.message)
         assert.matches(err.message, msg, 1, true)
@@ -197,9 +196,7 @@ describe("marketo.job (sandbox)", function()
         sb.control{ speed = 1 }
         local c = new_client()
         local job = assert(c:import_leads{ path = file(LEADS) })
-        local ok, _, code = job:wait{ first = 0.05, max_interval = 0.1, timeout = 0.3 }
-        assert.is_nil(ok)
-        assert.equal("TIMEOUT", code)
+        fails("TIMEOUT", job:wait{ first = 0.05, max_interval = 0.1, timeout = 0.3 })
     end)
 
     it("polls quickly at first, then backs off", function()

@@ -1,6 +1,7 @@
 local journal = require("marketo.pipeline.journal")
 local files = require("spec.support.files")
 local json = require("marketo.json")
+local fails = require("spec.support.fails")
 
 local q = files.q
 
@@ -20,6 +21,13 @@ describe("marketo.pipeline.journal", function()
     local path
     before_each(function() path = tmpname() end)
     after_each(function() os.remove(path) end)
+
+    -- journal.read refuses a journal holding just `text` as corrupt: its message.
+    local function refused(text)
+        os.remove(path)
+        append_raw(path, text)
+        return fails("JOURNAL_CORRUPT", journal.read(path))
+    end
 
     it("creates the file readable by its owner only", function()
         local j = assert(journal.open(path))
@@ -68,18 +76,13 @@ describe("marketo.pipeline.journal", function()
     end)
 
     it("refuses a damaged line in the middle, naming it", function()
-        append_raw(path, '{"ev":"run"}\nnot json\n{"ev":"done"}\n')
-        local state, msg, code = journal.read(path)
-        assert.is_nil(state)
-        assert.equal("JOURNAL_CORRUPT", code)
+        local msg = refused('{"ev":"run"}\nnot json\n{"ev":"done"}\n')
         assert.matches(":2: not a journal record", msg, 1, true)
     end)
 
     it("refuses a record for a part that was never planned", function()
-        append_raw(path, '{"ev":"run"}\n{"ev":"plan_done","parts":0}\n'
+        local msg = refused('{"ev":"run"}\n{"ev":"plan_done","parts":0}\n'
             .. '{"ev":"uploaded","part":7,"batch":1}\n')
-        local state, msg = journal.read(path)
-        assert.is_nil(state)
         assert.matches("part 7 before its plan", msg, 1, true)
     end)
 
@@ -135,21 +138,16 @@ describe("marketo.pipeline.journal", function()
         end)
 
         it("is refused when its closing record miscounts the parts", function()
-            append_raw(path, '{"ev":"run"}\n{"ev":"planned","part":1}\n'
+            local msg = refused('{"ev":"run"}\n{"ev":"planned","part":1}\n'
                 .. '{"ev":"plan_done","parts":2}\n')
-            local state, msg = journal.read(path)
-            assert.is_nil(state)
             assert.matches(":3: the plan closed with 2 parts, but 1 were planned", msg, 1, true)
         end)
 
         it("comes before any send, and is never planned again once closed", function()
-            append_raw(path, '{"ev":"run"}\n{"ev":"planned","part":1}\n'
+            local msg = refused('{"ev":"run"}\n{"ev":"planned","part":1}\n'
                 .. '{"ev":"sending","part":1}\n')
-            local _, msg = journal.read(path)
             assert.matches(":3: a 'sending' record before the plan closed", msg, 1, true)
-            os.remove(path)
-            append_raw(path, '{"ev":"run"}\n{"ev":"plan_done","parts":0}\n{"ev":"run"}\n')
-            _, msg = journal.read(path)
+            msg = refused('{"ev":"run"}\n{"ev":"plan_done","parts":0}\n{"ev":"run"}\n')
             assert.matches(":3: a 'run' record after the plan closed", msg, 1, true)
         end)
     end)
@@ -225,17 +223,15 @@ describe("marketo.pipeline.journal", function()
     describe("refuses what is not a journal file", function()
         it("a device, a pipe, a folder: without reading or writing it", function()
             for _, open in ipairs({ journal.open, journal.read }) do
-                local ok, msg, code = open("/dev/full")
-                assert.is_nil(ok)
-                assert.equal("JOURNAL", code)
+                local msg = fails("JOURNAL", open("/dev/full"))
                 assert.equal("JOURNAL: /dev/full is a character device; a journal must be a "
                     .. "regular file", msg)
                 local dir = files.tmpdir()
-                ok, msg = open(dir)
-                assert.is_nil(ok)
+                msg = fails("JOURNAL", open(dir))
                 assert.equal("JOURNAL: " .. dir .. " is a directory", msg)
                 assert(os.execute("mkfifo " .. dir .. "/fifo"))
-                _, msg = open(dir .. "/fifo") -- would wait for a writer if opened plainly
+                -- a fifo would wait for a writer if opened plainly
+                msg = fails("JOURNAL", open(dir .. "/fifo"))
                 assert.equal("JOURNAL: " .. dir .. "/fifo is a pipe; a journal must be a regular "
                     .. "file", msg)
                 files.rmdir(dir)
@@ -245,16 +241,13 @@ describe("marketo.pipeline.journal", function()
         it("a line longer than any record, found without holding the line", function()
             -- a 4 GiB stretch of zeros (sparse: no disk used), as a crash can leave
             assert(os.execute("truncate -s 4G " .. q(path)))
-            local state, msg, code = journal.read(path)
-            assert.is_nil(state)
-            assert.equal("JOURNAL_CORRUPT", code)
+            local msg = fails("JOURNAL_CORRUPT", journal.read(path))
             assert.equal(("JOURNAL_CORRUPT: %s:1: a line longer than %d bytes, which no journal "
                 .. "record is; the file is damaged or is not a journal"):format(path,
                 journal.MAX_LINE), msg)
             os.remove(path)
             append_raw(path, '{"ev":"run"}\n"' .. ("x"):rep(journal.MAX_LINE) .. '"\n')
-            state, msg = journal.open(path)
-            assert.is_nil(state)
+            msg = fails("JOURNAL_CORRUPT", journal.open(path))
             assert.matches(":2: a line longer than", msg, 1, true)
         end)
     end)
@@ -264,9 +257,7 @@ describe("marketo.pipeline.journal", function()
         finally(function() j:close() end)
         planned(j, 1)
         assert.equal(1, assert(journal.read(path)).nparts)
-        local again, msg, code = journal.open(path)
-        assert.is_nil(again)
-        assert.equal("JOURNAL_BUSY", code)
+        local msg = fails("JOURNAL_BUSY", journal.open(path))
         assert.matches(path .. " is in use by", msg, 1, true)
         assert(j:record({ ev = "plan_done", parts = 1 })) -- the holder goes on
     end)

@@ -134,15 +134,18 @@ describe("keys", function()
         assert.matches("keys: 3 email values seen more than once, 3 rows moved", r.out, 1, true)
     end)
 
-    it("orders a custom object's records by the dedupe fields it is given", function()
+    it("orders a custom object's records by its dedupe fields (its schema's, or those "
+        .. "given)", function()
         local src = t.dir .. "/cars.csv"
         local out = { "vin,color" }
         for i = 1, 400 do out[#out + 1] = ("VIN%d,red"):format(i) end
         for i = 1, 10 do out[#out + 1] = ("VIN%d,blue"):format(i) end
         write(src, table.concat(out, "\n") .. "\n")
-        local argv = { "import", "custom_objects", "car_c", src, "--dedupe-fields", "vin",
-            "--part-bytes", "2000" }
-        local r = cli.run(argv, { env = cli.env_of(t.sb) })
+        local dry = cli.run({ "import", "custom_objects", "car_c", src, "--dedupe-fields",
+            "vin", "--no-schema", "--part-bytes", "2000", "--dry-run" }, { env = cli.env_of(t.sb) })
+        assert.matches("after part 1\n", dry.out, 1, true)
+        local r = cli.run({ "import", "custom_objects", "car_c", src, "--part-bytes", "2000" },
+            { env = cli.env_of(t.sb) })
         assert.equal(0, r.status, r.err .. r.out)
         assert.matches("keys: 10 vin values seen more than once", r.out, 1, true)
         assert.equal(10, read_json(src .. ".report.json").keys.moved)

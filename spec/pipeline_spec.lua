@@ -2,7 +2,6 @@
 -- real sandbox over loopback. Every check is on what the sandbox stored and
 -- what the report says, never on what the code intended.
 local cli = require("spec.support.cli")
-local sandbox = require("spec.support.sandbox")
 
 local write, read_json, leads_csv = cli.write, cli.read_json, cli.leads_csv
 local inspect = cli.inspect
@@ -26,22 +25,17 @@ local function assert_reconciled(doc)
 end
 
 describe("the import pipeline", function()
+    -- one sandbox for the file, reset before each test; a new folder each
+    local ctx = cli.sandboxed({ speed = 0 })
     local sb, dir
-    setup(function()
-        sb = sandbox.start({ speed = 0 })
-    end)
-    teardown(function() sb.stop() end)
-    before_each(function()
-        sb.reset()
-        dir = cli.tmpdir()
-    end)
-    after_each(function() cli.rmdir(dir) end)
+    before_each(function() sb, dir = ctx.sb, ctx.dir end)
 
     it("imports leads in several parts, each row stored once, and reports every row", function()
         local src = dir .. "/leads.csv"
         leads_csv(src, 3000, { bad_every = 500, warn_every = 700 })
-        local r = cli.run({ "import", "leads", src, "--part-bytes", "30000", "--quiet" },
-            { env = cli.env_of(sb) })
+        -- rows Marketo fails (--no-schema: not stopped before they reach it)
+        local r = cli.run({ "import", "leads", src, "--no-schema", "--part-bytes", "30000",
+            "--quiet" }, { env = cli.env_of(sb) })
         assert.equal(3, r.status, r.err) -- some rows failed: the documented status
         local doc = read_json(dir .. "/leads.csv.report.json")
         assert_reconciled(doc)
@@ -182,7 +176,7 @@ describe("the import pipeline", function()
             rows[#rows + 1] = ("%s,m%d@example.com,%s"):format(points, i, ignored)
         end
         write(src, table.concat(rows, "\n") .. "\n")
-        local r = cli.run({ "import", "leads", src, "--map", "email=Mail",
+        local r = cli.run({ "import", "leads", src, "--no-schema", "--map", "email=Mail",
             "--map", "leadScore=Points", "--part-bytes", "1500", "--quiet" },
             { env = cli.env_of(sb) })
         assert.equal(3, r.status, r.err)
@@ -234,7 +228,9 @@ describe("the import pipeline", function()
             assert.equal(1, r.status)
             assert.matches(src .. ":52:", r.err, 1, true)
             assert.matches("CSV_FIELD_COUNT", r.err, 1, true)
-            assert.equal(0, #inspect(sb, "log"))
+            for _, e in ipairs(inspect(sb, "log")) do -- the describe calls, no upload
+                assert.is_nil(e.path:match("^/bulk/"), e.path)
+            end
             assert.equal(0, inspect(sb, "records").leads)
             -- and no empty journal is left to look like an import
             assert.is_nil(io.open(src .. ".journal"))

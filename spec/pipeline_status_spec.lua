@@ -96,18 +96,34 @@ describe("program members with --status-column", function()
         assert.equal(1, n)
     end)
 
-    it("stops at a status the program does not have, naming it and its first line",
-        function()
-        local r, src = import_members(t, MAYBE, "--quiet")
-        assert.equal(4, r.status, r.err .. r.out)
-        assert.matches("program status 'Maybe' (" .. src .. ":3, the first row of part 2) "
-            .. "is refused", r.out, 1, true)
+    it("stops at a status the program does not have (its schema says which), naming the "
+        .. "line, nothing sent", function()
+        local r = import_members(t, MAYBE, "--quiet")
+        assert.equal(1, r.status, r.err .. r.out)
+        assert.matches("members.csv:3:Status: status 'Maybe' is not one of the program's "
+            .. "(Registered, Attended, No Show)", r.err, 1, true)
+        assert.same({}, cli.inspect(t.sb, "records/programs/1001/members"))
     end)
 
-    it("fails the rows of a status the program does not have in lenient mode", function()
+    it("rejects a status the program does not have in lenient mode", function()
         local r, src = import_members(t, MAYBE, "--lenient", "--quiet")
         assert.equal(3, r.status, r.err .. r.out)
         local doc = read_json(src .. ".report.json")
+        assert.equal(1, doc.rows.rejected)
+        assert.equal(3, doc.rejects[1].line)
+        assert.equal(1, doc.statuses.Registered.imported)
+    end)
+
+    it("without the schema, stops where Marketo refuses a status, naming it and its first "
+        .. "line", function()
+        local r, src = import_members(t, MAYBE, "--quiet", "--no-schema")
+        assert.equal(4, r.status, r.err .. r.out)
+        assert.matches("program status 'Maybe' (" .. src .. ":3, the first row of part 2) "
+            .. "is refused", r.out, 1, true)
+        r = import_members(t, MAYBE, "--lenient", "--quiet", "--no-schema", "--journal",
+            t.dir .. "/lenient.journal")
+        assert.equal(3, r.status, r.err .. r.out)
+        local doc = read_json(t.dir .. "/lenient.report.json")
         assert.same({ rows = 1, imported = 0, warned = 0, failed = 1, pending = 0, unsent = 0 },
             doc.statuses.Maybe)
         assert.equal(1, doc.statuses.Registered.imported)
@@ -115,7 +131,8 @@ describe("program members with --status-column", function()
 
     it("refuses a file without the column, and the flag with --status or for leads",
         function()
-        local r, src = import_members(t, "email,Stage\na@example.com,Registered\n")
+        local r, src = import_members(t, "email,Stage\na@example.com,Registered\n",
+            "--no-schema")
         assert.equal(1, r.status)
         assert.matches("has no column 'Status' (the status column); its columns are email, "
             .. "Stage", r.err, 1, true)

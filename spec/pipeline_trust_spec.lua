@@ -3,7 +3,6 @@
 -- planning option, and what the import leaves on disk. The real runner
 -- against the real sandbox over loopback.
 local cli = require("spec.support.cli")
-local sandbox = require("spec.support.sandbox")
 
 local write, read_json, leads_csv = cli.write, cli.read_json, cli.leads_csv
 local inspect = cli.inspect
@@ -38,14 +37,10 @@ local function sh(cmd)
 end
 
 describe("trust", function()
+    -- one sandbox for the file, reset before each test; a new folder each
+    local ctx = cli.sandboxed({ speed = 0 })
     local sb, dir
-    setup(function() sb = sandbox.start({ speed = 0 }) end)
-    teardown(function() sb.stop() end)
-    before_each(function()
-        sb.reset()
-        dir = cli.tmpdir()
-    end)
-    after_each(function() cli.rmdir(dir) end)
+    before_each(function() sb, dir = ctx.sb, ctx.dir end)
 
     describe("on a full disk", function()
         local disk
@@ -84,8 +79,8 @@ describe("trust", function()
                 for _, free in ipairs({ 4096, 12288, 24576, 40960, 61440, 90112 }) do
                     sb.reset()
                     mount(free)
-                    local argv = { "import", "leads", src, "--part-bytes", "8000", "--quiet",
-                        "--journal", disk .. "/leads.journal" }
+                    local argv = { "import", "leads", src, "--no-schema", "--part-bytes", "8000",
+                        "--quiet", "--journal", disk .. "/leads.journal" }
                     local first = cli.run(argv, { env = cli.env_of(sb) })
                     if first.status ~= 3 then
                         assert.equal(4, first.status, first.out .. first.err)
@@ -116,8 +111,8 @@ describe("trust", function()
         leads_csv(src, 600, { bad_every = 100 })
         -- a quota that runs out mid-import stops it: exit 4, resumable
         sb.control({ daily_quota = 8 })
-        local first = cli.run({ "import", "leads", "leads.csv", "--part-bytes", "6000",
-            "--work-dir", "work", "--journal", "j.journal", "--quiet" },
+        local first = cli.run({ "import", "leads", "leads.csv", "--no-schema", "--part-bytes",
+            "6000", "--work-dir", "work", "--journal", "j.journal", "--quiet" },
             { env = cli.env_of(sb), cwd = dir .. "/in" })
         assert.equal(4, first.status, first.out .. first.err)
         sb.control({ daily_quota = 50000 })
@@ -206,7 +201,7 @@ describe("trust", function()
     it("keeps what holds people's data to its owner, and a dry run leaves no copy", function()
         local src = dir .. "/leads.csv"
         leads_csv(src, 300, { bad_every = 50 })
-        local argv = { "import", "leads", src, "--map", "email=email", "--map",
+        local argv = { "import", "leads", src, "--no-schema", "--map", "email=email", "--map",
             "leadScore=leadScore", "--quiet", "--part-bytes", "3000", "--lenient" }
         local dry = {}
         for i, a in ipairs(argv) do dry[i] = a end

@@ -1,12 +1,6 @@
 local results = require("marketo.results")
 
-local function tmpfile(content)
-    local path = os.tmpname()
-    local f = assert(io.open(path, "wb"))
-    f:write(content)
-    f:close()
-    return path
-end
+local tmpfile = require("spec.support.files").temp_file
 
 describe("marketo.results", function()
     describe("records", function()
@@ -66,29 +60,32 @@ describe("marketo.results", function()
             },
         }
 
-        it("finds each failed row's source line, whatever the file's order", function()
-            local rows = results.parse("email,firstName,leadScore,Import Failure Reason\n"
-                .. "d@x.org,Di,y,Invalid data type\nc@x.org,Cy,2,Other\n",
-                { reason = "Import Failure Reason" })
+        -- A failure file (`text`: part columns, then the reason) tied to part.
+        local function tied(text)
+            local rows = results.parse(text, { reason = "Import Failure Reason" })
             results.tie(rows, part)
+            return rows
+        end
+
+        it("finds each failed row's source line, whatever the file's order", function()
+            local rows = tied("email,firstName,leadScore,Import Failure Reason\n"
+                .. "d@x.org,Di,y,Invalid data type\nc@x.org,Cy,2,Other\n")
             assert.equal(7, rows[1].line)
             assert.equal(5, rows[2].line)
             assert.is_nil(rows[1].ambiguous)
         end)
 
         it("hands identical rows out in order and says when it cannot tell", function()
-            local rows = results.parse("email,firstName,leadScore,Import Failure Reason\n"
-                .. "b@x.org,Bob,x,Invalid data type\n", { reason = "Import Failure Reason" })
-            results.tie(rows, part)
+            local rows = tied("email,firstName,leadScore,Import Failure Reason\n"
+                .. "b@x.org,Bob,x,Invalid data type\n")
             assert.equal(3, rows[1].line)
             assert.is_true(rows[1].ambiguous)
             assert.same({ 3, 6 }, rows[1].candidates)
         end)
 
         it("is exact when every copy of a duplicated row failed", function()
-            local rows = results.parse("email,firstName,leadScore,Import Failure Reason\n"
-                .. "b@x.org,Bob,x,r1\nb@x.org,Bob,x,r2\n", { reason = "Import Failure Reason" })
-            results.tie(rows, part)
+            local rows = tied("email,firstName,leadScore,Import Failure Reason\n"
+                .. "b@x.org,Bob,x,r1\nb@x.org,Bob,x,r2\n")
             assert.equal(3, rows[1].line)
             assert.equal(6, rows[2].line)
             assert.is_false(rows[1].ambiguous)
@@ -96,31 +93,26 @@ describe("marketo.results", function()
         end)
 
         it("matches on the columns the failure file kept, in any order", function()
-            local rows = results.parse("leadScore,email,Import Failure Reason\n"
-                .. "y,d@x.org,Value for lookup field\n", { reason = "Import Failure Reason" })
-            results.tie(rows, part)
+            local rows = tied("leadScore,email,Import Failure Reason\n"
+                .. "y,d@x.org,Value for lookup field\n")
             assert.equal(7, rows[1].line)
         end)
 
         it("falls back to matching without case and surrounding blanks", function()
-            local rows = results.parse("email,firstName,leadScore,Import Failure Reason\n"
-                .. "A@X.org ,Ann,1,r\n", { reason = "Import Failure Reason" })
-            results.tie(rows, part)
+            local rows = tied("email,firstName,leadScore,Import Failure Reason\n"
+                .. "A@X.org ,Ann,1,r\n")
             assert.equal(2, rows[1].line)
         end)
 
         it("claims no line when the files share no column", function()
-            local rows = results.parse("vin,Import Failure Reason\nV1,r\n",
-                { reason = "Import Failure Reason" })
-            results.tie(rows, part)
+            local rows = tied("vin,Import Failure Reason\nV1,r\n")
             assert.is_nil(rows[1].line)
             assert.is_true(rows[1].unmatched)
         end)
 
         it("marks a row no source row matches", function()
-            local rows = results.parse("email,firstName,leadScore,Import Failure Reason\n"
-                .. "z@x.org,Zed,0,r\n", { reason = "Import Failure Reason" })
-            results.tie(rows, part)
+            local rows = tied("email,firstName,leadScore,Import Failure Reason\n"
+                .. "z@x.org,Zed,0,r\n")
             assert.is_nil(rows[1].line)
             assert.is_true(rows[1].unmatched)
         end)
@@ -155,6 +147,7 @@ describe("marketo.results", function()
             assert.same(part, lua_part)
         end)
         it("fails on a missing file", function()
+            -- its message names ENOENT, not the code: so not through fails()
             local ok, _, code = results.read_part{ path = "/nonexistent/x.csv" }
             assert.is_nil(ok)
             assert.equal("READ_ERROR", code)

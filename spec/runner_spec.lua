@@ -1,31 +1,14 @@
 -- The marketo-bulk runner for real (the binary `make build` makes, named by
 -- MARKETO_BULK_BIN), and marketo.cli.main called in this process.
 local BIN = os.getenv("MARKETO_BULK_BIN")
-
-local function quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local runner = require("spec.support.cli")
+local files = require("spec.support.files")
+local script, quote = files.temp_file, files.q
 
 -- Runs the runner; returns exit status, stdout, stderr.
 local function run(args)
-    local err_path = os.tmpname()
-    local cmd = quote(BIN)
-    for _, a in ipairs(args) do cmd = cmd .. " " .. quote(a) end
-    local p = assert(io.popen(cmd .. " 2>" .. err_path .. "; echo \"status $?\"", "r"))
-    local out = p:read("*a")
-    p:close()
-    local f = assert(io.open(err_path, "r"))
-    local err = f:read("*a")
-    f:close()
-    os.remove(err_path)
-    local status = tonumber(out:match("status (%d+)\n$"))
-    return status, (out:gsub("status %d+\n$", "")), err
-end
-
-local function script(text)
-    local path = os.tmpname()
-    local f = assert(io.open(path, "w"))
-    f:write(text)
-    f:close()
-    return path
+    local r = runner.run(args)
+    return r.status, r.out, r.err
 end
 
 local function exists(path)

@@ -5,21 +5,18 @@ local socket = require("socket")
 
 local BIN = os.getenv("MARKETO_BULK_BIN")
 
-local read = require("spec.support.files").read
+local files = require("spec.support.files")
+local read = files.read
 
-local function sh(cmd)
-    local p = assert(io.popen(cmd .. " 2>&1; echo \"EXIT $?\""))
-    local out = p:read("a")
-    p:close()
-    return out
+-- `marketo-bulk sandbox ...` to its end: { status, out, err }.
+local function run(...)
+    return require("spec.support.cli").run({ "sandbox", ... })
 end
 
 -- Starts the sandbox in the background; returns { pid, dir } once it printed
 -- its three lines (or after 10 s).
 local function start(args)
-    local dir = os.tmpname()
-    os.remove(dir)
-    assert(os.execute("mkdir -p " .. dir))
+    local dir = files.tmpdir()
     os.execute(("(sh -c 'echo $$ > %s/pid; exec %s sandbox %s' > %s/out 2> %s/err;"
         .. " echo $? > %s/rc) &"):format(dir, BIN, args, dir, dir, dir))
     local deadline = socket.gettime() + 10
@@ -44,13 +41,14 @@ end
 
 local function cleanup(proc)
     if not read(proc.dir .. "/rc") and proc.pid then os.execute("kill -KILL " .. proc.pid) end
-    os.execute("rm -rf " .. proc.dir)
+    files.rmdir(proc.dir)
 end
 
 describe("marketo-bulk sandbox", function()
     it("lists every option in --help", function()
-        local out = sh(BIN .. " sandbox --help")
-        assert.truthy(out:find("EXIT 0\n", 1, true))
+        local r = run("--help")
+        assert.equal(0, r.status)
+        local out = r.out
         for _, name in ipairs({ "--port", "--client-id", "--client-secret", "--token-ttl",
             "--expires-in-zero", "--legacy-token", "--rate-limit", "--max-in-flight",
             "--daily-quota", "--speed", "--max-file-bytes", "--error-rate", "--drop-rate",
@@ -61,10 +59,8 @@ describe("marketo-bulk sandbox", function()
     end)
 
     it("takes options from a JSON file given with --config, flags winning", function()
-        local path = os.tmpname()
-        local f = assert(io.open(path, "w"))
-        f:write('{"client_id": "from-file", "client_secret": "file-secret", "quiet": true}')
-        f:close()
+        local path = files.temp_file(
+            '{"client_id": "from-file", "client_secret": "file-secret", "quiet": true}')
         local proc = start("--config " .. path .. " --port 0 --client-secret flag-secret")
         finally(function() cleanup(proc); os.remove(path) end)
         local out = read(proc.dir .. "/out")
@@ -73,19 +69,19 @@ describe("marketo-bulk sandbox", function()
         assert.equal("", read(proc.dir .. "/err"))
         os.execute("kill -TERM " .. proc.pid)
         assert.equal(0, wait_rc(proc, 5))
-        out = sh(BIN .. " sandbox --config /nonexistent.json")
-        assert.truthy(out:find("/nonexistent.json: No such file or directory", 1, true), out)
-        assert.truthy(out:find("EXIT 2\n", 1, true))
+        local r = run("--config", "/nonexistent.json")
+        assert.equal(2, r.status)
+        assert.truthy(r.err:find("/nonexistent.json: No such file or directory", 1, true), r.err)
     end)
 
     it("refuses unknown flags and bad values with exit 2", function()
-        local out = sh(BIN .. " sandbox --no-such-flag 1")
-        assert.truthy(out:find("unknown option '--no-such-flag'", 1, true), out)
-        assert.truthy(out:find("EXIT 2\n", 1, true))
-        out = sh(BIN .. " sandbox --speed fast")
-        assert.truthy(out:find("option speed: expected a non-negative number, got 'fast'", 1,
-            true), out)
-        assert.truthy(out:find("EXIT 2\n", 1, true))
+        local r = run("--no-such-flag", "1")
+        assert.equal(2, r.status)
+        assert.truthy(r.err:find("unknown option '--no-such-flag'", 1, true), r.err)
+        r = run("--speed", "fast")
+        assert.equal(2, r.status)
+        assert.truthy(r.err:find("option speed: expected a non-negative number, got 'fast'", 1,
+            true), r.err)
     end)
 
     it("prints the three lines with the chosen credentials and stops on SIGTERM", function()

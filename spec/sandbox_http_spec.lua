@@ -6,6 +6,7 @@ local socket = require("socket")
 local Server = require("marketo.sandbox.http")
 local echo_app = require("spec.support.echo_app")
 local test_server = require("spec.support.server")
+local fails = require("spec.support.fails")
 
 local MB = 1024 * 1024
 
@@ -112,9 +113,7 @@ describe("marketo.sandbox.http", function()
 
         it("fails with BIND on a port already taken", function()
             start()
-            local other, msg, code = Server.new{ port = server:port(), handler = print }
-            assert.is_nil(other)
-            assert.equal("BIND", code)
+            local msg = fails("BIND", Server.new{ port = server:port(), handler = print })
             assert.matches("^BIND: ", msg)
         end)
     end)
@@ -366,11 +365,8 @@ describe("marketo.sandbox.http in a child, with curl", function()
     end
 
     local function big_file(size)
-        local path = os.tmpname()
-        local f = assert(io.open(path, "wb"))
-        f:write(echo_app.pattern(size)) -- every byte value, NUL and CR LF included
-        f:close()
-        return path
+        -- every byte value, NUL and CR LF included
+        return require("spec.support.files").temp_file(echo_app.pattern(size))
     end
 
     it("reuses one connection for two requests", function()

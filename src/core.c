@@ -40,17 +40,33 @@ int marketo_push_errno(lua_State *L, const char *what, int err)
     return marketo_push_fail(L, name, "%s: %s", what, strerror(err));
 }
 
-void marketo_new_class(lua_State *L, const char *name, const luaL_Reg *metamethods,
-                       const luaL_Reg *methods, const char *ctor_name, lua_CFunction ctor)
+void marketo_new_class(lua_State *L, const char *name, lua_CFunction close,
+                       lua_CFunction tostring, const luaL_Reg *meta, const luaL_Reg *methods,
+                       const char *ctor_name, lua_CFunction ctor)
 {
     luaL_newmetatable(L, name);     /* M mt */
-    marketo_setfuncs(L, metamethods);
+    lua_pushcfunction(L, close);
+    lua_setfield(L, -2, "__close"); /* inert before Lua 5.4 */
+    lua_pushcfunction(L, close);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, tostring);
+    lua_setfield(L, -2, "__tostring");
+    if (meta != NULL)
+        marketo_setfuncs(L, meta);
     lua_newtable(L);                /* M mt methods */
     marketo_setfuncs(L, methods);
+    lua_pushcfunction(L, close);
+    lua_setfield(L, -2, "close");
     lua_setfield(L, -2, "__index"); /* M mt */
     lua_pop(L, 1);                  /* M */
     lua_pushcfunction(L, ctor);
     lua_setfield(L, -2, ctor_name);
+}
+
+void marketo_unref(lua_State *L, int *ref)
+{
+    luaL_unref(L, LUA_REGISTRYINDEX, *ref);
+    *ref = LUA_NOREF;
 }
 
 int marketo_tostring(lua_State *L, const char *name, const char *what)

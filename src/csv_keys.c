@@ -430,7 +430,6 @@ static int keys_new(lua_State *L)
 void marketo_csv_keys_open(lua_State *L)
 {
     static const luaL_Reg methods[] = {
-        {"close", keys_close},
         {"count", keys_count},
         {"event", keys_event},
         {"mark", keys_mark},
@@ -438,11 +437,6 @@ void marketo_csv_keys_open(lua_State *L)
         {"see", keys_see},
         {NULL, NULL}
     };
-    static const luaL_Reg metamethods[] = {
-        {"__close", keys_close},
-        {"__gc", keys_close},
-        {"__tostring", keys_tostring},
-        {NULL, NULL}
-    };
-    marketo_new_class(L, KEYSET_MT, metamethods, methods, "csv_keyset", keys_new);
+    marketo_new_class(L, KEYSET_MT, keys_close, keys_tostring, NULL, methods, "csv_keyset",
+                      keys_new);
 }

@@ -141,39 +141,6 @@ static void put_col(lua_State *L, marketo_csv_writer *w, const csv_scan *s, cons
     }
 }
 
-/* csv_map(reader, writer, spec) -> rows read | nil, msg, code */
-static int map_run(lua_State *L)
-{
-    marketo_csv_reader *r = marketo_csv_check_reader(L, 1);
-    marketo_csv_writer *w = marketo_csv_check_writer(L, 2);
-    const csv_scan *s = &r->s;
-    int same = s->delim == w->delim, n, i;
-    map_col *cols;
-
-    luaL_checktype(L, 3, LUA_TTABLE);
-    lua_settop(L, 3);
-    cols = compile(L, 3, w->delim, &n);
-    if (keeps_rows(r, w, cols, n)) {
-        if (copy_rows(L, r, w, 0) != 0)
-            return 3;
-        marketo_pushsize(L, r->rows);
-        return 1;
-    }
-    for (;;) {
-        int st = marketo_csv_reader_next(L, r, 1);
-        if (st < 0)
-            return 3;
-        if (st == CSV_END)
-            break;
-        for (i = 0; i < n; i++)
-            put_col(L, w, s, &cols[i], same);
-        if (marketo_csv_writer_end(L, w, s->rec_line) != 0)
-            return 3;
-    }
-    marketo_pushsize(L, r->rows);
-    return 1;
-}
-
 /* Writes the value a mapping function returned (at the stack top). */
 static void put_value(lua_State *L, marketo_csv_writer *w, int col)
 {
@@ -253,6 +220,59 @@ static void put_mapped(lua_State *L, marketo_csv_writer *w, const csv_scan *s,
     put_value(L, w, i + 1);
 }
 
+/* Writes the rows left through the n columns. with_fns: map_lua's, whose
+ * stack holds the filter (5), on_filter (6), the row (8) and the columns'
+ * functions (9..). The rows the filter dropped, or -1 with the failure
+ * triple pushed. */
+static long long map_rows(lua_State *L, marketo_csv_reader *r, marketo_csv_writer *w,
+                          const map_col *cols, int n, int with_fns)
+{
+    const csv_scan *s = &r->s;
+    int same = s->delim == w->delim, i;
+    long long filtered = 0;
+
+    for (;;) {
+        int st = marketo_csv_reader_next(L, r, 1);
+        if (st < 0)
+            return -1;
+        if (st == CSV_END)
+            return filtered;
+        if (with_fns && drops(L, 8, s->rec_line)) {
+            filtered++;
+            continue;
+        }
+        for (i = 0; i < n; i++) {
+            if (with_fns)
+                put_mapped(L, w, s, &cols[i], i, 9 + i, 8, same);
+            else
+                put_col(L, w, s, &cols[i], same);
+        }
+        if (marketo_csv_writer_end(L, w, s->rec_line) != 0)
+            return -1;
+    }
+}
+
+/* csv_map(reader, writer, spec) -> rows read | nil, msg, code */
+static int map_run(lua_State *L)
+{
+    marketo_csv_reader *r = marketo_csv_check_reader(L, 1);
+    marketo_csv_writer *w = marketo_csv_check_writer(L, 2);
+    int n;
+    map_col *cols;
+
+    luaL_checktype(L, 3, LUA_TTABLE);
+    lua_settop(L, 3);
+    cols = compile(L, 3, w->delim, &n);
+    if (keeps_rows(r, w, cols, n)) {
+        if (copy_rows(L, r, w, 0) != 0)
+            return 3;
+    } else if (map_rows(L, r, w, cols, n, 0) < 0) {
+        return 3;
+    }
+    marketo_pushsize(L, r->rows);
+    return 1;
+}
+
 /* csv_map_lua(reader, writer, spec, fns, filter, on_filter) -> rows read,
  * filtered | nil, msg, code. fns[i] is the function of output column i (it
  * gets the value of spec[i], or nil if spec[i] is 0, and the row); filter
@@ -262,9 +282,8 @@ static int map_lua(lua_State *L)
 {
     marketo_csv_reader *r = marketo_csv_check_reader(L, 1);
     marketo_csv_writer *w = marketo_csv_check_writer(L, 2);
-    const csv_scan *s = &r->s;
-    int same = s->delim == w->delim, n, i;
-    long long filtered = 0;
+    int n, i;
+    long long filtered;
     map_col *cols;
 
     luaL_checktype(L, 3, LUA_TTABLE);
@@ -277,21 +296,8 @@ static int map_lua(lua_State *L)
     luaL_checkstack(L, n + LUA_MINSTACK, "too many output columns");
     for (i = 0; i < n; i++)
         lua_rawgeti(L, 4, i + 1);
-    for (;;) {
-        int st = marketo_csv_reader_next(L, r, 1);
-        if (st < 0)
-            return 3;
-        if (st == CSV_END)
-            break;
-        if (drops(L, 8, s->rec_line)) {
-            filtered++;
-            continue;
-        }
-        for (i = 0; i < n; i++)
-            put_mapped(L, w, s, &cols[i], i, 9 + i, 8, same);
-        if (marketo_csv_writer_end(L, w, s->rec_line) != 0)
-            return 3;
-    }
+    if ((filtered = map_rows(L, r, w, cols, n, 1)) < 0)
+        return 3;
     marketo_pushsize(L, r->rows);
     marketo_pushsize(L, filtered);
     return 2;

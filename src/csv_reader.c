@@ -46,9 +46,8 @@ static int reader_close(lua_State *L)
     free(r->path);
     free(r->hdr);
     r->path = r->hdr = NULL;
-    luaL_unref(L, LUA_REGISTRYINDEX, r->on_reject);
-    luaL_unref(L, LUA_REGISTRYINDEX, r->names);
-    r->on_reject = r->names = LUA_NOREF;
+    marketo_unref(L, &r->on_reject);
+    marketo_unref(L, &r->names);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -431,7 +430,6 @@ static int reader_stats(lua_State *L)
 void marketo_csv_reader_open(lua_State *L)
 {
     static const luaL_Reg methods[] = {
-        {"close", reader_close},
         {"header", reader_header},
         {"next", reader_next},
         {"range", reader_range},
@@ -440,11 +438,6 @@ void marketo_csv_reader_open(lua_State *L)
         {"stats", reader_stats},
         {NULL, NULL}
     };
-    static const luaL_Reg metamethods[] = {
-        {"__close", reader_close},
-        {"__gc", reader_close},
-        {"__tostring", reader_tostring},
-        {NULL, NULL}
-    };
-    marketo_new_class(L, MARKETO_CSV_READER_MT, metamethods, methods, "csv_reader", reader_new);
+    marketo_new_class(L, MARKETO_CSV_READER_MT, reader_close, reader_tostring, NULL, methods,
+                      "csv_reader", reader_new);
 }

@@ -4,6 +4,7 @@
  * call csv_scan_next, so the rules live here only. No Lua in this file. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,8 @@
 #include "grow.h"
 
 enum { C_PLAIN = 0, C_DELIM, C_QUOTE, C_LF, C_CR, C_NUL, C_HIGH };
+/* What skip_data reports besides a class. */
+enum { C_END = -1, C_RETURN = -2 };
 
 /* What the field scanners report. */
 enum { R_FIELD, R_RECORD, R_FAIL, R_IO, R_NOMEM };
@@ -213,6 +216,13 @@ static int append(csv_scan *s, const unsigned char *p, size_t n)
     return 0;
 }
 
+/* Keeps n bytes of field data when capturing and the record is still good:
+ * 0, or -1 out of memory. */
+static int capture(csv_scan *s, int cap, const unsigned char *p, size_t n)
+{
+    return cap && n > 0 && s->err == CSV_OK ? append(s, p, n) : 0;
+}
+
 static void end_line(csv_scan *s)
 {
     s->prev_line_start = s->line_start;
@@ -238,7 +248,7 @@ static int high_byte(csv_scan *s, int cap)
             return R_FAIL;
         k = 1;
     }
-    if (cap && s->err == CSV_OK && append(s, s->buf + s->pos, k) != 0)
+    if (capture(s, cap, s->buf + s->pos, k) != 0)
         return R_NOMEM;
     s->pos += k;
     return -1;
@@ -255,65 +265,80 @@ static int nul_byte(csv_scan *s)
     return -1;
 }
 
+/* Moves pos past field data, capturing it and reading more as it goes:
+ * bytes of class 0 in cls, UTF-8 sequences, and what lenient mode lets pass.
+ * The class of the byte at pos then, C_END where the source ends, or
+ * C_RETURN with *r the R_ code for the scanner to return. */
+static int skip_data(csv_scan *s, int cap, const unsigned char *cls, int *r)
+{
+    for (;;) {
+        size_t i = s->pos, st = i;
+        int c;
+
+        while (i < s->len && !cls[s->buf[i]])
+            i++;
+        if (capture(s, cap, s->buf + st, i - st) != 0) {
+            *r = R_NOMEM;
+            return C_RETURN;
+        }
+        s->pos = i;
+        if (i >= s->len) {
+            if ((*r = more(s, 1)) != 0)
+                return C_RETURN;
+            if (s->pos >= s->len)
+                return C_END;
+            continue;
+        }
+        if ((c = cls[s->buf[i]]) != C_NUL && c != C_HIGH)
+            return c;
+        if ((*r = c == C_NUL ? nul_byte(s) : high_byte(s, cap)) >= 0)
+            return C_RETURN;
+    }
+}
+
+/* The line end of term_len bytes (1 LF, 2 CRLF) at pos ends the record. */
+static int end_record(csv_scan *s, int term_len)
+{
+    s->crlf |= term_len == 2;
+    s->term_len = term_len;
+    s->pos += (size_t)term_len;
+    end_line(s);
+    return R_RECORD;
+}
+
 static int scan_unquoted(csv_scan *s, int cap)
 {
     for (;;) {
-        const unsigned char *b = s->buf;
-        size_t i = s->pos, n = s->len, st = i;
-        int r;
+        int r, c = skip_data(s, cap, s->ucls, &r);
 
-        while (i < n && !s->ucls[b[i]])
-            i++;
-        if (cap && i > st && s->err == CSV_OK && append(s, b + st, i - st) != 0)
-            return R_NOMEM;
-        s->pos = i;
-        if (i >= n) {
-            if ((r = more(s, 1)) != 0)
-                return r;
-            if (s->pos >= s->len)
-                return R_RECORD; /* the source ends the record */
-            continue;
-        }
-        switch (s->ucls[b[i]]) {
+        switch (c) {
+        case C_RETURN:
+            return r;
+        case C_END:
+            return R_RECORD; /* the source ends the record */
         case C_DELIM:
             s->pos++;
             return R_FIELD;
         case C_LF:
-            s->pos++;
-            s->term_len = 1;
-            end_line(s);
-            return R_RECORD;
+            return end_record(s, 1);
         case C_CR:
             if (s->len - s->pos < 2 && (r = more(s, 2)) != 0)
                 return r;
-            if (s->len - s->pos >= 2 && s->buf[s->pos + 1] == '\n') {
-                s->pos += 2;
-                s->crlf = 1;
-                s->term_len = 2;
-                end_line(s);
-                return R_RECORD;
-            }
+            if (s->len - s->pos >= 2 && s->buf[s->pos + 1] == '\n')
+                return end_record(s, 2);
             /* a lone CR is data; the writer quotes it */
             s->rec_cr = 1;
-            if (cap && s->err == CSV_OK && append(s, s->buf + s->pos, 1) != 0)
+            if (capture(s, cap, s->buf + s->pos, 1) != 0)
                 return R_NOMEM;
             s->pos++;
             break;
         case C_QUOTE:
-            bad(s, CSV_E_STRAY, s->base + (long long)i, s->line, s->line_start,
+            bad(s, CSV_E_STRAY, s->base + (long long)s->pos, s->line, s->line_start,
                 "quote inside unquoted field %d; quote the whole field and double the quote "
                 "(\"\"), or pass lenient mode to reject the row", s->nf + 1);
             if (!s->lenient)
                 return R_FAIL;
             s->pos++;
-            break;
-        case C_NUL:
-            if ((r = nul_byte(s)) >= 0)
-                return r;
-            break;
-        default:
-            if ((r = high_byte(s, cap)) >= 0)
-                return r;
             break;
         }
     }
@@ -334,13 +359,8 @@ static int after_quote(csv_scan *s, int cap)
         s->pos++;
         return R_FIELD;
     }
-    if (c == '\n' || (c == '\r' && s->len - s->pos >= 2 && s->buf[s->pos + 1] == '\n')) {
-        s->crlf |= c == '\r';
-        s->term_len = c == '\r' ? 2 : 1;
-        s->pos += (size_t)s->term_len;
-        end_line(s);
-        return R_RECORD;
-    }
+    if (c == '\n' || (c == '\r' && s->len - s->pos >= 2 && s->buf[s->pos + 1] == '\n'))
+        return end_record(s, c == '\r' ? 2 : 1);
     bad(s, CSV_E_STRAY, s->base + (long long)s->pos, s->line, s->line_start,
         "text after the closing quote of field %d; quote the whole field and double inner "
         "quotes (\"\"), or pass lenient mode to reject the row", s->nf + 1);
@@ -356,32 +376,22 @@ static int scan_quoted(csv_scan *s, int cap)
     s->q_line_start = s->line_start;
     s->pos++;
     for (;;) {
-        const unsigned char *b = s->buf;
-        size_t i = s->pos, n = s->len, st = i;
-        int r;
+        int r, c = skip_data(s, cap, s->qcls, &r);
 
-        while (i < n && !s->qcls[b[i]])
-            i++;
-        if (cap && i > st && s->err == CSV_OK && append(s, b + st, i - st) != 0)
-            return R_NOMEM;
-        s->pos = i;
-        if (i >= n) {
-            if ((r = more(s, 1)) != 0)
-                return r;
-            if (s->pos < s->len)
-                continue;
+        switch (c) {
+        case C_RETURN:
+            return r;
+        case C_END:
             bad(s, CSV_E_UNBALANCED, s->q_off, s->q_line, s->q_line_start,
                 "unbalanced quote in field %d (the file ends inside it); close the quote "
                 "or pass lenient mode to reject the row", s->nf + 1);
             return s->lenient ? R_RECORD : R_FAIL;
-        }
-        switch (s->qcls[b[i]]) {
         case C_QUOTE:
             if (s->len - s->pos < 2 && (r = more(s, 2)) != 0)
                 return r;
             s->pos++;
             if (s->pos < s->len && s->buf[s->pos] == '"') {
-                if (cap && s->err == CSV_OK && append(s, s->buf + s->pos, 1) != 0)
+                if (capture(s, cap, s->buf + s->pos, 1) != 0)
                     return R_NOMEM;
                 s->pos++;
                 break;
@@ -389,18 +399,10 @@ static int scan_quoted(csv_scan *s, int cap)
             s->q_off = -1;
             return after_quote(s, cap);
         case C_LF:
-            if (cap && s->err == CSV_OK && append(s, b + i, 1) != 0)
+            if (capture(s, cap, s->buf + s->pos, 1) != 0)
                 return R_NOMEM;
             s->pos++;
             end_line(s);
-            break;
-        case C_NUL:
-            if ((r = nul_byte(s)) >= 0)
-                return r;
-            break;
-        default:
-            if ((r = high_byte(s, cap)) >= 0)
-                return r;
             break;
         }
     }
@@ -469,6 +471,30 @@ int csv_scan_split(csv_scan *s, const unsigned char *p, size_t n)
     }
 }
 
+/* Skips blank lines while the scan is before file offset stop: -1 if it is
+ * then at stop or past it, CSV_ROW if a record starts at pos, CSV_END, or
+ * CSV_IOERR. */
+static int skip_blank(csv_scan *s, long long stop)
+{
+    for (;;) {
+        s->rec_off = s->base + (long long)s->pos; /* fill() keeps from here */
+        if (s->rec_off >= stop)
+            return -1;
+        if (csv_scan_fill(s, 2) != 0)
+            return CSV_IOERR;
+        if (s->pos >= s->len)
+            return CSV_END;
+        if (s->buf[s->pos] == '\n')
+            s->pos++;
+        else if (s->buf[s->pos] == '\r' && s->len - s->pos >= 2 && s->buf[s->pos + 1] == '\n')
+            s->pos += 2;
+        else
+            return CSV_ROW;
+        end_line(s);
+        s->blank++;
+    }
+}
+
 /* Skips blank lines and, before the first record, a UTF-8 BOM. 0 if a record
  * starts at pos, CSV_END, or an error status. */
 static int start_record(csv_scan *s)
@@ -484,40 +510,12 @@ static int start_record(csv_scan *s)
             s->line_start = 3;
         }
     }
-    for (;;) {
-        s->rec_off = s->base + (long long)s->pos;
-        if (csv_scan_fill(s, 2) != 0)
-            return CSV_IOERR;
-        if (s->pos >= s->len)
-            return CSV_END;
-        if (s->buf[s->pos] == '\n')
-            s->pos++;
-        else if (s->buf[s->pos] == '\r' && s->len - s->pos >= 2 && s->buf[s->pos + 1] == '\n')
-            s->pos += 2;
-        else
-            return 0;
-        end_line(s);
-        s->blank++;
-    }
+    return skip_blank(s, LLONG_MAX);
 }
 
 int csv_scan_skip_blank(csv_scan *s, long long stop)
 {
-    for (;;) {
-        s->rec_off = s->base + (long long)s->pos; /* fill() keeps from here */
-        if (s->rec_off >= stop)
-            return 1;
-        if (csv_scan_fill(s, 2) != 0 || s->pos >= s->len)
-            return 0; /* csv_scan_next reports either */
-        if (s->buf[s->pos] == '\n')
-            s->pos++;
-        else if (s->buf[s->pos] == '\r' && s->len - s->pos >= 2 && s->buf[s->pos + 1] == '\n')
-            s->pos += 2;
-        else
-            return 0;
-        end_line(s);
-        s->blank++;
-    }
+    return skip_blank(s, stop) < 0; /* an end or an error: csv_scan_next reports it */
 }
 
 static void check_record(csv_scan *s)

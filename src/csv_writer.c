@@ -404,16 +404,14 @@ static int writer_new(lua_State *L)
 void marketo_csv_writer_open(lua_State *L)
 {
     static const luaL_Reg methods[] = {
-        {"close", writer_close},
         {"parts", writer_parts},
         {"write", writer_write},
         {NULL, NULL}
     };
-    static const luaL_Reg metamethods[] = {
-        {"__close", writer_close},
-        {"__gc", writer_gc},
-        {"__tostring", writer_tostring},
+    static const luaL_Reg meta[] = {
+        {"__gc", writer_gc}, /* the parts outlive close() */
         {NULL, NULL}
     };
-    marketo_new_class(L, MARKETO_CSV_WRITER_MT, metamethods, methods, "csv_writer", writer_new);
+    marketo_new_class(L, MARKETO_CSV_WRITER_MT, writer_close, writer_tostring, meta, methods,
+                      "csv_writer", writer_new);
 }

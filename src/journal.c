@@ -353,15 +353,8 @@ void marketo_journal_open(lua_State *L)
 {
     static const luaL_Reg methods[] = {
         {"append", journal_append},
-        {"close", journal_close},
         {"read", journal_read},
         {"truncate", journal_truncate},
-        {NULL, NULL}
-    };
-    static const luaL_Reg metamethods[] = {
-        {"__close", journal_close},
-        {"__gc", journal_close},
-        {"__tostring", journal_tostring},
         {NULL, NULL}
     };
     static const luaL_Reg funcs[] = {
@@ -372,7 +365,7 @@ void marketo_journal_open(lua_State *L)
 
     if (!at_fork && pthread_atfork(NULL, NULL, close_held_in_child) == 0)
         at_fork = 1;
-    marketo_new_class(L, MARKETO_JOURNAL_MT, metamethods, methods, "journal_open",
-                      journal_open);
+    marketo_new_class(L, MARKETO_JOURNAL_MT, journal_close, journal_tostring, NULL, methods,
+                      "journal_open", journal_open);
     marketo_setfuncs(L, funcs);
 }

@@ -231,9 +231,8 @@ static int loop_close(lua_State *L)
         curl_multi_cleanup(lp->multi);
         lp->multi = NULL;
     }
-    luaL_unref(L, LUA_REGISTRYINDEX, lp->anchor_ref);
-    luaL_unref(L, LUA_REGISTRYINDEX, lp->done_ref);
-    lp->anchor_ref = lp->done_ref = LUA_NOREF;
+    marketo_unref(L, &lp->anchor_ref);
+    marketo_unref(L, &lp->done_ref);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -268,18 +267,11 @@ void marketo_loop_open(lua_State *L)
 {
     static const luaL_Reg methods[] = {
         {"add", loop_add},
-        {"close", loop_close},
         {"count", loop_count},
         {"remove", loop_remove},
         {"wait", loop_wait},
         {NULL, NULL}
     };
-    static const luaL_Reg metamethods[] = {
-        {"__close", loop_close}, /* inert before Lua 5.4 */
-        {"__gc", loop_close},
-        {"__tostring", loop_tostring},
-        {NULL, NULL}
-    };
-
-    marketo_new_class(L, MARKETO_LOOP_MT, metamethods, methods, "loop", loop_new);
+    marketo_new_class(L, MARKETO_LOOP_MT, loop_close, loop_tostring, NULL, methods, "loop",
+                      loop_new);
 }

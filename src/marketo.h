@@ -34,11 +34,18 @@ FILE *marketo_create_file(const char *path);
 /* t[k] = v for the table at the stack top, v a 64-bit size (see compat.h). */
 void marketo_set_size(lua_State *L, const char *k, long long v);
 
-/* Registers a userdata type: metatable `name` with the metamethods, its
- * __index a table of the methods; and sets its constructor as
- * module[ctor_name] on the module table at the stack top. */
-void marketo_new_class(lua_State *L, const char *name, const luaL_Reg *metamethods,
-                       const luaL_Reg *methods, const char *ctor_name, lua_CFunction ctor);
+/* Registers a userdata type: metatable `name` whose one close function
+ * serves close(), __close and __gc (so it must be idempotent and never
+ * raise on a closed handle), with __tostring, the metamethods in meta (NULL
+ * for none: what the type adds, or a __gc of its own), and __index the
+ * methods and close; and sets its constructor as module[ctor_name] on the
+ * module table at the stack top. */
+void marketo_new_class(lua_State *L, const char *name, lua_CFunction close,
+                       lua_CFunction tostring, const luaL_Reg *meta, const luaL_Reg *methods,
+                       const char *ctor_name, lua_CFunction ctor);
+
+/* Releases the registry reference *ref (LUA_NOREF is fine) and forgets it. */
+void marketo_unref(lua_State *L, int *ref);
 
 /* __tostring: "name (what)", or "name (closed)" when what is NULL. */
 int marketo_tostring(lua_State *L, const char *name, const char *what);

@@ -8,6 +8,7 @@
     X(csv_mapper) \
     X(csv_plan) \
     X(csv_reader) \
+    X(csv_types) \
     X(csv_writer) \
     X(file) \
     X(journal) \

@@ -949,9 +949,7 @@ static int records_new(lua_State *L)
 void marketo_records_open(lua_State *L)
 {
     static const luaL_Reg meta[] = {
-        { "__gc", records_close },
         { "__len", records_count },
-        { "__tostring", records_tostring },
         { NULL, NULL },
     };
     static const luaL_Reg methods[] = {
@@ -966,8 +964,8 @@ void marketo_records_open(lua_State *L)
         { "count", records_count },
         { "ordered", records_ordered },
         { "memory", records_memory },
-        { "close", records_close },
         { NULL, NULL },
     };
-    marketo_new_class(L, RECORDS_MT, meta, methods, "records", records_new);
+    marketo_new_class(L, RECORDS_MT, records_close, records_tostring, meta, methods, "records",
+                      records_new);
 }

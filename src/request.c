@@ -176,8 +176,7 @@ int marketo_request_take_error(lua_State *L, marketo_request *r)
     if (r->err_ref == LUA_NOREF)
         return 0;
     lua_rawgeti(L, LUA_REGISTRYINDEX, r->err_ref); /* err */
-    luaL_unref(L, LUA_REGISTRYINDEX, r->err_ref);
-    r->err_ref = LUA_NOREF;
+    marketo_unref(L, &r->err_ref);
     return 1;
 }
 
@@ -487,9 +486,8 @@ static int request_close(lua_State *L)
     r->output_path = NULL;
     marketo_buffer_free(&r->body);
     marketo_buffer_free(&r->head);
-    luaL_unref(L, LUA_REGISTRYINDEX, r->progress_ref);
-    luaL_unref(L, LUA_REGISTRYINDEX, r->err_ref);
-    r->progress_ref = r->err_ref = LUA_NOREF;
+    marketo_unref(L, &r->progress_ref);
+    marketo_unref(L, &r->err_ref);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -546,7 +544,6 @@ void marketo_request_open(lua_State *L)
 {
     static const luaL_Reg methods[] = {
         {"body", request_body},
-        {"close", request_close},
         {"headers", request_headers},
         {"info", request_info},
         {"on_progress", request_on_progress},
@@ -562,12 +559,6 @@ void marketo_request_open(lua_State *L)
         {"status", request_status},
         {NULL, NULL}
     };
-    static const luaL_Reg metamethods[] = {
-        {"__close", request_close}, /* inert before Lua 5.4 */
-        {"__gc", request_close},
-        {"__tostring", request_tostring},
-        {NULL, NULL}
-    };
-
-    marketo_new_class(L, MARKETO_REQUEST_MT, metamethods, methods, "request", request_new);
+    marketo_new_class(L, MARKETO_REQUEST_MT, request_close, request_tostring, NULL, methods,
+                      "request", request_new);
 }

@@ -15,7 +15,8 @@ local trace = require("marketo.commands.trace")
 local M = { EXIT_OK = 0, EXIT_FAILURE = 1, EXIT_USAGE = 2 }
 
 -- The order `--help` lists them in.
-M.COMMANDS = { "run", "import", "status", "failures", "warnings", "resume", "sandbox" }
+M.COMMANDS = { "run", "import", "fields", "status", "failures", "warnings", "resume",
+    "sandbox" }
 
 local function writer(stream)
     return { write = function(_, ...) stream:write(...) end }

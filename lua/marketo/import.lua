@@ -30,6 +30,9 @@
 --       dedupe_fields = nil,              -- custom_objects: its dedupe fields, so that
 --                                         -- no key is in two jobs at once (see README)
 --       dry_run = false, on_event = function(ev) end,
+--       schema = nil,                     -- marketo.schema (client:describe): the columns
+--                                         -- and every value checked against it first
+--       instance = nil,                   -- the instance's name, for the journal and report
 --   })
 --   result = { ended = "complete" | "stopped" | "failed" | "dry_run", exit = 0 | 3 | 4,
 --              summary = text, report = the JSON document, report_path, journal = path,
@@ -53,6 +56,7 @@ local rejects_mod = require("marketo.pipeline.rejects")
 local limiter = require("marketo.pipeline.limiter")
 local progress = require("marketo.pipeline.progress")
 local options = require("marketo.options")
+local checks = require("marketo.pipeline.checks")
 
 local M = {}
 
@@ -81,6 +85,7 @@ local SPEC = {
     report = "string", work_dir = "string", limits = "table", part_bytes = COUNT,
     retry = "function", client = "table", dry_run = "boolean", on_event = "function",
     workers = COUNT, runtime = "table", transport = "table", log = "function",
+    schema = "table", instance = "string", -- marketo.schema: checked before sending
     status_column = { "string", valid = function(v) return v:match("%S") ~= nil end,
         expected = "a column name" },
     dedupe_fields = { "table", values = "string" },
@@ -255,18 +260,23 @@ local function setup(spec, kind, sources)
         mapping = mapping_signature(spec), sizes = sizes_of(abs), part_bytes = spec.part_bytes,
         status_column = spec.status_column, lenient = spec.lenient or nil,
         dedupe_fields = spec.dedupe_fields,
-        report = o.report, work_dir = o.work_dir }
+        report = o.report, work_dir = o.work_dir,
+        instance = spec.instance or (spec.schema and spec.schema.instance) }
     return o
 end
 
 local function plan_of(spec, o, work_dir, on_reject)
+    local ok, validate, code = checks.for_plan(spec, o.sources, o.format, o.warnings)
+    if not ok then return nil, validate, code end
     return plan_mod.build({ sources = o.sources, format = o.format,
-        mapping = spec.mapping, filter = spec.filter, validate = spec.validate,
+        mapping = spec.mapping, filter = spec.filter, validate = validate,
         lenient = spec.lenient, max_bytes = spec.part_bytes, work_dir = work_dir,
         max_rejects = 1e9, workers = spec.workers, on_reject = on_reject,
         status_column = spec.status_column,
+        statuses = spec.schema and spec.schema.statuses and spec.schema.statuses[1]
+            and spec.schema.statuses,
         key = objects.key(objects.get(o.description.object), o.description.params,
-            spec.dedupe_fields) })
+            spec.dedupe_fields or (spec.schema and spec.schema.dedupe)) })
 end
 
 -- What a plan needs beyond the run record, so that `resume` can plan again
@@ -377,6 +387,10 @@ local function prepare(spec, level)
     local kind, sources = check_spec(spec, level + 1)
     local o, msg, code = setup(spec, kind, sources)
     if not o then return nil, msg, code end
+    if spec.schema then -- the columns against the instance, before any row is read
+        o.warnings, msg, code = checks.import(spec, kind, sources, o.format)
+        if not o.warnings then return nil, msg, code end
+    end
     if spec.dry_run then
         local result
         result, msg, code = dry_run(spec, o)
@@ -517,7 +531,7 @@ function M.send(prepared, opts)
     if close then close() end
     local r = report_mod.from_journal(journal.state)
     local doc
-    doc, msg, code = r:save(o.report, ended, { journal = o.journal })
+    doc, msg, code = r:save(o.report, ended, { journal = o.journal, instance = run.instance })
     journal:close()
     if not doc then
         return nil, msg .. "; the journal is whole: make room and run `marketo-bulk status "
@@ -608,7 +622,7 @@ function M.report_of(path)
     if incomplete then return nil, incomplete, "PLAN_INCOMPLETE" end
     local ended = state.ended == "done" and "complete" or (state.ended or "running")
     local r = report_mod.from_journal(state)
-    return r:document(ended), r:summary(ended)
+    return r:document(ended, { instance = state.run.instance }), r:summary(ended)
 end
 
 return M

@@ -127,13 +127,7 @@ end
 M.json_answer = function(status, doc) return function() return json_answer(status, doc) end end
 
 --- Writes `text` to a fresh temporary file; returns its path.
-function M.file(text)
-    local path = os.tmpname()
-    local f = assert(io.open(path, "wb"))
-    f:write(text)
-    f:close()
-    return path
-end
+M.file = require("spec.support.files").temp_file
 
 -- Every string reachable from v (keys and values, through nested tables).
 local function strings(v, out, seen)

@@ -7,6 +7,7 @@ local paths = require("marketo.commands.paths")
 local progress = require("marketo.pipeline.progress")
 local objects = require("marketo.objects")
 local formats = require("marketo.formats")
+local instance = require("marketo.commands.instance")
 
 local M = {
     summary = "import a file of leads, custom objects or program members",
@@ -53,6 +54,13 @@ Run:
   --work-dir DIR         where mapped parts are written (default JOURNAL.work)
   --lenient              bad rows go to the report as rejected; the rest is imported
   --dry-run              read, map and validate every row, print the parts, send nothing
+Checks against the instance (its fields, types, lookup/dedupe fields, statuses):
+  --refresh-schema       ask the instance again (its describe is cached a day)
+  --no-schema            check nothing against the instance (an offline rehearsal)
+Quota (a dry run prints the calls and the time an import will take):
+  --daily-quota N        the instance's daily API calls (default 50000): an import that
+                         may spend more than today leaves is refused before it starts
+  --ignore-quota         send anyway
   --part-bytes N         bytes per part, header included (default 9900000, at
                          most 10485760: Marketo's limit for one file)
 Limits (lower them on an instance other integrations share):
@@ -85,7 +93,9 @@ local FLAGS = {
     format = "string", map = "list", set = "list", journal = "string", report = "string",
     work_dir = "string", lenient = "boolean", dry_run = "boolean",
     part_bytes = args.bytes(M.MAX_PART_BYTES), json = "boolean", quiet = "boolean",
-    help = "boolean", status_column = "string", dedupe_fields = "string",
+    help = "boolean", no_schema = "boolean", refresh_schema = "boolean",
+    daily_quota = "count", ignore_quota = "boolean", status_column = "string",
+    dedupe_fields = "string",
 }
 for k, kind in pairs(M.LIMIT_FLAGS) do FLAGS[k] = kind end
 for _, kind in ipairs(objects.LIST) do
@@ -248,10 +258,15 @@ function M.main(argv, out, err)
         checked, why = target.check()
         if checked == nil then err:write("marketo-bulk: ", why, "\n"); return 1 end
     end
+    local code
+    checked, msg, code = instance.attach(spec, object, flags)
+    if not checked then err:write("marketo-bulk: ", msg, "\n"); return import.exit_for(code) end
     -- every row read and the plan journalled before any server starts: a bad
     -- file ends here, with nothing sent and no journal left behind
-    local prepared, code
+    local prepared
     prepared, msg, code = import.prepare(spec)
+    local refused = prepared and not prepared.result and instance.quota(prepared, spec, flags)
+    if refused then prepared:close(); err:write("marketo-bulk: ", refused, "\n"); return 1 end
     return M.send(prepared, msg, code, spec, flags, out, err)
 end
 
@@ -263,8 +278,12 @@ function M.send(prepared, msg, code, spec, flags, out, err)
         err:write("marketo-bulk: ", msg, "\n")
         return import.exit_for(code)
     end
+    err:write(instance.announce(spec, flags))
+    for _, warning in ipairs(prepared.o.warnings or {}) do
+        err:write("marketo-bulk: warning: ", warning, "\n")
+    end
     if prepared.result then
-        out:write(prepared.result.summary)
+        out:write(prepared.result.summary, instance.cost_text(prepared))
         return prepared.result.exit
     end
     local client, stop = target.marketo(err)

@@ -7,8 +7,10 @@
 -- groups as the file has them.
 --
 -- A blank status is a bad row (strict: the plan stops naming the line;
--- lenient: the row is rejected). Whether Marketo knows a status is only known
--- when its first part is uploaded (see the scheduler).
+-- lenient: the row is rejected), and so is one the program does not have
+-- when the instance's schema lists them (o.statuses; compared in any case).
+-- Without a schema, Marketo says so when the status's first part is
+-- uploaded (see the scheduler).
 --
 --   statuses.group(acc, o) -> true | nil, msg, code
 --   acc: plan.build's accumulator; o: its options, with o.status_column.
@@ -40,7 +42,10 @@ end
 -- One source's parts, grouped: the new parts in `out`, in order of the
 -- statuses' first rows.
 local function group_source(acc, o, source_index, parts, out)
-    local g = { writers = {}, order = {}, n = 0 }
+    local g = { writers = {}, order = {}, n = 0, known = {} }
+    -- the program's statuses, when the schema says them: a row's status is
+    -- sent as the program spells it
+    for _, st in ipairs(o.statuses or {}) do g.known[st:lower()] = st end
     local column = o.status_column
     local result, msg, code = true, nil, nil
     for _, part in ipairs(parts) do
@@ -71,7 +76,20 @@ local function group_source(acc, o, source_index, parts, out)
                     column = column, code = "INVALID_ROW", reason = reason })
                 return true
             end
-            local w, wmsg, wcode = group_of(g, o, source_index, status, sent)
+            local known = o.statuses and g.known[status:lower()] or status
+            if o.statuses and not g.known[status:lower()] then
+                local reason = ("status '%s' is not one of the program's (%s)"):format(status,
+                    table.concat(o.statuses, ", "))
+                if not o.lenient then
+                    return fail("INVALID_ROW", ("%s:%d:%s: %s; fix it, or pass lenient mode "
+                        .. "to reject the row"):format(part.source, line, column, reason))
+                end
+                acc.rows.rejected = acc.rows.rejected + 1
+                rows.reject(acc, { source = part.source, line = line, column = column,
+                    code = "INVALID_ROW", reason = reason })
+                return true
+            end
+            local w, wmsg, wcode = group_of(g, o, source_index, known, sent)
             if not w then return nil, wmsg, wcode end
             return w.writer:write(rows.fields(row, #header, col), line)
         end)
