@@ -206,13 +206,15 @@ describe("the import pipeline", function()
         local r = script([[mapping = { email = "Mail", leadScore = function(row)
             return assert(math.tointeger(tonumber(row.Points)), "not a whole number") end }]])
         assert.equal(4, r.status)
-        assert.matches(src .. ":3: the mapping of 'leadScore' failed: ", r.err, 1, true)
-        assert.matches("not a whole number", r.err, 1, true)
+        -- the script's own line (assert gives none), and the fix is the script's
+        assert.matches(src .. ":3: the mapping of 'leadScore' raised an error at "
+            .. dir .. "/import.lua:3: not a whole number; fix the script\n", r.err, 1, true)
         r = script([[mapping = { email = "Mail", leadScore = "Points" },
             validate = function(out) if not out.leadScore:match("^%d+$") then
                 return "score must be a whole number", "leadScore" end end]])
         assert.equal(4, r.status)
-        assert.matches(src .. ":3:2: score must be a whole number", r.err, 1, true)
+        assert.matches(src .. ":3:2: score must be a whole number; fix the row, or pass "
+            .. "--lenient to reject it as invalid", r.err, 1, true)
         assert.equal(0, #inspect(sb, "log")) -- nothing was sent either time
     end)
 

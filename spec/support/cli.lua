@@ -32,7 +32,7 @@ end
 -- developer's own credentials), plus anything else given.
 local function command_line(argv, opts)
     local parts = { "env -u MARKETO_BASE_URL -u MARKETO_MUNCHKIN_ID -u MARKETO_CLIENT_ID"
-        .. " -u MARKETO_CLIENT_SECRET" }
+        .. " -u MARKETO_CLIENT_SECRET -u MARKETO_PROFILE" }
     local names = {}
     for k in pairs(opts.env or {}) do names[#names + 1] = k end
     table.sort(names)
@@ -194,6 +194,13 @@ function M.env_cached(sb, cache)
     local env = M.env_of(sb)
     env.XDG_CACHE_HOME = cache
     return env
+end
+
+--- { email = firstName } of every lead a spawned sandbox stores.
+function M.first_names(sb)
+    local out = {}
+    for _, rec in ipairs(M.inspect(sb, "records/leads")) do out[rec.email] = rec.firstName end
+    return out
 end
 
 --- n leads (email, firstName, lastName with a comma, company, leadScore);

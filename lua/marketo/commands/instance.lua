@@ -11,16 +11,18 @@ local M = {}
 M.SKIP_HINT = "; --no-schema skips every check against the instance"
 
 --- schema(object, opts) -> schema | nil, message, code. object as
--- target.object gives it; opts: refresh, log.
+-- target.object gives it; opts: refresh, log, settings (the client options
+-- of the command's --profile, --base-url, ... flags: target.instance).
 function M.schema(object, opts)
     opts = opts or {}
-    local real, msg = target.check()
+    local settings = opts.settings or {}
+    local real, msg = target.check(settings)
     if real == nil then return nil, msg, "CONFIG" end
     if not real then
         return schema.from_sandbox(object.object, object.values,
             require("marketo.sandbox.schema").new(), require("marketo.sandbox.config").defaults())
     end
-    local client, cmsg, ccode = require("marketo.client").new({})
+    local client, cmsg, ccode = require("marketo.client").new(settings)
     if not client then return nil, cmsg, ccode end
     local s, smsg, scode = client:describe(object.object, object.values,
         { refresh = opts.refresh, log = opts.log })
@@ -30,13 +32,13 @@ function M.schema(object, opts)
     return s
 end
 
---- name() -> the instance a command talks to, host only (never a secret):
--- "123-ABC-456.mktorest.com", or "embedded sandbox" | nil, message.
-function M.name()
-    local real, msg = target.check()
+--- name(settings) -> the instance a command talks to, host only (never a
+-- secret): "123-ABC-456.mktorest.com", or "embedded sandbox" | nil, message.
+function M.name(settings)
+    local real, msg = target.check(settings or {})
     if real == nil then return nil, msg end
     if not real then return "embedded sandbox" end
-    local resolved = assert(require("marketo.config").resolve({}))
+    local resolved = assert(require("marketo.config").resolve(settings or {}))
     return schema.instance(resolved.base_url)
 end
 
@@ -44,12 +46,13 @@ end
 -- instance in spec.instance, and puts its schema in spec.schema (unless
 -- --no-schema: then nothing is checked against it).
 function M.attach(spec, object, flags)
-    local name, msg = M.name()
+    local settings = target.instance(flags) or {}
+    local name, msg = M.name(settings)
     if not name then return nil, msg, "CONFIG" end
     spec.instance = name
     if flags.no_schema then return true end
     local s, code
-    s, msg, code = M.schema(object, { refresh = flags.refresh_schema })
+    s, msg, code = M.schema(object, { refresh = flags.refresh_schema, settings = settings })
     if not s then return nil, msg, code end
     spec.schema = s
     return true
@@ -58,7 +61,7 @@ end
 --- The line that names the instance of a run, once its file is read (so a
 -- command that stops on its input says nothing more than why).
 function M.announce(spec, flags)
-    return ("marketo-bulk: instance %s%s\n"):format(spec.instance or M.name() or "?",
+    return ("marketo-bulk: instance %s%s\n"):format(spec.instance or M.name(target.instance(flags) or {}) or "?",
         flags.no_schema
         and " (--no-schema: the file was not checked against it)" or "")
 end
@@ -90,9 +93,10 @@ function M.quota(prepared, spec, flags)
     if flags.ignore_quota then return nil end
     local c = cost.estimate(part_rows(prepared))
     local used = 0
-    local real = target.check()
+    local settings = target.instance(flags) or {}
+    local real = target.check(settings)
     if real then
-        local client, msg = require("marketo.client").new({})
+        local client, msg = require("marketo.client").new(settings)
         if not client then return msg end
         local usage
         usage, msg = client:usage()
