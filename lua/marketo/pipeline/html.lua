@@ -22,7 +22,7 @@ end
 local LABELS = {
     { "read", "read" }, { "imported", "imported" }, { "warned", "imported with warnings" },
     { "failed", "failed" }, { "filtered", "filtered out" },
-    { "rejected", "rejected as malformed" }, { "unsent", "not sent" },
+    { "rejected", "rejected (malformed or invalid)" }, { "unsent", "not sent" },
     { "pending", "uploaded, outcome pending (resume to learn it)" },
 }
 

@@ -128,7 +128,7 @@ function Report:summary(ended)
     for _, problem in ipairs(self.problems) do lines[#lines + 1] = "WARNING: " .. problem end
     lines[#lines + 1] =
         ("%s: %d rows read: %d imported, %d imported with warnings, %d failed, "
-            .. "%d filtered out, %d rejected as malformed, %d not sent%s")
+            .. "%d filtered out, %d rejected (malformed or invalid), %d not sent%s")
             :format(ended, r.read, r.imported, r.warned, r.failed, r.filtered, r.rejected,
                 r.unsent, r.pending > 0 and (", %d uploaded, outcome pending (resume to learn "
                 .. "it)"):format(r.pending) or "")
