@@ -86,4 +86,8 @@ int marketo_csv_writer_as_is(lua_State *L, marketo_csv_writer *w, const char *p,
  * before any row: 0, or -1 with the failure triple pushed. */
 int marketo_csv_writer_header(lua_State *L, marketo_csv_writer *w, const char *p, size_t len);
 
+/* The hash of a key of nf fields (csv_keys.c): each trimmed and folded as
+ * marketo.objects.normalize_key does; never 0, or 0 when a field is blank. */
+uint64_t marketo_key_hash(const char *const *p, const size_t *n, int nf);
+
 #endif

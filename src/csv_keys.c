@@ -95,8 +95,9 @@ static uint64_t hash_field(uint64_t h, const char *p, size_t n, int *blank)
 }
 
 /* The hash of a key's fields, spread over the slots by a finalizer; never 0
- * (the empty slot); 0 when a field is blank. */
-static uint64_t hash_key(const char *const *p, const size_t *n, int nf)
+ * (the empty slot); 0 when a field is blank. The state of --changed-only
+ * (state.c) holds keys by this hash too. */
+uint64_t marketo_key_hash(const char *const *p, const size_t *n, int nf)
 {
     uint64_t h = 14695981039346656037ULL;
     int i, blank = 0;
@@ -258,7 +259,7 @@ static int keys_see(lua_State *L)
         luaL_argcheck(L, p[i] != NULL && lua_type(L, -1) == LUA_TSTRING, 2,
                       "strings expected"); /* kept on the stack while p[i] is read */
     }
-    if ((r = see_hash(k, hash_key(p, n, nf), code, line)) == -2)
+    if ((r = see_hash(k, marketo_key_hash(p, n, nf), code, line)) == -2)
         return luaL_error(L, "%s: out of memory", KEYSET_MT);
     lua_pushinteger(L, (lua_Integer)r);
     return 1;
@@ -312,7 +313,7 @@ static int keys_scan(lua_State *L)
                 if (col[i] < r->s.nf)
                     p[i] = csv_field(&r->s, col[i], &len[i]);
             }
-            hash[n] = hash_key(p, len, nf);
+            hash[n] = marketo_key_hash(p, len, nf);
             line[n++] = r->s.rec_line;
         }
         if (st == CSV_ROW && n < BATCH)

@@ -14,15 +14,12 @@
 
 #include "marketo.h"
 
-/* write_file(path, data) -> true | fail triple ("ENOSPC: path: No space ..."). */
-static int file_write(lua_State *L)
+int marketo_write_whole(lua_State *L, const char *path, const void *const *data,
+                        const size_t *len, int n)
 {
-    const char *path = luaL_checkstring(L, 1);
-    size_t len, done = 0;
-    const char *data = luaL_checklstring(L, 2, &len);
     luaL_Buffer b;
     const char *tmp;
-    int fd, err = 0;
+    int fd, i, err = 0;
 
     luaL_buffinit(L, &b);
     luaL_addstring(&b, path);
@@ -33,12 +30,19 @@ static int file_write(lua_State *L)
     fd = marketo_create(tmp);
     if (fd < 0)
         return marketo_push_errno(L, tmp, errno);
-    while (done < len && err == 0) {
-        ssize_t n = write(fd, data + done, len - done);
-        if (n < 0 && errno != EINTR)
-            err = errno;
-        else if (n > 0)
-            done += (size_t)n;
+    for (i = 0; i < n && err == 0; i++) {
+        const char *p = data[i];
+        size_t done = 0;
+
+        while (done < len[i] && err == 0) {
+            size_t chunk = len[i] - done > ((size_t)1 << 30) ? (size_t)1 << 30 : len[i] - done;
+            ssize_t w = write(fd, p + done, chunk);
+
+            if (w < 0 && errno != EINTR)
+                err = errno;
+            else if (w > 0)
+                done += (size_t)w;
+        }
     }
     if (err == 0 && fsync(fd) != 0)
         err = errno;
@@ -52,6 +56,16 @@ static int file_write(lua_State *L)
     }
     lua_pushboolean(L, 1);
     return 1;
+}
+
+/* write_file(path, data) -> true | fail triple ("ENOSPC: path: No space ..."). */
+static int file_write(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    size_t len;
+    const void *data = luaL_checklstring(L, 2, &len);
+
+    return marketo_write_whole(L, path, &data, &len, 1);
 }
 
 /* cwd() -> the current directory's absolute path | fail triple */

@@ -64,6 +64,11 @@ long long marketo_clamp(double v, long long max);
 lua_Integer marketo_tointeger_in(lua_State *L, int idx, lua_Integer lo, lua_Integer hi,
                                  lua_Integer none);
 
+/* Writes the n pieces of data to path whole or not at all (file.c: a
+ * temporary name, fsync, rename; 0600): pushes true or the failure triple. */
+int marketo_write_whole(lua_State *L, const char *path, const void *const *data,
+                        const size_t *len, int n);
+
 /* Seconds on the monotonic clock. */
 double marketo_monotonic(void);
 

@@ -21,4 +21,5 @@
     X(request) \
     X(request_multipart) \
     X(share) \
-    X(stat)
+    X(stat) \
+    X(state)
