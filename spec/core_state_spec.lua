@@ -61,6 +61,24 @@ describe("core.state", function()
         assert.same({ false, false }, { st:same("k9001", "r1,0") })
     end)
 
+    it("sifts a reader's rows: the held ones counted, the others written with their line", function()
+        local csv = require("marketo.csv")
+        local src, out = dir .. "/in.csv", dir .. "/out.csv"
+        files.write(src, 'id,email\r\n1,a@x.com\r\n2,"b@x.com"\r\n3,c@x.com\r\n4,\r\n')
+        local st = state()
+        st:put("A@x.com", "1,a@x.com")
+        st:put("b@x.com", '2,"b@x.com"')
+        st:put("c@x.com", "3,old")
+        st:merge()
+        local r = assert(csv.open(src))
+        local w = assert(csv.writer(out, { header = r:header(), lines = out .. ".lines" }))
+        assert.same({ 2, 2 }, { r:sift(st, { 2 }, w, false) })
+        r:close()
+        assert(w:close())
+        assert.equal("id,email\n3,c@x.com\n4,\n", files.read(out))
+        assert.equal("4\n5\n", files.read(out .. ".lines"))
+    end)
+
     it("saves whole and 0600, and loads its keys, names and note back", function()
         local st, path = state(), dir .. "/leads.state"
         for i = 1, 5000 do st:put("user" .. i .. "@example.com", "row " .. i) end

@@ -24,7 +24,9 @@
  *       once merged (a key held already changes at once; put merges by
  *       itself every million new keys); of a key put twice, the last row
  *   state:merge(): the keys put since are held (lookups see them)
- *   state:save(path) -> true | nil, msg, code (merges first) */
+ *   state:save(path) -> true | nil, msg, code (merges first)
+ *   state:sift(reader, columns, writer, ordinal) -> kept, unchanged: the rows
+ *       held as they are left out, the others written (see state_sift) */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <fcntl.h>
@@ -274,6 +276,71 @@ static int state_put(lua_State *L)
     }
     lua_pushboolean(L, 1);
     return 1;
+}
+
+/* sift(reader, columns, writer, ordinal) -> kept, unchanged | nil, msg, code:
+ * the reader's rows whose key (the fields at `columns`, 1-based: a number or
+ * a list) is held with the same row (its bytes, line end aside) are counted;
+ * the others go to the writer as they are, with their line, or with their
+ * number among the reader's rows when `ordinal`. */
+static int state_sift(lua_State *L)
+{
+    state *s = check_state(L);
+    marketo_csv_reader *r = marketo_csv_check_reader(L, 2);
+    marketo_csv_writer *w = marketo_csv_check_writer(L, 4);
+    int i, nf = 1, ordinal = lua_toboolean(L, 5), col[MAX_FIELDS];
+    long long kept = 0, unchanged = 0, nth = 0;
+    const char *p[MAX_FIELDS];
+    size_t len[MAX_FIELDS];
+
+    if (lua_type(L, 3) == LUA_TTABLE) {
+        nf = (int)marketo_rawlen(L, 3);
+        luaL_argcheck(L, nf >= 1 && nf <= MAX_FIELDS, 3, "1 to 8 columns expected");
+    }
+    for (i = 0; i < nf; i++) {
+        if (lua_type(L, 3) == LUA_TTABLE)
+            lua_rawgeti(L, 3, i + 1);
+        else
+            lua_pushvalue(L, 3);
+        col[i] = (int)marketo_tointeger_in(L, -1, 1, INT32_MAX, 0) - 1;
+        luaL_argcheck(L, col[i] >= 0, 3, "column numbers expected");
+        lua_pop(L, 1);
+    }
+    lua_settop(L, 5);
+    for (;;) {
+        int st = marketo_csv_reader_next(L, r, 1);
+        const csv_scan *c = &r->s;
+        const char *row;
+        size_t n;
+        uint64_t key;
+        const pair *held;
+
+        if (st < 0)
+            return 3;
+        if (st != CSV_ROW)
+            break;
+        nth++;
+        for (i = 0; i < nf; i++) {
+            p[i] = "";
+            len[i] = 0;
+            if (col[i] < c->nf)
+                p[i] = csv_field(c, col[i], &len[i]);
+        }
+        key = marketo_key_hash(p, len, nf);
+        row = (const char *)c->buf + (c->rec_off - c->base);
+        n = (size_t)(c->rec_end - c->rec_off) - (size_t)c->term_len;
+        held = key != 0 ? lookup(s, key) : NULL;
+        if (held != NULL && held->row == hash_row(row, n)) {
+            unchanged++;
+            continue;
+        }
+        if (marketo_csv_writer_raw(L, w, row, n, ordinal ? nth : c->rec_line) != 0)
+            return 3;
+        kept++;
+    }
+    lua_pushinteger(L, (lua_Integer)kept);
+    lua_pushinteger(L, (lua_Integer)unchanged);
+    return 2;
 }
 
 static int state_merge(lua_State *L)
@@ -556,6 +623,7 @@ void marketo_state_open(lua_State *L)
         {"put", state_put},
         {"same", state_same},
         {"save", state_save},
+        {"sift", state_sift},
         {NULL, NULL}
     };
     marketo_new_class(L, STATE_MT, state_close, state_tostring, NULL, methods, "state_new",

@@ -133,7 +133,9 @@
 --   for `expect` of them), as 64-bit hashes
 --   of their normalized values (src/csv_keys.c has the methods); with
 --   reader:scan_keys(keys, column, code) the rows left in a reader go
---   through keys:see in C, with no Lua call per row.
+--   through keys:see in C, with no Lua call per row; reader:sift(state,
+--   columns, writer, ordinal) the same through a --changed-only state
+--   (src/state.c: the rows it holds as they are left out, the others written).
 --
 -- csv.file_size(path) -> bytes | nil, msg
 local core = require("marketo.core")
@@ -230,6 +232,9 @@ function Reader:stats() return self._r:stats() end
 function Reader:rejects() return self._rejects end
 function Reader:close() return self._r:close() end
 function Reader:scan_keys(keys, column, code) return keys:scan(self._r, column, code) end
+function Reader:sift(state, columns, writer, ordinal)
+    return state:sift(self._r, columns, writer, ordinal)
+end
 Reader.__tostring = function(self) return tostring(self._r) end
 Reader.__close = function(self) self._r:close() end -- 5.4 <close>; the C reader has __gc
 

@@ -37,16 +37,6 @@ local function fail(code, msg)
     return nil, code .. ": " .. msg, code
 end
 
--- The key's columns in a header, or nil when one is missing.
-local function columns_of(header, fields)
-    local cols = {}
-    for i, f in ipairs(fields) do
-        cols[i] = rows.column(header, f)
-        if not cols[i] then return nil end
-    end
-    return cols
-end
-
 -- The parts of each source as chains whose rows come in file order: one per
 -- source, or one per status group (marketo.pipeline.statuses), whose rows
 -- interleave with the other groups'.
@@ -85,7 +75,7 @@ local function advance(chain, acc, o)
         local header, msg, code = rows.header(part, o.format)
         if not header then return nil, msg, code end
         chain.k, chain.header = k, header
-        chain.cols = columns_of(header, o.key.fields)
+        chain.cols = rows.columns(header, o.key.fields)
         chain.it, msg, code = rows.open(part, o.format)
         if not chain.it then return nil, msg, code end
     end
@@ -197,7 +187,7 @@ local function scan_part(acc, o, st, k)
     local header, msg, code = rows.header(part, o.format)
     if not header then return nil, msg, code end
     local chain = { header = header }
-    chain.cols = columns_of(chain.header, o.key.fields)
+    chain.cols = rows.columns(chain.header, o.key.fields)
     if not chain.cols then return true end -- Marketo fails every row: nothing to order
     if not part.mapped then return scan_range(acc, o, st, k, chain) end
     return rows.each(part, o.format, function(row, line)

@@ -6,8 +6,10 @@
 --   plan.build{ sources = { "a.csv" }, format = "csv", mapping = m, filter = f,
 --               validate = v, lenient = false, max_bytes = n, work_dir = "w/",
 --               workers = 1, on_reject = function(rej), key = marketo.objects.key(...),
---               status_column = nil }
---   -> { parts = { part... }, rows = { read, filtered, rejected }, rejects = { ... },
+--               status_column = nil, state = nil (--changed-only: see
+--               marketo.pipeline.changed; needs key) }
+--   -> { parts = { part... }, rows = { read, filtered, rejected, unchanged (with state) },
+--        rejects = { ... },
 --        keys = (with o.key) see marketo.pipeline.keys }
 --   rej = { source, line, column, code, reason, raw }: each rejected row goes to
 --   on_reject as it is found, in file order (plan.rejects stays empty), or else
@@ -35,6 +37,7 @@ local rejects_mod = require("marketo.pipeline.rejects")
 local rows = require("marketo.pipeline.rows")
 local keys = require("marketo.pipeline.keys")
 local statuses = require("marketo.pipeline.statuses")
+local changed = require("marketo.pipeline.changed")
 
 local M = {}
 
@@ -319,6 +322,10 @@ function M.build(o)
                 ok, msg, code = map_rows(o, source, index, acc, m)
             end
         end
+        if not ok then return nil, msg, code end
+    end
+    if o.state then -- --changed-only: the rows the instance holds as they are left out
+        local ok, msg, code = changed.sift(acc, o)
         if not ok then return nil, msg, code end
     end
     if o.status_column then -- one programMemberStatus per job: a group per status

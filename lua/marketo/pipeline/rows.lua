@@ -10,6 +10,7 @@
 --       row, stopping at the first nil, msg, code it returns
 --   rows.header(part, format) -> the names a part is sent with
 --   rows.column(header, name) -> its index, matched as Marketo matches headers
+--   rows.columns(header, fields) -> the indexes of a key's fields | nil (one missing)
 --   rows.fields(row, width) -> the row as a list of strings
 --   rows.part(source, format, written, lines_file, skip) -> a mapped part
 --   rows.reject(acc, rej): a rejected row, to the plan's on_reject or its list
@@ -100,6 +101,16 @@ function M.column(header, name)
     for i, h in ipairs(header) do
         if h:match("^%s*(.-)%s*$"):lower() == want then return i end
     end
+end
+
+--- The columns of a key's fields in a header, or nil when one is missing.
+function M.columns(header, fields)
+    local cols = {}
+    for i, f in ipairs(fields) do
+        cols[i] = M.column(header, f)
+        if not cols[i] then return nil end
+    end
+    return cols
 end
 
 function M.fields(row, width, skip)
