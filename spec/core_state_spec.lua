@@ -61,7 +61,7 @@ describe("core.state", function()
         assert.same({ false, false }, { st:same("k9001", "r1,0") })
     end)
 
-    it("sifts a reader's rows: the held ones counted, the others written with their line", function()
+    it("sifts a reader's rows: the held ones counted, the others written", function()
         local csv = require("marketo.csv")
         local src, out = dir .. "/in.csv", dir .. "/out.csv"
         files.write(src, 'id,email\r\n1,a@x.com\r\n2,"b@x.com"\r\n3,c@x.com\r\n4,\r\n')

@@ -25,6 +25,8 @@
  *       itself every million new keys); of a key put twice, the last row
  *   state:merge(): the keys put since are held (lookups see them)
  *   state:save(path) -> true | nil, msg, code (merges first)
+ *   state:record(reader, columns, skip, ordinal) -> rows put: a sent part's
+ *       rows, but the lines (or row numbers) `skip` holds (see state_record)
  *   state:sift(reader, columns, writer, ordinal) -> kept, unchanged: the rows
  *       held as they are left out, the others written (see state_sift) */
 #define _POSIX_C_SOURCE 200809L
@@ -247,51 +249,45 @@ static int state_same(lua_State *L)
     return 2;
 }
 
+/* 0, or -1 out of memory. */
+static int put_pair(state *s, uint64_t key, uint64_t row)
+{
+    pair *p = lookup(s, key);
+
+    if (p != NULL) {
+        p->row = row;
+        return 0;
+    }
+    if (s->nadd == s->addcap) {
+        size_t cap = s->addcap ? s->addcap + s->addcap / 2 : 1024;
+        pair *a = realloc(s->added, cap * sizeof *a);
+
+        if (a == NULL)
+            return -1;
+        s->added = a;
+        s->addcap = cap;
+    }
+    s->added[s->nadd].key = key;
+    s->added[s->nadd++].row = row;
+    return s->nadd >= MERGE_AT ? merge(s) : 0;
+}
+
 static int state_put(lua_State *L)
 {
     state *s = check_state(L);
     uint64_t key = check_key(L, 2), row = check_row(L, 3);
-    pair *p;
 
-    if (key == 0) {
-        lua_pushboolean(L, 0);
-        return 1;
-    }
-    if ((p = lookup(s, key)) != NULL) {
-        p->row = row;
-    } else {
-        if (s->nadd == s->addcap) {
-            size_t cap = s->addcap ? s->addcap + s->addcap / 2 : 1024;
-            pair *a = realloc(s->added, cap * sizeof *a);
-
-            if (a == NULL)
-                return luaL_error(L, "%s: out of memory", STATE_MT);
-            s->added = a;
-            s->addcap = cap;
-        }
-        s->added[s->nadd].key = key;
-        s->added[s->nadd++].row = row;
-        if (s->nadd >= MERGE_AT && merge(s) != 0)
-            return luaL_error(L, "%s: out of memory", STATE_MT);
-    }
-    lua_pushboolean(L, 1);
+    if (key != 0 && put_pair(s, key, row) != 0)
+        return luaL_error(L, "%s: out of memory", STATE_MT);
+    lua_pushboolean(L, key != 0);
     return 1;
 }
 
-/* sift(reader, columns, writer, ordinal) -> kept, unchanged | nil, msg, code:
- * the reader's rows whose key (the fields at `columns`, 1-based: a number or
- * a list) is held with the same row (its bytes, line end aside) are counted;
- * the others go to the writer as they are, with their line, or with their
- * number among the reader's rows when `ordinal`. */
-static int state_sift(lua_State *L)
+/* The key's columns at index 3 (1-based: a number or a list) into col,
+ * 0-based; their count. */
+static int check_columns(lua_State *L, int *col)
 {
-    state *s = check_state(L);
-    marketo_csv_reader *r = marketo_csv_check_reader(L, 2);
-    marketo_csv_writer *w = marketo_csv_check_writer(L, 4);
-    int i, nf = 1, ordinal = lua_toboolean(L, 5), col[MAX_FIELDS];
-    long long kept = 0, unchanged = 0, nth = 0;
-    const char *p[MAX_FIELDS];
-    size_t len[MAX_FIELDS];
+    int i, nf = 1;
 
     if (lua_type(L, 3) == LUA_TTABLE) {
         nf = (int)marketo_rawlen(L, 3);
@@ -306,6 +302,38 @@ static int state_sift(lua_State *L)
         luaL_argcheck(L, col[i] >= 0, 3, "column numbers expected");
         lua_pop(L, 1);
     }
+    return nf;
+}
+
+/* The hash of the current record's key, from its fields at col. */
+static uint64_t record_key(const csv_scan *c, const int *col, int nf)
+{
+    const char *p[MAX_FIELDS];
+    size_t len[MAX_FIELDS];
+    int i;
+
+    for (i = 0; i < nf; i++) {
+        p[i] = "";
+        len[i] = 0;
+        if (col[i] < c->nf)
+            p[i] = csv_field(c, col[i], &len[i]);
+    }
+    return marketo_key_hash(p, len, nf);
+}
+
+/* sift(reader, columns, writer, ordinal) -> kept, unchanged | nil, msg, code:
+ * the reader's rows whose key (the fields at `columns`, 1-based: a number or
+ * a list) is held with the same row (its bytes, line end aside) are counted;
+ * the others go to the writer as they are, with their line, or with their
+ * number among the reader's rows when `ordinal`. */
+static int state_sift(lua_State *L)
+{
+    state *s = check_state(L);
+    marketo_csv_reader *r = marketo_csv_check_reader(L, 2);
+    marketo_csv_writer *w = marketo_csv_check_writer(L, 4);
+    int ordinal = lua_toboolean(L, 5), col[MAX_FIELDS], nf = check_columns(L, col);
+    long long kept = 0, unchanged = 0, nth = 0;
+
     lua_settop(L, 5);
     for (;;) {
         int st = marketo_csv_reader_next(L, r, 1);
@@ -320,13 +348,7 @@ static int state_sift(lua_State *L)
         if (st != CSV_ROW)
             break;
         nth++;
-        for (i = 0; i < nf; i++) {
-            p[i] = "";
-            len[i] = 0;
-            if (col[i] < c->nf)
-                p[i] = csv_field(c, col[i], &len[i]);
-        }
-        key = marketo_key_hash(p, len, nf);
+        key = record_key(c, col, nf);
         row = (const char *)c->buf + (c->rec_off - c->base);
         n = (size_t)(c->rec_end - c->rec_off) - (size_t)c->term_len;
         held = key != 0 ? lookup(s, key) : NULL;
@@ -341,6 +363,43 @@ static int state_sift(lua_State *L)
     lua_pushinteger(L, (lua_Integer)kept);
     lua_pushinteger(L, (lua_Integer)unchanged);
     return 2;
+}
+
+/* record(reader, columns, skip, ordinal) -> rows put: each row of the reader
+ * put with its bytes (line end aside), but those whose line (or number among
+ * the reader's rows, when `ordinal`) is a key of the table `skip`. */
+static int state_record(lua_State *L)
+{
+    state *s = check_state(L);
+    marketo_csv_reader *r = marketo_csv_check_reader(L, 2);
+    int ordinal = lua_toboolean(L, 5), col[MAX_FIELDS], nf = check_columns(L, col);
+    long long put = 0, nth = 0;
+
+    luaL_checktype(L, 4, LUA_TTABLE);
+    lua_settop(L, 5);
+    for (;;) {
+        int st = marketo_csv_reader_next(L, r, 1), skip;
+        const csv_scan *c = &r->s;
+        uint64_t key;
+
+        if (st < 0)
+            return 3;
+        if (st != CSV_ROW)
+            break;
+        nth++;
+        lua_rawgeti(L, 4, (lua_Integer)(ordinal ? nth : c->rec_line));
+        skip = !lua_isnil(L, -1);
+        lua_pop(L, 1);
+        key = record_key(c, col, nf);
+        if (skip || key == 0)
+            continue;
+        if (put_pair(s, key, hash_row((const char *)c->buf + (c->rec_off - c->base),
+                                      (size_t)(c->rec_end - c->rec_off) - (size_t)c->term_len)) != 0)
+            return luaL_error(L, "%s: out of memory", STATE_MT);
+        put++;
+    }
+    lua_pushinteger(L, (lua_Integer)put);
+    return 1;
 }
 
 static int state_merge(lua_State *L)
@@ -621,6 +680,7 @@ void marketo_state_open(lua_State *L)
         {"merge", state_merge},
         {"note", state_note},
         {"put", state_put},
+        {"record", state_record},
         {"same", state_same},
         {"save", state_save},
         {"sift", state_sift},

@@ -135,7 +135,8 @@
 --   reader:scan_keys(keys, column, code) the rows left in a reader go
 --   through keys:see in C, with no Lua call per row; reader:sift(state,
 --   columns, writer, ordinal) the same through a --changed-only state
---   (src/state.c: the rows it holds as they are left out, the others written).
+--   (src/state.c: the rows it holds as they are left out, the others written);
+--   reader:record(state, columns, skip, ordinal) puts a sent part's rows in it.
 --
 -- csv.file_size(path) -> bytes | nil, msg
 local core = require("marketo.core")
@@ -234,6 +235,9 @@ function Reader:close() return self._r:close() end
 function Reader:scan_keys(keys, column, code) return keys:scan(self._r, column, code) end
 function Reader:sift(state, columns, writer, ordinal)
     return state:sift(self._r, columns, writer, ordinal)
+end
+function Reader:record(state, columns, skip, ordinal)
+    return state:record(self._r, columns, skip, ordinal)
 end
 Reader.__tostring = function(self) return tostring(self._r) end
 Reader.__close = function(self) self._r:close() end -- 5.4 <close>; the C reader has __gc

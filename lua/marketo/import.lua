@@ -59,6 +59,7 @@ local limiter = require("marketo.pipeline.limiter")
 local progress = require("marketo.pipeline.progress")
 local options = require("marketo.options")
 local checks = require("marketo.pipeline.checks")
+local changed = require("marketo.pipeline.changed")
 
 local M = {}
 
@@ -114,6 +115,7 @@ local SPEC = {
     status_column = { "string", valid = function(v) return v:match("%S") ~= nil end,
         expected = "a column name" },
     dedupe_fields = { "table", values = "string" },
+    changed_only = "boolean", full = "boolean", state = "string", -- marketo.pipeline.changed
 }
 
 -- The limits: the scheduler's and the call budget's.
@@ -232,7 +234,7 @@ local DIFFERENCES = {
     { "object", "another object" }, { "params", "other parameters" },
     { "sources", "other files" }, { "format", "another format" },
     { "mapping", "another mapping" }, { "status_column", "another status column" },
-    { "dedupe_fields", "other dedupe fields" },
+    { "dedupe_fields", "other dedupe fields" }, { "changed", "another --changed-only state" },
 }
 
 -- Why a journal's import `a` is not the import `b` asked for, and what to do;
@@ -310,6 +312,7 @@ local function setup(spec, kind, sources)
     if not o.journal then return nil, msg, code end
     o.report = absolute(spec.report or (o.journal:gsub("%.journal$", "") .. ".report.json"))
     o.work_dir = absolute(spec.work_dir or (o.journal .. ".work"))
+    if spec.state then o.state_file = absolute(spec.state) end
     local ok
     ok, msg, code = check_report(o.report)
     if not ok then return nil, msg, code end
@@ -328,6 +331,11 @@ local function setup(spec, kind, sources)
     return o
 end
 
+local function key_of(spec, o)
+    return objects.key(objects.get(o.description.object), o.description.params,
+        spec.dedupe_fields or (spec.schema and spec.schema.dedupe))
+end
+
 local function plan_of(spec, o, work_dir, on_reject)
     local ok, validate, code = checks.for_plan(spec, o.sources, o.format, o.warnings)
     if not ok then return nil, validate, code end
@@ -338,8 +346,7 @@ local function plan_of(spec, o, work_dir, on_reject)
         status_column = spec.status_column,
         statuses = spec.schema and spec.schema.statuses and spec.schema.statuses[1]
             and spec.schema.statuses,
-        key = objects.key(objects.get(o.description.object), o.description.params,
-            spec.dedupe_fields or (spec.schema and spec.schema.dedupe)) })
+        key = key_of(spec, o), state = not spec.full and o.state or nil })
 end
 
 -- What a plan needs beyond the run record, so that `resume` can plan again
@@ -418,8 +425,9 @@ local function dry_run(spec, o)
     if p then remove_written(p.parts) end
     os.remove(dir)
     if not p then return nil, msg, code end
-    local lines = { ("dry run: %d rows read, %d filtered, %d rejected; %d parts, nothing sent")
-        :format(p.rows.read, p.rows.filtered, p.rows.rejected, #p.parts) }
+    local lines = { ("dry run: %d rows read, %d filtered, %d rejected%s; %d parts, nothing sent")
+        :format(p.rows.read, p.rows.filtered, p.rows.rejected, p.rows.unchanged
+            and (", %d unchanged"):format(p.rows.unchanged) or "", #p.parts) }
     for _, part in ipairs(p.parts) do
         lines[#lines + 1] = ("  part %d: %s lines %d-%d, %d rows, %d bytes%s")
             :format(part.part, part.source, part.first_line, part.last_line, part.rows,
@@ -505,6 +513,9 @@ local function prepare(spec, level)
     local kind, sources = check_spec(spec, level + 1)
     local o, msg, code = setup(spec, kind, sources)
     if not o then return nil, msg, code end
+    local attached
+    attached, msg, code = changed.attach(o, spec, key_of(spec, o))
+    if not attached then return nil, msg, code end
     if spec.schema then -- the columns against the instance, before any row is read
         o.warnings, msg, code = checks.import(spec, kind, sources, o.format)
         if not o.warnings then return nil, msg, code end
@@ -634,6 +645,12 @@ function M.send(prepared, opts)
     end
     for _, part in ipairs(journal:parts()) do
         if part.stage ~= "fetched" and ended == "complete" then ended = "stopped" end
+    end
+    if run.changed then -- --changed-only: what was fetched, into the state
+        local stated, smsg, scode = changed.finish(journal, o)
+        if not stated and ended ~= "failed" then
+            ended, result.message, result.code = "failed", smsg, scode
+        end
     end
     local recorded
     recorded, msg, code = journal:record({ ev = "calls", counts = limited:counts() })

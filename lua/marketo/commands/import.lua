@@ -64,6 +64,12 @@ Run:
   --restart              import anew: the journal set aside as JOURNAL.1 (.2, ...)
   --report FILE          the JSON report (default: next to the journal)
   --work-dir DIR         where mapped parts are written (default JOURNAL.work)
+Send only what changed (a state of what earlier imports sent, per instance,
+object and key field; records changed in Marketo by other means are not seen):
+  --changed-only         send only new keys and rows that changed since the last
+                         --changed-only import; the rest are counted unchanged
+  --full                 send every row and write the state anew
+  --state FILE           the state (default: $XDG_STATE_HOME/marketo-bulk/...)
   --lenient              bad rows go to the report as rejected; the rest is imported
   --dry-run              read, map and validate every row, print the parts, send nothing
 Checks against the instance (its fields, types, lookup/dedupe fields, statuses):
@@ -111,7 +117,7 @@ local FLAGS = {
     part_bytes = args.bytes(M.MAX_PART_BYTES), json = "boolean", quiet = "boolean",
     help = "boolean", no_schema = "boolean", refresh_schema = "boolean",
     daily_quota = "count", ignore_quota = "boolean", status_column = "string",
-    dedupe_fields = "string",
+    dedupe_fields = "string", changed_only = "boolean", full = "boolean", state = "string",
 }
 for k, kind in pairs(M.LIMIT_FLAGS) do FLAGS[k] = kind end
 for k, kind in pairs(target.FLAGS) do FLAGS[k] = kind end
@@ -272,7 +278,11 @@ local function spec_of(flags, object, files)
     local spec = { object = object.object, source = files, format = flags.format,
         mapping = mapping, lenient = flags.lenient, journal = flags.journal,
         report = flags.report, work_dir = flags.work_dir, dry_run = flags.dry_run,
-        part_bytes = flags.part_bytes, restart = flags.restart }
+        part_bytes = flags.part_bytes, restart = flags.restart,
+        changed_only = flags.changed_only, full = flags.full, state = flags.state }
+    if flags.state and not (flags.changed_only or flags.full) then
+        return nil, "--state goes with --changed-only or --full"
+    end
     local ok
     ok, msg = params_of(flags, object, spec)
     if not ok then return nil, msg end

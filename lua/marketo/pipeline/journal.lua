@@ -11,6 +11,7 @@
 --   {"ev":"finished","part":k, ...}       Complete or Failed, with counts
 --   {"ev":"fetched","part":k, ...}        failures/warnings fetched and tied back
 --   {"ev":"calls","counts":{...}}       API calls a run made, by kind
+--   {"ev":"state","parts":[k...]}      --changed-only: these parts' rows are in the state
 --   {"ev":"stopped"} / {"ev":"done"}
 --
 -- Nothing is sent before plan_done, so a journal without it (a crash while
@@ -40,7 +41,7 @@ Journal.__index = Journal
 
 local PART_EVENTS = { sending = true, uploaded = true, finished = true, fetched = true }
 local KNOWN = { run = true, planned = true, plan_done = true, calls = true, stopped = true,
-    done = true }
+    done = true, state = true }
 for ev in pairs(PART_EVENTS) do KNOWN[ev] = true end
 
 -- The plan's records: a new run supersedes a plan cut short; the parts come
@@ -83,6 +84,10 @@ local function apply(state, rec)
         part[ev] = rec
         if rec.batch then part.batch = rec.batch end
         state.ended = nil
+    elseif ev == "state" then -- --changed-only: these parts' rows are in the state file
+        for _, k in ipairs(rec.parts or {}) do
+            if state.parts[k] then state.parts[k].stated = true end
+        end
     elseif ev == "calls" then
         -- API calls a run made, by kind; a resumed import adds its own.
         for kind, n in pairs(rec.counts or {}) do

@@ -1,6 +1,6 @@
 --- marketo.pipeline.report: accounts for every input row of an import.
 -- The pipeline feeds it as it goes; at the end it must reconcile:
---   read = imported + warned + failed + filtered + rejected + unsent
+--   read = imported + warned + failed + filtered + rejected + unsent + unchanged
 -- (warned rows were imported too, with a warning; unsent rows belong to parts
 -- that never finished, e.g. after a stop). It writes the JSON report, a
 -- human summary, and files of failed and warned rows that a user can fix and
@@ -21,7 +21,9 @@ local M = {}
 local Report = {}
 Report.__index = Report
 
-local OUTCOMES = { "imported", "warned", "failed", "filtered", "rejected", "unsent", "pending" }
+-- unchanged: left out by --changed-only (marketo.pipeline.changed)
+local OUTCOMES = { "imported", "warned", "failed", "filtered", "rejected", "unsent", "pending",
+    "unchanged" }
 M.OUTCOMES = OUTCOMES
 
 -- Rejected rows the JSON report lists one by one (all are in REPORT.rejected.csv).
@@ -132,6 +134,8 @@ function Report:summary(ended)
             :format(ended, r.read, r.imported, r.warned, r.failed, r.filtered, r.rejected,
                 r.unsent, r.pending > 0 and (", %d uploaded, outcome pending (resume to learn "
                 .. "it)"):format(r.pending) or "")
+            .. (r.unchanged > 0 and (", %d unchanged (not sent: --changed-only)"):format(
+                r.unchanged) or "")
     if self.info.statuses then
         local names = {}
         for name in pairs(self.info.statuses) do names[#names + 1] = name end
@@ -262,6 +266,7 @@ function M.from_journal(state)
     r:count("read", run.rows.read)
     r:count("filtered", run.rows.filtered)
     r:count("rejected", run.rows.rejected)
+    r:count("unchanged", run.rows.unchanged or 0)
     if run.rejects then
         local ok, why = rejects_mod.each(run.rejects, function(rej)
             r:rejected(rej.line, rej.reason, rej.source, rej.code)
@@ -276,7 +281,8 @@ function M.from_journal(state)
         -- the plan was cut short: what it did not list was never sent
         local listed = 0
         for k = 1, state.nparts do listed = listed + state.parts[k].plan.rows end
-        local left = run.rows.read - run.rows.filtered - run.rows.rejected - listed
+        local left = run.rows.read - run.rows.filtered - run.rows.rejected
+            - (run.rows.unchanged or 0) - listed
         if left > 0 then r:count("unsent", left) end
         r.problems[#r.problems + 1] = "the plan was cut short: run the import again"
     end
