@@ -1,7 +1,8 @@
 --- marketo.sandbox.config: every option of the sandbox, its default, its flag
 -- and its help line, in one table. The same checks serve flags, a Lua/JSON
 -- table given in-process, and POST /__sandbox/config at runtime.
-local MESSAGES = require("marketo.sandbox.envelope").MESSAGES
+local envelope = require("marketo.sandbox.envelope")
+local MESSAGES = envelope.MESSAGES
 
 local M = {}
 
@@ -181,17 +182,7 @@ end
 
 --- Reads a JSON file of options (names as in OPTIONS). Returns the table,
 -- or nil and a message.
-function M.load_file(path)
-    local f, msg = io.open(path, "rb")
-    if not f then return nil, msg end
-    local text = f:read("a")
-    f:close()
-    local t, err = require("cjson.safe").decode(text)
-    if type(t) ~= "table" then
-        return nil, ("%s: %s"):format(path, err or "not a JSON object")
-    end
-    return t
-end
+M.load_file = envelope.decode_file
 
 --- The option lines of `--help`.
 function M.help()

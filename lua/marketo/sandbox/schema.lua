@@ -120,12 +120,8 @@ end
 
 --- Loads a JSON schema file into this schema. Returns true or nil, message.
 function M:load(path)
-    local f, msg = io.open(path, "rb")
-    if not f then return nil, msg end
-    local text = f:read("a")
-    f:close()
-    local t, err = envelope.decode(text)
-    if type(t) ~= "table" then return nil, ("%s: %s"):format(path, err or "not a JSON object") end
+    local t, msg = envelope.decode_file(path)
+    if not t then return nil, msg end
     local ok, e = pcall(self.extend, self, t)
     if not ok then return nil, ("%s: %s"):format(path, e) end
     return true
