@@ -13,16 +13,8 @@ local BASE = {
     error_rate = 0, drop_rate = 0, slow_rate = 0, lost_rate = 0,
 }
 
-local fx = sandbox.fixture(BASE)
-setup(fx.start)
-teardown(fx.stop)
-
 local sb, token
-
-before_each(function()
-    sb = fx.fresh()
-    token = sb.token()
-end)
+sandbox.each_test(BASE, function(s) sb, token = s, s.token() end)
 
 local function import_leads(data, fields, opts)
     opts = opts or {}
