@@ -4,6 +4,7 @@ LUA_PC    = $(if $(filter luajit,$(LUA)),luajit,$(LUA))
 BUILD    ?= build/$(LUA)
 CORE      = $(BUILD)/marketo/core.so
 RUNNER   ?= build/bin/marketo-bulk
+COMPLETION = $(dir $(RUNNER))marketo-bulk.bash
 RESULTS   = build/results
 
 CC       ?= cc
@@ -15,6 +16,7 @@ WARN      = -std=c99 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
             -Wmissing-prototypes -Wcast-qual -Wwrite-strings -Wundef $(WERROR)
 LUA_INC   = $(shell pkg-config --cflags $(LUA_PC))
 CURL_LIBS = $(shell pkg-config --libs libcurl)
+ZLIB_LIBS = $(shell pkg-config --libs zlib)
 SAN       = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
 CORE_SRCS   = $(sort $(wildcard src/*.c))
@@ -30,6 +32,7 @@ PREFIX  ?= /usr/local
 LUADIR  ?= $(PREFIX)/share/lua/5.4
 LIBDIR  ?= $(PREFIX)/lib/lua/5.4
 BINDIR  ?= $(PREFIX)/bin
+COMPDIR ?= $(PREFIX)/share/bash-completion/completions
 
 .PHONY: all build deps test lint asan luajit check bench demo fuzz install clean help
 all: build
@@ -43,12 +46,12 @@ help:
 deps:
 	@tools/ensure-deps.sh
 
-build: $(CORE) $(RUNNER)
+build: $(CORE) $(RUNNER) $(COMPLETION)
 
 $(CORE): $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(WARN) $(LUA_INC) -fPIC -fvisibility=hidden -shared \
-	    -o $@ $(CORE_SRCS) $(CURL_LIBS) -pthread $(LDFLAGS)
+	    -o $@ $(CORE_SRCS) $(CURL_LIBS) $(ZLIB_LIBS) -pthread $(LDFLAGS)
 
 # The runner: Lua 5.4 embedded, the core linked in, lua/marketo/ compiled in.
 build/embedded.c: tools/embed.lua $(LUA_SRCS)
@@ -59,7 +62,11 @@ $(RUNNER): $(RUNNER_SRCS) build/embedded.c $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(WARN) -Isrc -Isrc/runner $(shell pkg-config --cflags lua5.4) \
 	    -o $@ $(RUNNER_SRCS) build/embedded.c $(CORE_SRCS) \
-	    $(shell pkg-config --libs lua5.4) $(CURL_LIBS) -lm -pthread $(LDFLAGS)
+	    $(shell pkg-config --libs lua5.4) $(CURL_LIBS) $(ZLIB_LIBS) -lm -pthread $(LDFLAGS)
+
+# Bash completion, made by the runner from its commands' own flags.
+$(COMPLETION): $(RUNNER)
+	$(RUNNER) completion bash > $@
 
 test: deps build
 	@rm -rf $(RESULTS) && mkdir -p $(RESULTS)
@@ -134,6 +141,7 @@ install: build
 	install -m 0755 $(CORE) $(DESTDIR)$(LIBDIR)/marketo/core.so
 	cd lua && find marketo -name '*.lua' -exec install -D -m 0644 {} $(DESTDIR)$(LUADIR)/{} \;
 	install -m 0755 $(RUNNER) $(DESTDIR)$(BINDIR)/marketo-bulk
+	install -D -m 0644 $(COMPLETION) $(DESTDIR)$(COMPDIR)/marketo-bulk
 
 clean:
 	rm -rf build

@@ -10,10 +10,12 @@ a streaming CSV engine), Lua modules for auth, jobs, scheduling, journal and
 reports, the marketo-bulk runner (Lua 5.4 embedded) and a local sandbox.]],
     license = "MIT",
 }
-dependencies = { "lua >= 5.1" }
--- Only the library: Debian keeps curl/curl.h in the multiarch include folder,
+-- At run time: lua-cjson (every JSON body, journal and report) and LuaSocket
+-- (the sandbox, embedded in the runner or started by a script).
+dependencies = { "lua >= 5.1", "lua-cjson", "luasocket" }
+-- Only the libraries: Debian keeps curl/curl.h in the multiarch include folder,
 -- which luarocks' header check does not search; the compiler finds it itself.
-external_dependencies = { CURL = { library = "curl" } }
+external_dependencies = { CURL = { library = "curl" }, ZLIB = { library = "z" } }
 build = {
     type = "make",
     build_target = "build",

@@ -1,4 +1,6 @@
--- bench/csv.lua: see bench/csv. Each measurement runs in its own process.
+-- bench/csv.lua: see bench/csv (a dry run with type checks against one
+-- without: issue 13's budget is at most 1.5x, peak RSS <= 32 MB). Each
+-- measurement runs in its own process.
 -- Baselines are timed from outside; ours time the call inside the child (as
 -- the runner would make it), and the start-up of such a process (Lua and
 -- marketo.core with libcurl) is printed once on its own. Ours report their
@@ -30,7 +32,28 @@ for c = ("a"):byte(), ("z"):byte() do
     UPPER[l], SPACE_UPPER[" " .. l] = l:upper(), " " .. l:upper()
 end
 
+-- A dry run of an import of the file as leads (renamed columns), with its
+-- values checked against the embedded sandbox's lead fields (marketo.pipeline.checks)
+-- or not: the checks' cost, with everything else the same.
+local DRY_MAP = { { "numberOfEmployees", "id" }, { "email", "Email Address" },
+    { "firstName", "Full Name" }, { "lastName", "Last Name" }, { "company", "Company" },
+    { "title", "Job Title" }, { "phone", "Phone" }, { "city", "City" },
+    { "annualRevenue", "Score" }, { "unsubscribedReason", "Notes" } }
+
+local function dry_run(src, dst, checked)
+    local schema
+    if checked == "checked" then
+        schema = require("marketo.schema").from_sandbox("leads", {},
+            require("marketo.sandbox.schema").new(), require("marketo.sandbox.config").defaults())
+    end
+    local prepared = assert(require("marketo.import").prepare({ object = "leads", source = src,
+        mapping = DRY_MAP, dry_run = true, schema = schema, journal = dst .. ".journal" }))
+    assert(prepared.result.plan.rows.rejected == 0)
+    return prepared
+end
+
 local TASKS = {
+    dry = dry_run,
     plan = function(src)
         return assert(csv.plan(src))
     end,
@@ -138,6 +161,11 @@ local ok, err = pcall(function()
                 ("map: Lua fn, %d process%s"):format(n, n > 1 and "es" or ""),
                 t, rss, "Python csv", base)
         end
+        -- a dry run with the type checks against the same without: at most 1.5x
+        local plain, plain_rss = ours(3, lua .. "dry " .. fq .. " " .. out .. " plain")
+        local checked, rss = ours(3, lua .. "dry " .. fq .. " " .. out .. " checked")
+        add(label, "dry run, types checked", checked, rss, "dry run, unchecked", plain)
+        add(label, "dry run, unchecked", plain, plain_rss, "dry run, unchecked", plain)
         sh("rm -f " .. q(tmp) .. "/*.csv")
     end
 end)

@@ -124,8 +124,9 @@ describe("doc/api.md", function()
             local events = text:match("### The events of an import\n(.-)\n## ")
             local src = ctx.dir .. "/leads.csv"
             cli.leads_csv(src, 300, { bad_every = 50 })
-            local r = cli.run({ "import", "leads", src, "--json", "--part-bytes", "5000" },
-                { env = cli.env_of(ctx.sb) })
+            -- rows Marketo fails (--no-schema: not stopped before they reach it)
+            local r = cli.run({ "import", "leads", src, "--no-schema", "--json", "--part-bytes",
+                "5000" }, { env = cli.env_of(ctx.sb) })
             assert.equal(3, r.status, r.err)
             local seen = {}
             for line in r.err:gmatch("[^\n]+") do

@@ -13,7 +13,7 @@ local function assert_usage_line(r, command, parts)
     assert.is_string(line, "one line expected, got: " .. r.err)
     assert.truthy(line:find("marketo-bulk " .. command .. ": ", 1, true), line)
     for _, part in ipairs(parts) do assert.truthy(line:find(part, 1, true), line) end
-    assert.truthy(line:find(("(see marketo-bulk %s --help)"):format(command), 1, true), line)
+    assert.truthy(line:find(("; see 'marketo-bulk %s --help'"):format(command), 1, true), line)
 end
 
 -- Refused by a number kind of marketo.commands.args: "--FLAG VALUE: want WHAT".

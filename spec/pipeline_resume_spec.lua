@@ -281,6 +281,8 @@ describe("the import pipeline under failure", function()
             assert.is_nil(lost_lines[i + 1], "a given-up row was stored")
         end
         assert.matches("the job failed: Import failed", doc.failures[1].reason, 1, true)
+        -- what Marketo counted before the job failed (here, with nothing imported: 0)
+        assert.matches("Marketo had processed 0 of its", doc.failures[1].reason, 1, true)
         assert.is_true(doc.api_calls.import >= #doc.parts)
     end)
 

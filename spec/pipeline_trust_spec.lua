@@ -79,8 +79,8 @@ describe("trust", function()
                 for _, free in ipairs({ 4096, 12288, 24576, 40960, 61440, 90112 }) do
                     sb.reset()
                     mount(free)
-                    local argv = { "import", "leads", src, "--part-bytes", "8000", "--quiet",
-                        "--journal", disk .. "/leads.journal" }
+                    local argv = { "import", "leads", src, "--no-schema", "--part-bytes", "8000",
+                        "--quiet", "--journal", disk .. "/leads.journal" }
                     local first = cli.run(argv, { env = cli.env_of(sb) })
                     if first.status ~= 3 then
                         assert.equal(4, first.status, first.out .. first.err)
@@ -111,8 +111,8 @@ describe("trust", function()
         leads_csv(src, 600, { bad_every = 100 })
         -- a quota that runs out mid-import stops it: exit 4, resumable
         sb.control({ daily_quota = 8 })
-        local first = cli.run({ "import", "leads", "leads.csv", "--part-bytes", "6000",
-            "--work-dir", "work", "--journal", "j.journal", "--quiet" },
+        local first = cli.run({ "import", "leads", "leads.csv", "--no-schema", "--part-bytes",
+            "6000", "--work-dir", "work", "--journal", "j.journal", "--quiet" },
             { env = cli.env_of(sb), cwd = dir .. "/in" })
         assert.equal(4, first.status, first.out .. first.err)
         sb.control({ daily_quota = 50000 })
@@ -201,7 +201,7 @@ describe("trust", function()
     it("keeps what holds people's data to its owner, and a dry run leaves no copy", function()
         local src = dir .. "/leads.csv"
         leads_csv(src, 300, { bad_every = 50 })
-        local argv = { "import", "leads", src, "--map", "email=email", "--map",
+        local argv = { "import", "leads", src, "--no-schema", "--map", "email=email", "--map",
             "leadScore=leadScore", "--quiet", "--part-bytes", "3000", "--lenient" }
         local dry = {}
         for i, a in ipairs(argv) do dry[i] = a end

@@ -107,15 +107,16 @@ describe("marketo.pipeline.plan", function()
             end)
 
         if lazy then
-            it("cannot be written to: the row is invalid, naming its line", function()
+            it("cannot be written to: the script is at fault, naming the row's line", function()
                 local ok, msg, code = plan.build({ sources = { small }, format = "csv",
                     work_dir = dir, mapping = { { "email", function(row)
                         row.Mail = row.Mail:upper()
                         return row.Mail
                     end } } })
                 assert.is_nil(ok)
-                assert.equal("INVALID_ROW", code)
+                assert.equal("SCRIPT_ERROR", code)
                 assert.matches("row.csv:2:", msg, 1, true)
+                assert.matches("; fix the script", msg, 1, true)
                 assert.matches("read-only", msg, 1, true)
             end)
         end
@@ -274,7 +275,9 @@ describe("marketo.pipeline.plan of a small file", function()
         local p, msg, code = build(text, { mapping = { { "email", "email" } } })
         assert.is_nil(p)
         assert.equal("CSV_UNKNOWN_COLUMN", code)
-        assert.matches("it has ' email ', with spaces around the name", msg)
+        -- said the same by C's path and by Lua's: the file, the column, the fix
+        assert.matches("in.csv:1: the mapping of 'email' reads column 'email'", msg, 1, true)
+        assert.matches("the file has ' email ', with spaces around the name", msg)
         p, msg = build(text, { mapping = { { "email", "email" }, { "x", computed } } })
         assert.is_nil(p)
         assert.matches("the file has ' email ', with spaces around the name", msg)

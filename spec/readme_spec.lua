@@ -98,6 +98,19 @@ describe("README.md", function()
         assert.equal("3\tInvalid data type in field Lead Score\n", r.out)
     end)
 
+    it("runs the fields examples as written", function()
+        local path = os.tmpname()
+        files.write(path, block("sh", "fields leads"))
+        local r = cli.run({ "-e", path }, { bin = "sh", cwd = ROOT,
+            env = cli.env_cached(ctx.sb, ctx.dir .. "/cache") })
+        os.remove(path)
+        assert.equal(0, r.status, r.out .. r.err)
+        assert.matches("\nemail +Email Address +email +255 +yes +yes\n", r.out)
+        assert.matches("custom object car_c on ", r.out, 1, true)
+        assert.matches("statuses of program 1001 ", r.out, 1, true)
+        assert.matches('\n{"', r.out) -- the JSON line
+    end)
+
     it("has no code block the spec does not run, and no example wrote into examples/",
         function()
             for i, b in ipairs(all) do

@@ -38,8 +38,9 @@ describe("the HTML report", function()
         local f = assert(io.open(src, "ab"))
         f:write("broken@example.com,only two\n")
         f:close()
-        local r = cli.run({ "import", "leads", src, "--lenient", "--quiet", "--part-bytes",
-            "20000" }, { env = cli.env_of(ctx.sb) })
+        -- rows Marketo fails (--no-schema: not stopped before they reach it)
+        local r = cli.run({ "import", "leads", src, "--no-schema", "--lenient", "--quiet",
+            "--part-bytes", "20000" }, { env = cli.env_of(ctx.sb) })
         assert.equal(3, r.status, r.err)
         local doc = cli.read_json(src .. ".report.json")
         local page = src .. ".report.html"

@@ -7,12 +7,17 @@
     X(csv_mapper) \
     X(csv_plan) \
     X(csv_reader) \
+    X(csv_types) \
     X(csv_writer) \
+    X(dir) \
+    X(encoding) \
     X(file) \
+    X(gzip) \
     X(journal) \
     X(loop) \
     X(process) \
     X(records) \
     X(request) \
     X(request_multipart) \
-    X(share)
+    X(share) \
+    X(stat)

@@ -15,7 +15,8 @@ local trace = require("marketo.commands.trace")
 local M = { EXIT_OK = 0, EXIT_FAILURE = 1, EXIT_USAGE = 2 }
 
 -- The order `--help` lists them in.
-M.COMMANDS = { "run", "import", "status", "failures", "warnings", "resume", "sandbox" }
+M.COMMANDS = { "run", "import", "fields", "status", "failures", "warnings", "resume",
+    "sandbox", "completion" }
 
 local function writer(stream)
     return { write = function(_, ...) stream:write(...) end }
@@ -23,7 +24,8 @@ end
 
 local function load_command(name)
     local ok, mod = pcall(require, "marketo.commands." .. name)
-    if ok then return mod end
+    -- commands/ also holds what the commands share (args, target, ...): not commands
+    if ok then return type(mod) == "table" and type(mod.main) == "function" and mod or nil end
     if not tostring(mod):find("module 'marketo.commands." .. name .. "' not found", 1, true) then
         error(mod, 0) -- a broken command module must not pass for a missing one
     end
@@ -37,7 +39,8 @@ local function usage()
         if mod then lines[#lines + 1] = ("  %-10s %s"):format(name, mod.summary) end
     end
     lines[#lines + 1] = "  --version  print the versions of marketo-bulk, Lua and libcurl"
-    lines[#lines + 1] = "  --help     print this help (COMMAND --help for a command's own)"
+    lines[#lines + 1] = "  --help     print this help (`help COMMAND` or COMMAND --help for a"
+    lines[#lines + 1] = "             command's own, with examples)"
     lines[#lines + 1] = "  --verbose  before COMMAND: each HTTP exchange on stderr (method, path,"
     lines[#lines + 1] = "             status, requestId, time, bytes; secrets masked)"
     lines[#lines + 1] = "  --debug    before COMMAND: as --verbose with the headers, and the"
@@ -45,6 +48,11 @@ local function usage()
     lines[#lines + 1] = ""
     lines[#lines + 1] = "With no MARKETO_* credentials in the environment, commands that talk to"
     lines[#lines + 1] = "Marketo use the embedded sandbox and say so on stderr."
+    lines[#lines + 1] = ""
+    lines[#lines + 1] = "Examples:"
+    lines[#lines + 1] = "  marketo-bulk import leads contacts.csv"
+    lines[#lines + 1] = "  marketo-bulk help import"
+    lines[#lines + 1] = "  marketo-bulk status contacts.csv.journal"
     return table.concat(lines, "\n") .. "\n"
 end
 
@@ -58,18 +66,22 @@ local function dispatch(argv, out, err, opts)
     if name == "--version" then
         out:write(version_text())
         return M.EXIT_OK
-    elseif name == "--help" or name == "-h" or name == "help" then
+    elseif (name == "help" and argv[2] == nil) or name == "--help" or name == "-h" then
         out:write(usage())
         return M.EXIT_OK
     elseif name == nil then
         err:write(usage())
         return M.EXIT_USAGE
     end
-    local command = name:match("^[%w_-]+$") and load_command(name)
+    local asked = name == "help" and argv[2] or name
+    local command = asked:match("^[%w_]+$") and load_command(asked)
     if not command then
-        err:write(("marketo-bulk: unknown command '%s'\n\n"):format(name), usage())
+        err:write(("marketo-bulk: unknown command '%s'; see 'marketo-bulk --help'\n")
+            :format(asked))
         return M.EXIT_USAGE
     end
+    if name == "help" then return command.main({ [0] = argv[0], asked, "--help" }, out, err,
+        opts) end
     return command.main(argv, out, err, opts)
 end
 

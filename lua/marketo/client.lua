@@ -275,5 +275,17 @@ function Client:job(kind, batch_id, options)
     return j
 end
 
+--- describe(object, values, opts) -> the instance's schema of an object kind
+-- (marketo.schema: fields, types, lookup/dedupe fields, statuses), cached a day;
+-- usage() -> { date, total }: today's API calls.
+function Client:describe(object, values, opts)
+    local s, msg, code = require("marketo.schema").load(self, object, values, opts)
+    return s, msg, code
+end
+function Client:usage()
+    local u, msg, code = require("marketo.schema").usage(self)
+    return u, msg, code
+end
+
 M.Client = Client
 return M

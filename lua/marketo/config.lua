@@ -1,7 +1,18 @@
 --- marketo.config: a client's settings, from its options table and the environment.
 --
--- Options win over the environment: MARKETO_BASE_URL (or MARKETO_MUNCHKIN_ID),
--- MARKETO_CLIENT_ID, MARKETO_CLIENT_SECRET. The base URL is the REST endpoint Marketo's
+-- Options win over a profile, and a profile over the environment:
+-- MARKETO_BASE_URL (or MARKETO_MUNCHKIN_ID), MARKETO_CLIENT_ID,
+-- MARKETO_CLIENT_SECRET. A profile (options.profile or MARKETO_PROFILE) is a
+-- section of $XDG_CONFIG_HOME/marketo-bulk/profiles (~/.config/... without
+-- it), in the INI form:
+--
+--   [prod]
+--   munchkin_id = 123-ABC-456          ; or base_url = https://...mktorest.com
+--   client_id = 3f1e...
+--   client_secret_file = prod.secret   ; beside the profiles file, or absolute
+--
+-- (client_secret = ... also works). A profiles or secret file that others can
+-- read is refused, with the chmod that fixes it. The base URL is the REST endpoint Marketo's
 -- admin page shows (`https://123-ABC-456.mktorest.com/rest`); a trailing `/rest` or `/`
 -- is dropped, because bulk paths start at `/bulk/v1/` and identity at `/identity/`.
 local errors = require("marketo.errors")
@@ -19,7 +30,7 @@ M.options = {
     clock = "function", sleep = "function",
     log = "function", timeout = SECONDS, upload_timeout = SECONDS,
     identity_timeout = SECONDS, token_margin = "number", env = "table",
-    user_agent = "string",
+    user_agent = "string", profile = "string",
 }
 
 M.defaults = {
@@ -72,7 +83,97 @@ end
 
 --- The variables that name a Marketo instance and its credentials.
 M.ENV = { "MARKETO_BASE_URL", "MARKETO_MUNCHKIN_ID", "MARKETO_CLIENT_ID",
-    "MARKETO_CLIENT_SECRET" }
+    "MARKETO_CLIENT_SECRET", "MARKETO_PROFILE" }
+
+local PROFILE_KEYS = { base_url = true, munchkin_id = true, client_id = true,
+    client_secret = true, client_secret_file = true }
+
+--- The profiles file: $XDG_CONFIG_HOME/marketo-bulk/profiles.
+function M.profiles_path(getenv)
+    getenv = getenv or os.getenv
+    local base = getenv("XDG_CONFIG_HOME")
+    if base == nil or base == "" then base = (getenv("HOME") or "") .. "/.config" end
+    return base .. "/marketo-bulk/profiles"
+end
+
+-- A file holding a secret must be its owner's alone: nil, or the refusal.
+local function private(path)
+    local mode, msg = require("marketo.core").file_mode(path)
+    if not mode then return msg end
+    if mode % 64 ~= 0 then -- any bit for group or others (no bit ops on 5.1)
+        return ("%s can be read by others (mode %o): run `chmod 600 %s`"):format(path, mode,
+            path)
+    end
+    return nil
+end
+
+local function read_all(path)
+    local f, msg = io.open(path, "rb")
+    if not f then return nil, msg end
+    local text = f:read("*a")
+    f:close()
+    return text
+end
+
+-- The sections of a profiles file: { name = { key = value } } | nil, msg.
+local function parse_profiles(text, path)
+    local out, section, n = {}, nil, 0
+    for line in (text .. "\n"):gmatch("([^\n]*)\n") do
+        n = n + 1
+        line = line:gsub("^%s+", ""):gsub("%s*[;#].*$", ""):gsub("%s+$", "")
+        local name = line:match("^%[%s*([^%]]-)%s*%]$")
+        if name then
+            section = {}
+            out[name] = section
+        elseif line ~= "" then
+            local k, v = line:match("^([%w_]+)%s*=%s*(.-)$")
+            if not k or not PROFILE_KEYS[k] or not section then
+                return nil, ("%s:%d: expected [NAME] or one of base_url, munchkin_id, "
+                    .. "client_id, client_secret, client_secret_file = VALUE"):format(path, n)
+            end
+            section[k] = v
+        end
+    end
+    return out
+end
+
+--- profile(name, getenv) -> { base_url, munchkin_id, client_id, client_secret }
+-- | nil, message: a profile of the profiles file, its secret read.
+function M.profile(name, getenv)
+    local path = M.profiles_path(getenv)
+    local text, msg = read_all(path)
+    if not text then
+        return nil, ("profile '%s': no profiles file (%s); create it, or unset "
+            .. "MARKETO_PROFILE / drop --profile"):format(name, msg)
+    end
+    local refusal = private(path)
+    if refusal then return nil, "profile '" .. name .. "': " .. refusal end
+    local all
+    all, msg = parse_profiles(text, path)
+    if not all then return nil, msg end
+    local p = all[name]
+    if not p then
+        local names = {}
+        for k in pairs(all) do names[#names + 1] = k end
+        table.sort(names)
+        return nil, ("profile '%s' is not in %s (it has: %s)"):format(name, path,
+            #names > 0 and table.concat(names, ", ") or "none")
+    end
+    local out = { base_url = p.base_url, munchkin_id = p.munchkin_id, client_id = p.client_id,
+        client_secret = p.client_secret }
+    local file = p.client_secret_file
+    if file then
+        if file:sub(1, 2) == "~/" then file = (getenv or os.getenv)("HOME") .. file:sub(2) end
+        if file:sub(1, 1) ~= "/" then file = path:match("^(.*)/") .. "/" .. file end
+        refusal = private(file)
+        if refusal then return nil, "profile '" .. name .. "': " .. refusal end
+        local secret
+        secret, msg = read_all(file)
+        if not secret then return nil, ("profile '%s': %s"):format(name, msg) end
+        out.client_secret = secret:match("^%s*(.-)%s*$")
+    end
+    return out
+end
 
 --- A function returning { base_url, client_id, client_secret } to use when
 -- neither the options nor the environment name any Marketo; the runner sets
@@ -106,7 +207,7 @@ end
 
 local function with_fallback(options, getenv)
     if not M.fallback or options.base_url or options.munchkin_id or options.client_id
-        or options.client_secret or options.env then
+        or options.client_secret or options.env or options.profile then
         return options
     end
     for _, name in ipairs(M.ENV) do
@@ -131,9 +232,24 @@ function M.resolve(options)
         if k ~= "env" then s[k] = v end
     end
     local v, msg = {}
+    local name, prof = setting(options.profile, getenv, "MARKETO_PROFILE")
+    if prof then return nil, prof, "CONFIG" end
+    if name then
+        prof, msg = M.profile(name, getenv)
+        if not prof then return nil, msg, "CONFIG" end
+    end
+    s.profile = nil
+    -- a profile that names its instance names it whole: no MARKETO_BASE_URL
+    -- from the environment beside its munchkin id
+    local named = prof and (prof.base_url or prof.munchkin_id)
     for _, k in ipairs({ "base_url", "munchkin_id", "client_id", "client_secret" }) do
-        v[k], msg = setting(options[k], getenv, "MARKETO_" .. k:upper())
-        if msg then return nil, msg, "CONFIG" end
+        local given = options[k] or (prof and prof[k])
+        if named and (k == "base_url" or k == "munchkin_id") then
+            v[k] = given
+        else
+            v[k], msg = setting(given, getenv, "MARKETO_" .. k:upper())
+            if msg then return nil, msg, "CONFIG" end
+        end
     end
     local base, munchkin = v.base_url, v.munchkin_id
     if not base and munchkin then

@@ -226,6 +226,12 @@ function Reader:close() return self._r:close() end
 Reader.__tostring = function(self) return tostring(self._r) end
 Reader.__close = function(self) self._r:close() end -- 5.4 <close>; the C reader has __gc
 
+--- check_types(kinds, lengths, max) -> rows, failures | nil, msg, code: the
+-- rest of the file's values against column checks, in C (marketo.pipeline.checks).
+function Reader:check_types(kinds, lengths, max)
+    return core.csv_check_types(self._r, kinds, lengths, max)
+end
+
 function Reader:rows(opts)
     opts = check_opts("rows", 1, opts, { named = "boolean", reuse = "boolean" })
     local r, named, t = self._r, opts.named or false, opts.reuse and {} or nil

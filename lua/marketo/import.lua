@@ -26,10 +26,15 @@
 --       retry = nil,                      -- a retry policy (marketo.retry)
 --       client = nil,                     -- options for marketo.client (default: environment)
 --       dry_run = false, on_event = function(ev) end,
+--       schema = nil,                     -- marketo.schema (client:describe): the columns
+--                                         -- and every value checked against it first
+--       instance = nil,                   -- the instance's name, for the journal and report
+--       restart = false,                  -- true: the journal set aside as .N, a new import
 --   })
---   result = { ended = "complete" | "stopped" | "failed" | "dry_run", exit = 0 | 3 | 4,
+--   result = { ended = "complete" | "stopped" | "failed" | "dry_run", exit = 0 | 1 | 3 | 4,
 --              summary = text, report = the JSON document, report_path, journal = path,
---              message, code }
+--              message, code, fix (exit 1: what to fix before running again),
+--              already (the journal was finished: nothing sent, and this says so) }
 --
 -- Running it again with the same journal resumes: finished parts are never
 -- sent again, none is skipped (see marketo.pipeline.journal for the unknown
@@ -49,6 +54,7 @@ local rejects_mod = require("marketo.pipeline.rejects")
 local limiter = require("marketo.pipeline.limiter")
 local progress = require("marketo.pipeline.progress")
 local options = require("marketo.options")
+local checks = require("marketo.pipeline.checks")
 
 local M = {}
 
@@ -62,9 +68,31 @@ M.EXIT = { ok = 0, failure = 1, usage = 2, rows_failed = 3, unfinished = 4 }
 local LATER = { JOURNAL_BUSY = true, ENOSPC = true, JOURNAL_WRITE = true,
     PLAN_INCOMPLETE = true, JOURNAL_EMPTY = true }
 
---- The exit status for a failure of `code`.
-function M.exit_for(code)
-    return LATER[code] and M.EXIT.unfinished or M.EXIT.failure
+-- Failures while sending that no rerun gets past until the user fixes what
+-- is named (exit 1), each with the fix; any other failure while sending
+-- leaves a journal that a rerun resumes (exit 4). The journal is kept either
+-- way: once fixed, the same command picks up where this one stopped.
+M.FIX_FIRST = {
+    AUTH_FAILED = "check the client id and secret (MARKETO_CLIENT_ID, MARKETO_CLIENT_SECRET "
+        .. "or the profile's)",
+    CONFIG = "check the instance's settings (MARKETO_* or the profile)",
+    HTTP_401 = "check the client id and secret", HTTP_403 = "check the API user's permissions",
+    HTTP_404 = "check the base URL (the REST endpoint on Marketo's Web Services page)",
+    HTTP_400 = "check the base URL and the object", HTTP_413 = "give a smaller --part-bytes",
+    ["603"] = "give the API user the permission, or add this address to the IP allow list",
+    ["610"] = "check the base URL (the REST endpoint on Marketo's Web Services page)",
+    ["1003"] = "check the file and the object's parameters",
+    ["1006"] = "check the columns: each must be a field of the object (--map FIELD=COLUMN)",
+    ["1013"] = "check the object's name: it does not exist on this instance",
+    ["1025"] = "check --status: the program has no such member status",
+}
+
+--- exit_for(code, sending) -> the exit status for a failure of `code`;
+-- `sending`: the failure came after the first call to Marketo.
+function M.exit_for(code, sending)
+    if LATER[code] then return M.EXIT.unfinished end
+    if sending and not M.FIX_FIRST[code] then return M.EXIT.unfinished end
+    return M.EXIT.failure
 end
 
 local COUNT = { "number", integer = true, min = 1 }
@@ -76,7 +104,9 @@ local SPEC = {
     filter = "function", validate = "function", lenient = "boolean", journal = "string",
     report = "string", work_dir = "string", limits = "table", part_bytes = COUNT,
     retry = "function", client = "table", dry_run = "boolean", on_event = "function",
+    restart = "boolean",
     workers = COUNT, runtime = "table", transport = "table", log = "function",
+    schema = "table", instance = "string", -- marketo.schema: checked before sending
 }
 
 -- The limits: the scheduler's and the call budget's.
@@ -134,24 +164,47 @@ end
 -- The mapping as text: each field and where it comes from ("<-Column",
 -- "=constant", "=function"), plus the filter, validation and leniency. Two
 -- runs with different mappings are two imports, even from the same file.
+-- A function's script text as a hash: an edited mapping, filter or check is
+-- another import, though its fields are the same. Its file's bytes (the
+-- whole script: a helper it calls may be what changed), or the text it was
+-- loaded from.
+local function text_hash(fn)
+    local source = debug.getinfo(fn, "S").source
+    local path = source:match("^@(.*)$")
+    if path then
+        local size = csv.file_size(path)
+        return size and core.hash_range(path, 0, size) or "?"
+    end
+    local h = 0
+    for i = 1, #source do h = (h * 31 + source:byte(i)) % 2147483647 end
+    return ("%08x"):format(h)
+end
+
+local function fn_signature(name, fn)
+    return fn and ("|%s#%s"):format(name, text_hash(fn)) or ""
+end
+
 local function mapping_signature(spec)
     local fields = {}
     if spec.mapping then
         for _, e in ipairs(mapping_mod.new(spec.mapping):entries()) do
             fields[#fields + 1] = e.to .. (e.from and ("<-" .. e.from)
-                or e.value and ("=" .. e.value) or "=function")
+                or e.value and ("=" .. e.value) or ("=function#" .. text_hash(e.fn)))
         end
     end
-    return table.concat(fields, "|") .. (spec.filter and "|filter" or "")
-        .. (spec.validate and "|validate" or "") .. (spec.lenient and "|lenient" or "")
+    return table.concat(fields, "|") .. fn_signature("filter", spec.filter)
+        .. fn_signature("validate", spec.validate) .. (spec.lenient and "|lenient" or "")
 end
 
--- Byte sizes of the sources: a rerun after the file was rewritten is a new
--- import, not this journal's (unfinished parts are also checked by hash).
+-- Byte sizes and hashes of the sources: a rerun after the file was changed,
+-- even to the same size, is a new import, not this journal's.
 local function sizes_of(sources)
-    local out = {}
-    for i, path in ipairs(sources) do out[i] = csv.file_size(path) or -1 end
-    return out
+    local sizes, hashes = {}, {}
+    for i, path in ipairs(sources) do
+        sizes[i] = csv.file_size(path) or -1
+        hashes[i] = sizes[i] >= 0 and core.hash_range(path, 0, sizes[i]) or "?"
+    end
+    return sizes, hashes
 end
 
 -- How two descriptions of an import can differ, each with what to say.
@@ -164,8 +217,14 @@ local DIFFERENCES = {
 -- Why a journal's import `a` is not the import `b` asked for, and what to do;
 -- or nil.
 local function mismatch(a, b)
-    local start_over = "pass another journal (--journal), or remove it to start over"
+    local start_over = "--restart to import anew (the journal kept as .1), or pass "
+        .. "another journal (--journal)"
     for _, d in ipairs(DIFFERENCES) do
+        if d[1] == "mapping" and a.mapping ~= b.mapping
+            and (a.mapping or ""):gsub("#%w+", "") == (b.mapping or ""):gsub("#%w+", "") then
+            return ("belongs to an import whose mapping script has changed since: an edited "
+                .. "function is another import; %s"):format(start_over)
+        end
         if json.encode({ a[d[1]] or "" }) ~= json.encode({ b[d[1]] or "" }) then
             return ("belongs to an import of %s (%s of %s%s); %s"):format(d[2], a.object,
                 table.concat(a.sources, ", "),
@@ -178,6 +237,12 @@ local function mismatch(a, b)
                 b.sizes[i], start_over)
         end
     end
+    for i, hash in ipairs(a.hashes or {}) do
+        if b.hashes[i] ~= hash then
+            return ("is of %s as it was (its bytes changed since, the size did not); %s")
+                :format(a.sources[i], start_over)
+        end
+    end
     if a.part_bytes ~= b.part_bytes then
         return ("was planned with part_bytes (--part-bytes) %s and this run asks for %s; "
             .. "to resume it, run with %s, or %s"):format(tostring(a.part_bytes or "default"),
@@ -186,10 +251,12 @@ local function mismatch(a, b)
     end
 end
 
+-- The work folder, made with mkdir(2): no path reaches a shell or is read as a flag.
 local function mkdir(path)
-    -- Lua has no mkdir; the path is quoted, so a shell never sees it as code.
-    local ok = os.execute("mkdir -p '" .. path:gsub("'", "'\\''") .. "' 2>/dev/null")
-    return ok == true or ok == 0 -- 5.2+ answer true, 5.1 and LuaJIT a status
+    local ok, msg = core.mkdir(path)
+    if ok then return true end
+    return nil, ("WORK_DIR: cannot create the work folder %s (%s); give another --work-dir")
+        :format(path, (msg:gsub("^[%u_]+: ", ""))), "WORK_DIR"
 end
 
 local function is_dir(path)
@@ -230,15 +297,19 @@ local function setup(spec, kind, sources)
         local _, v = objects.valid(p, spec[p.name])
         if spec[p.name] ~= nil then params[p.name] = v end
     end
+    local sizes, hashes = sizes_of(abs)
     o.description = { object = kind.name, params = params, sources = abs, format = format.name,
-        mapping = mapping_signature(spec), sizes = sizes_of(abs), part_bytes = spec.part_bytes,
-        report = o.report, work_dir = o.work_dir }
+        mapping = mapping_signature(spec), sizes = sizes, hashes = hashes,
+        part_bytes = spec.part_bytes, report = o.report, work_dir = o.work_dir,
+        instance = spec.instance or (spec.schema and spec.schema.instance) }
     return o
 end
 
 local function plan_of(spec, o, work_dir, on_reject)
+    local ok, validate, code = checks.for_plan(spec, o.sources, o.format, o.warnings)
+    if not ok then return nil, validate, code end
     return plan_mod.build({ sources = o.sources, format = o.format,
-        mapping = spec.mapping, filter = spec.filter, validate = spec.validate,
+        mapping = spec.mapping, filter = spec.filter, validate = validate,
         lenient = spec.lenient, max_bytes = spec.part_bytes, work_dir = work_dir,
         max_rejects = 1e9, workers = spec.workers, on_reject = on_reject })
 end
@@ -308,11 +379,11 @@ end
 -- A dry run plans into a folder of its own and leaves no copy of any row.
 local function dry_run(spec, o)
     local dir = ("%s.dry-run-%d"):format(o.work_dir, core.getpid())
-    if not mkdir(dir) then
-        return nil, ("WORK_DIR: cannot create %s"):format(dir), "WORK_DIR"
-    end
+    local made, msg, code = mkdir(dir)
+    if not made then return nil, msg, code end
     local groups = rejects_mod.groups() -- a dry run keeps no row: only their reasons
-    local p, msg, code = plan_of(spec, o, dir, function(rej)
+    local p
+    p, msg, code = plan_of(spec, o, dir, function(rej)
         groups:add(rej.code, rej.reason, rej.line)
     end)
     if p then remove_written(p.parts) end
@@ -333,6 +404,61 @@ end
 local Prepared = {}
 Prepared.__index = Prepared
 
+-- 0 only when every row is accounted for and none failed.
+local function exit_status(ended, r, code)
+    if ended == "failed" then return M.exit_for(code, true) end
+    if ended ~= "complete" then return M.EXIT.unfinished end
+    if not r:reconcile() or r.rows.failed > 0 or r.rows.rejected > 0 or r.problems[1] then
+        return M.EXIT.rows_failed
+    end
+    return M.EXIT.ok
+end
+
+-- When a finished journal's import ended: its last part's fetch.
+local function finished_at(state)
+    local t = 0
+    for k = 1, state.nparts do
+        local fetched = state.parts[k].fetched
+        if fetched and (fetched.t or 0) > t then t = fetched.t end
+    end
+    return os.date("!%Y-%m-%d %H:%M UTC", t)
+end
+
+-- A rerun of a finished import sends nothing: it says so first, with the
+-- finished import's summary and exit status, and how to import again; its
+-- report is written again from the journal (the run that finished may have
+-- stopped on a full disk before it was whole). prepared | nil, msg, code.
+local function already_done(state, o, how)
+    local r = report_mod.from_journal(state)
+    local doc, msg, code = r:save(o.report, "complete", { journal = o.journal })
+    if not doc then return nil, msg, code end
+    return setmetatable({ o = o, result = { ended = "complete", report = doc,
+        exit = exit_status("complete", r), summary = r:summary("complete"),
+        journal = o.journal, report_path = o.report,
+        already = ("already imported on %s per journal %s; nothing sent. %s to import again.")
+            :format(finished_at(state), o.journal, how or "--restart") } }, Prepared)
+end
+
+-- --restart: the journal (and its work folder) set aside as JOURNAL.N, the
+-- first N free, so that the import starts anew and the old record is kept.
+-- The journal is locked while it moves: one in use by a run stays put.
+local function set_aside(o)
+    if csv.file_size(o.journal) == nil then return true end
+    local journal, msg, code = journal_mod.open(o.journal, { create = false })
+    if not journal then return nil, msg, code end
+    local n = 1
+    while csv.file_size(o.journal .. "." .. n) or is_dir(o.work_dir .. "." .. n) do n = n + 1 end
+    local kept = o.journal .. "." .. n
+    local ok, why = os.rename(o.journal, kept)
+    if ok and is_dir(o.work_dir) then ok, why = os.rename(o.work_dir, o.work_dir .. "." .. n) end
+    journal:close()
+    if not ok then
+        return nil, ("JOURNAL_WRITE: cannot set %s aside: %s"):format(o.journal, why),
+            "JOURNAL_WRITE"
+    end
+    return kept
+end
+
 --- prepare(spec) -> prepared | nil, msg, code: everything before the first
 -- call to Marketo. Every row is read, mapped and validated, the parts are
 -- planned and the plan journalled (or the journal's plan taken up again, if
@@ -344,21 +470,32 @@ local function prepare(spec, level)
     local kind, sources = check_spec(spec, level + 1)
     local o, msg, code = setup(spec, kind, sources)
     if not o then return nil, msg, code end
+    if spec.schema then -- the columns against the instance, before any row is read
+        o.warnings, msg, code = checks.import(spec, kind, sources, o.format)
+        if not o.warnings then return nil, msg, code end
+    end
     if spec.dry_run then
         local result
         result, msg, code = dry_run(spec, o)
         if not result then return nil, msg, code end
         return setmetatable({ result = result, o = o }, Prepared)
     end
+    local kept
+    if spec.restart then
+        kept, msg, code = set_aside(o)
+        if not kept then return nil, msg, code end
+    end
     -- the journal first: one in use by another run makes nothing here
     local existed = csv.file_size(o.journal) ~= nil
     local journal
     journal, msg, code = journal_mod.open(o.journal)
     if not journal then return nil, msg, code end
-    if not mkdir(o.work_dir) then
+    local made
+    made, msg, code = mkdir(o.work_dir)
+    if not made then
         journal:close()
         if not existed then os.remove(o.journal) end
-        return nil, ("WORK_DIR: cannot create %s"):format(o.work_dir), "WORK_DIR"
+        return nil, msg, code
     end
     local state = journal.state
     if state.plan_closed then
@@ -366,6 +503,10 @@ local function prepare(spec, level)
         if why then
             journal:close()
             return nil, ("JOURNAL_MISMATCH: %s %s"):format(o.journal, why), "JOURNAL_MISMATCH"
+        end
+        if state.ended == "done" then
+            journal:close()
+            return already_done(state, o)
         end
     else
         -- no journal, or a plan cut short (nothing was sent for it): plan anew
@@ -377,7 +518,8 @@ local function prepare(spec, level)
             return nil, msg, code
         end
     end
-    return setmetatable({ journal = journal, o = o, kind = kind }, Prepared)
+    return setmetatable({ journal = journal, o = o, kind = kind,
+        kept = kept ~= true and kept or nil }, Prepared)
 end
 
 function M.prepare(spec)
@@ -412,15 +554,6 @@ local function scheduler_limits(opts)
         if scheduler.DEFAULTS[k] ~= nil then out[k] = v end
     end
     return out
-end
-
--- 0 only when every row is accounted for and none failed.
-local function exit_status(ended, r)
-    if ended ~= "complete" then return M.EXIT.unfinished end
-    if not r:reconcile() or r.rows.failed > 0 or r.rows.rejected > 0 or r.problems[1] then
-        return M.EXIT.rows_failed
-    end
-    return M.EXIT.ok
 end
 
 local function announce(journal, on_event)
@@ -484,14 +617,15 @@ function M.send(prepared, opts)
     if close then close() end
     local r = report_mod.from_journal(journal.state)
     local doc
-    doc, msg, code = r:save(o.report, ended, { journal = o.journal })
+    doc, msg, code = r:save(o.report, ended, { journal = o.journal, instance = run.instance })
     journal:close()
     if not doc then
         return nil, msg .. "; the journal is whole: make room and run `marketo-bulk status "
             .. o.journal .. "` for the report", code
     end
     result.ended, result.report, result.summary = ended, doc, r:summary(ended)
-    result.exit = exit_status(ended, r)
+    result.exit = exit_status(ended, r, result.code)
+    if result.exit == M.EXIT.failure then result.fix = M.FIX_FIRST[result.code] end
     return result
 end
 
@@ -511,6 +645,10 @@ local function from_journal(journal, spec)
         report = spec.report or run.report or (path:gsub("%.journal$", "") .. ".report.json") }
     local ok, msg, code = check_report(o.report)
     if not ok then journal:close(); return nil, msg, code end
+    if journal.state.ended == "done" then
+        journal:close()
+        return already_done(journal.state, o, "`marketo-bulk import ... --restart`")
+    end
     return setmetatable({ journal = journal, o = o, kind = objects.get(run.object) }, Prepared)
 end
 
@@ -558,6 +696,7 @@ function M.resume(path, spec)
     spec = spec or {}
     local prepared, msg, code = M.reopen(path, spec)
     if not prepared then return nil, msg, code end
+    if prepared.result then return prepared.result end
     return M.send(prepared, spec)
 end
 
@@ -573,7 +712,7 @@ function M.report_of(path)
     if incomplete then return nil, incomplete, "PLAN_INCOMPLETE" end
     local ended = state.ended == "done" and "complete" or (state.ended or "running")
     local r = report_mod.from_journal(state)
-    return r:document(ended), r:summary(ended)
+    return r:document(ended, { instance = state.run.instance }), r:summary(ended)
 end
 
 return M

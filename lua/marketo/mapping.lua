@@ -152,7 +152,30 @@ local function text_of(e, v)
     return nil, ("the mapping of '%s' returned a %s"):format(e.to, t)
 end
 
---- apply(row, line, named, out) -> "keep" | "filtered" | "invalid", reason, column.
+-- A message handler: the error with where in the script it was raised
+-- (assert and error(msg, 0) give none), for a fix in the script, not the row.
+local function raised(err)
+    local msg = tostring(err)
+    if msg:match("^[^:\n]+:%d+: ") then return msg end
+    for level = 2, 20 do
+        local info = debug.getinfo(level, "Sl")
+        if not info then break end
+        if info.currentline and info.currentline > 0 then
+            return ("%s:%d: %s"):format(info.short_src, info.currentline, msg)
+        end
+    end
+    return msg
+end
+
+local function script_error(what, err)
+    local where, msg = err:match("^([^:\n]+:%d+): (.*)$")
+    if not where then return ("%s raised an error: %s"):format(what, err) end
+    return ("%s raised an error at %s: %s"):format(what, where, msg)
+end
+
+--- apply(row, line, named, out) -> "keep" | "filtered" | "invalid", reason, column,
+-- fix: fix is "script" when one of the script's functions raised an error (the
+-- row may be fine), nil when the row is what is wrong.
 -- Fills `out` (positional, in names() order); `named` is a scratch table reused
 -- between rows for the row by header name, or the same object as `row` when
 -- that answers both (a reader's lazy row).
@@ -161,8 +184,8 @@ function Mapping:apply(row, line, named, out)
         for i, name in ipairs(self.header) do named[name] = row[i] end
     end
     if self.filter then
-        local ok, keep = pcall(self.filter, named, line)
-        if not ok then return "invalid", "the filter failed: " .. tostring(keep) end
+        local ok, keep = xpcall(self.filter, raised, named, line)
+        if not ok then return "invalid", script_error("the filter", keep), nil, "script" end
         if not keep then return "filtered" end
     end
     local list = self.list
@@ -173,9 +196,10 @@ function Mapping:apply(row, line, named, out)
         elseif e.value then
             out[i] = e.value
         else
-            local ok, v = pcall(e.fn, named, line)
+            local ok, v = xpcall(e.fn, raised, named, line)
             if not ok then
-                return "invalid", ("the mapping of '%s' failed: %s"):format(e.to, tostring(v))
+                return "invalid", script_error(("the mapping of '%s'"):format(e.to), v), nil,
+                    "script"
             end
             if type(v) == "string" then
                 out[i] = v
@@ -183,7 +207,7 @@ function Mapping:apply(row, line, named, out)
                 out[i] = ""
             else
                 local text, err = text_of(e, v)
-                if not text then return "invalid", err end
+                if not text then return "invalid", err, nil, "script" end
                 out[i] = text
             end
         end
@@ -191,8 +215,10 @@ function Mapping:apply(row, line, named, out)
     if self.validate then
         local mapped = {}
         for i, e in ipairs(self.list) do mapped[e.to] = out[i] end
-        local ok, reason, field = pcall(self.validate, mapped, line)
-        if not ok then return "invalid", "the validation failed: " .. tostring(reason) end
+        local ok, reason, field = xpcall(self.validate, raised, mapped, line)
+        if not ok then
+            return "invalid", script_error("the validation", reason), nil, "script"
+        end
         if reason ~= nil then
             local column
             for i, e in ipairs(self.list) do

@@ -15,6 +15,7 @@
 --                          flag, placeholder, help }
 --   kind.param.program_id -> the same entry, by name
 --   objects.path(kind, "status", values, encode) -> "/bulk/v1/..."
+--   kind.paths.describe (and the others under /rest/) -> what marketo.schema asks
 --   objects.NAMES       -> "leads, custom_objects or program_members"
 local options = require("marketo.options")
 
@@ -42,9 +43,15 @@ local LIST = {
             create = "/bulk/v1/leads.json",
             status = "/bulk/v1/leads/batch/{batch}.json",
             file = "/bulk/v1/leads/batch/{batch}/{file}.json",
+            describe = "/rest/v1/leads/describe2.json",
+            describe_old = "/rest/v1/leads/describe.json", -- where describe2 is missing
         },
         processed = "numOfLeadsProcessed",
-        dedupe = { param = "lookup_field", default = "email" },
+        -- lookup: Marketo's standard fields lookupField takes; custom string,
+        -- email and integer fields too (marketo.schema tells them by describe)
+        dedupe = { param = "lookup_field", default = "email", lookup = {
+            "id", "cookies", "email", "twitterId", "facebookId", "linkedInId", "sfdcAccountId",
+            "sfdcContactId", "sfdcLeadId", "sfdcLeadOwnerId", "sfdcOpptyId" } },
     },
     {
         name = "custom_objects",
@@ -58,6 +65,8 @@ local LIST = {
             create = "/bulk/v1/customobjects/{api_name}/import.json",
             status = "/bulk/v1/customobjects/{api_name}/import/{batch}/status.json",
             file = "/bulk/v1/customobjects/{api_name}/import/{batch}/{file}.json",
+            describe = "/rest/v1/customobjects/{api_name}/describe.json",
+            list = "/rest/v1/customobjects.json", -- every custom object of the instance
         },
         processed = "numOfObjectsProcessed",
         dedupe = { describe = "dedupeFields" }, -- the object's own, from its describe
@@ -77,6 +86,10 @@ local LIST = {
             create = "/bulk/v1/program/{program_id}/members/import.json",
             status = "/bulk/v1/program/members/import/{batch}/status.json",
             file = "/bulk/v1/program/members/import/{batch}/{file}.json",
+            -- members are leads with fields of their own: both describes
+            describe = "/rest/v1/programs/members/describe.json",
+            program = "/rest/asset/v1/program/{program_id}.json", -- -> its channel
+            channels = "/rest/asset/v1/channels.json", -- ?name= -> progressionStatuses
         },
         processed = "numOfLeadsProcessed",
         dedupe = { default = "email" }, -- members are leads: found or created by email

@@ -20,15 +20,26 @@ local function slurp(path)
     return s
 end
 
+-- The schema cache (marketo.schema) of the commands a spec process runs,
+-- unless `env` names one: never the developer's own ~/.cache.
+local cache_folder
+local function cache_dir()
+    cache_folder = cache_folder or files.tmpdir()
+    return cache_folder
+end
+
 -- The environment a child gets: MARKETO_* only from `env` (never the
 -- developer's own credentials), plus anything else given.
 local function command_line(argv, opts)
     local parts = { "env -u MARKETO_BASE_URL -u MARKETO_MUNCHKIN_ID -u MARKETO_CLIENT_ID"
-        .. " -u MARKETO_CLIENT_SECRET" }
+        .. " -u MARKETO_CLIENT_SECRET -u MARKETO_PROFILE" }
     local names = {}
     for k in pairs(opts.env or {}) do names[#names + 1] = k end
     table.sort(names)
     for _, k in ipairs(names) do parts[#parts + 1] = k .. "=" .. q(opts.env[k]) end
+    if not (opts.env or {}).XDG_CACHE_HOME then
+        parts[#parts + 1] = "XDG_CACHE_HOME=" .. q(cache_dir())
+    end
     parts[#parts + 1] = q(opts.bin or BIN)
     for _, a in ipairs(argv) do parts[#parts + 1] = q(a) end
     local line = table.concat(parts, " ")
@@ -149,6 +160,31 @@ function M.inspect(sb, path)
     local body, status = sb.get("/__sandbox/" .. path)
     assert(status == 200, "inspect " .. path .. ": " .. tostring(status))
     return assert(require("marketo.json").decode(body))
+end
+
+--- How many requests in a spawned sandbox's log have a path matching
+-- `pattern` (a Lua pattern): "^/bulk/" counts uploads and the calls after them,
+-- "describe" the describe calls.
+function M.calls(sb, pattern)
+    local n = 0
+    for _, e in ipairs(M.inspect(sb, "log")) do
+        if e.path:find(pattern) then n = n + 1 end
+    end
+    return n
+end
+
+--- The environment of M.env_of with its own cache folder (the schema's).
+function M.env_cached(sb, cache)
+    local env = M.env_of(sb)
+    env.XDG_CACHE_HOME = cache
+    return env
+end
+
+--- { email = firstName } of every lead a spawned sandbox stores.
+function M.first_names(sb)
+    local out = {}
+    for _, rec in ipairs(M.inspect(sb, "records/leads")) do out[rec.email] = rec.firstName end
+    return out
 end
 
 --- n leads (email, firstName, lastName with a comma, company, leadScore);

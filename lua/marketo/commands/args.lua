@@ -1,9 +1,10 @@
 --- marketo.commands.args: the flags of the ready commands.
 -- parse(argv, first, spec) reads argv[first..]: `--name value`, `--name=value`,
 -- bare `--flag` for booleans, repeatable flags into lists, the rest as
--- positionals. spec = { name = KIND }, KIND one of "string", "boolean", "list"
--- or a number kind: a name of M.KINDS ("count", "seconds", "port", ...)
--- or a table made the same way (M.bytes(max)).
+-- positionals; `-h` is --help where spec has help. spec = { name = KIND },
+-- KIND one of "string", "boolean", "list" or a number kind: a name of
+-- M.KINDS ("count", "seconds", "port", ...) or a table made the same way
+-- (M.bytes(max)).
 -- Returns flags, positionals | nil, message (a usage error, exit 2).
 local M = {}
 
@@ -72,6 +73,7 @@ function M.parse(argv, first, spec)
             for j = i + 1, #argv do positional[#positional + 1] = argv[j] end
             break
         end
+        if a == "-h" and spec.help then a = "--help" end
         local name, value = a:match("^%-%-([%w-]+)=(.*)$")
         name = name or a:match("^%-%-([%w-]+)$")
         if name then
@@ -111,10 +113,12 @@ function M.parse(argv, first, spec)
     return flags, positional
 end
 
---- Writes a usage error as one line, with the way to the command's help;
--- returns the exit status of a usage error (2).
+--- Writes a usage error as one line, with the way to the command's help
+-- (never the whole help: the error would scroll away); returns the exit
+-- status of a usage error (2).
 function M.usage_error(err, command, msg)
-    err:write(("marketo-bulk %s: %s (see marketo-bulk %s --help)\n"):format(command, msg, command))
+    err:write(("marketo-bulk %s: %s; see 'marketo-bulk %s --help'\n"):format(command, msg,
+        command))
     return 2
 end
 

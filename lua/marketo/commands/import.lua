@@ -1,12 +1,15 @@
 --- marketo-bulk import: a whole import from the command line, no script.
 local core = require("marketo.core")
+local csv = require("marketo.csv")
 local import = require("marketo.import")
 local args = require("marketo.commands.args")
 local target = require("marketo.commands.target")
 local paths = require("marketo.commands.paths")
+local input = require("marketo.commands.input")
 local progress = require("marketo.pipeline.progress")
 local objects = require("marketo.objects")
 local formats = require("marketo.formats")
+local instance = require("marketo.commands.instance")
 
 local M = {
     summary = "import a file of leads, custom objects or program members",
@@ -39,20 +42,38 @@ a report that accounts for every row.
 Marketo parameters:
 %s
   --format FORMAT        the files' format: %s (default: from the names, else csv)
+  --encoding ENCODING    the files' text encoding, converted to UTF-8 first:
+                         %s (default: UTF-8)
+Files: a gzip file is read as its contents (known by its bytes, whatever its
+name); `-` reads standard input (spooled to JOURNAL.input/, the journal
+stdin.journal unless --journal).
 Mapping (without any, columns go as they are):
-  --map FIELD=COLUMN     send source COLUMN as Marketo FIELD (repeatable)
+  --map FIELD=COLUMN     send source COLUMN as Marketo FIELD (repeatable); with
+                         --map or --set, only the fields they name are sent: a
+                         column not mapped is left out (a warning names them)
   --set FIELD=VALUE      send a constant (repeatable)
+  --keep-unmapped        also send every column not mapped, under its own name
 Run:
-  --journal FILE         the journal (default FILE.journal); rerunning resumes it
+  --journal FILE         the journal (default FILE.journal); rerunning resumes it,
+                         and a finished one sends nothing and says so
+  --restart              import anew: the journal set aside as JOURNAL.1 (.2, ...)
   --report FILE          the JSON report (default: next to the journal)
   --work-dir DIR         where mapped parts are written (default JOURNAL.work)
   --lenient              bad rows go to the report as rejected; the rest is imported
   --dry-run              read, map and validate every row, print the parts, send nothing
+Checks against the instance (its fields, types, lookup/dedupe fields, statuses):
+  --refresh-schema       ask the instance again (its describe is cached a day)
+  --no-schema            check nothing against the instance (an offline rehearsal)
+Quota (a dry run prints the calls and the time an import will take):
+  --daily-quota N        the instance's daily API calls (default 50000): an import that
+                         may spend more than today leaves is refused before it starts
+  --ignore-quota         send anyway
   --part-bytes N         bytes per part, header included (default 9900000, at
                          most 10485760: Marketo's limit for one file)
 Limits (lower them on an instance other integrations share):
   --importing N --queued N --uploads N     jobs importing (2), in the queue (10), uploads (2)
   --calls N --window S --in-flight N       API calls per window (100 per 20 s), at once (10)
+%s
 Output:
   --json                 one JSON line per event on stderr, even on a terminal
   --quiet                no progress, only the summary
@@ -66,8 +87,10 @@ Examples:
   marketo-bulk import leads crm.csv --map email="E-mail" --map firstName=First \
       --set leadSource="CRM export" --lenient
   marketo-bulk import custom_objects car_c cars.tsv --dry-run
+  gunzip -c export.csv.gz | marketo-bulk import leads - --journal export.journal
+  marketo-bulk import leads legacy-export.csv --encoding cp1252
   marketo-bulk import program_members 1001 members.csv --status "On List"
-]]):format(kind_flags(), formats.NAMES)
+]]):format(kind_flags(), formats.NAMES, input.ENCODING_NAMES, target.FLAGS_HELP)
 
 -- Marketo refuses a file over 10 MiB; a part (header included) must fit.
 M.MAX_PART_BYTES = 10485760
@@ -78,11 +101,15 @@ M.LIMIT_FLAGS = { importing = "count", queued = "count", uploads = "count", call
 
 local FLAGS = {
     format = "string", map = "list", set = "list", journal = "string", report = "string",
-    work_dir = "string", lenient = "boolean", dry_run = "boolean",
+    work_dir = "string", lenient = "boolean", dry_run = "boolean", restart = "boolean",
+    keep_unmapped = "boolean", encoding = "string",
     part_bytes = args.bytes(M.MAX_PART_BYTES), json = "boolean", quiet = "boolean",
-    help = "boolean",
+    help = "boolean", no_schema = "boolean", refresh_schema = "boolean",
+    daily_quota = "count", ignore_quota = "boolean",
 }
 for k, kind in pairs(M.LIMIT_FLAGS) do FLAGS[k] = kind end
+for k, kind in pairs(target.FLAGS) do FLAGS[k] = kind end
+M.FLAGS = FLAGS -- for the shell's completion
 for _, kind in ipairs(objects.LIST) do
     for _, p in ipairs(kind.params) do
         if p.flag then FLAGS[p.flag:gsub("-", "_")] = "string" end
@@ -110,6 +137,47 @@ local function mapping_of(flags)
     return list
 end
 
+-- The columns of the first file that a --map/--set mapping leaves out: sent
+-- too with --keep-unmapped (under their own names), else named in a warning,
+-- since Marketo then never sees them (a dedupe field among them would fail
+-- every row with no hint why). A header that cannot be read is left to
+-- prepare, which names what is wrong.
+local function unmapped(spec, keep, err)
+    if not spec.mapping then return end
+    local format = formats.choose(spec.format, spec.source[1])
+    local reader = format and csv.open(spec.source[1], { format = format.name })
+    if not reader then return end
+    local header = reader:header()
+    reader:close()
+    local used = {}
+    for _, pair in ipairs(spec.mapping) do
+        used[pair[1]] = true
+        if type(pair[2]) == "string" then used[pair[2]] = true end
+    end
+    local left = {}
+    for _, name in ipairs(header) do
+        if not used[name] and name ~= "" then left[#left + 1] = name end
+    end
+    if #left == 0 then return end
+    if keep then
+        for _, name in ipairs(left) do spec.mapping[#spec.mapping + 1] = { name, name } end
+        return
+    end
+    err:write(("marketo-bulk: warning: %d column%s not mapped, so not sent: %s (--keep-unmapped "
+        .. "sends them too)\n"):format(#left, #left == 1 and " is" or "s are",
+        table.concat(left, ", ")))
+end
+
+-- The CSV engine's words for a file that is not UTF-8, in the CLI's: the
+-- flag that reads it (the engine's own names iconv, for a library user).
+local function explained(msg, code)
+    msg = msg:gsub("pass lenient mode", "pass --lenient")
+    if code ~= "CSV_INVALID_UTF8" then return msg end
+    return (msg:gsub("; convert the file to UTF%-8.*$", "")) .. "; the file is not UTF-8: "
+        .. "if it is Latin-1 or Windows-1252 text, --encoding cp1252 (or latin1) reads it; "
+        .. "--lenient rejects such rows instead"
+end
+
 --- The limits the flags lower, or nil.
 function M.limits_of(flags)
     local limits
@@ -127,7 +195,8 @@ end
 -- journal by journal.open, before any row is read.)
 local function check_paths(spec)
     for _, file in ipairs(spec.source) do
-        local ok, msg = paths.input(file, "the file")
+        local ok, msg = true, nil
+        if file ~= "-" then ok, msg = paths.input(file, "the file") end
         if not ok then return nil, msg end
     end
     return true
@@ -163,13 +232,20 @@ end
 local function spec_of(flags, object, files)
     local mapping, msg = mapping_of(flags)
     if msg then return nil, msg end
+    if flags.encoding and not input.ENCODINGS[flags.encoding] then
+        return nil, ("--encoding must be %s, got '%s'"):format(input.ENCODING_NAMES,
+            flags.encoding)
+    end
+    local stdin = 0
+    for _, file in ipairs(files) do stdin = stdin + (file == "-" and 1 or 0) end
+    if stdin > 1 then return nil, "'-' (standard input) can be given once" end
     if flags.format and not formats.get(flags.format) then
         return nil, ("--format must be %s, got '%s'"):format(formats.NAMES, flags.format)
     end
     local spec = { object = object.object, source = files, format = flags.format,
         mapping = mapping, lenient = flags.lenient, journal = flags.journal,
         report = flags.report, work_dir = flags.work_dir, dry_run = flags.dry_run,
-        part_bytes = flags.part_bytes }
+        part_bytes = flags.part_bytes, restart = flags.restart }
     local ok
     ok, msg = params_of(flags, object, spec)
     if not ok then return nil, msg end
@@ -189,7 +265,7 @@ function M.execute(run, spec, flags, out, err)
     close()
     if not result then
         err:write("marketo-bulk: ", msg, "\n")
-        return import.EXIT.unfinished, code
+        return import.exit_for(code, true), code
     end
     out:write(result.summary)
     if result.message then out:write("error: ", result.message, "\n") end
@@ -198,9 +274,13 @@ function M.execute(run, spec, flags, out, err)
         out:write("report: ", result.report_path, html and ("; for people: " .. html) or "",
             "\n")
     end
-    if result.ended == "stopped" or result.ended == "failed" then
+    -- "run it again" only where a rerun can succeed; otherwise the fix first
+    if result.exit == import.EXIT.unfinished then
         out:write(("not finished: run the same command again, or `marketo-bulk resume %s`\n")
             :format(result.journal))
+    elseif result.fix then
+        out:write(("not finished: %s, then run the same command again (the journal %s "
+            .. "keeps what was done)\n"):format(result.fix, result.journal))
     end
     return result.exit
 end
@@ -218,14 +298,29 @@ function M.main(argv, out, err)
     if not spec then return usage_error(err, msg) end
     local checked, why = check_paths(spec)
     if not checked then err:write("marketo-bulk import: ", why, "\n"); return 1 end
+    local settings, bad = target.instance(flags)
+    if not settings then return usage_error(err, bad) end
+    if flags.keep_unmapped and not spec.mapping then
+        return usage_error(err, "--keep-unmapped goes with --map or --set")
+    end
+    local inputs
+    inputs, why = input.prepare(spec, flags.encoding)
+    if not inputs then err:write("marketo-bulk: ", why, "\n"); return 1 end
+    unmapped(spec, flags.keep_unmapped, err)
     if not spec.dry_run then
-        checked, why = target.check()
+        checked, why = target.check(settings)
         if checked == nil then err:write("marketo-bulk: ", why, "\n"); return 1 end
     end
+    local code
+    checked, msg, code = instance.attach(spec, object, flags)
+    if not checked then err:write("marketo-bulk: ", msg, "\n"); return import.exit_for(code) end
     -- every row read and the plan journalled before any server starts: a bad
     -- file ends here, with nothing sent and no journal left behind
-    local prepared, code
+    local prepared
     prepared, msg, code = import.prepare(spec)
+    local refused = prepared and not prepared.result and instance.quota(prepared, spec, flags)
+    if refused then prepared:close(); err:write("marketo-bulk: ", refused, "\n"); return 1 end
+    if spec.dry_run then inputs:cleanup() end
     return M.send(prepared, msg, code, spec, flags, out, err)
 end
 
@@ -234,14 +329,26 @@ end
 -- embedded sandbox, started only now). Shared with `resume`.
 function M.send(prepared, msg, code, spec, flags, out, err)
     if not prepared then
-        err:write("marketo-bulk: ", msg, "\n")
+        err:write("marketo-bulk: ", explained(msg, code), "\n")
         return import.exit_for(code)
     end
+    err:write(instance.announce(spec, flags))
+    for _, warning in ipairs(prepared.o.warnings or {}) do
+        err:write("marketo-bulk: warning: ", warning, "\n")
+    end
     if prepared.result then
-        out:write(prepared.result.summary)
+        -- a finished import says so first, loudly: nothing was sent this time
+        local already = prepared.result.already
+        if already then err:write("marketo-bulk: ", already, "\n") end
+        out:write(prepared.result.summary,
+            prepared.result.ended == "dry_run" and instance.cost_text(prepared) or "")
         return prepared.result.exit
     end
-    local client, stop = target.marketo(err)
+    if prepared.kept then
+        err:write(("marketo-bulk: the old journal is kept as %s\n"):format(prepared.kept))
+    end
+    -- the flags were checked (target.instance) before anything was prepared
+    local client, stop = target.marketo(err, { instance = target.instance(flags) })
     if not client then
         prepared:close()
         err:write("marketo-bulk: ", stop, "\n")

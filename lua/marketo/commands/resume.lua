@@ -1,11 +1,12 @@
 --- marketo-bulk resume JOURNAL: finish an import from its journal alone.
 local import = require("marketo.import")
 local args = require("marketo.commands.args")
+local target = require("marketo.commands.target")
 local import_cmd = require("marketo.commands.import")
 
 local M = { summary = "finish an interrupted import from its journal" }
 
-M.usage = [[
+M.usage = ([[
 usage: marketo-bulk resume JOURNAL [--report FILE] [--json] [--quiet] [limits]
 
 Picks up where the journal says the import stopped: parts already finished are
@@ -16,18 +17,31 @@ was cut short (a crash while planning: nothing was sent) is planned again, unles
 Lua functions map its rows: then run the original command or script again.
 Rerunning the original `marketo-bulk import` command does the same as resume.
 Limits: --importing N --queued N --uploads N --calls N --window S --in-flight N
+%s
 
 Exit status as for `marketo-bulk import`.
-]]
+
+Examples:
+  marketo-bulk resume contacts.csv.journal
+  marketo-bulk resume crm.journal --importing 1 --report crm-report.json
+  marketo-bulk resume crm.journal --profile prod
+]]):format(target.FLAGS_HELP)
 
 local FLAGS = { report = "string", json = "boolean", quiet = "boolean", help = "boolean" }
 for k, kind in pairs(import_cmd.LIMIT_FLAGS) do FLAGS[k] = kind end
+for k, kind in pairs(target.FLAGS) do FLAGS[k] = kind end
+M.FLAGS = FLAGS -- for the shell's completion
 
 function M.main(argv, out, err)
     local flags, positional = args.parse(argv, 2, FLAGS)
     if not flags then return args.usage_error(err, "resume", positional) end
     if flags.help then out:write(M.usage); return 0 end
-    if #positional ~= 1 then err:write(M.usage); return 2 end
+    local _, bad = target.instance(flags)
+    if bad then return args.usage_error(err, "resume", bad) end
+    if #positional ~= 1 then
+        return args.usage_error(err, "resume", #positional == 0 and "JOURNAL expected"
+            or ("one JOURNAL expected, got '%s' after it"):format(positional[2]))
+    end
     local spec = { report = flags.report, limits = import_cmd.limits_of(flags) }
     -- the journal locked (and a plan cut short made again) before any server starts
     local prepared, msg, code = import.reopen(positional[1], spec)

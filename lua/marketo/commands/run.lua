@@ -5,11 +5,23 @@
 local core = require("marketo.core")
 local config = require("marketo.config")
 local target = require("marketo.commands.target")
+local args = require("marketo.commands.args")
 local progress = require("marketo.pipeline.progress")
 
 local M = {
     summary = "run an import script written in Lua",
-    usage = "usage: marketo-bulk run SCRIPT [ARGS...]\n",
+    usage = [[
+usage: marketo-bulk run SCRIPT [ARGS...]
+
+Runs SCRIPT, a Lua 5.4 file, with the marketo modules built in (no LUA_PATH
+needed): `arg` and `...` are its ARGS, and a whole number it returns is the
+exit status. With no MARKETO_* credentials (and no profile) the first client it
+makes gets the embedded sandbox. Everything after SCRIPT is the script's own.
+
+Examples:
+  marketo-bulk run examples/crm-leads.lua
+  marketo-bulk run nightly.lua --since yesterday
+]],
 }
 
 -- A script's own error is the user's: its message, and with --debug its
@@ -25,12 +37,13 @@ end
 
 function M.main(argv, out, err, opts)
     local script = argv[2]
-    if script == "--help" then
+    if script == "--help" or script == "-h" then
         out:write(M.usage)
         return 0
     elseif not script then
-        err:write(M.usage)
-        return 2
+        return args.usage_error(err, "run", "SCRIPT expected")
+    elseif script:match("^%-.") then
+        return args.usage_error(err, "run", ("unknown flag %s"):format(script))
     end
     local chunk, msg = loadfile(script)
     if not chunk then

@@ -10,12 +10,18 @@ local M = {
         .. " [--client-secret Y] [options]\n",
 }
 
+-- Its flags, for the shell's completion: --config and the sandbox's options.
+M.FLAGS = { config = "string", help = "boolean" }
+for _, o in ipairs(config.OPTIONS) do M.FLAGS[o[1]] = o[2] end
+
 local function help()
     return M.usage .. "\nPrints MARKETO_BASE_URL, MARKETO_CLIENT_ID and MARKETO_CLIENT_SECRET"
         .. " once it accepts\nconnections. Inspection and control: /__sandbox/ (see"
         .. " doc/sandbox.md).\n--config FILE.json (first) sets options from a JSON object;"
         .. " flags win.\n\noptions (--name value, --name=value; a bare boolean flag"
-        .. " means true):\n" .. config.help()
+        .. " means true):\n" .. config.help() .. "\nExamples:\n"
+        .. "  marketo-bulk sandbox --port 8080\n"
+        .. "  marketo-bulk sandbox --port 0 --error-rate 0.1 --speed 500\n"
 end
 
 -- Values the sandbox's own types (numbers from 0 up) let through but that

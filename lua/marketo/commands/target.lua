@@ -8,6 +8,34 @@ local objects = require("marketo.objects")
 
 local M = {}
 
+--- The flags that name an instance, for every command that talks to one; the
+-- secret is not one of them (it would show in `ps` and the shell's history).
+M.FLAGS = { profile = "string", base_url = "string", munchkin_id = "string",
+    client_id = "string", client_secret = "string" }
+
+M.FLAGS_HELP = [[
+Instance (default: MARKETO_* in the environment; none: the embedded sandbox):
+  --profile NAME         a profile of $XDG_CONFIG_HOME/marketo-bulk/profiles
+                         (also MARKETO_PROFILE; see the README)
+  --base-url URL | --munchkin-id ID   --client-id ID
+                         the secret comes from MARKETO_CLIENT_SECRET or the
+                         profile, never from the command line]]
+
+--- instance(flags) -> client options (flags over profile over environment)
+-- | nil, message (a usage error).
+function M.instance(flags)
+    if flags.client_secret then
+        return nil, "--client-secret: a secret on the command line shows in `ps` and the "
+            .. "shell's history; set MARKETO_CLIENT_SECRET, or use a profile's "
+            .. "client_secret_file"
+    end
+    local o = {}
+    for _, k in ipairs({ "profile", "base_url", "munchkin_id", "client_id" }) do
+        o[k] = flags[k]
+    end
+    return o
+end
+
 -- The words older versions took, for a hint: one spelling now, the registry's.
 local OLD = { customobject = "custom_objects", customobjects = "custom_objects",
     programmembers = "program_members", programmember = "program_members" }
@@ -46,7 +74,8 @@ function M.object(positional, i, which)
         if OLD[word] then
             return nil, ("'%s' is now spelled '%s'"):format(word, OLD[word])
         end
-        return nil, ("expected %s, got '%s'"):format(M.usage(which), tostring(word))
+        if word == nil then return nil, ("%s expected"):format(M.usage(which)) end
+        return nil, ("expected %s, got '%s'"):format(M.usage(which), word)
     end
     local values, n = {}, i + 1
     for _, p in ipairs(words(kind, which)) do
@@ -72,7 +101,10 @@ end
 function M.batch(positional)
     local object, next_i = M.object(positional, 1, "status")
     if not object then return nil, next_i end
-    if #positional ~= next_i then return nil, "BATCH_ID expected" end
+    if #positional < next_i then return nil, "BATCH_ID expected" end
+    if #positional > next_i then
+        return nil, ("one BATCH_ID expected, got '%s' after it"):format(positional[next_i + 1])
+    end
     local id, says = args.value("count", positional[next_i])
     if not id then return nil, ("BATCH_ID %s: want %s"):format(positional[next_i], says) end
     return object, id
@@ -81,9 +113,10 @@ end
 -- Any MARKETO_* setting means the user meant a real instance: a missing one
 -- is then an error the client names, never a silent fall-back to the sandbox;
 -- so is one set but empty. true | false | nil, message.
-local function configured()
+local function configured(options)
     local msg = config.empty_variable(os.getenv, true)
     if msg then return nil, msg end
+    if next(options) then return true end
     for _, name in ipairs(config.ENV) do
         if os.getenv(name) then return true end
     end
@@ -93,23 +126,26 @@ end
 --- check() -> whether the environment names a real instance | nil, message:
 -- its settings, checked without starting anything, so that a command can stop
 -- on them before it reads a row.
-function M.check()
-    local real, msg = configured()
+function M.check(options)
+    options = options or {}
+    local real, msg = configured(options)
     if real then
-        local ok, why = config.resolve({})
+        local ok, why = config.resolve(options)
         if not ok then return nil, why end
     end
     return real, msg
 end
 
---- marketo(err, opts) -> client options, stop() | nil, message.
+--- marketo(err, opts) -> client options, stop() | nil, message. opts.instance:
+-- client options from instance(flags).
 -- With no MARKETO_* credentials it starts the embedded sandbox and says so
 -- on stderr: a real import end to end, that never reaches a real Marketo.
 function M.marketo(err, opts)
     opts = opts or {}
-    local real, msg = M.check()
+    local options = opts.instance or {}
+    local real, msg = M.check(options)
     if real == nil then return nil, msg end
-    if real then return {}, function() end end
+    if real then return options, function() end end
     return M.sandbox(err, opts.sandbox)
 end
 

@@ -146,6 +146,12 @@ local function map_fast(o, source, index, acc, m)
         format = o.format, lenient = o.lenient, max_bytes = o.max_bytes,
         max_rejects = o.max_rejects, lines = lines_path(o, index),
         on_reject = o.lenient and reader_sink(acc, source) or nil })
+    if not r and code == "CSV_UNKNOWN_COLUMN" then -- said as the Lua path says it
+        local reader = csv.open(source, { format = o.format })
+        local _, why = m:bind(reader and reader:header() or {}, source)
+        if reader then reader:close() end
+        if why then return fail(code, why) end
+    end
     if not r then return nil, msg, code end
     acc.rows.read = acc.rows.read + r.rows + r.rejected
     acc.rows.rejected = acc.rows.rejected + r.rejected
@@ -185,7 +191,7 @@ local function map_rows(o, source, index, acc, m, share, k)
             break
         end
         acc.rows.read = acc.rows.read + 1
-        local keep, reason, column = m:apply(row, line, named, out)
+        local keep, reason, column, fix = m:apply(row, line, named, out)
         if keep == "filtered" then
             acc.rows.filtered = acc.rows.filtered + 1
         elseif keep == "invalid" and o.lenient then
@@ -193,9 +199,10 @@ local function map_rows(o, source, index, acc, m, share, k)
             reject(acc, { source = source, line = line, column = column,
                 code = "INVALID_ROW", reason = reason })
         elseif keep == "invalid" then
-            result, rmsg, rcode = fail("INVALID_ROW", ("%s:%d:%s %s; fix the row, or pass "
-                .. "lenient mode to reject it"):format(source, line,
-                column and (column .. ":") or "", reason))
+            result, rmsg, rcode = fail(fix == "script" and "SCRIPT_ERROR" or "INVALID_ROW",
+                ("%s:%d:%s %s; %s"):format(source, line, column and (column .. ":") or "",
+                    reason, fix == "script" and "fix the script"
+                    or "fix the row, or pass --lenient to reject it as invalid"))
             break
         else
             local w, wmsg, wcode = writer:write(out, line)

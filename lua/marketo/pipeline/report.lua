@@ -191,8 +191,12 @@ local function add_part(r, k, part)
         end
     elseif fin then
         r:count("failed", plan.rows)
-        r:failed(nil, ("the job failed: %s (lines %d-%d)")
-            :format(tostring(fin.message), plan.first_line, plan.last_line))
+        -- A Failed job may have imported some rows before it failed: say what
+        -- Marketo counted, never that nothing changed.
+        r:failed(nil, ("the job failed: %s (lines %d-%d; Marketo had processed %s of its "
+            .. "%d rows before it failed: import them again)"):format(tostring(fin.message),
+            plan.first_line, plan.last_line, tostring(fin.processed or "an unknown number"),
+            plan.rows))
     elseif part.batch and part.stage == "uploaded" then
         r:count("pending", plan.rows) -- Marketo holds them: a resume learns their outcome
     else

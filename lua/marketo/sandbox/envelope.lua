@@ -11,6 +11,7 @@ M.MESSAGES = {
     ["502"] = "Bad Gateway",
     ["601"] = "Access token invalid",
     ["602"] = "Access token expired",
+    ["603"] = "Access denied",
     ["604"] = "Request time-out",
     ["605"] = "HTTP Method not supported",
     ["606"] = "Max rate limit '%s' exceeded with in '%s' secs",

@@ -190,6 +190,7 @@ for _, v in ipairs(VIEWS) do
     ROUTES[#ROUTES + 1] = { "GET", path .. "/count$",
         function(sb, _, ...) return json({ count = view(sb, ...).count }) end }
 end
+for _, r in ipairs(require("marketo.sandbox.describe").INSPECT) do ROUTES[#ROUTES + 1] = r end
 
 --- Answers a request whose path starts with PREFIX.
 function M.handle(sb, req)

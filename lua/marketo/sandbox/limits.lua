@@ -46,8 +46,7 @@ end
 -- The limit a call at `now` runs into, if any.
 function M:refusal(now)
     local conf = self.conf
-    local day = math.floor((self.wall() - QUOTA_RESET_UTC) / DAY)
-    if day ~= self.quota_day then self.quota_day, self.quota_used = day, 0 end
+    self:used()
     if self.in_flight >= conf.max_in_flight then
         return envelope.error("615", conf.max_in_flight)
     end
@@ -68,6 +67,20 @@ function M:admit()
     if refused then return refused end
     self.in_flight = self.in_flight + 1
     return nil
+end
+
+--- used() -> calls counted today, today's date (YYYY-MM-DD, Marketo's day:
+-- it starts at 06:00 UTC).
+function M:used()
+    local day = math.floor((self.wall() - QUOTA_RESET_UTC) / DAY)
+    if day ~= self.quota_day then self.quota_day, self.quota_used = day, 0 end
+    return self.quota_used, os.date("!%Y-%m-%d", day * DAY)
+end
+
+--- Sets today's count (a spec puts the instance near its quota).
+function M:set_used(n)
+    self:used()
+    self.quota_used = n
 end
 
 --- The answer of an admitted call went out.

@@ -262,6 +262,8 @@ M.TABLE = {
       file_of("pm", "warnings") },
 }
 
+for _, r in ipairs(require("marketo.sandbox.describe").ROUTES) do M.TABLE[#M.TABLE + 1] = r end
+
 --- The route of a path: entry, captures; or nil and "method" when only the
 -- method is wrong (605), nil when no route has that path (610).
 function M.match(method, path)

@@ -5,7 +5,10 @@
 --   { "leadFields": [ { "name": "favColor", "type": "string", "displayName": "Fav" } ],
 --     "programMemberFields": [ ... ],
 --     "customObjects": [ { "apiName": "car_c", "dedupeFields": ["vin"],
---                          "fields": [ { "name": "vin", "type": "string" } ] } ] }
+--                          "fields": [ { "name": "vin", "type": "string" } ] } ],
+--     "channels": [ { "name": "Webinar", "statuses": ["Invited", "Attended"] } ],
+--     "programs": [ { "id": 1001, "name": "Spring", "channel": "Webinar" } ] }
+-- A field may also say "length" and "updateable" (what describe serves).
 local envelope = require("marketo.sandbox.envelope")
 
 local M = {}
@@ -13,7 +16,7 @@ M.__index = M
 
 -- name, type, display name
 local LEAD_FIELDS = {
-    { "id", "integer", "Id" }, { "email", "email", "Email Address" },
+    { "id", "integer", "Id", updateable = false }, { "email", "email", "Email Address" },
     { "firstName", "string", "First Name" }, { "lastName", "string", "Last Name" },
     { "middleName", "string", "Middle Name" }, { "salutation", "string", "Salutation" },
     { "title", "string", "Job Title" }, { "company", "string", "Company Name" },
@@ -41,7 +44,17 @@ local LEAD_FIELDS = {
     { "sfdcLeadId", "string", "SFDC Lead Id" },
     { "sfdcLeadOwnerId", "string", "SFDC Lead Owner Id" },
     { "sfdcOpptyId", "string", "SFDC Oppty Id" },
+    { "createdAt", "datetime", "Created At", updateable = false },
+    { "updatedAt", "datetime", "Updated At", updateable = false },
 }
+
+-- Marketo's lengths for the types that have one (UNCONFIRMED for text: doc/sandbox.md).
+local LENGTHS = { string = 255, email = 255, phone = 255, url = 255, text = 65535 }
+
+-- The channel of a program the schema does not name: its statuses, in step order
+-- (the first is the one a lead has before it joins; UNCONFIRMED: doc/sandbox.md).
+local DEFAULT_CHANNEL = { name = "Sandbox Channel", statuses = {
+    "Not in Program", "Member", "On List", "Invited", "Registered", "Attended" } }
 
 -- lookupField values Swagger lists, besides custom string/email/integer fields.
 local LOOKUP_FIELDS = {
@@ -58,14 +71,23 @@ local DEFAULT_OBJECTS = {
     } },
 }
 
+-- The fields every custom object has (its idField first).
+local OBJECT_FIELDS = {
+    { "marketoGUID", "string", length = 36, updateable = false },
+    { "createdAt", "datetime", updateable = false },
+    { "updatedAt", "datetime", updateable = false },
+}
+
 local TYPES = {
     string = true, email = true, integer = true, float = true, currency = true,
     boolean = true, date = true, datetime = true, phone = true, url = true, text = true,
 }
 
-local function field(name, ftype, display, custom)
+local function field(name, ftype, display, custom, more)
     if not TYPES[ftype] then error(("unknown field type '%s' for '%s'"):format(ftype, name), 0) end
-    return { name = name, type = ftype, display = display or name, custom = custom }
+    more = more or {}
+    return { name = name, type = ftype, display = display or name, custom = custom,
+        length = more.length or LENGTHS[ftype], updateable = more.updateable ~= false }
 end
 
 -- A set of fields that can be found by name, exactly or case-insensitively.
@@ -81,7 +103,8 @@ end
 
 function M.new()
     local self = setmetatable({ leads = field_set(), members = field_set(), objects = {} }, M)
-    for _, f in ipairs(LEAD_FIELDS) do add(self.leads, field(f[1], f[2], f[3])) end
+    for _, f in ipairs(LEAD_FIELDS) do add(self.leads, field(f[1], f[2], f[3], nil, f)) end
+    self.channels, self.programs = { [DEFAULT_CHANNEL.name:lower()] = DEFAULT_CHANNEL }, {}
     self.lookup = {}
     for _, name in ipairs(LOOKUP_FIELDS) do self.lookup[name] = true end
     for _, o in ipairs(DEFAULT_OBJECTS) do self:add_object(o) end
@@ -94,10 +117,14 @@ function M:add_object(o)
     end
     local set = field_set()
     for _, f in ipairs(o.fields or {}) do
-        add(set, field(f.name, f.type or "string", f.displayName))
+        add(set, field(f.name, f.type or "string", f.displayName, nil, f))
     end
     for _, name in ipairs(o.dedupeFields) do
         if not set.exact[name] then add(set, field(name, "string")) end
+    end
+    -- what Marketo keeps of every record, never written by an import
+    for _, f in ipairs(OBJECT_FIELDS) do
+        if not set.exact[f[1]] then add(set, field(f[1], f[2], nil, nil, f)) end
     end
     self.objects[o.apiName:lower()] =
         { api_name = o.apiName, dedupe = o.dedupeFields, fields = set }
@@ -106,16 +133,39 @@ end
 --- Adds what a decoded schema table declares; raises with a message on a bad one.
 function M:extend(t)
     for _, f in ipairs(t.leadFields or {}) do
-        local fd = field(f.name, f.type or "string", f.displayName, true)
+        local fd = field(f.name, f.type or "string", f.displayName, true, f)
         add(self.leads, fd)
         if fd.type == "string" or fd.type == "email" or fd.type == "integer" then
             self.lookup[fd.name] = true
         end
     end
     for _, f in ipairs(t.programMemberFields or {}) do
-        add(self.members, field(f.name, f.type or "string", f.displayName, true))
+        add(self.members, field(f.name, f.type or "string", f.displayName, true, f))
     end
     for _, o in ipairs(t.customObjects or {}) do self:add_object(o) end
+    for _, c in ipairs(t.channels or {}) do
+        if type(c.name) ~= "string" or type(c.statuses) ~= "table" then
+            error("a channel needs name and statuses", 0)
+        end
+        self.channels[c.name:lower()] = { name = c.name, statuses = c.statuses }
+    end
+    for _, p in ipairs(t.programs or {}) do
+        local id = math.tointeger(p.id)
+        if not id or not self.channels[tostring(p.channel):lower()] then
+            error("a program needs an id and a channel the schema has", 0)
+        end
+        self.programs[id] = { id = id, name = p.name or ("Program " .. id), channel = p.channel }
+    end
+end
+
+--- The program of this id: the schema's, else one on the default channel.
+function M:program(id)
+    return self.programs[id] or { id = id, name = "Program " .. id, channel = DEFAULT_CHANNEL.name }
+end
+
+--- The channel named (case-insensitively) `name`, or nil.
+function M:channel(name)
+    return self.channels[name:lower()]
 end
 
 --- Loads a JSON schema file into this schema. Returns true or nil, message.

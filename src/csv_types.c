@@ -1,0 +1,417 @@
+/* csv_types.c - the type checks of a file's values against the instance's
+ * schema (marketo.pipeline.checks), in C: a pass over a reader with no Lua
+ * call per cell, for files that go unmapped or only renamed.
+ *
+ *   core.csv_check_types(reader, kinds, lengths, max)
+ *     kinds[i]: the check of column i ("integer", "number", "boolean", "date",
+ *     "datetime", "email", or nil/false: none); lengths[i]: at most that many characters
+ *     (UTF-8), or nil.
+ *   -> rows, { { line, column, value, what }... } (at most max, file order;
+ *      what is "type" or "length")[, { count, line, column, value }: values of
+ *      "email" columns that do not look like an email address, a warning]
+ *      | nil, msg, code (the reader's failure)
+ *
+ * The rules are the Lua ones (checks.lua M.TYPES), which the spec
+ * csv_types_spec.lua holds both to. A blank cell is fine. */
+#define _POSIX_C_SOURCE 200809L
+#include <limits.h>
+#include <string.h>
+
+#include "csv_core.h"
+
+enum { T_NONE = 0, T_INTEGER, T_NUMBER, T_BOOLEAN, T_DATE, T_DATETIME, T_EMAIL };
+
+static const char *const KIND_NAMES[] = { "none", "integer", "number", "boolean", "date",
+                                          "datetime", "email", NULL };
+
+typedef struct col_check {
+    unsigned char kind;
+    long long length; /* 0: any */
+} col_check;
+
+static int digits(const char *p, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        if (p[i] < '0' || p[i] > '9')
+            return 0;
+    return 1;
+}
+
+static int num2(const char *p)
+{
+    return (p[0] - '0') * 10 + (p[1] - '0');
+}
+
+/* YYYY-MM-DD, a day the month has. */
+static int is_date(const char *p, size_t n)
+{
+    static const int days[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+    int y, m, d;
+
+    if (n != 10 || p[4] != '-' || p[7] != '-' || !digits(p, 4) || !digits(p + 5, 2)
+        || !digits(p + 8, 2))
+        return 0;
+    y = num2(p) * 100 + num2(p + 2);
+    m = num2(p + 5);
+    d = num2(p + 8);
+    if (m < 1 || m > 12 || d < 1 || d > days[m - 1])
+        return 0;
+    if (m == 2 && d == 29)
+        return y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    return 1;
+}
+
+/* YYYY-MM-DDThh:mm:ss[.fraction](Z|+hh:mm|+hhmm|-...) */
+static int is_datetime(const char *p, size_t n)
+{
+    size_t i = 19;
+
+    if (n < 20 || !is_date(p, 10) || p[10] != 'T' || p[13] != ':' || p[16] != ':'
+        || !digits(p + 11, 2) || !digits(p + 14, 2) || !digits(p + 17, 2))
+        return 0;
+    if (num2(p + 11) > 23 || num2(p + 14) > 59 || num2(p + 17) > 60)
+        return 0;
+    if (p[i] == '.') {
+        size_t start = ++i;
+        while (i < n && p[i] >= '0' && p[i] <= '9')
+            i++;
+        if (i == start)
+            return 0;
+    }
+    if (n - i == 1)
+        return p[i] == 'Z';
+    if (p[i] != '+' && p[i] != '-')
+        return 0;
+    i++;
+    if (n - i == 5)
+        return digits(p + i, 2) && p[i + 2] == ':' && digits(p + i + 3, 2);
+    return n - i == 4 && digits(p + i, 4);
+}
+
+static int is_integer(const char *p, size_t n)
+{
+    if (n > 0 && (p[0] == '-' || p[0] == '+')) {
+        p++;
+        n--;
+    }
+    return n > 0 && digits(p, n);
+}
+
+/* d+[.d*] | .d+ | d+[.d*](e|E)[+-]d+, with a sign in front. */
+static int is_number(const char *p, size_t n)
+{
+    size_t i = 0, int_digits = 0, frac_digits = 0;
+
+    if (i < n && (p[i] == '-' || p[i] == '+'))
+        i++;
+    while (i < n && p[i] >= '0' && p[i] <= '9') {
+        i++;
+        int_digits++;
+    }
+    if (i < n && p[i] == '.') {
+        i++;
+        while (i < n && p[i] >= '0' && p[i] <= '9') {
+            i++;
+            frac_digits++;
+        }
+    }
+    if (int_digits == 0 && frac_digits == 0)
+        return 0;
+    if (i == n)
+        return 1;
+    if (int_digits == 0 || (p[i] != 'e' && p[i] != 'E'))
+        return 0;
+    i++;
+    if (i < n && (p[i] == '-' || p[i] == '+'))
+        i++;
+    return i < n && digits(p + i, n - i);
+}
+
+static int is_boolean(const char *p, size_t n)
+{
+    static const char *const words[] = { "true", "false", "1", "0", "yes", "no", NULL };
+    int k;
+    size_t i;
+
+    for (k = 0; words[k]; k++) {
+        if (strlen(words[k]) != n)
+            continue;
+        for (i = 0; i < n; i++) {
+            char c = p[i];
+            if (c >= 'A' && c <= 'Z')
+                c = (char)(c - 'A' + 'a');
+            if (c != words[k][i])
+                break;
+        }
+        if (i == n)
+            return 1;
+    }
+    return 0;
+}
+
+/* local@domain.tld: one @, no white space, a dot in the domain with text on
+ * both sides (Lua: ^[^@%s]+@[^@%s]+%.[^@%s%.]+$). */
+static int is_email(const char *p, size_t n)
+{
+    size_t i, at = n, dot = n;
+
+    for (i = 0; i < n; i++) {
+        char c = p[i];
+        if (c == ' ' || (c >= '\t' && c <= '\r'))
+            return 0;
+        if (c == '@') {
+            if (at != n)
+                return 0;
+            at = i;
+        } else if (c == '.' && at != n) {
+            dot = i;
+        }
+    }
+    return at > 0 && at < n && dot != n && dot > at + 1 && dot + 1 < n;
+}
+
+static int kind_ok(int kind, const char *p, size_t n)
+{
+    switch (kind) {
+    case T_INTEGER: return is_integer(p, n);
+    case T_NUMBER: return is_number(p, n);
+    case T_BOOLEAN: return is_boolean(p, n);
+    case T_DATE: return is_date(p, n);
+    case T_DATETIME: return is_datetime(p, n);
+    default: return 1; /* an email is checked apart: a bad one is a warning */
+    }
+}
+
+/* Characters of UTF-8 text: bytes that do not continue a sequence. */
+static long long chars(const char *p, size_t n)
+{
+    long long c = 0;
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        if (((unsigned char)p[i] & 0xC0) != 0x80)
+            c++;
+    return c;
+}
+
+static void push_failure(lua_State *L, int out, lua_Integer k, const marketo_csv_reader *r,
+                         int col, const char *p, size_t n, const char *what)
+{
+    lua_createtable(L, 0, 4);
+    lua_pushinteger(L, r->s.rec_line);
+    lua_setfield(L, -2, "line");
+    lua_pushinteger(L, col + 1);
+    lua_setfield(L, -2, "column");
+    lua_pushlstring(L, p, n);
+    lua_setfield(L, -2, "value");
+    lua_pushstring(L, what);
+    lua_setfield(L, -2, "what");
+    lua_rawseti(L, out, k);
+}
+
+/* Values that do not look like an email address: a warning, as in Marketo.
+ * How many, and the first. */
+typedef struct email_note {
+    long long count, line;
+    int column;
+    char value[200];
+    size_t len;
+} email_note;
+
+static void note_email(email_note *e, long long line, int col, const char *p, size_t n)
+{
+    if (e->count++ > 0)
+        return;
+    e->line = line;
+    e->column = col + 1;
+    e->len = n < sizeof e->value ? n : sizeof e->value;
+    memcpy(e->value, p, e->len);
+}
+
+/* The failure of field i of the current record (fields captured), or NULL. */
+static const char *field_failure(const col_check *c, const char *p, size_t n)
+{
+    if (n == 0)
+        return NULL;
+    if (!kind_ok(c->kind, p, n))
+        return "type";
+    if (c->length > 0 && (long long)n > c->length && chars(p, n) > c->length)
+        return "length";
+    return NULL;
+}
+
+/* Checks the captured fields of the reader's current record; pushes the
+ * first failure into out. Returns 1 if one was found. */
+static int check_captured(lua_State *L, int out, lua_Integer k, const marketo_csv_reader *r,
+                          const col_check *cols, int ncols, email_note *e)
+{
+    int i;
+
+    for (i = 0; i < ncols && i < r->s.nf; i++) {
+        size_t n;
+        const char *p, *what;
+        if (cols[i].kind == T_NONE && cols[i].length == 0)
+            continue;
+        p = csv_field(&r->s, i, &n);
+        if (cols[i].kind == T_EMAIL && n > 0 && !is_email(p, n))
+            note_email(e, r->s.rec_line, i, p, n);
+        if ((what = field_failure(&cols[i], p, n)) != NULL) {
+            push_failure(L, out, k, r, i, p, n, what);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Whether a clean record p[0..n) (no line end) passes, looking only at the
+ * fields up to the last checked column, without copying them. A quoted
+ * field is checked on its inner bytes (a doubled quote counts as one
+ * character; no number, date or boolean has a quote, so the verdict is the
+ * unquoted value's). */
+static int record_passes(const char *p, size_t n, int delim, const col_check *cols, int last,
+                         int last_kind, long long min_length)
+{
+    size_t pos = 0;
+    int i;
+
+    /* no field is longer than its record: a short one needs only its types */
+    if ((long long)n <= min_length)
+        last = last_kind;
+
+    for (i = 0; i <= last && pos <= n; i++) {
+        const char *v;
+        size_t len;
+        long long doubled = 0;
+        if (pos < n && p[pos] == '"') {
+            size_t j = pos + 1;
+            for (;;) {
+                const char *q = memchr(p + j, '"', n - j);
+                j = q ? (size_t)(q - p) : n;
+                if (j + 1 < n && p[j + 1] == '"') {
+                    j += 2;
+                    doubled++;
+                    continue;
+                }
+                break;
+            }
+            v = p + pos + 1;
+            len = j - pos - 1;
+            pos = j + 2; /* the closing quote and the delimiter */
+        } else {
+            const char *q = memchr(p + pos, delim, n - pos);
+            size_t end = q ? (size_t)(q - p) : n;
+            v = p + pos;
+            len = end - pos;
+            pos = end + 1;
+        }
+        if ((cols[i].kind == T_NONE && cols[i].length == 0) || len == 0)
+            continue;
+        if (doubled > 0) {
+            if (cols[i].kind != T_NONE)
+                return 0; /* (an email with a quote is not one either) */
+            if (chars(v, len) - doubled > cols[i].length)
+                return 0;
+            continue;
+        }
+        if (field_failure(&cols[i], v, len) != NULL
+            || (cols[i].kind == T_EMAIL && !is_email(v, len)))
+            return 0; /* checked again, captured, for its message or its note */
+    }
+    return 1;
+}
+
+static int check_types(lua_State *L)
+{
+    marketo_csv_reader *r = marketo_csv_check_reader(L, 1);
+    lua_Integer max, found = 0, rows = 0;
+    col_check *cols;
+    email_note email;
+    csv_rec recs[1024];
+    int ncols, i, out, last, last_kind;
+    long long min_length = LLONG_MAX;
+
+    luaL_checktype(L, 2, LUA_TTABLE);
+    luaL_checktype(L, 3, LUA_TTABLE);
+    max = luaL_checkinteger(L, 4);
+    if (r->fd < 0)
+        return luaL_error(L, "csv_check_types: the reader is closed");
+    ncols = r->s.expect > 0 ? r->s.expect : 0;
+    cols = (col_check *)marketo_newudata(L, sizeof *cols * (size_t)(ncols + 1));
+    for (i = 0; i < ncols; i++) {
+        lua_rawgeti(L, 2, i + 1);
+        cols[i].kind = T_NONE;
+        if (lua_type(L, -1) == LUA_TSTRING)
+            cols[i].kind = (unsigned char)luaL_checkoption(L, -1, "none", KIND_NAMES);
+        lua_pop(L, 1);
+        lua_rawgeti(L, 3, i + 1);
+        cols[i].length = (long long)marketo_tointeger_in(L, -1, 1, LLONG_MAX, 0);
+        lua_pop(L, 1);
+    }
+    memset(&email, 0, sizeof email);
+    last = last_kind = -1;
+    for (i = 0; i < ncols; i++) {
+        if (cols[i].kind != T_NONE || cols[i].length > 0)
+            last = i;
+        if (cols[i].kind != T_NONE)
+            last_kind = i;
+        if (cols[i].length > 0 && cols[i].length < min_length)
+            min_length = cols[i].length;
+    }
+    lua_newtable(L);
+    out = lua_gettop(L);
+    while (found < max) {
+        csv_scan *s = &r->s;
+        int k = r->bi < r->bn ? 0 : csv_scan_fast(s, recs, (int)(sizeof recs / sizeof recs[0]));
+        int st;
+
+        /* clean records, straight from the buffer; one that fails is split
+         * like any other (csv_scan_split) for its message */
+        for (i = 0; i < k && found < max; i++) {
+            const char *p = (const char *)s->buf + (recs[i].off - s->base);
+            size_t n = (size_t)(recs[i].end - recs[i].off) - 1; /* it ends with a LF */
+            if (n > 0 && p[n - 1] == '\r')
+                n--;
+            rows++;
+            r->rows++;
+            if (last < 0 || record_passes(p, n, s->delim, cols, last, last_kind, min_length))
+                continue;
+            if (csv_scan_split(s, (const unsigned char *)p, n) != 0)
+                return luaL_error(L, "%s: out of memory", MARKETO_CSV_READER_MT);
+            s->rec_line = recs[i].line;
+            if (check_captured(L, out, found + 1, r, cols, ncols, &email))
+                found++;
+        }
+        if (k > 0)
+            continue;
+        st = marketo_csv_reader_next(L, r, 1);
+        if (st == CSV_END)
+            break;
+        if (st != CSV_ROW)
+            return 3; /* the reader's failure triple */
+        rows++;
+        if (check_captured(L, out, found + 1, r, cols, ncols, &email))
+            found++;
+    }
+    lua_pushinteger(L, rows);
+    lua_pushvalue(L, out);
+    if (email.count == 0)
+        return 2;
+    lua_createtable(L, 0, 4);
+    lua_pushinteger(L, email.count);
+    lua_setfield(L, -2, "count");
+    lua_pushinteger(L, email.line);
+    lua_setfield(L, -2, "line");
+    lua_pushinteger(L, email.column);
+    lua_setfield(L, -2, "column");
+    lua_pushlstring(L, email.value, email.len);
+    lua_setfield(L, -2, "value");
+    return 3;
+}
+
+void marketo_csv_types_open(lua_State *L)
+{
+    lua_pushcfunction(L, check_types);
+    lua_setfield(L, -2, "csv_check_types");
+}

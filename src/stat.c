@@ -1,0 +1,29 @@
+/* stat.c - file_mode(path): a file's permission bits, so that a profile or a
+ * secret file readable by others can be refused before the secret is used. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <sys/stat.h>
+
+#include "marketo.h"
+
+/* file_mode(path) -> the mode's permission bits (0644 as 420) | fail triple. */
+static int stat_file_mode(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    struct stat st;
+
+    if (stat(path, &st) != 0)
+        return marketo_push_errno(L, path, errno);
+    lua_pushinteger(L, (lua_Integer)(st.st_mode & 07777));
+    return 1;
+}
+
+void marketo_stat_open(lua_State *L)
+{
+    static const luaL_Reg funcs[] = {
+        {"file_mode", stat_file_mode},
+        {NULL, NULL}
+    };
+
+    marketo_setfuncs(L, funcs);
+}
