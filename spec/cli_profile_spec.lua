@@ -51,7 +51,7 @@ describe("marketo-bulk profiles", function()
         assert.equal(0, r.status, r.out .. r.err)
         r = import({ "--restart", "--client-id", "someone-else" }, { MARKETO_PROFILE = "local" })
         assert.equal(1, r.status, r.out .. r.err)
-        assert.matches("AUTH_FAILED", r.out, 1, true)
+        assert.matches("AUTH_FAILED", r.out .. r.err, 1, true) -- (the schema is asked first)
     end)
 
     it("refuses a profiles file or a secret file others can read, naming the chmod", function()

@@ -4,6 +4,7 @@
  * Add one line per file; keep them sorted. */
 #define MARKETO_MODULES(X) \
     X(clock) \
+    X(csv_keys) \
     X(csv_mapper) \
     X(csv_plan) \
     X(csv_reader) \

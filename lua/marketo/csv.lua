@@ -129,6 +129,12 @@
 --   a row and together covering everything after the header (the first has
 --   no line: it starts where the header ends). opts: format, max_row.
 --
+-- csv.keyset(examples, expect) -> keys: the keys an import has seen (room made
+--   for `expect` of them), as 64-bit hashes
+--   of their normalized values (src/csv_keys.c has the methods); with
+--   reader:scan_keys(keys, column, code) the rows left in a reader go
+--   through keys:see in C, with no Lua call per row.
+--
 -- csv.file_size(path) -> bytes | nil, msg
 local core = require("marketo.core")
 local workers = require("marketo.pipeline.workers")
@@ -223,6 +229,7 @@ function Reader:row(strict) return self._r:row(strict) end
 function Reader:stats() return self._r:stats() end
 function Reader:rejects() return self._rejects end
 function Reader:close() return self._r:close() end
+function Reader:scan_keys(keys, column, code) return keys:scan(self._r, column, code) end
 Reader.__tostring = function(self) return tostring(self._r) end
 Reader.__close = function(self) self._r:close() end -- 5.4 <close>; the C reader has __gc
 
@@ -463,6 +470,9 @@ function M.copy(src, dst, range, opts)
     part.rejected = rejected
     return part
 end
+
+--- The keys an import has seen; see the header comment.
+function M.keyset(examples, expect) return core.csv_keyset(examples, expect) end
 
 --- file_size(path) -> bytes | nil, msg: what a file holds now.
 function M.file_size(path)

@@ -25,6 +25,10 @@
 --       workers = 1,                      -- processes that map a file with Lua functions
 --       retry = nil,                      -- a retry policy (marketo.retry)
 --       client = nil,                     -- options for marketo.client (default: environment)
+--       status_column = nil,              -- program_members: the column with each row's
+--                                         -- status (instead of program_member_status)
+--       dedupe_fields = nil,              -- custom_objects: its dedupe fields, so that
+--                                         -- no key is in two jobs at once (see README)
 --       dry_run = false, on_event = function(ev) end,
 --       schema = nil,                     -- marketo.schema (client:describe): the columns
 --                                         -- and every value checked against it first
@@ -107,6 +111,9 @@ local SPEC = {
     restart = "boolean",
     workers = COUNT, runtime = "table", transport = "table", log = "function",
     schema = "table", instance = "string", -- marketo.schema: checked before sending
+    status_column = { "string", valid = function(v) return v:match("%S") ~= nil end,
+        expected = "a column name" },
+    dedupe_fields = { "table", values = "string" },
 }
 
 -- The limits: the scheduler's and the call budget's.
@@ -123,7 +130,20 @@ local function check_spec(spec, level)
     if not kind then -- the kind says which other options there are
         options.check({ object = spec.object }, { object = SPEC.object }, "import", level + 1)
     end
-    objects.check(kind, spec, SPEC, "import", level + 1)
+    -- with a status column, each row says its members' status
+    objects.check(kind, spec, SPEC, "import", level + 1, nil, function(p)
+        return p.required and not (spec.status_column and p.name == "program_member_status")
+    end)
+    if spec.status_column ~= nil and kind.name ~= "program_members" then
+        options.fail("import", "option 'status_column' is for program_members, not "
+            .. kind.name, level + 1)
+    elseif spec.dedupe_fields ~= nil and kind.name ~= "custom_objects" then
+        options.fail("import", "option 'dedupe_fields' is for custom_objects (the lookup "
+            .. "field is the key of " .. kind.name .. ")", level + 1)
+    elseif spec.status_column ~= nil and spec.program_member_status ~= nil then
+        options.fail("import", "options 'status_column' and 'program_member_status': one or "
+            .. "the other (a status per row, or one for all)", level + 1)
+    end
     options.check(spec.limits, LIMITS, "import", level + 1, 1, "limits")
     local sources = type(spec.source) == "table" and spec.source or { spec.source }
     for i = 1, math.max(#sources, 1) do
@@ -211,7 +231,8 @@ end
 local DIFFERENCES = {
     { "object", "another object" }, { "params", "other parameters" },
     { "sources", "other files" }, { "format", "another format" },
-    { "mapping", "another mapping" },
+    { "mapping", "another mapping" }, { "status_column", "another status column" },
+    { "dedupe_fields", "other dedupe fields" },
 }
 
 -- Why a journal's import `a` is not the import `b` asked for, and what to do;
@@ -301,6 +322,8 @@ local function setup(spec, kind, sources)
     o.description = { object = kind.name, params = params, sources = abs, format = format.name,
         mapping = mapping_signature(spec), sizes = sizes, hashes = hashes,
         part_bytes = spec.part_bytes, report = o.report, work_dir = o.work_dir,
+        status_column = spec.status_column, lenient = spec.lenient or nil,
+        dedupe_fields = spec.dedupe_fields,
         instance = spec.instance or (spec.schema and spec.schema.instance) }
     return o
 end
@@ -311,7 +334,12 @@ local function plan_of(spec, o, work_dir, on_reject)
     return plan_mod.build({ sources = o.sources, format = o.format,
         mapping = spec.mapping, filter = spec.filter, validate = validate,
         lenient = spec.lenient, max_bytes = spec.part_bytes, work_dir = work_dir,
-        max_rejects = 1e9, workers = spec.workers, on_reject = on_reject })
+        max_rejects = 1e9, workers = spec.workers, on_reject = on_reject,
+        status_column = spec.status_column,
+        statuses = spec.schema and spec.schema.statuses and spec.schema.statuses[1]
+            and spec.schema.statuses,
+        key = objects.key(objects.get(o.description.object), o.description.params,
+            spec.dedupe_fields or (spec.schema and spec.schema.dedupe)) })
 end
 
 -- What a plan needs beyond the run record, so that `resume` can plan again
@@ -328,7 +356,8 @@ local function replan_of(spec)
         end
     end
     return { mapping = mapping, lenient = spec.lenient, part_bytes = spec.part_bytes,
-        workers = spec.workers }
+        workers = spec.workers, status_column = spec.status_column,
+        dedupe_fields = spec.dedupe_fields }
 end
 
 -- Plans the import and writes the plan to the journal: the run record, a
@@ -347,7 +376,7 @@ local function plan_into(journal, spec, o)
     if not ok then return nil, cmsg, ccode end
     local run = {}
     for k, v in pairs(o.description) do run[k] = v end
-    run.ev, run.rows, run.rejects = "run", p.rows, rejects
+    run.ev, run.rows, run.rejects, run.keys = "run", p.rows, rejects, p.keys
     run.replan = replan_of(spec)
     ok, msg, code = journal:record(run)
     if not ok then return nil, msg, code end
@@ -392,9 +421,15 @@ local function dry_run(spec, o)
     local lines = { ("dry run: %d rows read, %d filtered, %d rejected; %d parts, nothing sent")
         :format(p.rows.read, p.rows.filtered, p.rows.rejected, #p.parts) }
     for _, part in ipairs(p.parts) do
-        lines[#lines + 1] = ("  part %d: %s lines %d-%d, %d rows, %d bytes")
+        lines[#lines + 1] = ("  part %d: %s lines %d-%d, %d rows, %d bytes%s")
             :format(part.part, part.source, part.first_line, part.last_line, part.rows,
-                part.bytes + #(part.prefix or ""))
+                part.bytes + #(part.prefix or ""),
+                (part.status and (", status " .. part.status) or "")
+                .. (part.after and (", after part " .. table.concat(part.after, ", ")) or ""))
+    end
+    if p.keys and p.keys.repeated > 0 then
+        lines[#lines + 1] = ("  keys: %d %s values seen more than once, %d rows moved to "
+            .. "later parts"):format(p.keys.repeated, p.keys.field, p.keys.moved)
     end
     for _, line in ipairs(groups:lines("rejected")) do lines[#lines + 1] = line end
     return { ended = "dry_run", exit = p.rows.rejected > 0 and M.EXIT.rows_failed or M.EXIT.ok,
@@ -588,7 +623,7 @@ function M.send(prepared, opts)
     if on_event then announce(journal, on_event) end
     local sched = scheduler.new({ client = client, runtime = rt,
         journal = journal, parts = journal:parts(), work_dir = o.work_dir,
-        job = { kind = kind, params = run.params },
+        job = { kind = kind, params = run.params, lenient = run.lenient },
         limits = scheduler_limits(opts), on_event = on_event })
     local ok, msg, code = sched:run()
     local ended = "complete"
@@ -667,7 +702,9 @@ local function plan_again(path, state, spec)
     end
     local s = { object = run.object, source = run.sources, format = run.format, journal = path,
         mapping = again.mapping, lenient = again.lenient, part_bytes = again.part_bytes,
-        workers = again.workers, report = spec.report or run.report,
+        workers = again.workers, status_column = again.status_column,
+        dedupe_fields = again.dedupe_fields,
+        report = spec.report or run.report,
         work_dir = spec.work_dir or run.work_dir }
     for k, v in pairs(run.params) do s[k] = v end
     return M.prepare(s)

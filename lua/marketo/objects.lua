@@ -17,6 +17,7 @@
 --   objects.path(kind, "status", values, encode) -> "/bulk/v1/..."
 --   kind.paths.describe (and the others under /rest/) -> what marketo.schema asks
 --   objects.NAMES       -> "leads, custom_objects or program_members"
+--   objects.key(kind, params[, dedupe]) -> { fields = { "email" }, normalize = fn } | nil
 local options = require("marketo.options")
 
 local M = {}
@@ -174,6 +175,28 @@ function M.path(kind, which, values, encode)
         if v == nil then error(("objects.path: %s needs '%s'"):format(kind.name, name), 2) end
         return encode(v)
     end))
+end
+
+--- The rule by which two rows may be the same record in Marketo's eyes: the
+-- key's fields and how a value is compared. Every key field is compared
+-- trimmed of spaces and tabs and with ASCII letters folded to lower case:
+-- Marketo matches an email in any case, and taking more values for one key
+-- can only make an import more careful (a row waits for the other), never
+-- less. `dedupe` gives a custom object's dedupe fields (its describe's);
+-- without them its key is not known: nil.
+function M.key(kind, params, dedupe)
+    local d, fields = kind.dedupe, dedupe
+    if not d.describe then
+        local field = d.param and params and params[d.param] or d.default
+        fields = field and { field }
+    end
+    if not fields or not fields[1] then return nil end
+    return { fields = fields, normalize = M.normalize_key }
+end
+
+--- A key field's value as Marketo compares it (see M.key).
+function M.normalize_key(v)
+    return (v:match("^[ \t]*(.-)[ \t]*$"):lower())
 end
 
 --- A kind's label for people, e.g. "members of program 1001".

@@ -113,6 +113,22 @@ end
 --- Files and the sandbox's inspection endpoints, for the pipeline specs.
 M.write, M.read, M.tmpdir, M.rmdir = files.write, files.read, files.tmpdir, files.rmdir
 
+--- A spec file's sandbox (a spec.support.sandbox fixture) and a fresh folder
+-- for each test, on the spec file's busted hooks (they are not globals):
+--   local t = cli.per_test(fx, { setup, teardown, before_each, after_each })
+-- t.sb and t.dir are the current test's.
+function M.per_test(fx, hooks)
+    local t = {}
+    hooks[1](fx.start)
+    hooks[2](fx.stop)
+    hooks[3](function()
+        t.sb = fx.fresh()
+        t.dir = M.tmpdir()
+    end)
+    hooks[4](function() M.rmdir(t.dir) end)
+    return t
+end
+
 function M.read_json(path)
     return assert(require("marketo.json").decode(assert(M.read(path))))
 end

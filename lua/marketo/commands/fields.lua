@@ -18,6 +18,11 @@ can be the lookup (leads) or dedupe (custom objects) field; for program
 members also the statuses of the program's channel. The answer is cached a
 day (--refresh-schema asks again). With no MARKETO_* credentials: the
 embedded sandbox's fields.
+
+Examples:
+  marketo-bulk fields leads
+  marketo-bulk fields custom_objects car_c --json
+  marketo-bulk fields program_members 1001 --refresh-schema
 ]]):format(target.usage("create"))
 
 local FLAGS = { json = "boolean", refresh_schema = "boolean", help = "boolean" }

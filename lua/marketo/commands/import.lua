@@ -33,6 +33,7 @@ M.usage = ([[
 usage: marketo-bulk import leads FILE... [flags]
        marketo-bulk import custom_objects API_NAME FILE... [flags]
        marketo-bulk import program_members PROGRAM_ID FILE... --status STATUS [flags]
+       marketo-bulk import program_members PROGRAM_ID FILE... --status-column COLUMN [flags]
 
 Reads, maps and validates every row first (nothing is sent if a row is bad,
 unless --lenient), splits the files into parts under Marketo's 10 MB, keeps
@@ -44,6 +45,10 @@ Marketo parameters:
   --format FORMAT        the files' format: %s (default: from the names, else csv)
   --encoding ENCODING    the files' text encoding, converted to UTF-8 first:
                          %s (default: UTF-8)
+  --status-column COLUMN program_members: each row's status from this column (not
+                         sent); instead of --status
+  --dedupe-fields F,...  custom_objects: the object's dedupe fields, so that no
+                         record is in two jobs that import at once
 Files: a gzip file is read as its contents (known by its bytes, whatever its
 name); `-` reads standard input (spooled to JOURNAL.input/, the journal
 stdin.journal unless --journal).
@@ -105,7 +110,8 @@ local FLAGS = {
     keep_unmapped = "boolean", encoding = "string",
     part_bytes = args.bytes(M.MAX_PART_BYTES), json = "boolean", quiet = "boolean",
     help = "boolean", no_schema = "boolean", refresh_schema = "boolean",
-    daily_quota = "count", ignore_quota = "boolean",
+    daily_quota = "count", ignore_quota = "boolean", status_column = "string",
+    dedupe_fields = "string",
 }
 for k, kind in pairs(M.LIMIT_FLAGS) do FLAGS[k] = kind end
 for k, kind in pairs(target.FLAGS) do FLAGS[k] = kind end
@@ -221,8 +227,29 @@ local function params_of(flags, object, spec)
         end
     end
     for name, v in pairs(object.values) do spec[name] = v end
+    if flags.dedupe_fields then
+        if object.kind.name ~= "custom_objects" then
+            return nil, "--dedupe-fields is for custom_objects"
+        end
+        spec.dedupe_fields = {}
+        for f in flags.dedupe_fields:gmatch("[^,]+") do
+            f = f:match("^%s*(.-)%s*$")
+            if f ~= "" then spec.dedupe_fields[#spec.dedupe_fields + 1] = f end
+        end
+        if not spec.dedupe_fields[1] then return nil, "--dedupe-fields needs a field" end
+    end
+    if flags.status_column then
+        if object.kind.name ~= "program_members" then
+            return nil, "--status-column is for program_members"
+        elseif spec.program_member_status then
+            return nil, "--status and --status-column: one or the other (a status for all "
+                .. "rows, or a column with each row's)"
+        end
+        spec.status_column = flags.status_column
+    end
     for _, p in ipairs(object.kind.params) do
-        if p.required and spec[p.name] == nil then
+        if p.required and spec[p.name] == nil
+            and not (spec.status_column and p.name == "program_member_status") then
             return nil, ("%s needs --%s %s"):format(object.kind.name, p.flag, p.placeholder)
         end
     end
@@ -332,14 +359,17 @@ function M.send(prepared, msg, code, spec, flags, out, err)
         err:write("marketo-bulk: ", explained(msg, code), "\n")
         return import.exit_for(code)
     end
-    err:write(instance.announce(spec, flags))
+    -- a finished import says so first, loudly: nothing was sent this time
+    local already = prepared.result and prepared.result.already
+    if already then
+        err:write("marketo-bulk: ", already, "\n")
+    else
+        err:write(instance.announce(spec, flags))
+    end
     for _, warning in ipairs(prepared.o.warnings or {}) do
         err:write("marketo-bulk: warning: ", warning, "\n")
     end
     if prepared.result then
-        -- a finished import says so first, loudly: nothing was sent this time
-        local already = prepared.result.already
-        if already then err:write("marketo-bulk: ", already, "\n") end
         out:write(prepared.result.summary,
             prepared.result.ended == "dry_run" and instance.cost_text(prepared) or "")
         return prepared.result.exit

@@ -61,8 +61,8 @@ end
 --- The line that names the instance of a run, once its file is read (so a
 -- command that stops on its input says nothing more than why).
 function M.announce(spec, flags)
-    return ("marketo-bulk: instance %s%s\n"):format(spec.instance or M.name(target.instance(flags) or {}) or "?",
-        flags.no_schema
+    local name = spec.instance or M.name(target.instance(flags) or {}) or "?"
+    return ("marketo-bulk: instance %s%s\n"):format(name, flags.no_schema
         and " (--no-schema: the file was not checked against it)" or "")
 end
 

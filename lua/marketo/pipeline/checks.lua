@@ -222,21 +222,23 @@ function M.validate(s, user, warnings)
     end
 end
 
--- What a file sends: the mapping's fields, else each source's header.
+-- What a file sends: the mapping's fields, else each source's header; the
+-- status column (status_column) is read, not sent.
 local function columns_of(spec, sources, format)
     local out = {}
+    local status = spec.status_column and spec.status_column:match("^%s*(.-)%s*$"):lower()
     if spec.mapping then
         for _, name in ipairs(mapping_mod.new(spec.mapping):names()) do
-            out[#out + 1] = { name = name, where = "mapping" }
+            if name:lower() ~= status then out[#out + 1] = { name = name, where = "mapping" } end
         end
         return out
     end
-    local seen = {}
+    local seen = { [status or false] = true }
     for _, path in ipairs(sources) do
         local reader, msg, code = csv.open(path, { format = format })
         if not reader then return nil, msg, code end
         for i, name in ipairs(reader:header()) do
-            if not seen[name] then
+            if not seen[name] and not seen[name:match("^%s*(.-)%s*$"):lower()] then
                 seen[name] = true
                 out[#out + 1] = { name = name, where = ("%s:1:%d"):format(path, i) }
             end
@@ -278,7 +280,8 @@ local function column_checks(s, header, entries)
             if f and e.value and e.value ~= "" then
                 local problem = M.value(f, e.value)
                 if problem then return nil, "mapping: the constant of " .. problem end
-            elseif f and e.from then
+            elseif f and e.from and where[e.from] then
+                -- (a column the header lacks is the mapping's error, named by plan)
                 by_column[where[e.from]] = f
             end
         end

@@ -5,13 +5,17 @@
 --
 --   plan.build{ sources = { "a.csv" }, format = "csv", mapping = m, filter = f,
 --               validate = v, lenient = false, max_bytes = n, work_dir = "w/",
---               workers = 1, on_reject = function(rej) }
---   -> { parts = { part... }, rows = { read, filtered, rejected }, rejects = { ... } }
+--               workers = 1, on_reject = function(rej), key = marketo.objects.key(...),
+--               status_column = nil }
+--   -> { parts = { part... }, rows = { read, filtered, rejected }, rejects = { ... },
+--        keys = (with o.key) see marketo.pipeline.keys }
 --   rej = { source, line, column, code, reason, raw }: each rejected row goes to
 --   on_reject as it is found, in file order (plan.rejects stays empty), or else
---   is kept in plan.rejects (up to max_rejects of the reader's).
+--   is kept in plan.rejects (up to max_rejects of the reader's). Rows a status
+--   or a key makes bad are found after the rest (a pass over the parts).
 --   part = { source, path, offset, length, prefix, format, rows, first_line, last_line,
---            bytes, mapped, lines = { file, skip } }
+--            bytes, mapped, lines = { file, skip }, after = { part numbers } | nil,
+--            status = the members' status (with status_column) }
 --
 -- An unmapped source is not copied: its parts are byte ranges streamed with
 -- the header in front; only a part with rows rejected among its own (lenient
@@ -28,6 +32,9 @@ local csv = require("marketo.csv")
 local mapping_mod = require("marketo.mapping")
 local workers = require("marketo.pipeline.workers")
 local rejects_mod = require("marketo.pipeline.rejects")
+local rows = require("marketo.pipeline.rows")
+local keys = require("marketo.pipeline.keys")
+local statuses = require("marketo.pipeline.statuses")
 
 local M = {}
 
@@ -43,10 +50,7 @@ local function fail(code, msg)
     return nil, code .. ": " .. msg, code
 end
 
--- A rejected row, to on_reject or the list.
-local function reject(acc, rej)
-    if acc.on_reject then acc.on_reject(rej) else acc.rejects[#acc.rejects + 1] = rej end
-end
+local reject = rows.reject
 
 local function reject_of(r, source)
     return { source = source, line = r.line, column = r.column, code = r.code,
@@ -315,6 +319,14 @@ function M.build(o)
                 ok, msg, code = map_rows(o, source, index, acc, m)
             end
         end
+        if not ok then return nil, msg, code end
+    end
+    if o.status_column then -- one programMemberStatus per job: a group per status
+        local ok, msg, code = statuses.group(acc, o)
+        if not ok then return nil, msg, code end
+    end
+    if o.key then -- no key in two parts that can import at once
+        local ok, msg, code = keys.spread(acc, o)
         if not ok then return nil, msg, code end
     end
     for k, part in ipairs(acc.parts) do part.part = k end

@@ -132,6 +132,25 @@ function Report:summary(ended)
             :format(ended, r.read, r.imported, r.warned, r.failed, r.filtered, r.rejected,
                 r.unsent, r.pending > 0 and (", %d uploaded, outcome pending (resume to learn "
                 .. "it)"):format(r.pending) or "")
+    if self.info.statuses then
+        local names = {}
+        for name in pairs(self.info.statuses) do names[#names + 1] = name end
+        table.sort(names)
+        for i, name in ipairs(names) do
+            local c = self.info.statuses[name]
+            names[i] = ("%s %d (%d imported, %d warned, %d failed, %d not sent%s)"):format(
+                name, c.rows, c.imported, c.warned, c.failed, c.unsent,
+                c.pending > 0 and (", %d pending"):format(c.pending) or "")
+        end
+        lines[#lines + 1] = "statuses: " .. table.concat(names, "; ")
+    end
+    local keys = self.info.keys
+    if keys and keys.repeated > 0 then
+        local ex = keys.examples[1]
+        lines[#lines + 1] = ("keys: %d %s values seen more than once (e.g. %s, lines %s); "
+            .. "%d rows waited for an earlier copy's job"):format(keys.repeated, keys.field,
+            ex.key, table.concat(ex.lines, ", "), keys.moved)
+    end
     local calls, total = {}, 0
     for kind, n in pairs(self.api_calls) do
         calls[#calls + 1] = ("%s %d"):format(kind, n)
@@ -168,7 +187,7 @@ local function add_part(r, k, part)
     local plan, fin = part.plan, part.finished
     local summary = { part = k, rows = plan.rows, first_line = plan.first_line,
         last_line = plan.last_line, source = plan.source, batch = part.batch,
-        stage = part.stage, status = fin and fin.status or nil,
+        stage = part.stage, status = fin and fin.status or nil, member_status = plan.status,
         processed = fin and fin.processed, failed = fin and fin.failed,
         warned = fin and fin.warned, sent_at = at(part.sending),
         uploaded_at = at(part.uploaded), importing_at = fin and fin.importing_at,
@@ -205,6 +224,33 @@ local function add_part(r, k, part)
     r:part(summary)
 end
 
+-- Program members with a status per row: each status's rows and what
+-- became of them, from its parts (nil without a status column).
+local function by_status(parts)
+    local out
+    for _, p in ipairs(parts) do
+        if p.member_status then
+            out = out or {}
+            local c = out[p.member_status] or { rows = 0, imported = 0, warned = 0, failed = 0,
+                pending = 0, unsent = 0 }
+            out[p.member_status] = c
+            c.rows = c.rows + p.rows
+            if p.status == "Complete" then
+                c.warned = c.warned + (p.warned or 0)
+                c.failed = c.failed + (p.failed or 0)
+                c.imported = c.imported + (p.processed or 0) - (p.warned or 0)
+            elseif p.status then
+                c.failed = c.failed + p.rows
+            elseif p.batch and p.stage == "uploaded" then
+                c.pending = c.pending + p.rows
+            else
+                c.unsent = c.unsent + p.rows
+            end
+        end
+    end
+    return out
+end
+
 --- from_journal(state) -> report: the report of an import from its journal
 -- alone (marketo.pipeline.journal's state), so that `status`, a resumed run
 -- and the run itself tell the same story. Only what the journal vouches for
@@ -212,7 +258,7 @@ end
 function M.from_journal(state)
     local run = state.run
     local r = M.new({ object = run.object, params = run.params, source = run.sources,
-        format = run.format })
+        format = run.format, keys = run.keys })
     r:count("read", run.rows.read)
     r:count("filtered", run.rows.filtered)
     r:count("rejected", run.rows.rejected)
@@ -235,6 +281,7 @@ function M.from_journal(state)
         r.problems[#r.problems + 1] = "the plan was cut short: run the import again"
     end
     r.api_calls = state.calls
+    r.info.statuses = by_status(r.parts)
     return r
 end
 

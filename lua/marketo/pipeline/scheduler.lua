@@ -11,6 +11,7 @@
 --     their progress, never slower than `poll_max`), the rest wait silently;
 --   * the call budget (calls per window, calls in flight) is the limiter's,
 --     below the client: every call of the import goes through it;
+--   * a part `after` others starts only once they are finished;
 --   * a stop request (SIGINT) stops new uploads and polls; what is in flight
 --     finishes its journal line, and a resume picks up from there.
 local core = require("marketo.core")
@@ -102,6 +103,8 @@ local function create_options(self, plan)
         prefix = plan.prefix, format = plan.format,
         filename = ("part-%04d.%s"):format(plan.part, formats.get(plan.format).extension) }
     for k, v in pairs(self.job.params or {}) do o[k] = v end
+    -- a group of program members with a status per row (marketo.pipeline.statuses)
+    if plan.status then o.program_member_status = plan.status end
     return o
 end
 
@@ -138,6 +141,7 @@ function Scheduler:upload(p, attempt)
     self:emit({ ev = "sending", part = plan.part, rows = plan.rows })
     local job
     job, msg, code = self.client:import(self.job.kind.name, create_options(self, plan))
+    if not job and code == "1025" and plan.status then return self:unknown_status(p, msg) end
     if not job then return self:fail(p, msg, code) end
     p.batch, p.importing_at = job.id, nil
     -- Marketo queues jobs in the order their uploads end: ours follow suit, so
@@ -148,6 +152,24 @@ function Scheduler:upload(p, attempt)
     self:emit({ ev = "uploaded", part = plan.part, batch = job.id, rows = plan.rows,
         status = job.status })
     return job
+end
+
+-- Marketo refused a group's status (1025): strict, the import stops naming
+-- it and its first line; lenient, the group's part ends Failed with Marketo's
+-- reason (its rows count as failed) and the import goes on.
+function Scheduler:unknown_status(p, msg)
+    local plan = p.plan
+    local why = ("STATUS: program status '%s' (%s:%d, the first row of part %d) is refused: "
+        .. "%s"):format(plan.status, plan.source, plan.first_line, plan.part, tostring(msg))
+    if not self.job.lenient then
+        return self:fail(p, why .. "; fix the status column, or pass lenient mode to fail "
+            .. "the rows of unknown statuses", "STATUS")
+    end
+    self:emit({ ev = "job_failed", part = plan.part, message = why })
+    if self:record({ ev = "finished", part = plan.part, status = "Failed", message = why,
+        processed = 0, failed = plan.rows, warned = 0 }) then
+        self:record({ ev = "fetched", part = plan.part, failed = 0, warned = 0 })
+    end
 end
 
 -- Our position among unfinished jobs: 1 is the oldest.
@@ -272,12 +294,26 @@ function Scheduler:run_part(p)
     end
 end
 
+-- A part holding a later copy of a key waits until every part holding an
+-- earlier copy is finished (plan.after, see marketo.pipeline.keys): no key
+-- is ever in two jobs that can import at the same time.
+function Scheduler:waits(p)
+    for _, k in ipairs(p.plan.after or {}) do
+        local stage = self.parts[k].stage
+        if stage ~= "finished" and stage ~= "fetched" then return true end
+    end
+    return false
+end
+
 -- Spawns part tasks in order while the queue and upload limits allow.
 function Scheduler:feed()
     local L = self.limits
     for _, p in ipairs(self.parts) do
         if p.stage ~= "fetched" then
             local queued = p.stage == "uploaded" or p.stage == "finished"
+            while not queued and self:waits(p) do
+                if not self:pause(0.05) then return end
+            end
             while not queued and (#self.outstanding >= L.queued or self.uploading >= L.uploads) do
                 if not self:pause(0.05) then return end
             end

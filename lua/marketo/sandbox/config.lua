@@ -55,6 +55,8 @@ M.OPTIONS = {
     { "slow_rate", "number", 0, "share of bulk calls answered late" },
     { "slow_seconds", "number", 2, "how late a slow answer is" },
     { "job_fail_rate", "number", 0, "share of jobs that end Failed" },
+    { "duplicate_hazard", "bool", false,
+      "two Importing jobs that upsert one lead key create two records" },
     { "schema", "string", "", "JSON file adding lead fields and custom objects" },
     { "log_size", "int", 10000, "requests kept in the inspection log" },
     { "parent_pid", "int", 0, "exit when this process is gone (0 = never)" },

@@ -3,6 +3,8 @@
 -- 1016 beyond), driven by the clock: tick(now) moves jobs on by what the
 -- elapsed time allows at `speed` rows per second (0 = as fast as the sandbox
 -- can, a slice of rows per tick so answers keep flowing).
+local hazard = require("marketo.sandbox.hazard")
+
 local M = {}
 M.__index = M
 
@@ -90,7 +92,7 @@ function M:advance(job, now)
     local done = job.ended == true
     if want > 0 and not (job.will_fail and self:fail_now(job)) then
         local _
-        _, done = job:work(want, self.store)
+        _, done = job:work(want, hazard.store_for(self, job))
     end
     if job.will_fail then
         if not self:fail_now(job) then return false end
