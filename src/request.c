@@ -494,8 +494,7 @@ static int request_tostring(lua_State *L)
 {
     marketo_request *r = check_request(L, 1);
 
-    lua_pushfstring(L, "%p", (void *)r);
-    return marketo_tostring(L, MARKETO_REQUEST_MT, r->curl == NULL ? NULL : lua_tostring(L, -1));
+    return marketo_tostring_at(L, MARKETO_REQUEST_MT, r->curl == NULL ? NULL : (void *)r);
 }
 
 static void set_defaults(marketo_request *r, CURLSH *share)
