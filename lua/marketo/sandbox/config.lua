@@ -1,8 +1,7 @@
 --- marketo.sandbox.config: every option of the sandbox, its default, its flag
 -- and its help line, in one table. The same checks serve flags, a Lua/JSON
 -- table given in-process, and POST /__sandbox/config at runtime.
-local envelope = require("marketo.sandbox.envelope")
-local MESSAGES = envelope.MESSAGES
+local MESSAGES = require("marketo.sandbox.envelope").MESSAGES
 
 local M = {}
 
@@ -184,7 +183,7 @@ end
 
 --- Reads a JSON file of options (names as in OPTIONS). Returns the table,
 -- or nil and a message.
-M.load_file = envelope.decode_file
+M.load_file = require("marketo.json").decode_file
 
 --- The option lines of `--help`.
 function M.help()

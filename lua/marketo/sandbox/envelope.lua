@@ -61,18 +61,6 @@ function M.decode(text)
     return cjson.decode(text)
 end
 
---- A JSON file holding an object -> the table, or nil and "path: what is wrong"
--- (config files and schema files alike).
-function M.decode_file(path)
-    local f, msg = io.open(path, "rb")
-    if not f then return nil, msg end
-    local text = f:read("a")
-    f:close()
-    local t, err = cjson.decode(text)
-    if type(t) ~= "table" then return nil, ("%s: %s"):format(path, err or "not a JSON object") end
-    return t
-end
-
 --- The `{code, message}` of an error, message filled from its arguments.
 function M.error(code, ...)
     code = tostring(code)
