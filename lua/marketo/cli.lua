@@ -16,7 +16,7 @@ local M = { EXIT_OK = 0, EXIT_FAILURE = 1, EXIT_USAGE = 2 }
 
 -- The order `--help` lists them in.
 M.COMMANDS = { "run", "import", "fields", "status", "failures", "warnings", "resume",
-    "sandbox", "completion" }
+    "state", "sandbox", "completion" }
 
 local function writer(stream)
     return { write = function(_, ...) stream:write(...) end }
