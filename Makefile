@@ -91,7 +91,7 @@ asan:
 # The library must also run on LuaJIT (OpenResty): the core specs and the
 # specs of every library module that does not need Lua 5.4 in-process (their
 # sandboxes and servers run as Lua 5.4 child processes).
-LUAJIT_SPECS = $(ASAN_SPECS) $(addprefix spec/,$(addsuffix _spec.lua,http loop journal plan \
+LUAJIT_SPECS = $(ASAN_SPECS) $(addprefix spec/,$(addsuffix _spec.lua,http loop journal plan plan_changed \
     limiter report progress errors retry results client_config auth job client \
     client_envelope secrets poll options url import json))
 luajit:

@@ -79,6 +79,25 @@ describe("core.state", function()
         assert.equal("4\n5\n", files.read(out .. ".lines"))
     end)
 
+    it("records a sent part's rows, but the lines (or row numbers) to skip", function()
+        local csv = require("marketo.csv")
+        local src = dir .. "/in.csv"
+        files.write(src, "id,email\n1,a@x.com\n2,b@x.com\n3,c@x.com\n4,\n")
+        local st = state()
+        local r = assert(csv.open(src))
+        assert.equal(2, r:record(st, { 2 }, { [3] = true }, false)) -- line 3; 5 is blank
+        r:close()
+        st:merge()
+        assert.same({ true, true }, { st:same("a@x.com", "1,a@x.com") })
+        assert.same({ false, false }, { st:same("b@x.com", "2,b@x.com") })
+        r = assert(csv.open(src))
+        assert.equal(2, r:record(st, 2, { [1] = true }, true)) -- the first row
+        r:close()
+        st:merge()
+        assert.same({ true, true }, { st:same("b@x.com", "2,b@x.com") })
+        assert.equal(3, st:count())
+    end)
+
     it("saves whole and 0600, and loads its keys, names and note back", function()
         local st, path = state(), dir .. "/leads.state"
         for i = 1, 5000 do st:put("user" .. i .. "@example.com", "row " .. i) end
