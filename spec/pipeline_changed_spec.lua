@@ -103,6 +103,20 @@ describe("--changed-only", function()
         assert.equal(320, uploaded())
     end)
 
+    it("a plan a crash cut short is made again by resume, with the same state", function()
+        local src = ctx.dir .. "/leads.csv"
+        leads(src, 100)
+        local r = import(src, "1.journal")
+        assert.equal(3, r.status, r.err .. r.out) -- rows 50 and 100 fail
+        assert.equal(100, uploaded())
+        -- the run record alone (the journal's first line): the plan was cut short
+        cli.write(ctx.dir .. "/2.journal", cli.read(ctx.dir .. "/1.journal"):match("^[^\n]*\n"))
+        r = cli.run({ "resume", ctx.dir .. "/2.journal" }, { env = env() })
+        assert.equal(3, r.status, r.err .. r.out)
+        assert.equal(2, uploaded())
+        assert.matches("98 unchanged", r.out, 1, true)
+    end)
+
     it("refuses a state of another object or key field, naming both", function()
         local src, state = ctx.dir .. "/leads.csv", ctx.dir .. "/my.state"
         leads(src, 10)

@@ -724,6 +724,10 @@ local function plan_again(path, state, spec)
         report = spec.report or run.report,
         work_dir = spec.work_dir or run.work_dir }
     for k, v in pairs(run.params) do s[k] = v end
+    if run.changed then -- --changed-only: the same state, the same instance
+        s.changed_only, s.full, s.state = true, run.changed[3] or nil, run.changed[1]
+        s.instance = run.instance
+    end
     return M.prepare(s)
 end
 

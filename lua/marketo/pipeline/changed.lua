@@ -29,7 +29,7 @@
 --   changed.attach(o, spec, key) -> true | nil, msg, code: for import.prepare,
 --       with spec.changed_only or spec.full (o.state_file: --state, absolute):
 --       o.state (loaded), o.state_path,
---       and o.description.changed = { path, key, full } for the run record
+--       and o.description.changed = { path, key fields, full } for the run record
 --   changed.finish(journal, o) -> true | nil, msg, code: after the scheduler,
 --       the fetched parts into the state (loaded again from the run record
 --       when the import is resumed)
@@ -246,22 +246,23 @@ function M.attach(o, spec, key)
     local st, msg, code = M.open(path, d.instance, d.object, field, spec.full)
     if not st then return nil, msg, code end
     o.state, o.state_path, o.key = st, path, key
-    d.changed = { path = path, key = key.fields, full = spec.full or nil }
+    -- a list: the journal's check compares it encoded, and a table's keys come in any order
+    d.changed = { path, key.fields, spec.full or false }
     return true
 end
 
 --- finish(journal, o): see the header comment.
 function M.finish(journal, o)
     local run = journal.state.run
-    local c = run.changed
+    local path, fields, full = run.changed[1], run.changed[2], run.changed[3]
     if not o.state then
-        local st, msg, code = M.open(c.path, run.instance, run.object,
-            table.concat(c.key, ","), c.full)
+        local st, msg, code = M.open(path, run.instance, run.object,
+            table.concat(fields, ","), full)
         if not st then return nil, msg, code end
-        o.state, o.state_path = st, c.path
+        o.state, o.state_path = st, path
     end
-    local rec = { state = o.state, state_path = c.path, format = run.format,
-        key = { fields = c.key } }
+    local rec = { state = o.state, state_path = path, format = run.format,
+        key = { fields = fields } }
     local n, msg, code = M.record(journal, rec)
     o.state:close()
     o.state = nil
