@@ -21,9 +21,7 @@ local M = {}
 local Report = {}
 Report.__index = Report
 
--- unchanged: left out by --changed-only (marketo.pipeline.changed)
-local OUTCOMES = { "imported", "warned", "failed", "filtered", "rejected", "unsent", "pending",
-    "unchanged" }
+local OUTCOMES = { "imported", "warned", "failed", "filtered", "rejected", "unsent", "pending" }
 M.OUTCOMES = OUTCOMES
 
 -- Rejected rows the JSON report lists one by one (all are in REPORT.rejected.csv).
@@ -81,6 +79,7 @@ end
 function Report:reconcile()
     local sum = 0
     for _, k in ipairs(OUTCOMES) do sum = sum + self.rows[k] end
+    sum = sum + (self.rows.unchanged or 0) -- only with --changed-only (marketo.pipeline.changed)
     if sum ~= self.rows.read then
         return nil, ("%d rows read but %d accounted for"):format(self.rows.read, sum)
     end
@@ -134,7 +133,7 @@ function Report:summary(ended)
             :format(ended, r.read, r.imported, r.warned, r.failed, r.filtered, r.rejected,
                 r.unsent, r.pending > 0 and (", %d uploaded, outcome pending (resume to learn "
                 .. "it)"):format(r.pending) or "")
-            .. (r.unchanged > 0 and (", %d unchanged (not sent: --changed-only)"):format(
+            .. ((r.unchanged or 0) > 0 and (", %d unchanged (not sent: --changed-only)"):format(
                 r.unchanged) or "")
     if self.info.statuses then
         local names = {}
@@ -260,7 +259,7 @@ function M.from_journal(state)
     r:count("read", run.rows.read)
     r:count("filtered", run.rows.filtered)
     r:count("rejected", run.rows.rejected)
-    r:count("unchanged", run.rows.unchanged or 0)
+    r.rows.unchanged = run.rows.unchanged
     if run.rejects then
         local ok, why = rejects_mod.each(run.rejects, function(rej)
             r:rejected(rej.line, rej.reason, rej.source, rej.code)
