@@ -334,7 +334,7 @@ local function plan_of(spec, o, work_dir, on_reject)
     return plan_mod.build({ sources = o.sources, format = o.format,
         mapping = spec.mapping, filter = spec.filter, validate = validate,
         lenient = spec.lenient, max_bytes = spec.part_bytes, work_dir = work_dir,
-        max_rejects = 1e9, workers = spec.workers, on_reject = on_reject,
+        max_rejects = 1e9, workers = spec.workers, on_reject = on_reject, warnings = o.warnings,
         status_column = spec.status_column,
         statuses = spec.schema and spec.schema.statuses and spec.schema.statuses[1]
             and spec.schema.statuses,
