@@ -5,6 +5,7 @@ local csv = require("marketo.csv")
 local core = require("marketo.core")
 local workers = require("marketo.pipeline.workers")
 local helper = require("spec.fixtures.csv.helper")
+local files = require("spec.support.files")
 local fails = require("spec.support.fails")
 
 local write_file, read_all = helper.write_file, helper.read_all
@@ -127,8 +128,7 @@ end)
 
 describe("csv.shares", function()
     local path
-    before_each(function() path = os.tmpname() end)
-    after_each(function() os.remove(path) end)
+    files.temp_each(function(p) path = p end)
 
     for _, f in ipairs(helper.FORMATS) do
         it("cuts a " .. f.name .. " file at row starts, together the whole file", function()

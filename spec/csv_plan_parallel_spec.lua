@@ -5,6 +5,7 @@
 -- quoted fields, on blank lines, on bad rows and just around them.
 local csv = require("marketo.csv")
 local helper = require("spec.fixtures.csv.helper")
+local files = require("spec.support.files")
 
 -- A small deterministic generator (the same files on Lua 5.4 and LuaJIT).
 local function rng(seed)
@@ -87,8 +88,7 @@ end
 
 describe("marketo.csv.plan with threads", function()
     local path
-    before_each(function() path = os.tmpname() end)
-    after_each(function() os.remove(path) end)
+    files.temp_each(function(p) path = p end)
 
     for _, f in ipairs(helper.FORMATS) do
         it("plans clean " .. f.name .. " files as one scan does", function()
@@ -208,9 +208,9 @@ describe("marketo.csv.plan with threads", function()
     end)
 
     it("plans tiny files, and header-only and empty ones", function()
-        local files = { "", "a\n", "a,b", "a,b\n1,2", "a,b\n1,2\n", "\239\187\191a\n\n\n",
+        local contents = { "", "a\n", "a,b", "a,b\n1,2", "a,b\n1,2\n", "\239\187\191a\n\n\n",
                         "a\n\n1\n\n", "a\r\n1\r\n2", 'a\n"\n"\n', "a\n1\n2\n3\n4\n5\n6\n7\n8\n" }
-        for _, content in ipairs(files) do
+        for _, content in ipairs(contents) do
             helper.write_file(path, content)
             for _, lenient in ipairs({ false, true }) do
                 same_plans(path, { lenient = lenient, max_bytes = 5 },

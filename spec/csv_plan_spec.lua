@@ -2,6 +2,7 @@
 -- each, rows counted once, source lines right; nothing copied.
 local csv = require("marketo.csv")
 local helper = require("spec.fixtures.csv.helper")
+local files = require("spec.support.files")
 local fails = require("spec.support.fails")
 
 -- A part as it is sent: the header and its byte range, or, with rows
@@ -52,8 +53,7 @@ end
 
 describe("marketo.csv.plan", function()
     local path
-    before_each(function() path = os.tmpname() end)
-    after_each(function() os.remove(path) end)
+    files.temp_each(function(p) path = p end)
 
     for _, f in ipairs(helper.FORMATS) do
         it("cuts " .. f.name .. " between rows, even rows with quoted newlines", function()

@@ -2,6 +2,7 @@
 -- strict errors with line and column, lenient rejects, lifecycle.
 local csv = require("marketo.csv")
 local helper = require("spec.fixtures.csv.helper")
+local files = require("spec.support.files")
 local fails = require("spec.support.fails")
 local lifecycle = require("spec.support.lifecycle")
 
@@ -9,8 +10,7 @@ local write_file = helper.write_file
 
 describe("marketo.csv reader", function()
     local path
-    before_each(function() path = os.tmpname() end)
-    after_each(function() os.remove(path) end)
+    files.temp_each(function(p) path = p end)
 
     for _, f in ipairs(helper.FORMATS) do
         local d, fmt = f.delim, f.name
@@ -128,8 +128,7 @@ end)
 
 describe("marketo.csv strict errors", function()
     local path
-    before_each(function() path = os.tmpname() end)
-    after_each(function() os.remove(path) end)
+    files.temp_each(function(p) path = p end)
 
     local function refused(content, code, where, opts)
         write_file(path, content)
@@ -231,8 +230,7 @@ end)
 
 describe("marketo.csv lenient mode", function()
     local path
-    before_each(function() path = os.tmpname() end)
-    after_each(function() os.remove(path) end)
+    files.temp_each(function(p) path = p end)
 
     it("rejects bad rows with line, reason and raw bytes, and reads on", function()
         write_file(path, 'a,b\n1,2\n3,4"\n5\n6,7,8\n\255,9\n"x\0",1\n10,11\n')
@@ -295,8 +293,7 @@ end)
 
 describe("marketo.csv reader's lazy row", function()
     local path
-    before_each(function() path = os.tmpname() end)
-    after_each(function() os.remove(path) end)
+    files.temp_each(function(p) path = p end)
 
     it("hands out the current row's fields by name or column, as next() moves on", function()
         write_file(path, 'email,name,n\nA@X.COM,"Ann, Jr",1\n\nb@x.com,"Bo\nB",2\n')

@@ -2,12 +2,12 @@
 -- parts, round trips reader -> writer -> reader, the C and Lua mapping paths.
 local csv = require("marketo.csv")
 local helper = require("spec.fixtures.csv.helper")
+local files = require("spec.support.files")
 local fails = require("spec.support.fails")
 
 describe("marketo.csv.writer", function()
     local path
-    before_each(function() path = os.tmpname() end)
-    after_each(function() os.remove(path) end)
+    files.temp_each(function(p) path = p end)
 
     for _, f in ipairs(helper.FORMATS) do
         local d = f.delim
@@ -109,7 +109,6 @@ describe("marketo.csv.writer", function()
     end)
 
     it("creates parts and lines files for their owner only, not inherited by children", function()
-        local files = require("spec.support.files")
         local dir = files.tmpdir()
         finally(function() files.rmdir(dir) end)
         local lines = dir .. "/lines"

@@ -11,12 +11,10 @@ local read, inspect = cli.read, cli.inspect
 
 describe("a journal", function()
     -- slow enough that the first run is still importing when the others come
-    local fx = sandbox.fixture({ speed = 1000, error_rate = 0, drop_rate = 0, job_fail_rate = 0 })
+    local SLOW = { speed = 1000, error_rate = 0, drop_rate = 0, job_fail_rate = 0 }
     local sb, dir, src, journal, argv
-    setup(fx.start)
-    teardown(fx.stop)
-    before_each(function()
-        sb = fx.fresh()
+    sandbox.each_test(SLOW, function(s)
+        sb = s
         dir = cli.tmpdir()
         src = dir .. "/leads.csv"
         journal = src .. ".journal"

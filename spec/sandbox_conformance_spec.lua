@@ -47,13 +47,7 @@ local function assert_file(path, expected)
     assert.equal(expected, body)
 end
 
-local fx = sandbox.fixture(BASE)
-setup(fx.start)
-teardown(fx.stop)
-before_each(function()
-    sb = fx.fresh()
-    token = sb.token()
-end)
+sandbox.each_test(BASE, function(s) sb, token = s, s.token() end)
 
 describe("marketo.sandbox identity", function()
     it("answers GET with the token JSON of the docs", function()

@@ -49,11 +49,8 @@ local function compare(want, got, path, out, parent)
     return out
 end
 
-local fx = sandbox.fixture({ speed = 0 })
-setup(fx.start)
-teardown(fx.stop)
-
 local sb, token
+sandbox.each_test({ speed = 0 }, function(s) sb, token = s, s.token() end)
 
 local function fill(path, batch_id)
     return (path:gsub("{([%w_]+)}", {
@@ -101,11 +98,6 @@ local function replay(scenario)
 end
 
 describe("marketo.sandbox against the pairs Marketo's docs print", function()
-    before_each(function()
-        sb = fx.fresh()
-        token = sb.token()
-    end)
-
     for _, scenario in ipairs(pairs_doc.SCENARIOS) do
         it("answers as printed: " .. scenario.name, function()
             replay(scenario)

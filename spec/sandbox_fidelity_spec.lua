@@ -13,16 +13,8 @@ local BASE = {
     error_rate = 0, drop_rate = 0, slow_rate = 0, lost_rate = 0,
 }
 
-local fx = sandbox.fixture(BASE)
-setup(fx.start)
-teardown(fx.stop)
-
 local sb, token
-
-before_each(function()
-    sb = fx.fresh()
-    token = sb.token()
-end)
+sandbox.each_test(BASE, function(s) sb, token = s, s.token() end)
 
 local function import_leads(data, fields, opts)
     opts = opts or {}
@@ -51,24 +43,36 @@ local function failures(id)
 end
 
 describe("1. header names (leads, program members)", function()
-    it("refuses an unknown column, a wrong delimiter and a mis-cased name with 1006", function()
-        local _, res = import_leads("email,favouriteColour\na@example.com,red\n")
-        refused(res, "1006", "Field 'favouriteColour' not found")
-        _, res = import_leads("email;firstName\na@example.com;Ann\n")
-        refused(res, "1006", "Field 'email;firstName' not found")
-        _, res = import_leads("email,FirstName\na@example.com,Ann\n")
-        refused(res, "1006", "Field 'FirstName' not found")
-        _, res = import_members("email,seat\na@example.com,1\n")
-        refused(res, "1006", "Field 'seat' not found")
+    -- Each file (a leads or a members import) is refused with its code and
+    -- message, and none makes a job.
+    local function all_refused(cases)
+        for _, c in ipairs(cases) do
+            local import = c.leads and import_leads or import_members
+            local _, res = import(c.leads or c.members)
+            refused(res, c[1], c[2])
+        end
         assert.same({}, sb.inspect("jobs"))
+    end
+
+    it("refuses an unknown column, a wrong delimiter and a mis-cased name with 1006", function()
+        all_refused{
+            { "1006", "Field 'favouriteColour' not found",
+              leads = "email,favouriteColour\na@example.com,red\n" },
+            { "1006", "Field 'email;firstName' not found",
+              leads = "email;firstName\na@example.com;Ann\n" },
+            { "1006", "Field 'FirstName' not found",
+              leads = "email,FirstName\na@example.com,Ann\n" },
+            { "1006", "Field 'seat' not found", members = "email,seat\na@example.com,1\n" },
+        }
     end)
 
     it("refuses a column named twice with 1003", function()
-        local _, res = import_leads("email,firstName,email\na@example.com,Ann,b@example.com\n")
-        refused(res, "1003", "Duplicate field 'email'")
-        _, res = import_members("email,email\na@example.com,a@example.com\n")
-        refused(res, "1003", "Duplicate field 'email'")
-        assert.same({}, sb.inspect("jobs"))
+        all_refused{
+            { "1003", "Duplicate field 'email'",
+              leads = "email,firstName,email\na@example.com,Ann,b@example.com\n" },
+            { "1003", "Duplicate field 'email'",
+              members = "email,email\na@example.com,a@example.com\n" },
+        }
     end)
 
     it("matches case-insensitively, or fails the rows instead, when told to", function()

@@ -52,13 +52,7 @@ local function concurrent_gets(n, path)
     return bodies
 end
 
-local fx = sandbox.fixture(BASE)
-setup(fx.start)
-teardown(fx.stop)
-before_each(function()
-    sb = fx.fresh()
-    token = sb.token()
-end)
+sandbox.each_test(BASE, function(s) sb, token = s, s.token() end)
 
 describe("marketo.sandbox queue", function()
     it("runs at most 2 Importing, holds 10 in all, and answers 1016 beyond", function()

@@ -75,6 +75,14 @@ int marketo_tostring(lua_State *L, const char *name, const char *what)
     return 1;
 }
 
+int marketo_tostring_at(lua_State *L, const char *name, void *p)
+{
+    if (p == NULL)
+        return marketo_tostring(L, name, NULL);
+    lua_pushfstring(L, "%s (%p)", name, p);
+    return 1;
+}
+
 int marketo_create(const char *path)
 {
     return open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);

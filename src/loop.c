@@ -241,8 +241,7 @@ static int loop_tostring(lua_State *L)
 {
     marketo_loop *lp = check_loop(L, 1);
 
-    lua_pushfstring(L, "%p", (void *)lp);
-    return marketo_tostring(L, MARKETO_LOOP_MT, lp->multi == NULL ? NULL : lua_tostring(L, -1));
+    return marketo_tostring_at(L, MARKETO_LOOP_MT, lp->multi == NULL ? NULL : (void *)lp);
 }
 
 /* loop() -> a new marketo.loop. */

@@ -49,6 +49,9 @@ void marketo_unref(lua_State *L, int *ref);
 
 /* __tostring: "name (what)", or "name (closed)" when what is NULL. */
 int marketo_tostring(lua_State *L, const char *name, const char *what);
+/* __tostring of a handle shown by its address: "name (0x...)", or
+ * "name (closed)" when p is NULL. */
+int marketo_tostring_at(lua_State *L, const char *name, void *p);
 
 /* A duration in seconds at argument arg. NaN and negative values are misuse
  * (raise); a huge one, math.huge included, means as long as representable:

@@ -217,6 +217,12 @@ static int request_result(lua_State *L)
 
 /* ---- setters: positional, checked before any side effect, return self ---- */
 
+int marketo_request_self(lua_State *L)
+{
+    lua_settop(L, 1);
+    return 1;
+}
+
 static int request_set_url(lua_State *L)
 {
     marketo_request *r = marketo_request_check_idle(L, 1);
@@ -224,8 +230,7 @@ static int request_set_url(lua_State *L)
 
     if (curl_easy_setopt(r->curl, CURLOPT_URL, url) != CURLE_OK)
         return luaL_error(L, "set_url: cannot store the URL");
-    lua_settop(L, 1);
-    return 1;
+    return marketo_request_self(L);
 }
 
 static int request_set_method(lua_State *L)
@@ -239,8 +244,7 @@ static int request_set_method(lua_State *L)
     for (i = 0; i < len; i++)
         luaL_argcheck(L, m[i] >= 'A' && m[i] <= 'Z', 2, "method must be upper-case letters");
     memcpy(r->method, m, len + 1);
-    lua_settop(L, 1);
-    return 1;
+    return marketo_request_self(L);
 }
 
 /* set_headers{ "Name: value", ... }: replaces every header set before. An
@@ -274,8 +278,7 @@ static int request_set_headers(lua_State *L)
     curl_easy_setopt(r->curl, CURLOPT_HTTPHEADER, list);
     curl_slist_free_all(r->headers);
     r->headers = list;
-    lua_settop(L, 1);
-    return 1;
+    return marketo_request_self(L);
 }
 
 /* set_timeouts(connect_s, total_s, low_speed_bytes, low_speed_s); 0 = none. */
@@ -293,8 +296,7 @@ static int request_set_timeouts(lua_State *L)
     curl_easy_setopt(r->curl, CURLOPT_TIMEOUT_MS, (long)marketo_clamp(total_s * 1000, LONG_MAX));
     curl_easy_setopt(r->curl, CURLOPT_LOW_SPEED_LIMIT, (long)low_bytes);
     curl_easy_setopt(r->curl, CURLOPT_LOW_SPEED_TIME, (long)low_s);
-    lua_settop(L, 1);
-    return 1;
+    return marketo_request_self(L);
 }
 
 /* set_tls(verify, ca_path): ca_path is a PEM bundle or a hashed directory. */
@@ -313,8 +315,7 @@ static int request_set_tls(lua_State *L)
         curl_easy_setopt(r->curl, CURLOPT_CAPATH, ca);
     else if (ca != NULL)
         curl_easy_setopt(r->curl, CURLOPT_CAINFO, ca);
-    lua_settop(L, 1);
-    return 1;
+    return marketo_request_self(L);
 }
 
 static int request_set_body(lua_State *L)
@@ -328,8 +329,7 @@ static int request_set_body(lua_State *L)
     if (curl_easy_setopt(r->curl, CURLOPT_COPYPOSTFIELDS, body) != CURLE_OK)
         return luaL_error(L, "not enough memory");
     r->has_body = 1;
-    lua_settop(L, 1);
-    return 1;
+    return marketo_request_self(L);
 }
 
 /* set_output(path | nil): stream the response body to a file (truncated). */
@@ -345,8 +345,7 @@ static int request_set_output(lua_State *L)
         strcpy(copy, path);
     free(r->output_path);
     r->output_path = copy;
-    lua_settop(L, 1);
-    return 1;
+    return marketo_request_self(L);
 }
 
 /* on_progress(fn | nil): fn(sent, send_total, received, receive_total). */
@@ -361,8 +360,7 @@ static int request_on_progress(lua_State *L)
     r->progress_ref = lua_isnil(L, -1) ? (lua_pop(L, 1), LUA_NOREF)
                                       : luaL_ref(L, LUA_REGISTRYINDEX);
     curl_easy_setopt(r->curl, CURLOPT_NOPROGRESS, r->progress_ref == LUA_NOREF ? 1L : 0L);
-    lua_settop(L, 1);
-    return 1;
+    return marketo_request_self(L);
 }
 
 /* ---- getters -------------------------------------------------------------- */
@@ -496,8 +494,7 @@ static int request_tostring(lua_State *L)
 {
     marketo_request *r = check_request(L, 1);
 
-    lua_pushfstring(L, "%p", (void *)r);
-    return marketo_tostring(L, MARKETO_REQUEST_MT, r->curl == NULL ? NULL : lua_tostring(L, -1));
+    return marketo_tostring_at(L, MARKETO_REQUEST_MT, r->curl == NULL ? NULL : (void *)r);
 }
 
 static void set_defaults(marketo_request *r, CURLSH *share)

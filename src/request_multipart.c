@@ -195,8 +195,7 @@ static int request_add_field(lua_State *L)
     value = luaL_checklstring(L, 3, &len);
     luaL_argcheck(L, !r->has_body, 1, "request already has a body");
     append_part(r, new_part(L, strs, value, len));
-    lua_settop(L, 1);
-    return 1;
+    return marketo_request_self(L);
 }
 
 /* add_file(name, filename, content_type, path, offset, length, prefix): a file
@@ -224,8 +223,7 @@ static int request_add_file(lua_State *L)
     p->offset = offset;
     p->length = length;
     append_part(r, p);
-    lua_settop(L, 1);
-    return 1;
+    return marketo_request_self(L);
 }
 
 

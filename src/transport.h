@@ -48,6 +48,9 @@ struct marketo_loop {
 /* Checks argument idx is a request that is open and not in a transfer. */
 marketo_request *marketo_request_check_idle(lua_State *L, int idx);
 
+/* What every setter returns: the request (argument 1), so calls chain. */
+int marketo_request_self(lua_State *L);
+
 /* Opens files and builds the body before a transfer: true, or pushes the
  * failure triple and returns 0. */
 int marketo_request_start(lua_State *L, marketo_request *r);

@@ -261,17 +261,13 @@ function Client:import(kind, options)
     local j, msg, code, err = job.create(self, kind, options)
     return j, msg, code, err
 end
-function Client:import_leads(options)
-    local j, msg, code, err = job.create(self, "leads", options)
-    return j, msg, code, err
-end
-function Client:import_custom_objects(options)
-    local j, msg, code, err = job.create(self, "custom_objects", options)
-    return j, msg, code, err
-end
-function Client:import_program_members(options)
-    local j, msg, code, err = job.create(self, "program_members", options)
-    return j, msg, code, err
+-- client:import_leads(options), :import_custom_objects, ...: one a kind of
+-- the registry, Client:import with its kind given.
+for _, kind in ipairs(require("marketo.objects").LIST) do
+    Client["import_" .. kind.name] = function(self, options)
+        local j, msg, code, err = job.create(self, kind.name, options)
+        return j, msg, code, err
+    end
 end
 --- A job created earlier (e.g. by a previous run), by its batch id.
 function Client:job(kind, batch_id, options)

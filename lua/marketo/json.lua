@@ -26,6 +26,22 @@ function M.decode(text)
     return whole(value)
 end
 
+--- decode_file(path[, what]) -> table | nil, msg: a whole file holding a JSON
+-- object or array. msg: io.open's (it names the file), or "path: not <what>"
+-- (e.g. what = "the JSON the import wrote"), or without `what` "path: " and the
+-- reason.
+function M.decode_file(path, what)
+    local f, msg = io.open(path, "rb")
+    if not f then return nil, msg end
+    local text = f:read("*a")
+    f:close()
+    local doc, err = M.decode(text or "")
+    if type(doc) ~= "table" then
+        return nil, path .. ": " .. (what and "not " .. what or err or "not a JSON object or array")
+    end
+    return doc
+end
+
 M.encode = cjson.encode
 M.null = cjson.null
 

@@ -37,6 +37,20 @@ function M.tmpdir()
     return d
 end
 
+--- A temporary file name for each test of the enclosing describe block (or
+-- spec file), removed after the test; `set` gets it before the test:
+--   local path
+--   files.temp_each(function(p) path = p end)
+function M.temp_each(set)
+    local b = require("busted") -- its functions, which a spec file sees as globals
+    local path
+    b.before_each(function()
+        path = os.tmpname()
+        set(path)
+    end)
+    b.after_each(function() os.remove(path) end)
+end
+
 function M.rmdir(d)
     if d and d:match("^/tmp/") then os.execute("rm -rf " .. M.q(d)) end
 end

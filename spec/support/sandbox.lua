@@ -190,4 +190,18 @@ function M.fixture(base, opts)
     return fx
 end
 
+--- A fixture wired into the enclosing describe block (or spec file): started in
+-- setup, stopped in teardown, fresh before each test, which then gets the
+-- sandbox through `each` (e.g. to take a token). Returns the fixture.
+--   local sb, token
+--   sandbox.each_test(BASE, function(s) sb, token = s, s.token() end)
+function M.each_test(base, each, opts)
+    local b = require("busted") -- its functions, which a spec file sees as globals
+    local fx = M.fixture(base, opts)
+    b.setup(fx.start)
+    b.teardown(fx.stop)
+    b.before_each(function() each(fx.fresh()) end)
+    return fx
+end
+
 return M

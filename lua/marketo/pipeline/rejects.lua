@@ -115,15 +115,14 @@ end
 -- journal written before the rejects were streamed names a JSON array
 -- (rejects.json); both are read.
 function M.each(path, fn)
-    local f, err = io.open(path, "rb")
-    if not f then return nil, err end
     if path:match("%.json$") then
-        local doc = json.decode(f:read("*a") or "")
-        f:close()
-        if type(doc) ~= "table" then return nil, path .. ": not the JSON the import wrote" end
+        local doc, err = json.decode_file(path, "the JSON the import wrote")
+        if not doc then return nil, err end
         for _, rej in ipairs(doc) do fn(rej) end
         return true
     end
+    local f, err = io.open(path, "rb")
+    if not f then return nil, err end
     for line in f:lines() do
         local rej = json.decode(line)
         if type(rej) ~= "table" then

@@ -167,13 +167,7 @@ end
 
 -- A JSON file the pipeline wrote (rejects, a part's results), or nil and why.
 local function read_json(path)
-    local f, err = io.open(path, "rb")
-    if not f then return nil, err end
-    local text = f:read("*a")
-    f:close()
-    local doc = text and json.decode(text)
-    if type(doc) ~= "table" then return nil, path .. ": not the JSON the import wrote" end
-    return doc
+    return json.decode_file(path, "the JSON the import wrote")
 end
 
 -- When a journal record was written: with milliseconds, or in whole seconds

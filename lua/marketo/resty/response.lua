@@ -27,12 +27,20 @@ local function recv_fail(err, what)
     return fail("RECV_ERROR", what .. ": " .. tostring(err))
 end
 
--- Receives with the time left of the request as the socket's timeout.
-local function recv(conn, pattern)
+--- time_left(conn) -> conn's socket with the time left of its request as its
+-- timeout (every receive here, every send in marketo.resty.transport), or
+-- nil, "timeout" when none is left.
+function M.time_left(conn)
     local left = conn.deadline - ngx.now()
     if left <= 0 then return nil, "timeout" end
     conn.sock:settimeout(math.max(1, math.floor(left * 1000)))
-    return conn.sock:receive(pattern)
+    return conn.sock
+end
+
+local function recv(conn, pattern)
+    local sock, err = M.time_left(conn)
+    if not sock then return nil, err end
+    return sock:receive(pattern)
 end
 
 -- Where the body goes: a list of strings, or a file.

@@ -74,16 +74,15 @@ local function parse_url(url)
 end
 
 -- A connection: the socket and the deadline of the whole request; send()
--- gives each write only the time that is left (receives do the same in
--- marketo.resty.response).
+-- gives each write only the time that is left (response.time_left, which
+-- every receive goes through too).
 local Conn = {}
 Conn.__index = Conn
 
 function Conn:send(data)
-    local left = self.deadline - ngx.now()
-    if left <= 0 then return nil, "timeout" end
-    self.sock:settimeout(math.max(1, math.floor(left * 1000)))
-    return self.sock:send(data)
+    local sock, err = response.time_left(self)
+    if not sock then return nil, err end
+    return sock:send(data)
 end
 
 local function send_fail(err)

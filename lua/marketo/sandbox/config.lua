@@ -184,17 +184,7 @@ end
 
 --- Reads a JSON file of options (names as in OPTIONS). Returns the table,
 -- or nil and a message.
-function M.load_file(path)
-    local f, msg = io.open(path, "rb")
-    if not f then return nil, msg end
-    local text = f:read("a")
-    f:close()
-    local t, err = require("cjson.safe").decode(text)
-    if type(t) ~= "table" then
-        return nil, ("%s: %s"):format(path, err or "not a JSON object")
-    end
-    return t
-end
+M.load_file = require("marketo.json").decode_file
 
 --- The option lines of `--help`.
 function M.help()

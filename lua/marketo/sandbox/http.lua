@@ -32,6 +32,7 @@
 -- 100, or a final 413 when the declared length exceeds max_body.
 local socket = require("socket")
 local core = require("marketo.core")
+local decode_query = require("marketo.sandbox.params").decode
 
 local clock = core.monotonic
 local find, sub, concat = string.find, string.sub, table.concat
@@ -169,21 +170,6 @@ end
 
 ---------------------------------------------------------------------------
 -- Requests
-
-local function unescape(s)
-    s = s:gsub("+", " ")
-    return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
-end
-
-local function decode_query(query)
-    local params = {}
-    for pair in query:gmatch("[^&]+") do
-        local k, v = pair:match("^([^=]*)=?(.*)$")
-        k = unescape(k)
-        if params[k] == nil then params[k] = unescape(v) end
-    end
-    return params
-end
 
 local function split_target(method, target)
     local rest = target

@@ -9,7 +9,7 @@
 --     "channels": [ { "name": "Webinar", "statuses": ["Invited", "Attended"] } ],
 --     "programs": [ { "id": 1001, "name": "Spring", "channel": "Webinar" } ] }
 -- A field may also say "length" and "updateable" (what describe serves).
-local envelope = require("marketo.sandbox.envelope")
+local json = require("marketo.json")
 
 local M = {}
 M.__index = M
@@ -184,12 +184,8 @@ end
 
 --- Loads a JSON schema file into this schema. Returns true or nil, message.
 function M:load(path)
-    local f, msg = io.open(path, "rb")
-    if not f then return nil, msg end
-    local text = f:read("a")
-    f:close()
-    local t, err = envelope.decode(text)
-    if type(t) ~= "table" then return nil, ("%s: %s"):format(path, err or "not a JSON object") end
+    local t, msg = json.decode_file(path)
+    if not t then return nil, msg end
     local ok, e = pcall(self.extend, self, t)
     if not ok then return nil, ("%s: %s"):format(path, e) end
     return true
