@@ -334,7 +334,7 @@ local function plan_of(spec, o, work_dir, on_reject)
     return plan_mod.build({ sources = o.sources, format = o.format,
         mapping = spec.mapping, filter = spec.filter, validate = validate,
         lenient = spec.lenient, max_bytes = spec.part_bytes, work_dir = work_dir,
-        max_rejects = 1e9, workers = spec.workers, on_reject = on_reject,
+        max_rejects = 1e9, workers = spec.workers, on_reject = on_reject, warnings = o.warnings,
         status_column = spec.status_column,
         statuses = spec.schema and spec.schema.statuses and spec.schema.statuses[1]
             and spec.schema.statuses,
@@ -357,7 +357,7 @@ local function replan_of(spec)
     end
     return { mapping = mapping, lenient = spec.lenient, part_bytes = spec.part_bytes,
         workers = spec.workers, status_column = spec.status_column,
-        dedupe_fields = spec.dedupe_fields }
+        dedupe_fields = spec.dedupe_fields, checked = spec.schema and true or nil }
 end
 
 -- Plans the import and writes the plan to the journal: the run record, a
@@ -707,13 +707,26 @@ local function plan_again(path, state, spec)
         report = spec.report or run.report,
         work_dir = spec.work_dir or run.work_dir }
     for k, v in pairs(run.params) do s[k] = v end
+    if again.checked then -- planned again with the checks it was planned with
+        local schema, msg, code = spec.schema, nil, nil
+        if type(schema) == "function" then schema, msg, code = schema(run.object, run.params) end
+        if not schema then
+            return nil, msg or (journal_mod.incomplete(path, state) .. "; its rows were checked "
+                .. "against the schema of " .. tostring(run.instance) .. ", and a plan made "
+                .. "again needs it too: pass spec.schema"), code or "PLAN_INCOMPLETE"
+        end
+        s.schema, s.instance = schema, run.instance
+    end
     return M.prepare(s)
 end
 
 --- reopen(journal_path, spec) -> prepared | nil, msg, code: an import taken
 -- up from its journal alone, ready to send (the mapping already ran: its
 -- parts are on disk; a plan a crash cut short is made again when the journal
--- holds all it needs). spec may give report and work_dir.
+-- holds all it needs). spec may give report and work_dir, and schema: the
+-- instance's (a marketo.schema, or a function (object, params) -> schema | nil,
+-- msg, code asked only then), which a plan made again needs if the first was
+-- checked against one.
 function M.reopen(path, spec)
     spec = spec or {}
     local journal, msg, code = journal_mod.open(path, { create = false })

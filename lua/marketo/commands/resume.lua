@@ -3,6 +3,7 @@ local import = require("marketo.import")
 local args = require("marketo.commands.args")
 local target = require("marketo.commands.target")
 local import_cmd = require("marketo.commands.import")
+local instance = require("marketo.commands.instance")
 
 local M = { summary = "finish an interrupted import from its journal" }
 
@@ -43,6 +44,11 @@ function M.main(argv, out, err)
             or ("one JOURNAL expected, got '%s' after it"):format(positional[2]))
     end
     local spec = { report = flags.report, limits = import_cmd.limits_of(flags) }
+    -- a plan made again is checked as the first was: the instance asked only then
+    spec.schema = function(object, params)
+        return instance.schema({ object = object, values = params },
+            { settings = target.instance(flags) })
+    end
     -- the journal locked (and a plan cut short made again) before any server starts
     local prepared, msg, code = import.reopen(positional[1], spec)
     return import_cmd.send(prepared, msg, code, spec, flags, out, err)
