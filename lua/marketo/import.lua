@@ -56,6 +56,7 @@ local scheduler = require("marketo.pipeline.scheduler")
 local report_mod = require("marketo.pipeline.report")
 local rejects_mod = require("marketo.pipeline.rejects")
 local limiter = require("marketo.pipeline.limiter")
+local budget = require("marketo.pipeline.budget")
 local progress = require("marketo.pipeline.progress")
 local options = require("marketo.options")
 local checks = require("marketo.pipeline.checks")
@@ -572,8 +573,10 @@ end
 local function make_client(opts, rt)
     local limits = opts.limits or {}
     local http = opts.transport or require("marketo.http").new()
-    local limited = limiter.wrap(http, { calls = limits.calls, window = limits.window,
-        in_flight = limits.in_flight, clock = rt.now, sleep = rt.sleep })
+    local shared = budget.new({ clock = rt.now, sleep = rt.sleep, spawn = rt.spawn,
+        limits = { calls = limits.calls, window = limits.window, in_flight = limits.in_flight,
+            importing = limits.importing, queued = limits.queued } })
+    local limited = limiter.wrap(http, { budget = shared })
     local copts = {}
     for k, v in pairs(opts.client or {}) do copts[k] = v end
     copts.transport, copts.retry, copts.log = limited, opts.retry, opts.log or copts.log
@@ -624,7 +627,7 @@ function M.send(prepared, opts)
     local sched = scheduler.new({ client = client, runtime = rt,
         journal = journal, parts = journal:parts(), work_dir = o.work_dir,
         job = { kind = kind, params = run.params, lenient = run.lenient },
-        limits = scheduler_limits(opts), on_event = on_event })
+        limits = scheduler_limits(opts), on_event = on_event, budget = limited.budget })
     local ok, msg, code = sched:run()
     local ended = "complete"
     if not ok then
