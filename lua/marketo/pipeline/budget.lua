@@ -32,10 +32,28 @@ M.LIMITS = { importing = COUNT, queued = COUNT, in_flight = COUNT, calls = COUNT
 local Budget = {}
 Budget.__index = Budget
 
+-- The backend o.url names: "local" (or none), or redis://HOST:PORT/DB.
+local function backend_of(o, limits, clock)
+    if o.backend then return o.backend end
+    if o.url == nil or o.url == "local" then
+        return require("marketo.pipeline.budget_local").new(limits, clock)
+    end
+    local conn, msg, code = require("marketo.redis").connect(o.url,
+        { sleep = o.sleep, clock = clock, timeout = o.timeout })
+    if not conn then return nil, msg, code end
+    local backend
+    backend, msg, code = require("marketo.pipeline.budget_redis").new({ conn = conn,
+        instance = o.instance or "default", limits = limits, lease = o.lease })
+    if not backend then conn:close() end
+    return backend, msg, code
+end
+
 --- new(o) -> budget | nil, msg, code. o.limits (M.DEFAULTS keys), o.clock,
--- o.sleep (the runtime's: in nginx they yield), o.backend (a backend table,
--- e.g. marketo.pipeline.budget_redis.new's), o.renew_every (seconds) and
--- o.spawn (the runtime's): a task renews the leases while permits are held.
+-- o.sleep (the runtime's: in nginx they yield), o.spawn (the runtime's: a
+-- task renews the leases while permits are held); the backend: o.url
+-- ("local", the default, or redis://HOST:PORT/DB with o.instance, the
+-- Marketo instance the keys are for, o.lease in seconds, 30, and o.timeout),
+-- or o.backend (a backend table) with o.renew_every (seconds).
 function M.new(o)
     o = o or {}
     local limits = {}
@@ -45,11 +63,14 @@ function M.new(o)
     end
     limits.window = limits.window + limits.margin -- the server stamps a call later than we do
     local clock = o.clock or require("marketo.core").monotonic
+    local backend, msg, code = backend_of(o, limits, clock)
+    if not backend then return nil, msg, code end
+    local renew_every = o.renew_every
+    if not o.backend and o.url and o.url ~= "local" then renew_every = (o.lease or 30) / 3 end
     return setmetatable({
         limits = limits, clock = clock,
         sleep = o.sleep or require("marketo.loop").sleep,
-        backend = o.backend or require("marketo.pipeline.budget_local").new(limits, clock),
-        renew_every = o.renew_every, renewed = clock(), spawn = o.spawn,
+        backend = backend, renew_every = renew_every, renewed = clock(), spawn = o.spawn,
         holding = 0, keeping = false,
     }, Budget)
 end
