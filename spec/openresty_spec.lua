@@ -153,6 +153,36 @@ describe("examples/openresty in nginx", function()
         assert.is_nil(n.log():find("%[error%]"), n.log())
     end)
 
+    it("waits for the call budget without holding the worker", function()
+        local n = start_app()
+        local started = socket.gettime()
+        -- one part, and a budget of 2 calls a second: the limiter waits between calls
+        local status, body = n.request("POST", "/imports?file=leads.csv&lookup_field=email"
+            .. "&part_bytes=10000000&poll=0.2&calls=2&window=1")
+        assert.equal(202, status, body)
+        local counts, p = ping_while_importing(n, sandbox.decode(body).id, started + 60)
+        assert.equal("done", p.state, p.error or n.log())
+        -- The budget made calls wait: 2 a second and the margin, so the third of any
+        -- three consecutive calls went at least 1.25 s after the first.
+        local log, got = sb.get("/__sandbox/log")
+        assert.equal(200, got)
+        local calls = {}
+        for _, e in ipairs(sandbox.decode(log)) do
+            if e.time / 1000 >= started then calls[#calls + 1] = e.time / 1000 end
+        end
+        table.sort(calls)
+        assert.is_true(#calls >= 3 and calls[3] - calls[1] >= 1.2, "no budget wait")
+        -- The worker answered all along: a blocking wait leaves a gap as long as itself.
+        local gap = 0
+        for i = 2, #counts.times do
+            gap = math.max(gap, counts.times[i] - counts.times[i - 1])
+        end
+        print(("openresty: %d calls in %.2f s under a budget of 2 a second; /ping answered "
+            .. "%d times meanwhile, at most %.3f s apart"):format(#calls,
+            calls[#calls] - calls[1], counts.during, gap))
+        assert.is_true(gap < 0.3, ("/ping went unanswered for %.2f s"):format(gap))
+    end)
+
     it("refuses a symbolic link out of the import folder, and a repeated parameter", function()
         local outside = os.tmpname()
         finally(function()
