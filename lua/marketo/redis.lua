@@ -53,11 +53,11 @@ function Conn:_open()
     sock:settimeout(0)
     self.sock, self.buf = sock, ""
     if self.password then
-        local _, msg, code = self:call("AUTH", self.password)
+        local _, msg, code = self:_call("AUTH", self.password)
         if code then self:close(); return nil, msg, code end
     end
     if self.db ~= 0 then
-        local _, msg, code = self:call("SELECT", self.db)
+        local _, msg, code = self:_call("SELECT", self.db)
         if code then self:close(); return nil, msg, code end
     end
     return true
@@ -175,8 +175,18 @@ function Conn:_reply(deadline)
 end
 
 --- call(cmd, ...) -> reply | nil, msg, code: strings, integers, arrays;
--- a nil bulk is false; an error reply is nil, "REDIS: ...", "REDIS".
+-- a nil bulk is false; an error reply is nil, "REDIS: ...", "REDIS". The
+-- tasks of a loop share the connection one command at a time: a reply goes
+-- to the task that sent its command.
 function Conn:call(...)
+    while self.busy do self.sleep(POLL) end
+    self.busy = true
+    local reply, msg, code = self:_call(...)
+    self.busy = false
+    return reply, msg, code
+end
+
+function Conn:_call(...)
     if not self.sock then
         local opened, msg, code = self:_open()
         if not opened then return nil, msg, code end

@@ -1,0 +1,66 @@
+-- The pipeline on a budget shared through a real redis-server: the real
+-- runner, the real sandbox, the real Redis.
+local cli = require("spec.support.cli")
+local server = require("spec.support.redis")
+local redis = require("marketo.redis")
+
+local function script(path, src, budget)
+    cli.write(path, ([[
+        local result, msg, code = require("marketo.import").run{
+            object = "leads", source = %q, part_bytes = 30000, lookup_field = "email",
+            budget = %q,
+        }
+        if not result then
+            io.stderr:write(msg, "\n", code, "\n")
+            return require("marketo.import").exit_for(code, false)
+        end
+        return result.exit
+    ]]):format(src, budget))
+end
+
+describe("the import pipeline on a Redis budget", function()
+    local ctx = cli.sandboxed({ speed = 0 })
+    local r
+    setup(function() r = server.start() end)
+    teardown(function() r.stop() end)
+
+    it("takes every slot and call from Redis and gives the slots back", function()
+        local dir, sb = ctx.dir, ctx.sb
+        local src = dir .. "/leads.csv"
+        cli.leads_csv(src, 3000)
+        script(dir .. "/import.lua", src, r.url)
+        local res = cli.run({ "run", dir .. "/import.lua" }, { env = cli.env_of(sb) })
+        assert.equal(0, res.status, res.err)
+        local doc = cli.read_json(dir .. "/leads.csv.report.json")
+        assert.equal(3000, doc.rows.imported)
+        assert.is_true(#doc.parts > 3)
+
+        local conn = assert(redis.connect(r.url))
+        local host = cli.env_of(sb).MARKETO_BASE_URL:match("^%a+://([^/]+)")
+        local prefix = "marketo-bulk:{" .. host .. "}:"
+        for _, what in ipairs({ "queued", "importing", "in_flight" }) do
+            assert.equal(0, conn:call("ZCARD", prefix .. what), what .. " still held")
+        end
+        -- every call the report counts is in the shared window
+        local total = 0
+        for _, n in pairs(doc.api_calls) do total = total + n end
+        assert.equal(total, conn:call("ZCARD", prefix .. "calls"))
+        assert.equal(cli.calls(sb, "^/"), total)
+        conn:close()
+    end)
+
+    it("stops before sending when Redis is out of reach, saying so", function()
+        local dir, sb = ctx.dir, ctx.sb
+        local src = dir .. "/leads.csv"
+        cli.leads_csv(src, 100)
+        local closed = require("socket").bind("127.0.0.1", 0)
+        local _, port = closed:getsockname()
+        closed:close()
+        script(dir .. "/import.lua", src, ("redis://127.0.0.1:%d/0"):format(port))
+        local res = cli.run({ "run", dir .. "/import.lua" }, { env = cli.env_of(sb) })
+        assert.equal(4, res.status, res.err) -- run again once Redis is back
+        assert.matches("BUDGET: Redis at 127.0.0.1:" .. port .. " is unreachable", res.err, 1,
+            true)
+        assert.equal(0, cli.calls(sb, "^/bulk/"))
+    end)
+end)
