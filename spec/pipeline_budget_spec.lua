@@ -49,6 +49,40 @@ describe("the import pipeline on a Redis budget", function()
         conn:close()
     end)
 
+    it("marketo-bulk import --budget, or MARKETO_BUDGET, shares it", function()
+        local dir, sb = ctx.dir, ctx.sb
+        local src = dir .. "/leads.csv"
+        cli.leads_csv(src, 500)
+        local conn = assert(redis.connect(r.url))
+        local host = cli.env_of(sb).MARKETO_BASE_URL:match("^%a+://([^/]+)")
+        local key = "marketo-bulk:{" .. host .. "}:calls"
+        conn:call("DEL", key)
+        local res = cli.run({ "import", "leads", src, "--budget", r.url, "--quiet" },
+            { env = cli.env_of(sb) })
+        assert.equal(0, res.status, res.err)
+        local first = conn:call("ZCARD", key)
+        assert.is_true(first >= 3, tostring(first))
+        local env = cli.env_of(sb)
+        env.MARKETO_BUDGET = r.url
+        res = cli.run({ "import", "leads", src, "--restart", "--quiet" }, { env = env })
+        assert.equal(0, res.status, res.err)
+        assert.is_true(conn:call("ZCARD", key) > first)
+        conn:close()
+    end)
+
+    it("refuses a budget that is not a Redis URL, without showing its password", function()
+        local dir, sb = ctx.dir, ctx.sb
+        local src = dir .. "/leads.csv"
+        cli.leads_csv(src, 10)
+        local res = cli.run({ "import", "leads", src, "--budget", "redis:/:s3cret@host" },
+            { env = cli.env_of(sb) })
+        assert.equal(2, res.status, res.err)
+        assert.matches("--budget: ", res.err, 1, true)
+        assert.matches("expected redis://HOST:PORT/DB", res.err, 1, true)
+        assert.is_nil(res.err:find("s3cret", 1, true), res.err)
+        assert.equal(0, cli.calls(sb, "^/"))
+    end)
+
     it("stops before sending when Redis is out of reach, saying so", function()
         local dir, sb = ctx.dir, ctx.sb
         local src = dir .. "/leads.csv"
