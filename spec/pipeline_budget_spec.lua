@@ -24,10 +24,17 @@ describe("the import pipeline on a Redis budget", function()
     setup(function() r = server.start() end)
     teardown(function() r.stop() end)
 
+    -- A file of n leads in the test's folder; the sandbox's keys in the budget.
+    local function leads(n)
+        local src = ctx.dir .. "/leads.csv"
+        cli.leads_csv(src, n)
+        local host = cli.env_of(ctx.sb).MARKETO_BASE_URL:match("^%a+://([^/]+)")
+        return src, "marketo-bulk:{" .. host .. "}:"
+    end
+
     it("takes every slot and call from Redis and gives the slots back", function()
         local dir, sb = ctx.dir, ctx.sb
-        local src = dir .. "/leads.csv"
-        cli.leads_csv(src, 3000)
+        local src, prefix = leads(3000)
         script(dir .. "/import.lua", src, r.url)
         local res = cli.run({ "run", dir .. "/import.lua" }, { env = cli.env_of(sb) })
         assert.equal(0, res.status, res.err)
@@ -36,8 +43,6 @@ describe("the import pipeline on a Redis budget", function()
         assert.is_true(#doc.parts > 3)
 
         local conn = assert(redis.connect(r.url))
-        local host = cli.env_of(sb).MARKETO_BASE_URL:match("^%a+://([^/]+)")
-        local prefix = "marketo-bulk:{" .. host .. "}:"
         for _, what in ipairs({ "queued", "importing", "in_flight" }) do
             assert.equal(0, conn:call("ZCARD", prefix .. what), what .. " still held")
         end
@@ -50,12 +55,10 @@ describe("the import pipeline on a Redis budget", function()
     end)
 
     it("marketo-bulk import --budget, or MARKETO_BUDGET, shares it", function()
-        local dir, sb = ctx.dir, ctx.sb
-        local src = dir .. "/leads.csv"
-        cli.leads_csv(src, 500)
+        local sb = ctx.sb
+        local src, prefix = leads(500)
         local conn = assert(redis.connect(r.url))
-        local host = cli.env_of(sb).MARKETO_BASE_URL:match("^%a+://([^/]+)")
-        local key = "marketo-bulk:{" .. host .. "}:calls"
+        local key = prefix .. "calls"
         conn:call("DEL", key)
         local res = cli.run({ "import", "leads", src, "--budget", r.url, "--quiet" },
             { env = cli.env_of(sb) })
@@ -71,9 +74,8 @@ describe("the import pipeline on a Redis budget", function()
     end)
 
     it("refuses a budget that is not a Redis URL, without showing its password", function()
-        local dir, sb = ctx.dir, ctx.sb
-        local src = dir .. "/leads.csv"
-        cli.leads_csv(src, 10)
+        local sb = ctx.sb
+        local src = leads(10)
         local res = cli.run({ "import", "leads", src, "--budget", "redis:/:s3cret@host" },
             { env = cli.env_of(sb) })
         assert.equal(2, res.status, res.err)
@@ -85,8 +87,7 @@ describe("the import pipeline on a Redis budget", function()
 
     it("stops before sending when Redis is out of reach, saying so", function()
         local dir, sb = ctx.dir, ctx.sb
-        local src = dir .. "/leads.csv"
-        cli.leads_csv(src, 100)
+        local src = leads(100)
         local closed = require("socket").bind("127.0.0.1", 0)
         local _, port = closed:getsockname()
         closed:close()
