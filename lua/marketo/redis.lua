@@ -14,7 +14,12 @@ local M = {}
 local Conn = {}
 Conn.__index = Conn
 
-local POLL = 0.001 -- seconds between looks at a socket with nothing to read
+-- Between looks at a socket with nothing to read: at first only a turn for the
+-- other tasks (a Redis nearby answers in tens of microseconds), then 1 ms.
+local SPINS, POLL = 50, 0.001
+local function pause(self, looks)
+    self.sleep(looks <= SPINS and 0 or POLL)
+end
 
 --- parse(url) -> { host, port, db, password } | nil, msg: redis://[:PASSWORD@]HOST[:PORT][/DB]
 function M.parse(url)
@@ -91,7 +96,7 @@ local function encode(args)
 end
 
 function Conn:_send(data)
-    local i, deadline = 1, self.clock() + self.timeout
+    local i, deadline, looks = 1, self.clock() + self.timeout, 0
     while i <= #data do
         local last, err, partial = self.sock:send(data, i)
         last = last or partial
@@ -99,7 +104,8 @@ function Conn:_send(data)
         if i <= #data then
             if err and err ~= "timeout" then return fail(self, "went away: " .. err) end
             if self.clock() > deadline then return fail(self, "took the command too slowly") end
-            self.sleep(POLL)
+            looks = looks + 1
+            pause(self, looks)
         end
     end
     return true
@@ -107,6 +113,7 @@ end
 
 -- More bytes into the buffer, waiting (sleep) while none have come.
 function Conn:_fill(deadline)
+    local looks = 0
     while true do
         local data, err, partial = self.sock:receive(65536)
         data = data or partial
@@ -118,7 +125,8 @@ function Conn:_fill(deadline)
         if self.clock() > deadline then
             return fail(self, ("did not answer in %g s"):format(self.timeout))
         end
-        self.sleep(POLL)
+        looks = looks + 1
+        pause(self, looks)
     end
 end
 
