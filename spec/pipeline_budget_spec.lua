@@ -18,11 +18,13 @@ local function script(path, src, budget)
     ]]):format(src, budget))
 end
 
+-- one redis-server for the file
+local r
+setup(function() r = server.start() end)
+teardown(function() r.stop() end)
+
 describe("the import pipeline on a Redis budget", function()
     local ctx = cli.sandboxed({ speed = 0 })
-    local r
-    setup(function() r = server.start() end)
-    teardown(function() r.stop() end)
 
     -- A file of n leads in the test's folder; the sandbox's keys in the budget.
     local function leads(n)
@@ -97,5 +99,45 @@ describe("the import pipeline on a Redis budget", function()
         assert.matches("BUDGET: Redis at 127.0.0.1:" .. port .. " is unreachable", res.err, 1,
             true)
         assert.equal(0, cli.calls(sb, "^/bulk/"))
+    end)
+end)
+
+describe("runners sharing a Redis budget", function()
+    -- slow enough that the parts wait their turn in Marketo's queue
+    local ctx = cli.sandboxed({ speed = 3000 })
+
+    -- Another runner holding 8 of the instance's 10 queue slots while ours imports
+    -- 3000 rows in 6 parts: the most ours may have in the queue is 2.
+    local function import_beside_another(budget_url)
+        local dir, sb = ctx.dir, ctx.sb
+        local host = cli.env_of(sb).MARKETO_BASE_URL:match("^%a+://([^/]+)")
+        local other = assert(require("marketo.pipeline.budget").new({ url = r.url,
+            instance = host, lease = 60 }))
+        local held = {}
+        for i = 1, 8 do held[i] = assert(other:try("queued")) end
+        local src = dir .. "/leads.csv"
+        cli.leads_csv(src, 3000)
+        script(dir .. "/import.lua", src, budget_url)
+        local res = cli.run({ "run", dir .. "/import.lua" }, { env = cli.env_of(sb) })
+        for _, p in ipairs(held) do other:release("queued", p) end
+        other:close()
+        assert.equal(0, res.status, res.err)
+        local doc = cli.read_json(dir .. "/leads.csv.report.json")
+        assert.equal(3000, doc.rows.imported)
+        assert.is_true(#doc.parts >= 6, #doc.parts .. " parts")
+        local depth = cli.inspect(sb, "counters").max_queue_depth
+        print(("budget %s: %d parts, at most %d of ours in the queue at once")
+            :format(budget_url:match("^%a+"), #doc.parts, depth))
+        return depth
+    end
+
+    it("leave one another the instance's queue slots", function()
+        local depth = import_beside_another(r.url)
+        assert.is_true(depth <= 2, "our jobs queued at once: " .. depth)
+    end)
+
+    it("(each on a budget of its own, ours would take more)", function()
+        local depth = import_beside_another("local")
+        assert.is_true(depth > 2, "our jobs queued at once: " .. depth)
     end)
 end)
