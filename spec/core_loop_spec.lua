@@ -99,9 +99,10 @@ describe("marketo.core loop", function()
 
     it("wakes early from wait when a stop is requested", function()
         -- in a child process: a caught SIGINT stays requested for good. The
-        -- child says when it is about to wait and the signal comes only then
-        -- (no timing to guess): a wait that returned at once would report no
-        -- stop requested, one that missed the signal would take 10 s.
+        -- signal comes once the child sleeps in the wait (a stop requested
+        -- before a wait begins is, by design, not a reason to end that wait):
+        -- a wait that returned at once would report no stop requested, one
+        -- that missed the signal would take 10 s.
         local script = "local core = require('marketo.core'); core.catch_signals(); "
             .. "io.write(core.getpid(), '\\n'); io.flush(); "
             .. "local t0 = core.monotonic(); local done = core.loop():wait(10); "
@@ -110,7 +111,8 @@ describe("marketo.core loop", function()
         local pipe = assert(io.popen("LUA_CPATH='build/lua5.4/?.so;;' exec lua5.4 -e \""
             .. script .. "\""))
         local pid = assert(tonumber(pipe:read("*l")))
-        os.execute("kill -INT " .. pid) -- in the wait, or just before it: either ends it
+        require("spec.support.proc").asleep(pid)
+        os.execute("kill -INT " .. pid)
         local out = pipe:read("*a")
         pipe:close()
         local elapsed, signal, done = out:match("^([%d.]+) (%S+) (%d+)$")

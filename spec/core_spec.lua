@@ -27,24 +27,13 @@ describe("marketo.core", function()
             assert.has_error(function() core.sleep(0 / 0) end, nil)
         end)
 
-        -- The state a process is in ("S" sleeping, "Z" ended), from /proc.
-        local function state(pid)
-            local f = io.open("/proc/" .. pid .. "/stat")
-            if not f then return "gone" end
-            local stat = f:read("*a")
-            f:close()
-            return stat:match("^%d+ %b() (%a)") or "gone"
-        end
-
         it("sleeps as long as it can for math.huge, instead of returning at once", function()
             local pid = assert(core.fork())
             if pid == 0 then
                 pcall(core.sleep, math.huge)
                 core.exit_now(0)
             end
-            -- the child does nothing else that blocks: asleep means in the sleep
-            local s = state(pid)
-            while s ~= "S" and s ~= "Z" and s ~= "gone" do s = state(pid) end
+            local s = require("spec.support.proc").asleep(pid) -- in the sleep
             assert(core.kill(pid))
             local how, sig = core.wait(pid)
             assert.equal("signaled", how, "the sleep returned (state seen: " .. s .. ")")
