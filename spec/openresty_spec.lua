@@ -420,6 +420,35 @@ function cases.runtime()
     return order, ok, tostring(err):match("boom") ~= nil, before, stop.stop_requested()
 end
 
+function cases.budget()
+    local budget = require("marketo.pipeline.budget")
+    local rt = runtime.new()
+    local function new(url)
+        return budget.new({ url = url, instance = "nginx", clock = rt.now, sleep = rt.sleep,
+            limits = { importing = 2, calls = 1000 } })
+    end
+    local a, b = assert(new(args.redis)), assert(new(args.redis))
+    local p1, p2 = a:try("importing"), b:try("importing")
+    local third = b:try("importing")
+    a:release("importing", p1)
+    local again = b:try("importing") and true
+    -- light threads sharing one connection take turns on it
+    local done = 0
+    for _ = 1, 5 do
+        rt.spawn(function()
+            for _ = 1, 20 do
+                local p = assert(a:try("in_flight"))
+                assert(a:try("call"))
+                a:release("in_flight", p)
+                done = done + 1
+            end
+        end)
+    end
+    rt.run()
+    local none, msg, code = new(args.closed)
+    return p1 and p2 and true, third, again, done, none == nil, msg, code
+end
+
 local M = {}
 function M.run()
     base, args = "http://127.0.0.1:" .. ngx.var.server_port, ngx.req.get_uri_args()
@@ -591,6 +620,21 @@ describe("marketo.resty in nginx", function()
         assert.equal("hello", echo.res.body)
         assert.equal("5", echo.res.headers["x-got-length"])
         assert.equal("COULDNT_CONNECT", refused.code)
+    end)
+
+    it("shares a budget through Redis with lua-resty-redis, threads taking turns", function()
+        local r = require("spec.support.redis").start()
+        finally(r.stop)
+        local closed = nginx.free_port()
+        local both, third, again, done, refused, msg, code = run("budget",
+            { redis = r.url, closed = ("redis://127.0.0.1:%d/0"):format(closed) })
+        assert.is_true(both)
+        assert.is_false(third)
+        assert.is_true(again)
+        assert.equal(100, done)
+        assert.is_true(refused)
+        assert.equal("BUDGET", code)
+        assert.matches("^BUDGET: Redis at 127%.0%.0%.1:" .. closed .. " is unreachable", msg)
     end)
 
     it("raises on misuse, pointing at the caller's line", function()

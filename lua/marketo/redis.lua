@@ -41,8 +41,47 @@ function M.parse(url)
         password = password ~= "" and password or nil }
 end
 
-local function fail(self, msg)
+--- fail(conn, msg) -> nil, "BUDGET: Redis at HOST:PORT msg", "BUDGET"
+function M.fail(self, msg)
     return nil, ("BUDGET: Redis at %s:%d %s"):format(self.host, self.port, msg), "BUDGET"
+end
+local fail = M.fail
+
+--- greet(conn) -> true | nil, msg, code: AUTH and SELECT as the URL says, on
+-- a connection just opened (conn:_call sends one command).
+function M.greet(self)
+    if self.password then
+        local _, msg, code = self:_call("AUTH", self.password)
+        if code then self:close(); return nil, msg, code end
+    end
+    if self.db ~= 0 then
+        local _, msg, code = self:_call("SELECT", self.db)
+        if code then self:close(); return nil, msg, code end
+    end
+    return true
+end
+
+--- open(class, url, fields) -> conn | nil, msg, code: a connection of `class`
+-- (with _open) to the URL's server, `fields` added.
+function M.open(class, url, fields)
+    local where, msg = M.parse(url)
+    if not where then return nil, "BUDGET: " .. msg, "BUDGET" end
+    local self = setmetatable(fields, class)
+    self.host, self.port, self.db, self.password = where.host, where.port, where.db,
+        where.password
+    local ok, code
+    ok, msg, code = self:_open()
+    if not ok then return nil, msg, code end
+    return self
+end
+
+--- take_turns(conn, sleep, ...) -> conn:_call(...) once no other task is in one.
+function M.take_turns(self, sleep, ...)
+    while self.busy do sleep(0.001) end
+    self.busy = true
+    local reply, msg, code = self:_call(...)
+    self.busy = false
+    return reply, msg, code
 end
 
 -- A new socket, authenticated and on the URL's database.
@@ -57,15 +96,7 @@ function Conn:_open()
     sock:setoption("tcp-nodelay", true)
     sock:settimeout(0)
     self.sock, self.buf = sock, ""
-    if self.password then
-        local _, msg, code = self:_call("AUTH", self.password)
-        if code then self:close(); return nil, msg, code end
-    end
-    if self.db ~= 0 then
-        local _, msg, code = self:_call("SELECT", self.db)
-        if code then self:close(); return nil, msg, code end
-    end
-    return true
+    return M.greet(self)
 end
 
 --- connect(url, opts) -> conn | nil, msg, code. opts.sleep (the runtime's),
@@ -73,17 +104,9 @@ end
 -- A connection lost later is opened again by the next call.
 function M.connect(url, opts)
     opts = opts or {}
-    local where, msg = M.parse(url)
-    if not where then return nil, "BUDGET: " .. msg, "BUDGET" end
-    local self = setmetatable({ host = where.host, port = where.port, db = where.db,
-        password = where.password,
-        sleep = opts.sleep or require("marketo.loop").sleep,
+    return M.open(Conn, url, { sleep = opts.sleep or require("marketo.loop").sleep,
         clock = opts.clock or require("marketo.core").monotonic,
-        timeout = opts.timeout or 5, buf = "" }, Conn)
-    local ok, code
-    ok, msg, code = self:_open()
-    if not ok then return nil, msg, code end
-    return self
+        timeout = opts.timeout or 5, buf = "" })
 end
 
 local function encode(args)
@@ -187,11 +210,7 @@ end
 -- tasks of a loop share the connection one command at a time: a reply goes
 -- to the task that sent its command.
 function Conn:call(...)
-    while self.busy do self.sleep(POLL) end
-    self.busy = true
-    local reply, msg, code = self:_call(...)
-    self.busy = false
-    return reply, msg, code
+    return M.take_turns(self, self.sleep, ...)
 end
 
 function Conn:_call(...)

@@ -38,7 +38,9 @@ local function backend_of(o, limits, clock)
     if o.url == nil or o.url == "local" then
         return require("marketo.pipeline.budget_local").new(limits, clock)
     end
-    local conn, msg, code = require("marketo.redis").connect(o.url,
+    -- in nginx, lua-resty-redis on cosockets; elsewhere our own client
+    local client = rawget(_G, "ngx") and "marketo.resty.redis" or "marketo.redis"
+    local conn, msg, code = require(client).connect(o.url,
         { sleep = o.sleep, clock = clock, timeout = o.timeout })
     if not conn then return nil, msg, code end
     local backend
