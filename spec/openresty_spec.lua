@@ -265,6 +265,7 @@ http {
     scgi_temp_path @PREFIX@/tmp/scgi;
     lua_package_path "@ROOT@/lua/?.lua;@PREFIX@/?.lua;;";
     lua_package_cpath "@ROOT@/build/luajit/?.so;;";
+    lua_shared_dict marketo_budget 1m;
     server {
         listen 127.0.0.1:@PORT@;
         client_max_body_size 20m;
@@ -423,11 +424,11 @@ end
 function cases.budget()
     local budget = require("marketo.pipeline.budget")
     local rt = runtime.new()
-    local function new(url)
+    local function new(url, lease)
         return budget.new({ url = url, instance = "nginx", clock = rt.now, sleep = rt.sleep,
-            limits = { importing = 2, calls = 1000 } })
+            limits = { importing = 2, queued = 1, calls = 1000 }, lease = lease })
     end
-    local a, b = assert(new(args.redis)), assert(new(args.redis))
+    local a, b = assert(new(args.url)), assert(new(args.url))
     local p1, p2 = a:try("importing"), b:try("importing")
     local third = b:try("importing")
     a:release("importing", p1)
@@ -445,8 +446,13 @@ function cases.budget()
         end)
     end
     rt.run()
-    local none, msg, code = new(args.closed)
-    return p1 and p2 and true, third, again, done, none == nil, msg, code
+    -- a holder that never renews: its slot is free once its lease is over
+    assert(assert(new(args.url, 0.2)):try("queued"))
+    local t0 = rt.now()
+    assert(assert(new(args.url, 0.2)):acquire("queued"))
+    local waited = rt.now() - t0
+    local none, msg, code = new(args.bad)
+    return p1 and p2 and true, third, again, done, waited, none == nil, msg, code
 end
 
 local M = {}
@@ -622,19 +628,32 @@ describe("marketo.resty in nginx", function()
         assert.equal("COULDNT_CONNECT", refused.code)
     end)
 
-    it("shares a budget through Redis with lua-resty-redis, threads taking turns", function()
-        local r = require("spec.support.redis").start()
-        finally(r.stop)
-        local closed = nginx.free_port()
-        local both, third, again, done, refused, msg, code = run("budget",
-            { redis = r.url, closed = ("redis://127.0.0.1:%d/0"):format(closed) })
+    -- One budget's slots, calls from threads taking turns, a lease running out, and
+    -- the failure to reach the backend: the message.
+    local function shares(url, bad)
+        local both, third, again, done, waited, refused, msg, code = run("budget",
+            { url = url, bad = bad })
         assert.is_true(both)
         assert.is_false(third)
         assert.is_true(again)
         assert.equal(100, done)
+        assert.is_true(waited > 0.1 and waited < 2, tostring(waited))
         assert.is_true(refused)
         assert.equal("BUDGET", code)
+        return msg
+    end
+
+    it("shares a budget through Redis with lua-resty-redis, threads taking turns", function()
+        local r = require("spec.support.redis").start()
+        finally(r.stop)
+        local closed = nginx.free_port()
+        local msg = shares(r.url, ("redis://127.0.0.1:%d/0"):format(closed))
         assert.matches("^BUDGET: Redis at 127%.0%.0%.1:" .. closed .. " is unreachable", msg)
+    end)
+
+    it("shares a budget between workers through a lua_shared_dict", function()
+        local msg = shares("shdict:marketo_budget", "shdict:nowhere")
+        assert.equal("BUDGET: no lua_shared_dict nowhere in nginx.conf", msg)
     end)
 
     it("raises on misuse, pointing at the caller's line", function()

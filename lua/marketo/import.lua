@@ -36,7 +36,8 @@
 --       restart = false,                  -- true: the journal set aside as .N, a new import
 --       budget = nil,                     -- "redis://HOST:PORT/DB": the instance's limits
 --                                         -- shared with every runner using that Redis
---                                         -- (marketo.pipeline.budget); default: this one's
+--                                         -- (marketo.pipeline.budget), or in nginx
+--                                         -- "shdict:NAME" (its workers'); default: this one's
 --   })
 --   result = { ended = "complete" | "stopped" | "failed" | "dry_run", exit = 0 | 1 | 3 | 4,
 --              summary = text, report = the JSON document, report_path, journal = path,
@@ -113,8 +114,9 @@ local SPEC = {
     report = "string", work_dir = "string", limits = "table", part_bytes = COUNT,
     retry = "function", client = "table", dry_run = "boolean", on_event = "function",
     restart = "boolean", budget = { "string", valid = function(v)
-        return v == "local" or require("marketo.redis").parse(v) ~= nil
-    end, expected = "'local' or redis://HOST:PORT/DB" },
+        return v == "local" or v:match("^shdict:[%w_]+$") ~= nil
+            or require("marketo.redis").parse(v) ~= nil
+    end, expected = "'local', redis://HOST:PORT/DB or (in nginx) shdict:NAME" },
     workers = COUNT, runtime = "table", transport = "table", log = "function",
     schema = "table", instance = "string", -- marketo.schema: checked before sending
     status_column = { "string", valid = function(v) return v:match("%S") ~= nil end,

@@ -32,11 +32,19 @@ M.LIMITS = { importing = COUNT, queued = COUNT, in_flight = COUNT, calls = COUNT
 local Budget = {}
 Budget.__index = Budget
 
--- The backend o.url names: "local" (or none), or redis://HOST:PORT/DB.
+-- The backend o.url names: "local" (or none), redis://HOST:PORT/DB, or in
+-- nginx shdict:NAME (a lua_shared_dict).
 local function backend_of(o, limits, clock)
     if o.backend then return o.backend end
     if o.url == nil or o.url == "local" then
         return require("marketo.pipeline.budget_local").new(limits, clock)
+    end
+    local dict = o.url:match("^shdict:(.+)$")
+    if dict then -- in nginx: its workers share a lua_shared_dict
+        local ngx = rawget(_G, "ngx")
+        if not ngx then return nil, "BUDGET: " .. o.url .. " is for nginx", "BUDGET" end
+        return require("marketo.resty.budget_shdict").new({ dict = ngx.shared[dict],
+            name = dict, instance = o.instance or "default", limits = limits, lease = o.lease })
     end
     -- in nginx, lua-resty-redis on cosockets; elsewhere our own client
     local client = rawget(_G, "ngx") and "marketo.resty.redis" or "marketo.redis"
@@ -53,9 +61,9 @@ end
 --- new(o) -> budget | nil, msg, code. o.limits (M.DEFAULTS keys), o.clock,
 -- o.sleep (the runtime's: in nginx they yield), o.spawn (the runtime's: a
 -- task renews the leases while permits are held); the backend: o.url
--- ("local", the default, or redis://HOST:PORT/DB with o.instance, the
--- Marketo instance the keys are for, o.lease in seconds, 30, and o.timeout),
--- or o.backend (a backend table) with o.renew_every (seconds).
+-- ("local", the default, shdict:NAME in nginx, or redis://HOST:PORT/DB; with
+-- o.instance, the Marketo instance the keys are for, o.lease in seconds, 30,
+-- and o.timeout), or o.backend (a backend table) with o.renew_every (seconds).
 function M.new(o)
     o = o or {}
     local limits = {}
