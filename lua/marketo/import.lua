@@ -34,6 +34,10 @@
 --                                         -- and every value checked against it first
 --       instance = nil,                   -- the instance's name, for the journal and report
 --       restart = false,                  -- true: the journal set aside as .N, a new import
+--       budget = nil,                     -- "redis://HOST:PORT/DB": the instance's limits
+--                                         -- shared with every runner using that Redis
+--                                         -- (marketo.pipeline.budget), or in nginx
+--                                         -- "shdict:NAME" (its workers'); default: this one's
 --   })
 --   result = { ended = "complete" | "stopped" | "failed" | "dry_run", exit = 0 | 1 | 3 | 4,
 --              summary = text, report = the JSON document, report_path, journal = path,
@@ -56,6 +60,7 @@ local scheduler = require("marketo.pipeline.scheduler")
 local report_mod = require("marketo.pipeline.report")
 local rejects_mod = require("marketo.pipeline.rejects")
 local limiter = require("marketo.pipeline.limiter")
+local budget = require("marketo.pipeline.budget")
 local progress = require("marketo.pipeline.progress")
 local options = require("marketo.options")
 local checks = require("marketo.pipeline.checks")
@@ -66,11 +71,11 @@ local M = {}
 M.EXIT = { ok = 0, failure = 1, usage = 2, rows_failed = 3, unfinished = 4 }
 
 -- Failures that running the same import again can get past (exit 4): a
--- journal in use, a full disk, a plan a crash cut short (the original command
--- plans it again); any other failure to prepare is the input's or the
--- setup's, to fix first (exit 1).
+-- journal in use, a full disk, a shared budget out of reach (Redis down), a
+-- plan a crash cut short (the original command plans it again); any other
+-- failure to prepare is the input's or the setup's, to fix first (exit 1).
 local LATER = { JOURNAL_BUSY = true, ENOSPC = true, JOURNAL_WRITE = true,
-    PLAN_INCOMPLETE = true, JOURNAL_EMPTY = true }
+    PLAN_INCOMPLETE = true, JOURNAL_EMPTY = true, BUDGET = true }
 
 -- Failures while sending that no rerun gets past until the user fixes what
 -- is named (exit 1), each with the fix; any other failure while sending
@@ -108,7 +113,10 @@ local SPEC = {
     filter = "function", validate = "function", lenient = "boolean", journal = "string",
     report = "string", work_dir = "string", limits = "table", part_bytes = COUNT,
     retry = "function", client = "table", dry_run = "boolean", on_event = "function",
-    restart = "boolean",
+    restart = "boolean", budget = { "string", valid = function(v)
+        return v == "local" or v:match("^shdict:[%w_]+$") ~= nil
+            or require("marketo.redis").parse(v) ~= nil
+    end, expected = "'local', redis://HOST:PORT/DB or (in nginx) shdict:NAME" },
     workers = COUNT, runtime = "table", transport = "table", log = "function",
     schema = "table", instance = "string", -- marketo.schema: checked before sending
     status_column = { "string", valid = function(v) return v:match("%S") ~= nil end,
@@ -568,19 +576,27 @@ end
 
 -- The client and its limiter wait on the runtime's clock and sleep, so that
 -- in nginx a full call budget yields the light thread instead of blocking
--- the worker.
+-- the worker. The budget is the instance's: its keys are named after the
+-- client's host, so the client comes first, and the limiter below it after.
 local function make_client(opts, rt)
     local limits = opts.limits or {}
     local http = opts.transport or require("marketo.http").new()
-    local limited = limiter.wrap(http, { calls = limits.calls, window = limits.window,
-        in_flight = limits.in_flight, clock = rt.now, sleep = rt.sleep })
+    local front = {}
+    function front.request(_, req) return front.limited:request(req) end
     local copts = {}
     for k, v in pairs(opts.client or {}) do copts[k] = v end
-    copts.transport, copts.retry, copts.log = limited, opts.retry, opts.log or copts.log
+    copts.transport, copts.retry, copts.log = front, opts.retry, opts.log or copts.log
     copts.clock, copts.sleep = copts.clock or rt.now, copts.sleep or rt.sleep
     local client, msg, code = require("marketo.client").new(copts)
     if not client then return nil, msg, code end
-    return client, limited
+    local shared
+    shared, msg, code = budget.new({ clock = rt.now, sleep = rt.sleep, spawn = rt.spawn,
+        url = opts.budget, instance = client.base_url:match("^%a+://([^/]+)"):lower(),
+        limits = { calls = limits.calls, window = limits.window, in_flight = limits.in_flight,
+            importing = limits.importing, queued = limits.queued } })
+    if not shared then return nil, msg, code end
+    front.limited = limiter.wrap(http, { budget = shared })
+    return client, front.limited
 end
 
 local function scheduler_limits(opts)
@@ -613,10 +629,10 @@ function M.send(prepared, opts)
     local kind = objects.get(run.object)
     local result = { journal = o.journal, report_path = o.report }
     local rt = opts.runtime or require("marketo.pipeline.runtime").loop()
-    local client, limited = make_client(opts, rt)
+    local client, limited, failed = make_client(opts, rt)
     if not client then
         journal:close()
-        return nil, limited, "CONFIG"
+        return nil, limited, failed == "BUDGET" and failed or "CONFIG"
     end
     local on_event, close = opts.on_event, nil
     if not on_event and progress.default then on_event, close = progress.default() end
@@ -624,8 +640,9 @@ function M.send(prepared, opts)
     local sched = scheduler.new({ client = client, runtime = rt,
         journal = journal, parts = journal:parts(), work_dir = o.work_dir,
         job = { kind = kind, params = run.params, lenient = run.lenient },
-        limits = scheduler_limits(opts), on_event = on_event })
+        limits = scheduler_limits(opts), on_event = on_event, budget = limited.budget })
     local ok, msg, code = sched:run()
+    limited.budget:close()
     local ended = "complete"
     if not ok then
         ended, result.message, result.code = "failed", msg, code
