@@ -153,6 +153,36 @@ describe("examples/openresty in nginx", function()
         assert.is_nil(n.log():find("%[error%]"), n.log())
     end)
 
+    it("waits for the call budget without holding the worker", function()
+        local n = start_app()
+        local started = socket.gettime()
+        -- one part, and a budget of 2 calls a second: the limiter waits between calls
+        local status, body = n.request("POST", "/imports?file=leads.csv&lookup_field=email"
+            .. "&part_bytes=10000000&poll=0.2&calls=2&window=1")
+        assert.equal(202, status, body)
+        local counts, p = ping_while_importing(n, sandbox.decode(body).id, started + 60)
+        assert.equal("done", p.state, p.error or n.log())
+        -- The budget made calls wait: 2 a second and the margin, so the third of any
+        -- three consecutive calls went at least 1.25 s after the first.
+        local log, got = sb.get("/__sandbox/log")
+        assert.equal(200, got)
+        local calls = {}
+        for _, e in ipairs(sandbox.decode(log)) do
+            if e.time / 1000 >= started then calls[#calls + 1] = e.time / 1000 end
+        end
+        table.sort(calls)
+        assert.is_true(#calls >= 3 and calls[3] - calls[1] >= 1.2, "no budget wait")
+        -- The worker answered all along: a blocking wait leaves a gap as long as itself.
+        local gap = 0
+        for i = 2, #counts.times do
+            gap = math.max(gap, counts.times[i] - counts.times[i - 1])
+        end
+        print(("openresty: %d calls in %.2f s under a budget of 2 a second; /ping answered "
+            .. "%d times meanwhile, at most %.3f s apart"):format(#calls,
+            calls[#calls] - calls[1], counts.during, gap))
+        assert.is_true(gap < 0.3, ("/ping went unanswered for %.2f s"):format(gap))
+    end)
+
     it("refuses a symbolic link out of the import folder, and a repeated parameter", function()
         local outside = os.tmpname()
         finally(function()
@@ -235,6 +265,7 @@ http {
     scgi_temp_path @PREFIX@/tmp/scgi;
     lua_package_path "@ROOT@/lua/?.lua;@PREFIX@/?.lua;;";
     lua_package_cpath "@ROOT@/build/luajit/?.so;;";
+    lua_shared_dict marketo_budget 1m;
     server {
         listen 127.0.0.1:@PORT@;
         client_max_body_size 20m;
@@ -388,6 +419,40 @@ function cases.runtime()
     local before = stop.stop_requested()
     stop.stop()
     return order, ok, tostring(err):match("boom") ~= nil, before, stop.stop_requested()
+end
+
+function cases.budget()
+    local budget = require("marketo.pipeline.budget")
+    local rt = runtime.new()
+    local function new(url, lease)
+        return budget.new({ url = url, instance = "nginx", clock = rt.now, sleep = rt.sleep,
+            limits = { importing = 2, queued = 1, calls = 1000 }, lease = lease })
+    end
+    local a, b = assert(new(args.url)), assert(new(args.url))
+    local p1, p2 = a:try("importing"), b:try("importing")
+    local third = b:try("importing")
+    a:release("importing", p1)
+    local again = b:try("importing") and true
+    -- light threads sharing one connection take turns on it
+    local done = 0
+    for _ = 1, 5 do
+        rt.spawn(function()
+            for _ = 1, 20 do
+                local p = assert(a:try("in_flight"))
+                assert(a:try("call"))
+                a:release("in_flight", p)
+                done = done + 1
+            end
+        end)
+    end
+    rt.run()
+    -- a holder that never renews: its slot is free once its lease is over
+    assert(assert(new(args.url, 0.2)):try("queued"))
+    local t0 = rt.now()
+    assert(assert(new(args.url, 0.2)):acquire("queued"))
+    local waited = rt.now() - t0
+    local none, msg, code = new(args.bad)
+    return p1 and p2 and true, third, again, done, waited, none == nil, msg, code
 end
 
 local M = {}
@@ -561,6 +626,34 @@ describe("marketo.resty in nginx", function()
         assert.equal("hello", echo.res.body)
         assert.equal("5", echo.res.headers["x-got-length"])
         assert.equal("COULDNT_CONNECT", refused.code)
+    end)
+
+    -- One budget's slots, calls from threads taking turns, a lease running out, and
+    -- the failure to reach the backend: the message.
+    local function shares(url, bad)
+        local both, third, again, done, waited, refused, msg, code = run("budget",
+            { url = url, bad = bad })
+        assert.is_true(both)
+        assert.is_false(third)
+        assert.is_true(again)
+        assert.equal(100, done)
+        assert.is_true(waited > 0.1 and waited < 2, tostring(waited))
+        assert.is_true(refused)
+        assert.equal("BUDGET", code)
+        return msg
+    end
+
+    it("shares a budget through Redis with lua-resty-redis, threads taking turns", function()
+        local r = require("spec.support.redis").start()
+        finally(r.stop)
+        local closed = nginx.free_port()
+        local msg = shares(r.url, ("redis://127.0.0.1:%d/0"):format(closed))
+        assert.matches("^BUDGET: Redis at 127%.0%.0%.1:" .. closed .. " is unreachable", msg)
+    end)
+
+    it("shares a budget between workers through a lua_shared_dict", function()
+        local msg = shares("shdict:marketo_budget", "shdict:nowhere")
+        assert.equal("BUDGET: no lua_shared_dict nowhere in nginx.conf", msg)
     end)
 
     it("raises on misuse, pointing at the caller's line", function()

@@ -165,27 +165,38 @@ describe("keys", function()
             write(path, "email,firstName\na@example.com,A\n  ,Blank\nb@example.com,B\n")
         end
 
-        it("stops a strict import naming the line, with nothing sent", function()
-            local src = t.dir .. "/leads.csv"
-            with_blank(src)
-            local r = cli.run({ "import", "leads", src }, { env = cli.env_of(t.sb) })
-            assert.equal(1, r.status)
-            assert.matches("leads.csv:3:email: the key column 'email' is blank", r.err, 1, true)
-            assert.same({}, cli.inspect(t.sb, "records/leads"))
-        end)
+        -- unmapped (the keys scanned in C) and mapped (the parts written, the
+        -- keys seen from Lua)
+        for _, case in ipairs({ { "", {} },
+            { ", mapped", { "--map", "email=email", "--map", "firstName=firstName" } } }) do
+            local function import(src, ...)
+                local argv = { "import", "leads", src, ... }
+                for _, a in ipairs(case[2]) do argv[#argv + 1] = a end
+                return cli.run(argv, { env = cli.env_of(t.sb) })
+            end
 
-        it("is a rejected row in lenient mode", function()
-            local src = t.dir .. "/leads.csv"
-            with_blank(src)
-            local r = cli.run({ "import", "leads", src, "--lenient", "--quiet" },
-                { env = cli.env_of(t.sb) })
-            assert.equal(3, r.status, r.err)
-            local doc = read_json(src .. ".report.json")
-            assert.equal(1, doc.rows.rejected)
-            assert.equal(2, doc.rows.imported)
-            assert.equal(3, doc.rejects[1].line)
-            local _, n = by_key(t.sb)
-            assert.equal(2, n)
-        end)
+            it("stops a strict import naming the line, with nothing sent" .. case[1], function()
+                local src = t.dir .. "/leads.csv"
+                with_blank(src)
+                local r = import(src)
+                assert.equal(1, r.status, r.err)
+                assert.matches("leads.csv:3:email: the key column 'email' is blank", r.err, 1,
+                    true)
+                assert.same({}, cli.inspect(t.sb, "records/leads"))
+            end)
+
+            it("is a rejected row in lenient mode" .. case[1], function()
+                local src = t.dir .. "/leads.csv"
+                with_blank(src)
+                local r = import(src, "--lenient", "--quiet")
+                assert.equal(3, r.status, r.err)
+                local doc = read_json(src .. ".report.json")
+                assert.equal(1, doc.rows.rejected)
+                assert.equal(2, doc.rows.imported)
+                assert.equal(3, doc.rejects[1].line)
+                local _, n = by_key(t.sb)
+                assert.equal(2, n)
+            end)
+        end
     end)
 end)

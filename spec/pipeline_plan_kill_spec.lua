@@ -185,10 +185,14 @@ describe("a crash while the plan is journalled", function()
             local cut = line_ends(text)[4]
             clean()
             killed_at(cut, { "run", script })
+            -- the parts this journal holds whole (its time stamps' digits vary a
+            -- little from the reference run's, so the cut may fall a line short)
+            local _, held = read(journal):gsub('"ev":"planned"[^\n]*\n', "")
+            assert.is_true(held >= 2 and held <= 3, held)
             local r = cli.run({ "resume", journal }, { env = env() })
             assert.equal(4, r.status, r.err)
-            assert.matches("PLAN_INCOMPLETE: " .. journal .. ": the plan is incomplete (3 parts "
-                .. "journaled, no closing record)", r.err, 1, true)
+            assert.matches(("PLAN_INCOMPLETE: %s: the plan is incomplete (%d parts journaled, no "
+                .. "closing record)"):format(journal, held), r.err, 1, true)
             assert.matches("nothing was sent", r.err, 1, true)
             assert.matches("run the original command or script again", r.err, 1, true)
             assert.equal(0, #inspect(fx.sb, "jobs"))

@@ -184,6 +184,33 @@ describe("marketo.pipeline.plan", function()
             assert.same(one, many)
         end)
 
+        it("brings back the warnings of the validation run in each worker", function()
+            local small = dir .. "/emails.csv"
+            local f = assert(io.open(small, "wb"))
+            f:write("Mail,Score\n")
+            for i = 1, 3000 do
+                f:write(("p%d%s,%d\n"):format(i, i == 2500 and "" or "@example.com", i))
+            end
+            f:close()
+            local s = assert(require("marketo.schema").from_sandbox("leads", {},
+                require("marketo.sandbox.schema").new(),
+                require("marketo.sandbox.config").defaults()))
+            local function run(workers)
+                local warnings = {}
+                os.execute("mkdir -p '" .. dir .. "/w" .. workers .. "'")
+                assert(plan.build({ sources = { small }, format = "csv", workers = workers,
+                    work_dir = dir .. "/w" .. workers, warnings = warnings,
+                    mapping = { { "email", "Mail" }, { "leadScore", "Score" } },
+                    validate = require("marketo.pipeline.checks").validate(s, nil, warnings) }))
+                return warnings
+            end
+            local one = run(1)
+            assert.equal(1, #one)
+            assert.matches("line 2501, email: the email 'p2500' does not look like an email",
+                one[1], 1, true)
+            assert.same(one, run(3)) -- found in the last share
+        end)
+
         it("streams the rejects of every worker to on_reject, in file order", function()
             local bad = dir .. "/bad.csv"
             local f = assert(io.open(bad, "wb"))

@@ -94,6 +94,34 @@ describe("sandbox describe", function()
         assert.equal("Gold", c[1].progressionStatuses[2].name)
     end)
 
+    it("imports members with the statuses their program's channel lists, and no other",
+        function()
+            local function import(program, status)
+                local _, res = sb.upload{ path = ("/bulk/v1/program/%d/members/import.json")
+                    :format(program), fields = { { "format", "csv" },
+                    { "programMemberStatus", status } }, data = "email\na@example.com\n" }
+                return res.success or res.errors[1].code
+            end
+            local function listed(channel)
+                local names = {}
+                for i, st in ipairs(result("/rest/asset/v1/channels.json?name=" .. channel)[1]
+                    .progressionStatuses) do names[i] = st.name:lower() end
+                return table.concat(names, ",")
+            end
+            -- program_statuses unset: each channel's own
+            assert.matches(",attended", listed("Webinar"), 1, true)
+            assert.is_true(import(2002, "attended"))
+            assert.equal("1025", import(2002, "Member")) -- not a Webinar status
+            assert.matches(",member,", listed("Sandbox%20Channel"), 1, true)
+            assert.is_true(import(3003, "Member")) -- a program on the default channel
+            assert.equal("1025", import(3003, "Gold"))
+            -- set: what every channel lists and every import takes
+            sb.control{ program_statuses = { "Member", "Gold" } }
+            assert.equal("member,gold", listed("Webinar"))
+            assert.is_true(import(2002, "Gold"))
+            assert.equal("1025", import(2002, "Attended"))
+        end)
+
     it("counts today's calls in usage, settable through /__sandbox/usage", function()
         local body, status = sb.post("/__sandbox/usage", '{"total": 49990}')
         assert.equal(200, status, body)

@@ -5,6 +5,7 @@ set -eu
 
 PACKAGES="make gcc clang pkg-config curl python3 python3-requests procps time openssl
 lua5.4 liblua5.4-dev libcurl4-openssl-dev zlib1g-dev lua-cjson lua-busted lua-check lua-socket luarocks
+redis-server lua-nginx-redis
 luajit2 libluajit2-5.1-dev libclang-rt-14-dev
 nginx-light libnginx-mod-http-lua libnginx-mod-http-ndk
 chromium"

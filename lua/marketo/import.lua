@@ -34,6 +34,10 @@
 --                                         -- and every value checked against it first
 --       instance = nil,                   -- the instance's name, for the journal and report
 --       restart = false,                  -- true: the journal set aside as .N, a new import
+--       budget = nil,                     -- "redis://HOST:PORT/DB": the instance's limits
+--                                         -- shared with every runner using that Redis
+--                                         -- (marketo.pipeline.budget), or in nginx
+--                                         -- "shdict:NAME" (its workers'); default: this one's
 --   })
 --   result = { ended = "complete" | "stopped" | "failed" | "dry_run", exit = 0 | 1 | 3 | 4,
 --              summary = text, report = the JSON document, report_path, journal = path,
@@ -56,6 +60,7 @@ local scheduler = require("marketo.pipeline.scheduler")
 local report_mod = require("marketo.pipeline.report")
 local rejects_mod = require("marketo.pipeline.rejects")
 local limiter = require("marketo.pipeline.limiter")
+local budget = require("marketo.pipeline.budget")
 local progress = require("marketo.pipeline.progress")
 local options = require("marketo.options")
 local checks = require("marketo.pipeline.checks")
@@ -67,11 +72,11 @@ local M = {}
 M.EXIT = { ok = 0, failure = 1, usage = 2, rows_failed = 3, unfinished = 4 }
 
 -- Failures that running the same import again can get past (exit 4): a
--- journal in use, a full disk, a plan a crash cut short (the original command
--- plans it again); any other failure to prepare is the input's or the
--- setup's, to fix first (exit 1).
+-- journal in use, a full disk, a shared budget out of reach (Redis down), a
+-- plan a crash cut short (the original command plans it again); any other
+-- failure to prepare is the input's or the setup's, to fix first (exit 1).
 local LATER = { JOURNAL_BUSY = true, ENOSPC = true, JOURNAL_WRITE = true,
-    PLAN_INCOMPLETE = true, JOURNAL_EMPTY = true }
+    PLAN_INCOMPLETE = true, JOURNAL_EMPTY = true, BUDGET = true }
 
 -- Failures while sending that no rerun gets past until the user fixes what
 -- is named (exit 1), each with the fix; any other failure while sending
@@ -109,7 +114,10 @@ local SPEC = {
     filter = "function", validate = "function", lenient = "boolean", journal = "string",
     report = "string", work_dir = "string", limits = "table", part_bytes = COUNT,
     retry = "function", client = "table", dry_run = "boolean", on_event = "function",
-    restart = "boolean",
+    restart = "boolean", budget = { "string", valid = function(v)
+        return v == "local" or v:match("^shdict:[%w_]+$") ~= nil
+            or require("marketo.redis").parse(v) ~= nil
+    end, expected = "'local', redis://HOST:PORT/DB or (in nginx) shdict:NAME" },
     workers = COUNT, runtime = "table", transport = "table", log = "function",
     schema = "table", instance = "string", -- marketo.schema: checked before sending
     status_column = { "string", valid = function(v) return v:match("%S") ~= nil end,
@@ -342,7 +350,7 @@ local function plan_of(spec, o, work_dir, on_reject)
     return plan_mod.build({ sources = o.sources, format = o.format,
         mapping = spec.mapping, filter = spec.filter, validate = validate,
         lenient = spec.lenient, max_bytes = spec.part_bytes, work_dir = work_dir,
-        max_rejects = 1e9, workers = spec.workers, on_reject = on_reject,
+        max_rejects = 1e9, workers = spec.workers, on_reject = on_reject, warnings = o.warnings,
         status_column = spec.status_column,
         statuses = spec.schema and spec.schema.statuses and spec.schema.statuses[1]
             and spec.schema.statuses,
@@ -364,7 +372,7 @@ local function replan_of(spec)
     end
     return { mapping = mapping, lenient = spec.lenient, part_bytes = spec.part_bytes,
         workers = spec.workers, status_column = spec.status_column,
-        dedupe_fields = spec.dedupe_fields }
+        dedupe_fields = spec.dedupe_fields, checked = spec.schema and true or nil }
 end
 
 -- Plans the import and writes the plan to the journal: the run record, a
@@ -579,19 +587,27 @@ end
 
 -- The client and its limiter wait on the runtime's clock and sleep, so that
 -- in nginx a full call budget yields the light thread instead of blocking
--- the worker.
+-- the worker. The budget is the instance's: its keys are named after the
+-- client's host, so the client comes first, and the limiter below it after.
 local function make_client(opts, rt)
     local limits = opts.limits or {}
     local http = opts.transport or require("marketo.http").new()
-    local limited = limiter.wrap(http, { calls = limits.calls, window = limits.window,
-        in_flight = limits.in_flight, clock = rt.now, sleep = rt.sleep })
+    local front = {}
+    function front.request(_, req) return front.limited:request(req) end
     local copts = {}
     for k, v in pairs(opts.client or {}) do copts[k] = v end
-    copts.transport, copts.retry, copts.log = limited, opts.retry, opts.log or copts.log
+    copts.transport, copts.retry, copts.log = front, opts.retry, opts.log or copts.log
     copts.clock, copts.sleep = copts.clock or rt.now, copts.sleep or rt.sleep
     local client, msg, code = require("marketo.client").new(copts)
     if not client then return nil, msg, code end
-    return client, limited
+    local shared
+    shared, msg, code = budget.new({ clock = rt.now, sleep = rt.sleep, spawn = rt.spawn,
+        url = opts.budget, instance = client.base_url:match("^%a+://([^/]+)"):lower(),
+        limits = { calls = limits.calls, window = limits.window, in_flight = limits.in_flight,
+            importing = limits.importing, queued = limits.queued } })
+    if not shared then return nil, msg, code end
+    front.limited = limiter.wrap(http, { budget = shared })
+    return client, front.limited
 end
 
 local function scheduler_limits(opts)
@@ -624,10 +640,10 @@ function M.send(prepared, opts)
     local kind = objects.get(run.object)
     local result = { journal = o.journal, report_path = o.report }
     local rt = opts.runtime or require("marketo.pipeline.runtime").loop()
-    local client, limited = make_client(opts, rt)
+    local client, limited, failed = make_client(opts, rt)
     if not client then
         journal:close()
-        return nil, limited, "CONFIG"
+        return nil, limited, failed == "BUDGET" and failed or "CONFIG"
     end
     local on_event, close = opts.on_event, nil
     if not on_event and progress.default then on_event, close = progress.default() end
@@ -635,8 +651,9 @@ function M.send(prepared, opts)
     local sched = scheduler.new({ client = client, runtime = rt,
         journal = journal, parts = journal:parts(), work_dir = o.work_dir,
         job = { kind = kind, params = run.params, lenient = run.lenient },
-        limits = scheduler_limits(opts), on_event = on_event })
+        limits = scheduler_limits(opts), on_event = on_event, budget = limited.budget })
     local ok, msg, code = sched:run()
+    limited.budget:close()
     local ended = "complete"
     if not ok then
         ended, result.message, result.code = "failed", msg, code
@@ -724,6 +741,16 @@ local function plan_again(path, state, spec)
         report = spec.report or run.report,
         work_dir = spec.work_dir or run.work_dir }
     for k, v in pairs(run.params) do s[k] = v end
+    if again.checked then -- planned again with the checks it was planned with
+        local schema, msg, code = spec.schema, nil, nil
+        if type(schema) == "function" then schema, msg, code = schema(run.object, run.params) end
+        if not schema then
+            return nil, msg or (journal_mod.incomplete(path, state) .. "; its rows were checked "
+                .. "against the schema of " .. tostring(run.instance) .. ", and a plan made "
+                .. "again needs it too: pass spec.schema"), code or "PLAN_INCOMPLETE"
+        end
+        s.schema, s.instance = schema, run.instance
+    end
     if run.changed then -- --changed-only: the same state, the same instance
         s.changed_only, s.full, s.state = true, run.changed[3] or nil, run.changed[1]
         s.instance = run.instance
@@ -734,7 +761,10 @@ end
 --- reopen(journal_path, spec) -> prepared | nil, msg, code: an import taken
 -- up from its journal alone, ready to send (the mapping already ran: its
 -- parts are on disk; a plan a crash cut short is made again when the journal
--- holds all it needs). spec may give report and work_dir.
+-- holds all it needs). spec may give report and work_dir, and schema: the
+-- instance's (a marketo.schema, or a function (object, params) -> schema | nil,
+-- msg, code asked only then), which a plan made again needs if the first was
+-- checked against one.
 function M.reopen(path, spec)
     spec = spec or {}
     local journal, msg, code = journal_mod.open(path, { create = false })

@@ -37,6 +37,7 @@ local function free_port()
     s:close()
     return tonumber(port)
 end
+M.free_port = free_port -- spec.support.redis's too
 
 local function scratch_dir()
     local p = os.tmpname()

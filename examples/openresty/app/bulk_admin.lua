@@ -1,6 +1,7 @@
 --- bulk_admin: the admin endpoints of the example (see nginx.conf).
 --
 --   POST /imports?file=leads.csv[&lookup_field=email][&part_bytes=N][&poll=S]
+--        [&calls=N&window=S]   (the call budget: N calls per S seconds)
 --        -> 202 { "id": 1 }   (the import runs in the background)
 --   GET  /imports/1   -> 200 the progress record (bulk_import.progress)
 --   POST /imports/1/stop -> 202: no new part starts
@@ -86,6 +87,7 @@ local function start()
         path = path, lookup_field = args.lookup_field or "email",
         work_dir = (work_dir and work_dir ~= "") and work_dir or os.getenv("MARKETO_IMPORT_DIR"),
         part_bytes = tonumber(args.part_bytes), poll = tonumber(args.poll),
+        calls = tonumber(args.calls), window = tonumber(args.window),
     })
     if not id then return reply(500, { error = err }) end
     return reply(202, { id = id })

@@ -76,7 +76,7 @@ local function run(dict, id, opts, p)
         runtime = rt, transport = transport.new{ timeout = 600 },
         -- The client's waits (retries, token) must yield too, on the same clock.
         client = { sleep = rt.sleep, clock = rt.now, log = log },
-        limits = { poll_first = opts.poll },
+        limits = { poll_first = opts.poll, calls = opts.calls, window = opts.window },
         on_event = tracker(dict, id, p),
     }
 end

@@ -84,6 +84,8 @@ Quota (a dry run prints the calls and the time an import will take):
 Limits (lower them on an instance other integrations share):
   --importing N --queued N --uploads N     jobs importing (2), in the queue (10), uploads (2)
   --calls N --window S --in-flight N       API calls per window (100 per 20 s), at once (10)
+  --budget URL           take them from redis://HOST:PORT/DB (or MARKETO_BUDGET), shared
+                         with every runner there on this instance (default: this run's own)
 %s
 Output:
   --json                 one JSON line per event on stderr, even on a terminal
@@ -117,7 +119,8 @@ local FLAGS = {
     part_bytes = args.bytes(M.MAX_PART_BYTES), json = "boolean", quiet = "boolean",
     help = "boolean", no_schema = "boolean", refresh_schema = "boolean",
     daily_quota = "count", ignore_quota = "boolean", status_column = "string",
-    dedupe_fields = "string", changed_only = "boolean", full = "boolean", state = "string",
+    dedupe_fields = "string", budget = "string", changed_only = "boolean", full = "boolean",
+    state = "string",
 }
 for k, kind in pairs(M.LIMIT_FLAGS) do FLAGS[k] = kind end
 for k, kind in pairs(target.FLAGS) do FLAGS[k] = kind end
@@ -287,7 +290,20 @@ local function spec_of(flags, object, files)
     ok, msg = params_of(flags, object, spec)
     if not ok then return nil, msg end
     spec.limits = M.limits_of(flags)
+    spec.budget, msg = M.budget_of(flags)
+    if msg then return nil, msg end
     return spec
+end
+
+--- The shared budget of --budget or MARKETO_BUDGET: the URL | nil, message.
+function M.budget_of(flags)
+    local url = flags.budget or os.getenv("MARKETO_BUDGET")
+    if url == nil or url == "" or url == "local" then return nil end
+    local _, msg = require("marketo.redis").parse(url)
+    if msg then
+        return nil, (flags.budget and "--budget: " or "MARKETO_BUDGET: ") .. msg
+    end
+    return url
 end
 
 --- Runs an import spec the way every command does: progress on stderr, the

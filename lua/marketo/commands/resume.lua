@@ -3,6 +3,7 @@ local import = require("marketo.import")
 local args = require("marketo.commands.args")
 local target = require("marketo.commands.target")
 local import_cmd = require("marketo.commands.import")
+local instance = require("marketo.commands.instance")
 
 local M = { summary = "finish an interrupted import from its journal" }
 
@@ -17,6 +18,7 @@ was cut short (a crash while planning: nothing was sent) is planned again, unles
 Lua functions map its rows: then run the original command or script again.
 Rerunning the original `marketo-bulk import` command does the same as resume.
 Limits: --importing N --queued N --uploads N --calls N --window S --in-flight N
+        --budget URL (as for `marketo-bulk import`)
 %s
 
 Exit status as for `marketo-bulk import`.
@@ -27,7 +29,8 @@ Examples:
   marketo-bulk resume crm.journal --profile prod
 ]]):format(target.FLAGS_HELP)
 
-local FLAGS = { report = "string", json = "boolean", quiet = "boolean", help = "boolean" }
+local FLAGS = { report = "string", json = "boolean", quiet = "boolean", help = "boolean",
+    budget = "string" }
 for k, kind in pairs(import_cmd.LIMIT_FLAGS) do FLAGS[k] = kind end
 for k, kind in pairs(target.FLAGS) do FLAGS[k] = kind end
 M.FLAGS = FLAGS -- for the shell's completion
@@ -43,8 +46,17 @@ function M.main(argv, out, err)
             or ("one JOURNAL expected, got '%s' after it"):format(positional[2]))
     end
     local spec = { report = flags.report, limits = import_cmd.limits_of(flags) }
+    -- a plan made again is checked as the first was: the instance asked only then
+    spec.schema = function(object, params)
+        return instance.schema({ object = object, values = params },
+            { settings = target.instance(flags) })
+    end
+    local msg, code
+    spec.budget, msg = import_cmd.budget_of(flags)
+    if msg then return args.usage_error(err, "resume", msg) end
     -- the journal locked (and a plan cut short made again) before any server starts
-    local prepared, msg, code = import.reopen(positional[1], spec)
+    local prepared
+    prepared, msg, code = import.reopen(positional[1], spec)
     return import_cmd.send(prepared, msg, code, spec, flags, out, err)
 end
 

@@ -183,7 +183,7 @@ end
 -- the values of a mapped row (field -> text) against their fields' types, in
 -- the schema's order of fields (every row has the same fields: the list is
 -- made once). The first value of an email field that does not look like one
--- is added to `warnings` (in this process: not from a worker's share).
+-- is added to `warnings` (a worker's share's come back in its result: plan.lua).
 function M.row(s, warnings)
     local list, warned
     return function(values, line)
@@ -215,7 +215,7 @@ end
 function M.validate(s, user, warnings)
     local types = M.row(s, warnings)
     return function(values, line)
-        local reason, field = types(values)
+        local reason, field = types(values, line)
         if reason then return reason, field end
         if user then return user(values, line) end
         return nil

@@ -116,8 +116,9 @@ end
 
 -- Event n of the keyset: a row of part k whose key is blank (a bad row) or
 -- was seen before (it stays in its part, or moves to a trailing one).
-local function on_event(acc, o, st, k, chain, n)
-    local line, blank, code, first, again, example = st.ks:event(n)
+local function on_event(acc, o, st, k, chain, n, blank_line)
+    local line, blank, code, first, again, example = blank_line, true, nil, nil, nil, nil
+    if not blank_line then line, blank, code, first, again, example = st.ks:event(n) end
     local part = acc.parts[k]
     if blank then
         local reason = ("the key column '%s' is blank"):format(st.field)
@@ -162,7 +163,8 @@ local function see(acc, o, st, k, row, line, chain)
     for i, col in ipairs(chain.cols) do values[i] = row[col] or "" end
     local n = st.ks:see(values, k, line)
     if n == 0 then return true end
-    return on_event(acc, o, st, k, chain, n)
+    -- (see() answers -1 for a blank key, not its event's number)
+    return on_event(acc, o, st, k, chain, n, n == -1 and line or nil)
 end
 
 -- A byte range of a source: its rows through the keyset in C, then the

@@ -6,8 +6,8 @@
 --   plan.build{ sources = { "a.csv" }, format = "csv", mapping = m, filter = f,
 --               validate = v, lenient = false, max_bytes = n, work_dir = "w/",
 --               workers = 1, on_reject = function(rej), key = marketo.objects.key(...),
---               status_column = nil, state = nil (--changed-only: see
---               marketo.pipeline.changed; needs key) }
+--               status_column = nil, warnings = { ... }, state = nil (--changed-only:
+--               see marketo.pipeline.changed; needs key) }
 --   -> { parts = { part... }, rows = { read, filtered, rejected, unchanged (with state) },
 --        rejects = { ... },
 --        keys = (with o.key) see marketo.pipeline.keys }
@@ -29,7 +29,8 @@
 -- functions then run in copies of this process, so what one of them keeps
 -- between rows is seen only by the rows of its share). Either way the writer
 -- also keeps the source line of every row it writes in a lines file, so that
--- failures can be tied back to the source.
+-- failures can be tied back to the source. o.warnings is the list the
+-- validation adds its warnings to: a worker's come back in its result.
 local csv = require("marketo.csv")
 local mapping_mod = require("marketo.mapping")
 local workers = require("marketo.pipeline.workers")
@@ -243,8 +244,13 @@ local function map_share(o, source, index, m, share, k, streamed)
         if not w then return { msg = wmsg, code = wcode } end
         mine.on_reject = function(rej) w:add(rej) end
     end
+    local warned = o.warnings and #o.warnings
     local done, ok, emsg, ecode = pcall(map_rows, o, source, index, mine, m, share, k)
     mine.on_reject = nil -- a result holds no function
+    mine.warnings = {}
+    for i = (warned or 0) + 1, o.warnings and #o.warnings or 0 do
+        mine.warnings[#mine.warnings + 1] = o.warnings[i]
+    end
     if w then
         local closed, cmsg, ccode = w:close()
         if done and ok and not closed then ok, emsg, ecode = nil, cmsg, ccode end
@@ -278,6 +284,9 @@ local function map_rows_parallel(o, source, index, acc, m, shares)
     if failed then return nil, failed.msg, failed.code end
     for _, res in ipairs(results) do
         for key, n in pairs(res.acc.rows) do acc.rows[key] = acc.rows[key] + n end
+        for _, w in ipairs(o.warnings and res.acc.warnings or {}) do
+            o.warnings[#o.warnings + 1] = w
+        end
         for _, part in ipairs(res.acc.parts) do acc.parts[#acc.parts + 1] = part end
     end
     return true

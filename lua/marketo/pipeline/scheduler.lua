@@ -11,6 +11,8 @@
 --     their progress, never slower than `poll_max`), the rest wait silently;
 --   * the call budget (calls per window, calls in flight) is the limiter's,
 --     below the client: every call of the import goes through it;
+--   * the queue and importing slots are also taken from the budget
+--     (marketo.pipeline.budget), which other runners may share;
 --   * a part `after` others starts only once they are finished;
 --   * a stop request (SIGINT) stops new uploads and polls; what is in flight
 --     finishes its journal line, and a resume picks up from there.
@@ -21,6 +23,7 @@ local formats = require("marketo.formats")
 local poll = require("marketo.poll")
 local options = require("marketo.options")
 local journal_mod = require("marketo.pipeline.journal")
+local budget_mod = require("marketo.pipeline.budget")
 
 local M = {}
 
@@ -39,7 +42,7 @@ Scheduler.__index = Scheduler
 --- new(o) -> scheduler. o: client, runtime, journal, parts (journal:parts()
 -- entries: { plan, stage, batch, ... }), job ({ kind = a marketo.objects kind,
 -- params = its parameters by our names }), limits (M.DEFAULTS keys),
--- work_dir, on_event(ev).
+-- work_dir, on_event(ev), budget (the limiter's; default: this process's).
 function M.new(o)
     local limits = {}
     for k, v in pairs(M.DEFAULTS) do limits[k] = v end
@@ -49,6 +52,8 @@ function M.new(o)
     return setmetatable({
         client = o.client, rt = o.runtime, journal = o.journal, parts = o.parts,
         job = o.job, limits = limits, work_dir = o.work_dir,
+        budget = o.budget or budget_mod.new({ clock = o.runtime.now, sleep = o.runtime.sleep,
+            limits = { importing = limits.importing, queued = limits.queued } }),
         on_event = o.on_event or function() end,
         outstanding = {}, -- parts with a job in Marketo's queue, in upload order
         uploading = 0, error = nil, stopped = false,
@@ -186,6 +191,38 @@ function Scheduler:leave_queue(p)
     end
 end
 
+-- Waits for the budget's slot of `what` into p.permits: false when stopped or failed.
+function Scheduler:take(p, what)
+    p.permits = p.permits or {}
+    while not p.permits[what] do
+        local permit, msg, code = self.budget:try(what)
+        if permit then
+            p.permits[what] = permit
+        elseif permit == nil then
+            self:fail(p, msg, code)
+            return false
+        elseif not self:pause(0.05) then
+            return false
+        end
+    end
+    return true
+end
+
+function Scheduler:give(p, what)
+    local permit = p.permits and p.permits[what]
+    if permit then
+        p.permits[what] = nil
+        self.budget:release(what, permit)
+    end
+end
+
+-- The part is out of Marketo's queue (or never got in): its slots go back.
+function Scheduler:done_with(p)
+    self:give(p, "importing")
+    self:give(p, "queued")
+    return self:leave_queue(p)
+end
+
 -- Polls until Complete or Failed (on marketo.poll's schedule, as job:wait); nil
 -- when stopped or failed fatally. A job is first polled as soon as it reaches
 -- the head of our queue: Marketo may well have finished it while it waited its
@@ -197,6 +234,7 @@ function Scheduler:await(p, job)
     while self:position(p) > L.importing do
         if not self:pause(0.05) then return nil end
     end
+    if not self:take(p, "importing") then return nil end
     while true do
         local info, msg, code = job:refresh()
         if not info then return self:fail(p, msg, code) end
@@ -262,7 +300,7 @@ function Scheduler:run_part(p)
             p.upload_reserved = nil
             job = self:upload(p, attempt)
             self.uploading = self.uploading - 1
-            if not job then return self:leave_queue(p) end
+            if not job then return self:done_with(p) end
         end
         local info
         if p.stage == "finished" and p.finished then
@@ -270,7 +308,8 @@ function Scheduler:run_part(p)
                 warned = p.finished.warned, processed = p.finished.processed }
         else
             info = self:await(p, job)
-            if not info then return self:leave_queue(p) end
+            self:give(p, "importing")
+            if not info then return self:done_with(p) end
         end
         if info.status == "Failed" and attempt <= self.limits.failed_retries
             and p.stage ~= "finished" then
@@ -278,7 +317,7 @@ function Scheduler:run_part(p)
                 retry = true })
             job = nil -- a Failed job imported nothing for sure: send the part again
         else
-            self:leave_queue(p)
+            self:done_with(p)
             if p.stage ~= "finished" then
                 p.stage = "finished"
                 if not self:record({ ev = "finished", part = p.plan.part, status = info.status,
@@ -317,7 +356,8 @@ function Scheduler:feed()
             while not queued and (#self.outstanding >= L.queued or self.uploading >= L.uploads) do
                 if not self:pause(0.05) then return end
             end
-            if self:should_stop() then return end
+            if p.stage ~= "finished" and not self:take(p, "queued") then return end
+            if self:should_stop() then return self:give(p, "queued") end
             self.outstanding[#self.outstanding + 1] = p
             if not queued then
                 self.uploading = self.uploading + 1 -- held for the task until it uploads

@@ -102,13 +102,11 @@ function M.program(schema, id)
 end
 
 --- GET /rest/asset/v1/channels.json?name=NAME -> result | nil (none found).
--- A channel's statuses are the `program_statuses` option when it is set (the
--- statuses the sandbox's imports accept), else the schema's.
+-- Its statuses are those the sandbox's imports accept (schema.statuses).
 function M.channel(schema, conf, name)
     local c = schema:channel(name)
     if not c then return nil end
-    local names = (conf.program_statuses and #conf.program_statuses > 0)
-        and conf.program_statuses or c.statuses
+    local names = schema.statuses(c, conf)
     local statuses = {}
     for i, s in ipairs(names) do
         statuses[i] = { name = s, step = (i - 1) * 10, hidden = false,

@@ -144,10 +144,9 @@ function M.import_objects(sb, _, call, api_name)
     end)
 end
 
-local function status_known(sb, status)
-    local list = sb.conf.program_statuses
-    if #list == 0 then return true end
-    for _, s in ipairs(list) do
+-- One of the statuses the program's channel lists (its describe says the same).
+local function status_known(sb, program_id, status)
+    for _, s in ipairs(sb.schema:program_statuses(program_id, sb.conf)) do
         if s:lower() == status:lower() then return true end
     end
     return false
@@ -161,7 +160,7 @@ function M.import_members(sb, _, call, program)
     if not file then return a, b, c end
     local status = param(call, "programMemberStatus")
     if status == nil or status == "" then return fail(call, 1002, "programMemberStatus") end
-    if not status_known(sb, status) then return fail(call, 1025) end
+    if not status_known(sb, program_id, status) then return fail(call, 1025) end
     -- the store and the inspection paths key programs by the id's text
     file.kind, file.program_id, file.member_status = "pm", tostring(program_id), status
     return enqueue(sb, call, file, lead_created)

@@ -168,6 +168,20 @@ function M:channel(name)
     return self.channels[name:lower()]
 end
 
+--- The statuses of channel c (in step order), as its describe lists them and
+-- the imports of its programs' members accept them: the `program_statuses`
+-- option of conf when it is set, else the channel's.
+function M.statuses(c, conf)
+    local set = conf and conf.program_statuses
+    if set and #set > 0 then return set end
+    return c.statuses
+end
+
+--- The statuses a member of program `id` can be given (see statuses()).
+function M:program_statuses(id, conf)
+    return M.statuses(self:channel(self:program(id).channel), conf)
+end
+
 --- Loads a JSON schema file into this schema. Returns true or nil, message.
 function M:load(path)
     local t, msg = json.decode_file(path)
