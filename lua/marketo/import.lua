@@ -50,7 +50,6 @@
 -- work from any folder.
 local core = require("marketo.core")
 local csv = require("marketo.csv")
-local json = require("marketo.json")
 local objects = require("marketo.objects")
 local formats = require("marketo.formats")
 local mapping_mod = require("marketo.mapping")
@@ -245,6 +244,19 @@ local DIFFERENCES = {
     { "dedupe_fields", "other dedupe fields" }, { "changed", "another --changed-only state" },
 }
 
+-- Whether two values read from JSON are the same: key by key, since the order
+-- in which a table's keys are encoded differs from one process to the next.
+local function same(x, y)
+    if type(x) ~= "table" or type(y) ~= "table" then return x == y end
+    for k, v in pairs(x) do
+        if not same(v, y[k]) then return false end
+    end
+    for k in pairs(y) do
+        if x[k] == nil then return false end
+    end
+    return true
+end
+
 -- Why a journal's import `a` is not the import `b` asked for, and what to do;
 -- or nil.
 local function mismatch(a, b)
@@ -256,7 +268,7 @@ local function mismatch(a, b)
             return ("belongs to an import whose mapping script has changed since: an edited "
                 .. "function is another import; %s"):format(start_over)
         end
-        if json.encode({ a[d[1]] or "" }) ~= json.encode({ b[d[1]] or "" }) then
+        if not same(a[d[1]] or "", b[d[1]] or "") then
             return ("belongs to an import of %s (%s of %s%s); %s"):format(d[2], a.object,
                 table.concat(a.sources, ", "),
                 (a.mapping or "") ~= "" and (", mapped " .. a.mapping) or "", start_over)
