@@ -88,12 +88,32 @@ M.ENV = { "MARKETO_BASE_URL", "MARKETO_MUNCHKIN_ID", "MARKETO_CLIENT_ID",
 local PROFILE_KEYS = { base_url = true, munchkin_id = true, client_id = true,
     client_secret = true, client_secret_file = true }
 
+-- The XDG base folders, and where each is when its variable is not set.
+local XDG = { config = { "XDG_CONFIG_HOME", ".config" }, cache = { "XDG_CACHE_HOME", ".cache" },
+    state = { "XDG_STATE_HOME", ".local/state" } }
+
+--- dir(kind [, getenv]) -> our folder of that kind ("config", "cache" or
+-- "state"): $XDG_<KIND>_HOME/marketo-bulk, else under $HOME; nil without either.
+function M.dir(kind, getenv)
+    getenv = getenv or os.getenv
+    local xdg = XDG[kind]
+    local base = getenv(xdg[1])
+    if base == nil or base == "" then
+        local home = getenv("HOME")
+        if home == nil or home == "" then return nil end
+        base = home .. "/" .. xdg[2]
+    end
+    return base .. "/marketo-bulk"
+end
+
+--- A value as a piece of a file name (an instance's host, an object's name).
+function M.file_name(v)
+    return (tostring(v):gsub("[^%w%.%-]", "_"))
+end
+
 --- The profiles file: $XDG_CONFIG_HOME/marketo-bulk/profiles.
 function M.profiles_path(getenv)
-    getenv = getenv or os.getenv
-    local base = getenv("XDG_CONFIG_HOME")
-    if base == nil or base == "" then base = (getenv("HOME") or "") .. "/.config" end
-    return base .. "/marketo-bulk/profiles"
+    return (M.dir("config", getenv) or "/nonexistent/marketo-bulk") .. "/profiles"
 end
 
 -- A file holding a secret must be its owner's alone: nil, or the refusal.

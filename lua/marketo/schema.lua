@@ -313,19 +313,12 @@ end
 
 --- The cache folder: $XDG_CACHE_HOME/marketo-bulk, else ~/.cache/marketo-bulk.
 function M.cache_dir(getenv)
-    getenv = getenv or os.getenv
-    local base = getenv("XDG_CACHE_HOME")
-    if not base or base == "" then
-        local home = getenv("HOME")
-        if not home or home == "" then return nil end
-        base = home .. "/.cache"
-    end
-    return base .. "/marketo-bulk"
+    return require("marketo.config").dir("cache", getenv)
 end
 
 function M.cache_path(dir, instance, key)
-    return ("%s/%s-%s.json"):format(dir, instance:gsub("[^%w%.%-]", "_"),
-        (key:gsub("[^%w%.%-]", "_")))
+    local name = require("marketo.config").file_name
+    return ("%s/%s-%s.json"):format(dir, name(instance), name(key))
 end
 
 -- A cache file's schema, if it is whole and this object's; else nil.

@@ -136,16 +136,10 @@ end
 
 --- The default state file; see the header comment.
 function M.path(instance, object, key_field, getenv)
-    getenv = getenv or os.getenv
-    local base = getenv("XDG_STATE_HOME")
-    if not base or base == "" then
-        local home = getenv("HOME")
-        if not home or home == "" then return nil end
-        base = home .. "/.local/state"
-    end
-    local function safe(v) return (v:gsub("[^%w%.%-]", "_")) end
-    return ("%s/marketo-bulk/%s-%s-%s.state"):format(base, safe(instance), safe(object),
-        safe(key_field))
+    local config = require("marketo.config")
+    local dir, name = config.dir("state", getenv), config.file_name
+    if not dir then return nil end
+    return ("%s/%s-%s-%s.state"):format(dir, name(instance), name(object), name(key_field))
 end
 
 local function identity(instance, object, key_field)

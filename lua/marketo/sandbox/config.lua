@@ -80,8 +80,11 @@ end
 local function coerce(opt, v)
     local kind = opt[2]
     if kind == "int" or kind == "number" then
-        local n = math.tointeger(tonumber(v)) or tonumber(v)
-        if n == nil or n < 0 or (kind == "int" and math.type(n) ~= "integer") then
+        -- (also read on LuaJIT, through marketo.schema: no math.tointeger there)
+        local n = tonumber(v)
+        local whole = n ~= nil and n == math.floor(n) and math.abs(n) < 2 ^ 53
+        if whole and math.tointeger then n = math.tointeger(n) end
+        if n == nil or n < 0 or (kind == "int" and not whole) then
             local shown = type(v) == "number" and ("%.14g"):format(v) or tostring(v)
             return nil, ("option %s: expected a non-negative %s, got '%s'")
                 :format(opt[1], kind == "int" and "integer" or "number", shown)

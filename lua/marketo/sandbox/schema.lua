@@ -150,7 +150,7 @@ function M:extend(t)
         self.channels[c.name:lower()] = { name = c.name, statuses = c.statuses }
     end
     for _, p in ipairs(t.programs or {}) do
-        local id = math.tointeger(p.id)
+        local id = (math.tointeger or tonumber)(p.id) -- (LuaJIT too, through marketo.schema)
         if not id or not self.channels[tostring(p.channel):lower()] then
             error("a program needs an id and a channel the schema has", 0)
         end
