@@ -15,7 +15,7 @@ double marketo_monotonic(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int clock_monotonic(lua_State *L)
+int marketo_clock_monotonic(lua_State *L)
 {
     lua_pushnumber(L, marketo_monotonic());
     return 1;
@@ -26,7 +26,7 @@ static int clock_monotonic(lua_State *L)
 
 /* sleep(seconds): returns true, or false when a stop request cut it short.
  * math.huge sleeps as long as a timespec can say (until a signal). */
-static int clock_sleep(lua_State *L)
+int marketo_clock_sleep(lua_State *L)
 {
     double s = marketo_checkseconds(L, 1);
     struct timespec req, rem;
@@ -42,14 +42,4 @@ static int clock_sleep(lua_State *L)
     }
     lua_pushboolean(L, 1);
     return 1;
-}
-
-void marketo_clock_open(lua_State *L)
-{
-    static const luaL_Reg funcs[] = {
-        {"monotonic", clock_monotonic},
-        {"sleep", clock_sleep},
-        {NULL, NULL}
-    };
-    marketo_setfuncs(L, funcs);
 }

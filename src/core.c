@@ -162,6 +162,9 @@ MARKETO_EXPORT int luaopen_marketo_core(lua_State *L)
 {
     static const luaL_Reg funcs[] = {
         {"versions", core_versions},
+#define MARKETO_FUNCTION_ENTRY(name, fn) {name, fn},
+        MARKETO_FUNCTIONS(MARKETO_FUNCTION_ENTRY)
+#undef MARKETO_FUNCTION_ENTRY
         {NULL, NULL}
     };
     static int curl_ready = 0; /* curl_global_init once per process, never cleaned up:

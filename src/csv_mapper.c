@@ -108,7 +108,7 @@ static int copy_rows(lua_State *L, marketo_csv_reader *r, marketo_csv_writer *w,
 /* csv_copy(reader, writer) -> rows | nil, msg, code: the reader's header and
  * rows as they are in the source, line ends and all, to a writer opened
  * without a header; the rows a lenient reader rejects are left out. */
-static int copy_run(lua_State *L)
+int marketo_copy_run(lua_State *L)
 {
     marketo_csv_reader *r = marketo_csv_check_reader(L, 1);
     marketo_csv_writer *w = marketo_csv_check_writer(L, 2);
@@ -196,7 +196,7 @@ static int drops(lua_State *L, int row, long long line)
     return !keep;
 }
 
-/* Output column i of map_lua: its function (at stack index fn, nil for
+/* Output column i of marketo_map_lua: its function (at stack index fn, nil for
  * none) with the source value and the row, or the column as csv_map would
  * write it. */
 static void put_mapped(lua_State *L, marketo_csv_writer *w, const csv_scan *s,
@@ -220,7 +220,7 @@ static void put_mapped(lua_State *L, marketo_csv_writer *w, const csv_scan *s,
     put_value(L, w, i + 1);
 }
 
-/* Writes the rows left through the n columns. with_fns: map_lua's, whose
+/* Writes the rows left through the n columns. with_fns: marketo_map_lua's, whose
  * stack holds the filter (5), on_filter (6), the row (8) and the columns'
  * functions (9..). The rows the filter dropped, or -1 with the failure
  * triple pushed. */
@@ -253,7 +253,7 @@ static long long map_rows(lua_State *L, marketo_csv_reader *r, marketo_csv_write
 }
 
 /* csv_map(reader, writer, spec) -> rows read | nil, msg, code */
-static int map_run(lua_State *L)
+int marketo_map_run(lua_State *L)
 {
     marketo_csv_reader *r = marketo_csv_check_reader(L, 1);
     marketo_csv_writer *w = marketo_csv_check_writer(L, 2);
@@ -278,7 +278,7 @@ static int map_run(lua_State *L)
  * gets the value of spec[i], or nil if spec[i] is 0, and the row); filter
  * (row, line) keeps a row when truthy; on_filter(line, row) hears of the
  * others. row is one table for all rows whose fields are read on demand. */
-static int map_lua(lua_State *L)
+int marketo_map_lua(lua_State *L)
 {
     marketo_csv_reader *r = marketo_csv_check_reader(L, 1);
     marketo_csv_writer *w = marketo_csv_check_writer(L, 2);
@@ -301,15 +301,4 @@ static int map_lua(lua_State *L)
     marketo_pushsize(L, r->rows);
     marketo_pushsize(L, filtered);
     return 2;
-}
-
-void marketo_csv_mapper_open(lua_State *L)
-{
-    static const luaL_Reg funcs[] = {
-        {"csv_copy", copy_run},
-        {"csv_map", map_run},
-        {"csv_map_lua", map_lua},
-        {NULL, NULL}
-    };
-    marketo_setfuncs(L, funcs);
 }

@@ -366,7 +366,7 @@ static int default_threads(void)
  * msg, code. The reader must be fresh (header read, no row yet); it is read
  * to the end. threads: at most this many scans at once (default: the online
  * CPUs, up to 8); a segment gets segment_bytes at least (32 MiB). */
-static int plan_new(lua_State *L)
+int marketo_plan_new(lua_State *L)
 {
     planner pl;
     long long threads, segment;
@@ -400,10 +400,4 @@ static int plan_new(lua_State *L)
     if (!ok)
         return lua_error(L);
     return lua_gettop(L) - top;
-}
-
-void marketo_csv_plan_open(lua_State *L)
-{
-    lua_pushcfunction(L, plan_new);
-    lua_setfield(L, -2, "csv_plan");
 }

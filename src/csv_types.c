@@ -322,7 +322,7 @@ static int record_passes(const char *p, size_t n, int delim, const col_check *co
     return 1;
 }
 
-static int check_types(lua_State *L)
+int marketo_check_types(lua_State *L)
 {
     marketo_csv_reader *r = marketo_csv_check_reader(L, 1);
     lua_Integer max, found = 0, rows = 0;
@@ -408,10 +408,4 @@ static int check_types(lua_State *L)
     lua_pushlstring(L, email.value, email.len);
     lua_setfield(L, -2, "value");
     return 3;
-}
-
-void marketo_csv_types_open(lua_State *L)
-{
-    lua_pushcfunction(L, check_types);
-    lua_setfield(L, -2, "csv_check_types");
 }

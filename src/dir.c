@@ -31,7 +31,7 @@ static int make_one(char *path, size_t len)
 }
 
 /* mkdir(path) -> true | fail triple ("ENOENT: path: No such file ..."). */
-static int dir_mkdir(lua_State *L)
+int marketo_dir_mkdir(lua_State *L)
 {
     size_t len, i;
     const char *path = luaL_checklstring(L, 1, &len);
@@ -50,14 +50,4 @@ static int dir_mkdir(lua_State *L)
         return marketo_push_errno(L, path, err);
     lua_pushboolean(L, 1);
     return 1;
-}
-
-void marketo_dir_open(lua_State *L)
-{
-    static const luaL_Reg funcs[] = {
-        {"mkdir", dir_mkdir},
-        {NULL, NULL}
-    };
-
-    marketo_setfuncs(L, funcs);
 }

@@ -61,7 +61,7 @@ static int run(convert *c)
 }
 
 /* to_utf8(src, dst, from) -> true | fail ("ENCODING: src: byte 0x81 at offset 12 ..."). */
-static int encoding_to_utf8(lua_State *L)
+int marketo_encoding_to_utf8(lua_State *L)
 {
     const char *src = luaL_checkstring(L, 1);
     const char *dst = luaL_checkstring(L, 2);
@@ -105,14 +105,4 @@ static int encoding_to_utf8(lua_State *L)
     }
     lua_pushboolean(L, 1);
     return 1;
-}
-
-void marketo_encoding_open(lua_State *L)
-{
-    static const luaL_Reg funcs[] = {
-        {"to_utf8", encoding_to_utf8},
-        {NULL, NULL}
-    };
-
-    marketo_setfuncs(L, funcs);
 }

@@ -59,7 +59,7 @@ int marketo_write_whole(lua_State *L, const char *path, const void *const *data,
 }
 
 /* write_file(path, data) -> true | fail triple ("ENOSPC: path: No space ..."). */
-static int file_write(lua_State *L)
+int marketo_file_write(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
     size_t len;
@@ -69,7 +69,7 @@ static int file_write(lua_State *L)
 }
 
 /* cwd() -> the current directory's absolute path | fail triple */
-static int file_cwd(lua_State *L)
+int marketo_file_cwd(lua_State *L)
 {
     char buf[PATH_MAX];
 
@@ -77,15 +77,4 @@ static int file_cwd(lua_State *L)
         return marketo_push_errno(L, "getcwd", errno);
     lua_pushstring(L, buf);
     return 1;
-}
-
-void marketo_file_open(lua_State *L)
-{
-    static const luaL_Reg funcs[] = {
-        {"cwd", file_cwd},
-        {"write_file", file_write},
-        {NULL, NULL}
-    };
-
-    marketo_setfuncs(L, funcs);
 }

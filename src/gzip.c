@@ -14,7 +14,7 @@
 #define CHUNK (1 << 16)
 
 /* gunzip(src, dst) -> bytes written | fail ("GZIP: src: unexpected end of file"). */
-static int gzip_gunzip(lua_State *L)
+int marketo_gzip_gunzip(lua_State *L)
 {
     const char *src = luaL_checkstring(L, 1);
     const char *dst = luaL_checkstring(L, 2);
@@ -58,14 +58,4 @@ static int gzip_gunzip(lua_State *L)
     }
     marketo_pushsize(L, total);
     return 1;
-}
-
-void marketo_gzip_open(lua_State *L)
-{
-    static const luaL_Reg funcs[] = {
-        {"gunzip", gzip_gunzip},
-        {NULL, NULL}
-    };
-
-    marketo_setfuncs(L, funcs);
 }

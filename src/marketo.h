@@ -81,5 +81,8 @@ int marketo_stop_requested(void);
 #define MARKETO_DECLARE_OPEN(name) void marketo_##name##_open(lua_State *L);
 MARKETO_MODULES(MARKETO_DECLARE_OPEN)
 #undef MARKETO_DECLARE_OPEN
+#define MARKETO_DECLARE_FUNCTION(name, fn) int fn(lua_State *L);
+MARKETO_FUNCTIONS(MARKETO_DECLARE_FUNCTION)
+#undef MARKETO_DECLARE_FUNCTION
 
 #endif

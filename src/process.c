@@ -30,7 +30,7 @@ static void on_signal(int sig)
     stop_signal = sig;
 }
 
-static int process_catch_signals(lua_State *L)
+int marketo_process_catch_signals(lua_State *L)
 {
     struct sigaction sa;
 
@@ -44,7 +44,7 @@ static int process_catch_signals(lua_State *L)
 }
 
 /* stop_requested() -> false, or the name of the signal that asked. */
-static int process_stop_requested(lua_State *L)
+int marketo_process_stop_requested(lua_State *L)
 {
     switch (stop_signal) {
     case 0: lua_pushboolean(L, 0); break;
@@ -55,14 +55,14 @@ static int process_stop_requested(lua_State *L)
     return 1;
 }
 
-static int process_getpid(lua_State *L)
+int marketo_process_getpid(lua_State *L)
 {
     lua_pushinteger(L, (lua_Integer)getpid());
     return 1;
 }
 
 /* self_exe() -> absolute path of the running executable, or the fail triple. */
-static int process_self_exe(lua_State *L)
+int marketo_process_self_exe(lua_State *L)
 {
     char path[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
@@ -74,7 +74,7 @@ static int process_self_exe(lua_State *L)
 }
 
 /* isatty(fd) -> boolean: whether progress can redraw a line (fd 1 or 2). */
-static int process_isatty(lua_State *L)
+int marketo_process_isatty(lua_State *L)
 {
     lua_Integer fd = luaL_checkinteger(L, 1);
 
@@ -84,7 +84,7 @@ static int process_isatty(lua_State *L)
 }
 
 /* cpus() -> the processors online (at least 1). */
-static int process_cpus(lua_State *L)
+int marketo_process_cpus(lua_State *L)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
 
@@ -96,7 +96,7 @@ static int process_cpus(lua_State *L)
  * is flushed first, or both processes would write it. The child takes the
  * default action on SIGINT/SIGTERM: a worker has nothing to finish, and its
  * parent sees it end and tells the user. */
-static int process_fork(lua_State *L)
+int marketo_process_fork(lua_State *L)
 {
     pid_t pid;
 
@@ -124,7 +124,7 @@ static pid_t check_pid(lua_State *L, int arg)
 /* wait(pid) -> "exited", status | "signaled", signal number | fail triple.
  * Blocks; a signal that interrupts it does not end the wait (the child gets
  * the same signal from the terminal, or is killed by the caller). */
-static int process_wait(lua_State *L)
+int marketo_process_wait(lua_State *L)
 {
     pid_t pid = check_pid(L, 1);
     int status;
@@ -144,7 +144,7 @@ static int process_wait(lua_State *L)
 }
 
 /* kill(pid) -> true | fail triple: ends a worker at once (SIGKILL). */
-static int process_kill(lua_State *L)
+int marketo_process_kill(lua_State *L)
 {
     pid_t pid = check_pid(L, 1);
 
@@ -156,7 +156,7 @@ static int process_kill(lua_State *L)
 
 /* exit_now(status): a worker's end. _exit, not exit: the parent's atexit
  * handlers and its buffers are not the child's to run or flush. */
-static int process_exit_now(lua_State *L)
+int marketo_process_exit_now(lua_State *L)
 {
     lua_Integer status = luaL_checkinteger(L, 1);
 
@@ -164,22 +164,4 @@ static int process_exit_now(lua_State *L)
     fflush(NULL);
     _exit((int)status);
     return 0;
-}
-
-void marketo_process_open(lua_State *L)
-{
-    static const luaL_Reg funcs[] = {
-        {"catch_signals", process_catch_signals},
-        {"cpus", process_cpus},
-        {"exit_now", process_exit_now},
-        {"fork", process_fork},
-        {"getpid", process_getpid},
-        {"isatty", process_isatty},
-        {"kill", process_kill},
-        {"self_exe", process_self_exe},
-        {"stop_requested", process_stop_requested},
-        {"wait", process_wait},
-        {NULL, NULL}
-    };
-    marketo_setfuncs(L, funcs);
 }

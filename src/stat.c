@@ -7,7 +7,7 @@
 #include "marketo.h"
 
 /* file_mode(path) -> the mode's permission bits (0644 as 420) | fail triple. */
-static int stat_file_mode(lua_State *L)
+int marketo_stat_file_mode(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
     struct stat st;
@@ -16,14 +16,4 @@ static int stat_file_mode(lua_State *L)
         return marketo_push_errno(L, path, errno);
     lua_pushinteger(L, (lua_Integer)(st.st_mode & 07777));
     return 1;
-}
-
-void marketo_stat_open(lua_State *L)
-{
-    static const luaL_Reg funcs[] = {
-        {"file_mode", stat_file_mode},
-        {NULL, NULL}
-    };
-
-    marketo_setfuncs(L, funcs);
 }
