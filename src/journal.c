@@ -13,6 +13,9 @@
  * POSIX lock, which F_GETLK reads back as the holder's pid for the "in use"
  * message; it only names the holder, so losing it to such a close costs the
  * pid in the message, never the exclusion (and append() takes it again).
+ * A forked worker shares the flock (not the POSIX lock): while a killed run's
+ * workers still map, the journal stays in use, so a rerun cannot plan into
+ * the work files they are writing.
  *
  * A journal is a regular file: anything else (/dev/full, a pipe) would be read
  * or written without end. Also hash_range(), which names a part of a source
@@ -21,7 +24,6 @@
 #define _DEFAULT_SOURCE /* flock */
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -35,39 +37,10 @@
 #define READ_CHUNK (1 << 16)
 
 typedef struct marketo_journal {
-    int fd;                        /* -1 once closed */
-    int locked;                    /* opened to append: holds the flock */
-    struct marketo_journal *next;  /* in `held` while locked */
+    int fd;       /* -1 once closed */
+    int locked;   /* opened to append: holds the flock */
     char path[];
 } marketo_journal;
-
-/* The journals this process holds. A forked worker closes its copies at
- * once: an inherited descriptor shares the parent's flock, so a worker still
- * mapping after its parent was killed would keep the journal "in use". */
-static marketo_journal *held;
-
-static void forget(marketo_journal *j)
-{
-    marketo_journal **p;
-
-    for (p = &held; *p; p = &(*p)->next) {
-        if (*p == j) {
-            *p = j->next;
-            break;
-        }
-    }
-}
-
-static void close_held_in_child(void)
-{
-    marketo_journal *j;
-
-    for (j = held; j; j = j->next) {
-        close(j->fd); /* the parent's reference keeps the lock */
-        j->fd = -1;
-    }
-    held = NULL;
-}
 
 static marketo_journal *check_open_journal(lua_State *L)
 {
@@ -90,9 +63,7 @@ static marketo_journal *check_locked_journal(lua_State *L)
 static void release(marketo_journal *j)
 {
     if (j->fd >= 0) {
-        if (j->locked)
-            forget(j);
-        close(j->fd); /* frees the flock and the POSIX lock */
+        close(j->fd); /* frees the flock (once no forked worker shares it) */
         j->fd = -1;
     }
 }
@@ -169,7 +140,8 @@ static int settle(lua_State *L, marketo_journal *j, int fd, int lock)
             return marketo_push_fail(L, "JOURNAL_BUSY", "%s is in use by pid %ld (another run "
                                      "of its import); nothing was sent", j->path, pid);
         return marketo_push_fail(L, "JOURNAL_BUSY", "%s is in use by another run of its "
-                                 "import; nothing was sent", j->path);
+                                 "import (or by the workers of one that was killed, until "
+                                 "they end); nothing was sent", j->path);
     }
     if (fchmod(fd, 0600) != 0) { /* an older file may have been made wider */
         err = errno;
@@ -199,7 +171,6 @@ static int journal_open(lua_State *L)
     j = (marketo_journal *)marketo_newudata(L, sizeof *j + len + 1);
     j->fd = -1; /* born closed: __gc is safe whatever happens next */
     j->locked = 0;
-    j->next = NULL;
     memcpy(j->path, path, len + 1);
     luaL_getmetatable(L, MARKETO_JOURNAL_MT);
     lua_setmetatable(L, -2);
@@ -214,11 +185,7 @@ static int journal_open(lua_State *L)
     if (settle(L, j, fd, lock))
         return 3;
     j->fd = fd;
-    if (lock) {
-        j->locked = 1;
-        j->next = held;
-        held = j;
-    }
+    j->locked = lock;
     return 1;
 }
 
@@ -361,10 +328,6 @@ void marketo_journal_open(lua_State *L)
         {"hash_range", journal_hash_range},
         {NULL, NULL}
     };
-    static int at_fork;
-
-    if (!at_fork && pthread_atfork(NULL, NULL, close_held_in_child) == 0)
-        at_fork = 1;
     marketo_new_class(L, MARKETO_JOURNAL_MT, journal_close, journal_tostring, NULL, methods,
                       "journal_open", journal_open);
     marketo_setfuncs(L, funcs);
