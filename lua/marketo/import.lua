@@ -660,6 +660,7 @@ function M.send(prepared, opts)
     local on_event, close = opts.on_event, nil
     if not on_event and progress.default then on_event, close = progress.default() end
     if on_event then announce(journal, on_event) end
+    limited.budget.notify = on_event -- a pause for Redis said with the progress
     local sched = scheduler.new({ client = client, runtime = rt,
         journal = journal, parts = journal:parts(), work_dir = o.work_dir,
         job = { kind = kind, params = run.params, lenient = run.lenient },

@@ -21,7 +21,27 @@ local function pause(self, looks)
     self.sleep(looks <= SPINS and 0 or POLL)
 end
 
---- parse(url) -> { host, port, db, password } | nil, msg: redis://[:PASSWORD@]HOST[:PORT][/DB]
+-- The options a budget URL may carry after "?", each a number of seconds:
+-- lease (how long a permit outlives a holder that stopped renewing it) and
+-- wait (how long an import paused by Redis gone waits for it before stopping).
+M.URL_OPTIONS = { lease = { min = 1 }, wait = { min = 0 } }
+
+local function url_options(query)
+    local out = {}
+    for pair in query:gmatch("[^&]+") do
+        local k, v = pair:match("^(%w+)=([%d.]+)$")
+        local rule = k and M.URL_OPTIONS[k]
+        if not (rule and tonumber(v) and tonumber(v) >= rule.min) then
+            return nil, ("'%s' in the URL's options: expected lease=SECONDS (>= 1) or "
+                .. "wait=SECONDS (>= 0)"):format(pair:gsub("[^%w.=_-]", "?"))
+        end
+        out[k] = tonumber(v)
+    end
+    return out
+end
+
+--- parse(url) -> { host, port, db, password, lease, wait } | nil, msg:
+-- redis://[:PASSWORD@]HOST[:PORT][/DB][?lease=SECONDS&wait=SECONDS]
 function M.parse(url)
     local rest = type(url) == "string" and url:match("^redis://(.+)$")
     if not rest then
@@ -32,13 +52,17 @@ function M.parse(url)
     local password
     local auth, after = rest:match("^([^@/]*)@(.*)$")
     if auth then password, rest = auth:match("^:?(.*)$"), after end
+    local query
+    rest, query = rest:match("^([^?]*)%??(.*)$")
     local host, port, db = rest:match("^([^:/]+):?(%d*)/?(%d*)$")
     if not host then
         return nil, ("redis://%s: expected redis://HOST:PORT/DB"):format(
             rest:gsub("[^%w.:/-]", "?"))
     end
+    local opts, msg = url_options(query)
+    if not opts then return nil, ("redis://%s/%s: %s"):format(host, db, msg) end
     return { host = host, port = tonumber(port) or 6379, db = tonumber(db) or 0,
-        password = password ~= "" and password or nil }
+        password = password ~= "" and password or nil, lease = opts.lease, wait = opts.wait }
 end
 
 --- fail(conn, msg) -> nil, "BUDGET: Redis at HOST:PORT msg", "BUDGET"
@@ -84,17 +108,40 @@ function M.take_turns(self, sleep, ...)
     return reply, msg, code
 end
 
--- A new socket, authenticated and on the URL's database.
+-- A new socket, authenticated and on the URL's database. The connection is
+-- made without blocking too: a Redis host that drops packets costs the
+-- import its timeout, never the other tasks their turns.
 function Conn:_open()
-    local sock = require("socket").tcp()
-    sock:settimeout(self.timeout)
+    local socket = require("socket")
+    local sock = socket.tcp()
+    sock:settimeout(0)
+    local deadline, looks = self.clock() + self.timeout, 0
     local ok, err = sock:connect(self.host, self.port)
-    if not ok then
-        sock:close()
-        return fail(self, "is unreachable: " .. tostring(err))
+    while not ok do
+        -- under way: writable once it is made or has failed, and a second
+        -- connect says which (asked before that, LuaSocket may say "made")
+        if err == "timeout" then
+            local _, writable = socket.select(nil, { sock }, 0)
+            if writable[1] then
+                ok, err = sock:connect(self.host, self.port)
+                ok = ok or err == "already connected"
+            end
+        end
+        if not ok and err ~= "timeout" then
+            sock:close()
+            return fail(self, "is unreachable: " .. tostring(err))
+        end
+        if not ok and self.clock() > deadline then
+            sock:close()
+            return fail(self, ("is unreachable: no connection in %g s"):format(self.timeout))
+        end
+        if not ok then
+            looks = looks + 1
+            pause(self, looks)
+            err = "timeout"
+        end
     end
     sock:setoption("tcp-nodelay", true)
-    sock:settimeout(0)
     self.sock, self.buf = sock, ""
     return M.greet(self)
 end

@@ -62,7 +62,8 @@ function M.run(argv, opts)
 end
 
 --- start(argv, opts) -> job: the command in the background. job.pid;
--- job:wait() -> { status, out, err }; job:signal(name) sends a signal.
+-- job:wait() -> { status, out, err }; job:signal(name) sends a signal;
+-- job.output() -> what it has written so far (stdout, stderr), to await.
 function M.start(argv, opts)
     opts = opts or {}
     local out, err, st = os.tmpname(), os.tmpname(), os.tmpname()
@@ -86,6 +87,7 @@ function M.start(argv, opts)
     function job.signal(_, name)
         if job.pid then os.execute("kill -" .. name .. " " .. job.pid .. " 2>/dev/null") end
     end
+    function job.output() return slurp(out), slurp(err) end
     function job.done()
         local f = io.open(st, "r")
         if f then f:close() end

@@ -4,6 +4,7 @@
 --   local r = redis.start()      -- raises if it does not answer in 10 s
 --   finally(r.stop)              -- idempotent
 --   r.port, r.url ("redis://127.0.0.1:PORT/0"), r.dir
+--   r.halt(); r.resume()         -- Redis gone mid-run, then back on the same port
 --
 -- On 127.0.0.1, a free port, in a temp dir, with no persistence (no RDB, no
 -- AOF). A watchdog shell stops it when this process goes away, so a crashed
@@ -62,9 +63,8 @@ function M.start()
     r.url = ("redis://127.0.0.1:%d/0"):format(r.port)
     r.pid = tonumber(files.read(dir .. "/redis.pid") or "")
     local stopped = false
-    function r.stop()
-        if stopped then return end
-        stopped = true
+    -- SHUTDOWN NOSAVE, answered by the connection closing once it is gone
+    local function shutdown()
         local c = socket.tcp()
         c:settimeout(1)
         if c:connect("127.0.0.1", r.port) then
@@ -74,7 +74,24 @@ function M.start()
             os.execute("kill -KILL " .. r.pid .. " 2>/dev/null")
         end
         c:close()
+    end
+    function r.stop()
+        if stopped then return end
+        stopped = true
+        shutdown()
         os.execute("rm -rf " .. files.q(dir))
+    end
+    --- halt(): the server gone (an empty one comes back with resume()).
+    r.halt = shutdown
+    --- resume(): a new server on the same port (raises if it does not answer in 10 s).
+    function r.resume()
+        launch(dir, r.port)
+        local deadline = socket.gettime() + 10
+        while not answers(r.port) do
+            assert(socket.gettime() < deadline, "redis-server did not start again")
+            socket.select(nil, nil, 0.02)
+        end
+        r.pid = tonumber(files.read(dir .. "/redis.pid") or "")
     end
     return r
 end

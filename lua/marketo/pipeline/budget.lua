@@ -14,6 +14,14 @@
 --   "call"       a call within the rolling window (100 per 20 s): nothing to release
 -- and the day's quota: spend(day, n, limit).
 --
+-- A shared backend out of reach (Redis gone: code BUDGET) pauses the import:
+-- try answers "not yet" (it never proceeds without a budget), o.notify hears
+-- it once ("budget: Redis at HOST:PORT unreachable, paused since ..."), and
+-- once Redis answers again the held slots are renewed (a Redis restarted empty
+-- has forgotten them), the releases it missed are made, and the import goes
+-- on. After `wait` seconds (the URL's ?wait=, M.WAIT by default) try fails
+-- with BUDGET instead: the import stops cleanly, its journal resumable.
+--
 -- A backend has try(what) -> permit | false, seconds to wait | nil, msg, code;
 -- release(what, permit); renew() (leases: a shared backend's permits expire
 -- unless renewed, so a runner killed with -9 frees its slots); spend; close.
@@ -28,6 +36,10 @@ local COUNT = { "number", integer = true, min = 1 }
 --- The limits new takes, as marketo.options rules.
 M.LIMITS = { importing = COUNT, queued = COUNT, in_flight = COUNT, calls = COUNT,
     window = { "number", positive = true }, margin = { "number", min = 0 } }
+
+--- Seconds an import paused by its shared budget's Redis waits for it, and
+-- between two looks at it meanwhile.
+M.WAIT, M.RETRY = 600, 0.25
 
 local Budget = {}
 Budget.__index = Budget
@@ -60,10 +72,13 @@ end
 
 --- new(o) -> budget | nil, msg, code. o.limits (M.DEFAULTS keys), o.clock,
 -- o.sleep (the runtime's: in nginx they yield), o.spawn (the runtime's: a
--- task renews the leases while permits are held); the backend: o.url
--- ("local", the default, shdict:NAME in nginx, or redis://HOST:PORT/DB; with
--- o.instance, the Marketo instance the keys are for, o.lease in seconds, 30,
--- and o.timeout), or o.backend (a backend table) with o.renew_every (seconds).
+-- task renews the leases while permits are held), o.notify(event) (hears a
+-- pause and its end: { ev = "budget", state = "paused" | "resumed", message });
+-- the backend: o.url ("local", the default, shdict:NAME in nginx, or
+-- redis://HOST:PORT/DB[?lease=S&wait=S]; with o.instance, the Marketo instance
+-- the keys are for, o.lease in seconds, 30, o.wait (M.WAIT) and o.timeout;
+-- the URL's lease and wait win), or o.backend (a backend table) with
+-- o.renew_every (seconds).
 function M.new(o)
     o = o or {}
     local limits = {}
@@ -73,6 +88,14 @@ function M.new(o)
     end
     limits.window = limits.window + limits.margin -- the server stamps a call later than we do
     local clock = o.clock or require("marketo.core").monotonic
+    local redis = type(o.url) == "string" and o.url:find("^redis://")
+        and require("marketo.redis").parse(o.url)
+    if redis then
+        local copy = {}
+        for k, v in pairs(o) do copy[k] = v end
+        copy.lease, copy.wait = redis.lease or o.lease, redis.wait or o.wait
+        o = copy
+    end
     local backend, msg, code = backend_of(o, limits, clock)
     if not backend then return nil, msg, code end
     local renew_every = o.renew_every
@@ -81,13 +104,18 @@ function M.new(o)
         limits = limits, clock = clock,
         sleep = o.sleep or require("marketo.loop").sleep,
         backend = backend, renew_every = renew_every, renewed = clock(), spawn = o.spawn,
-        holding = 0, keeping = false,
+        holding = 0, keeping = false, notify = o.notify,
+        -- a Redis out of reach pauses the import (nil: never; the local backend)
+        where = redis and ("%s:%d"):format(redis.host, redis.port),
+        wait = o.wait or M.WAIT, lost = nil, unreleased = {},
     }, Budget)
 end
 
--- Renews the leases when they are due: every wait and every take passes here.
-function Budget:_renew()
-    if not self.renew_every or self.clock() - self.renewed < self.renew_every then return true end
+-- Renews the leases when they are due (or `now`): every wait and every take
+-- passes here.
+function Budget:_renew(now)
+    if not self.renew_every then return true end
+    if not now and self.clock() - self.renewed < self.renew_every then return true end
     self.renewed = self.clock()
     return self.backend:renew()
 end
@@ -106,12 +134,52 @@ function Budget:_keep()
     end)
 end
 
+-- Says a pause and its end: to o.notify, or (none given) on stderr.
+function Budget:_say(state, message)
+    local ev = { ev = "budget", state = state, message = message }
+    if self.notify then return self.notify(ev) end
+    io.stderr:write(message, "\n")
+end
+
+-- A failure of the backend: Redis out of reach pauses (false, seconds: look
+-- again then) until `wait` is over; anything else is the caller's failure.
+function Budget:_unreachable(msg, code)
+    if not self.where or code ~= "BUDGET" then return nil, msg, code end
+    local now = self.clock()
+    if not self.lost then
+        self.lost = { at = now, since = os.date("!%Y-%m-%d %H:%M:%S UTC") }
+        self:_say("paused", ("budget: Redis at %s unreachable, paused since %s (%s)")
+            :format(self.where, self.lost.since, msg:gsub("^BUDGET: ", "")))
+    end
+    if now - self.lost.at >= self.wait then
+        return nil, ("BUDGET: Redis at %s unreachable since %s: stopped after waiting %g s "
+            .. "for it (the budget URL's ?wait=SECONDS)"):format(self.where, self.lost.since,
+            self.wait), "BUDGET"
+    end
+    return false, M.RETRY
+end
+
+-- Redis answers again: the releases it missed, then say so.
+function Budget:_back()
+    local lost = self.lost
+    self.lost = nil
+    local missed = self.unreleased
+    self.unreleased = {}
+    for _, r in ipairs(missed) do self:_release(r[1], r[2]) end
+    self:_say("resumed", ("budget: Redis at %s answers again after %.0f s: going on")
+        :format(self.where, self.clock() - lost.at))
+end
+
 --- try(what) -> permit | false, seconds | nil, msg, code: without waiting.
+-- While Redis is out of reach: false, seconds (see _unreachable).
 function Budget:try(what)
-    local ok, msg, code = self:_renew()
-    if not ok then return nil, msg, code end
+    -- back from a pause, the held slots first: a restarted Redis lost them
+    local ok, msg, code = self:_renew(self.lost ~= nil)
+    if not ok then return self:_unreachable(msg, code) end
     local permit, wait
     permit, wait, code = self.backend:try(what)
+    if permit == nil then return self:_unreachable(wait, code) end
+    if self.lost then self:_back() end
     if permit and what ~= "call" then
         self.holding = self.holding + 1
         self:_keep()
@@ -131,9 +199,20 @@ function Budget:acquire(what, stop)
     end
 end
 
+-- A release Redis did not hear is made once it answers again (the backend
+-- has let go of the permit already: it is no longer renewed meanwhile).
+function Budget:_release(what, permit)
+    local ok, msg, code = self.backend:release(what, permit)
+    if ok == nil and self.where and code == "BUDGET" then
+        self.unreleased[#self.unreleased + 1] = { what, permit }
+        return true
+    end
+    return ok, msg, code
+end
+
 function Budget:release(what, permit)
     self.holding = self.holding - 1
-    return self.backend:release(what, permit)
+    return self:_release(what, permit)
 end
 
 function Budget:spend(day, n, limit)

@@ -20,7 +20,9 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 ]]
 
--- KEYS: the slots' set, the ids' counter; ARGV: limit, lease (ms).
+-- A permit's id is its holder's tag and a number: a Redis restarted empty
+-- counts from 1 again, and a new permit must never take a held one's name.
+-- KEYS: the slots' set, the ids' counter; ARGV: limit, lease (ms), holder's tag.
 -- -> { 1, id } | { 0, ms to wait }
 local SLOT = NOW .. [[
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
@@ -28,12 +30,12 @@ if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then
     local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
     return { 0, math.min(tonumber(first[2]) - now, 50) }
 end
-local id = redis.call('INCR', KEYS[2])
+local id = ARGV[3] .. ':' .. redis.call('INCR', KEYS[2])
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), id)
 return { 1, id }
 ]]
 
--- KEYS: the calls' set, the ids' counter; ARGV: calls, window (ms).
+-- KEYS: the calls' set, the ids' counter; ARGV: calls, window (ms), holder's tag.
 -- -> { 1, id } | { 0, ms until the oldest call leaves the window }
 local CALL = NOW .. [[
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
@@ -41,7 +43,7 @@ if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then
     local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
     return { 0, tonumber(first[2]) + tonumber(ARGV[2]) - now }
 end
-local id = redis.call('INCR', KEYS[2])
+local id = ARGV[3] .. ':' .. redis.call('INCR', KEYS[2])
 redis.call('ZADD', KEYS[1], now, id)
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return { 1, id }
@@ -72,13 +74,27 @@ M.SCRIPTS = { slot = SLOT, call = CALL, renew = RENEW, spend = SPEND }
 local Redis = {}
 Redis.__index = Redis
 
+-- This holder's tag: the process id (an nginx worker's, or the runner's),
+-- the time and a random number.
+function M.tag()
+    local ngx, pid = rawget(_G, "ngx"), 0
+    if ngx and ngx.worker then
+        pid = ngx.worker.pid()
+    else
+        local ok, core = pcall(require, "marketo.core")
+        if ok and core.getpid then pid = core.getpid() end
+    end
+    return ("%x%x%04x"):format(pid, os.time() % 65536, math.random(0, 65535))
+end
+
 --- new(o) -> backend | nil, msg, code. o.conn (anything with call(cmd, ...):
 -- marketo.redis, or an adapter of lua-resty-redis), o.instance (the Marketo
 -- instance: its Munchkin id or host), o.limits (as marketo.pipeline.budget's,
 -- window with its margin), o.lease (seconds, 30).
 function M.new(o)
     local self = setmetatable({ conn = o.conn, limits = o.limits, lease = o.lease or 30,
-        prefix = ("marketo-bulk:{%s}:"):format(o.instance), sha = {}, held = {} }, Redis)
+        prefix = ("marketo-bulk:{%s}:"):format(o.instance), sha = {}, held = {},
+        tag = M.tag() }, Redis)
     for name, body in pairs(M.SCRIPTS) do
         local sha, msg, code = self.conn:call("SCRIPT", "LOAD", body)
         if not sha then return nil, msg, code end
@@ -105,10 +121,10 @@ function Redis:try(what)
     local reply, msg, code
     if what == "call" then
         reply, msg, code = self:_run("call", { "calls", "ids" }, self.limits.calls,
-            math.floor(self.limits.window * 1000 + 0.5))
+            math.floor(self.limits.window * 1000 + 0.5), self.tag)
     else
         reply, msg, code = self:_run("slot", { what, "ids" }, self.limits[what],
-            math.floor(self.lease * 1000 + 0.5))
+            math.floor(self.lease * 1000 + 0.5), self.tag)
     end
     if not reply then return nil, msg, code end
     if reply[1] == 0 then return false, math.max(reply[2], 1) / 1000 end
