@@ -89,3 +89,9 @@ print(("%-34s %9.2f %9.3f  (target <= 1.10)"):format("marketo-bulk import", wall
 print(("%-34s %9.2f %9.3f  (ours %.2fx faster; target >= 1.8)"):format(
     "sequential upload -> poll -> next", seq_wall, seq_wall / ideal, seq_wall / wall))
 print(("peak RSS of the runner: %.1f MB (target <= 64 MB)"):format(rss / 1024))
+
+-- three runners sharing a Redis budget (bench/pipeline_shared.lua); SHARED=0 skips it
+if os.getenv("SHARED") ~= "0" then
+    dofile(root .. "/bench/pipeline_shared.lua")({ kit = kit, rows = ROWS, speed = SPEED,
+        bin = BIN, ideal = ideal, single = wall })
+end

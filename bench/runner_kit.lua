@@ -11,14 +11,15 @@ function M.sh(cmd)
 end
 
 --- Writes a header and `rows` leads (one name with a quoted comma) to path;
--- returns the file's size in bytes.
-function M.leads(path, rows)
+-- returns the file's size in bytes. `who`: the emails' prefix (files that
+-- share no key).
+function M.leads(path, rows, who)
     local f = assert(io.open(path, "wb"))
     f:write("email,firstName,lastName,company,title,leadScore\n")
     local buf = {}
     for i = 1, rows do
-        buf[#buf + 1] = ('lead%d@example.com,First%d,"Last, %d",Company %d,Title %d,%d\n')
-            :format(i, i, i, i % 1000, i % 50, i % 100)
+        buf[#buf + 1] = ('%slead%d@example.com,First%d,"Last, %d",Company %d,Title %d,%d\n')
+            :format(who or "", i, i, i, i % 1000, i % 50, i % 100)
         if #buf == 10000 then f:write(table.concat(buf)); buf = {} end
     end
     f:write(table.concat(buf))
