@@ -120,3 +120,65 @@ describe("marketo.pipeline.budget (redis)", function()
         assert.is_nil(msg:find("s3cret", 1, true), msg)
     end)
 end)
+
+describe("marketo.pipeline.budget (redis gone mid-run)", function()
+    local r
+    before_each(function() r = server.start() end)
+    after_each(function() r.stop() end)
+
+    local function runner(url, heard)
+        return assert(budget.new({ url = url, instance = "gone",
+            notify = function(ev) heard[#heard + 1] = ev end }))
+    end
+
+    it("pauses, says so once, and makes up what Redis missed when it is back", function()
+        local heard = {}
+        local b = runner(r.url .. "?wait=60", heard)
+        local kept, given = assert(b:try("queued")), assert(b:try("queued"))
+        r.halt()
+        assert.is_true(b:release("queued", given)) -- made once Redis answers again
+        local ok, wait = b:try("queued")
+        assert.is_false(ok)
+        assert.is_true(wait > 0 and wait <= budget.RETRY, tostring(wait))
+        assert.is_false(b:try("importing"))
+        assert.equal(1, #heard)
+        assert.equal("paused", heard[1].state)
+        assert.matches(("^budget: Redis at 127%%.0%%.0%%.1:%d unreachable, paused since "
+            .. "%%d+%%-%%d+%%-%%d+ [%%d:]+ UTC"):format(r.port), heard[1].message)
+        r.resume() -- empty
+        local taken = assert(b:acquire("queued"))
+        assert.equal(2, #heard)
+        assert.equal("resumed", heard[2].state)
+        local conn = assert(redis.connect(r.url))
+        local held = conn:call("ZRANGE", "marketo-bulk:{gone}:queued", 0, -1)
+        table.sort(held)
+        local want = { kept, taken }
+        table.sort(want)
+        assert.same(want, held) -- the kept one back, the given one not
+        conn:close()
+    end)
+
+    it("stops with BUDGET once the URL's wait is over", function()
+        local b = runner(r.url .. "?wait=0", {})
+        assert.truthy(b:try("queued"))
+        r.halt()
+        local ok, msg, code = b:try("queued")
+        assert.is_nil(ok)
+        assert.equal("BUDGET", code)
+        assert.matches(("^BUDGET: Redis at 127%%.0%%.0%%.1:%d unreachable since .- UTC: "
+            .. "stopped after waiting 0 s"):format(r.port), msg)
+    end)
+
+    it("takes lease and wait from the URL, and refuses others", function()
+        local b = budget.new({ url = r.url .. "?lease=3&wait=7", instance = "opts" })
+        assert.equal(1, b.renew_every)
+        assert.equal(7, b.wait)
+        for _, bad in ipairs({ "?lease=0", "?wait=-1", "?ttl=5", "?lease=x" }) do
+            local none, msg = require("marketo.redis").parse(
+                "redis://:s3cret@127.0.0.1:1/0" .. bad)
+            assert.is_nil(none)
+            assert.matches("expected lease=SECONDS (>= 1) or wait=SECONDS (>= 0)", msg, 1, true)
+            assert.is_nil(msg:find("s3cret", 1, true), msg)
+        end
+    end)
+end)

@@ -143,11 +143,12 @@ end
 
 -- A failure of the backend: Redis out of reach pauses (false, seconds: look
 -- again then) until `wait` is over; anything else is the caller's failure.
-function Budget:_unreachable(msg, code)
+function Budget:_unreachable(msg, code, wait)
     if not self.where or code ~= "BUDGET" then return nil, msg, code end
     local now = self.clock()
     if not self.lost then
-        self.lost = { at = now, since = os.date("!%Y-%m-%d %H:%M:%S UTC") }
+        self.lost = { at = now, probed = now, msg = msg,
+            since = os.date("!%Y-%m-%d %H:%M:%S UTC") }
         self:_say("paused", ("budget: Redis at %s unreachable, paused since %s (%s)")
             :format(self.where, self.lost.since, msg:gsub("^BUDGET: ", "")))
     end
@@ -156,7 +157,7 @@ function Budget:_unreachable(msg, code)
             .. "for it (the budget URL's ?wait=SECONDS)"):format(self.where, self.lost.since,
             self.wait), "BUDGET"
     end
-    return false, M.RETRY
+    return false, wait or M.RETRY
 end
 
 -- Redis answers again: the releases it missed, then say so.
@@ -173,8 +174,14 @@ end
 --- try(what) -> permit | false, seconds | nil, msg, code: without waiting.
 -- While Redis is out of reach: false, seconds (see _unreachable).
 function Budget:try(what)
+    local lost = self.lost
+    if lost then -- paused: Redis is asked again every M.RETRY s, whichever task asks
+        local since = self.clock() - lost.probed
+        if since < M.RETRY then return self:_unreachable(lost.msg, "BUDGET", M.RETRY - since) end
+        lost.probed = self.clock()
+    end
     -- back from a pause, the held slots first: a restarted Redis lost them
-    local ok, msg, code = self:_renew(self.lost ~= nil)
+    local ok, msg, code = self:_renew(lost ~= nil)
     if not ok then return self:_unreachable(msg, code) end
     local permit, wait
     permit, wait, code = self.backend:try(what)

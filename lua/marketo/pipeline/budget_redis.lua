@@ -20,9 +20,10 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 ]]
 
--- A permit's id is its holder's tag and a number: a Redis restarted empty
--- counts from 1 again, and a new permit must never take a held one's name.
--- KEYS: the slots' set, the ids' counter; ARGV: limit, lease (ms), holder's tag.
+-- A permit's id is its holder's tag and the holder's own count, never Redis's:
+-- a Redis restarted empty would count again from 1, and a new permit must
+-- never take the name of one held from before (renewed back in).
+-- KEYS: the slots' set; ARGV: limit, lease (ms), the new permit's id.
 -- -> { 1, id } | { 0, ms to wait }
 local SLOT = NOW .. [[
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
@@ -30,12 +31,11 @@ if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then
     local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
     return { 0, math.min(tonumber(first[2]) - now, 50) }
 end
-local id = ARGV[3] .. ':' .. redis.call('INCR', KEYS[2])
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), id)
-return { 1, id }
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
+return { 1, ARGV[3] }
 ]]
 
--- KEYS: the calls' set, the ids' counter; ARGV: calls, window (ms), holder's tag.
+-- KEYS: the calls' set; ARGV: calls, window (ms), the call's id.
 -- -> { 1, id } | { 0, ms until the oldest call leaves the window }
 local CALL = NOW .. [[
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
@@ -43,10 +43,9 @@ if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then
     local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
     return { 0, tonumber(first[2]) + tonumber(ARGV[2]) - now }
 end
-local id = ARGV[3] .. ':' .. redis.call('INCR', KEYS[2])
-redis.call('ZADD', KEYS[1], now, id)
+redis.call('ZADD', KEYS[1], now, ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return { 1, id }
+return { 1, ARGV[3] }
 ]]
 
 -- KEYS: a slots' set; ARGV: lease (ms), ids. Held slots get a new expiry;
@@ -94,7 +93,7 @@ end
 function M.new(o)
     local self = setmetatable({ conn = o.conn, limits = o.limits, lease = o.lease or 30,
         prefix = ("marketo-bulk:{%s}:"):format(o.instance), sha = {}, held = {},
-        tag = M.tag() }, Redis)
+        tag = M.tag(), count = 0 }, Redis)
     for name, body in pairs(M.SCRIPTS) do
         local sha, msg, code = self.conn:call("SCRIPT", "LOAD", body)
         if not sha then return nil, msg, code end
@@ -116,15 +115,21 @@ function Redis:_run(name, keys, ...)
     return reply, msg, code
 end
 
+-- The next permit's id: TAG:N.
+function Redis:_id()
+    self.count = self.count + 1
+    return self.tag .. ":" .. self.count
+end
+
 --- try(what) -> permit | false, seconds | nil, msg, code
 function Redis:try(what)
     local reply, msg, code
     if what == "call" then
-        reply, msg, code = self:_run("call", { "calls", "ids" }, self.limits.calls,
-            math.floor(self.limits.window * 1000 + 0.5), self.tag)
+        reply, msg, code = self:_run("call", { "calls" }, self.limits.calls,
+            math.floor(self.limits.window * 1000 + 0.5), self:_id())
     else
-        reply, msg, code = self:_run("slot", { what, "ids" }, self.limits[what],
-            math.floor(self.lease * 1000 + 0.5), self.tag)
+        reply, msg, code = self:_run("slot", { what }, self.limits[what],
+            math.floor(self.lease * 1000 + 0.5), self:_id())
     end
     if not reply then return nil, msg, code end
     if reply[1] == 0 then return false, math.max(reply[2], 1) / 1000 end
