@@ -17,10 +17,7 @@ local function generate()
     return kit.leads(src, ROWS)
 end
 
-local function env_of(sb)
-    return ("MARKETO_BASE_URL=%s MARKETO_CLIENT_ID=%s MARKETO_CLIENT_SECRET=%s")
-        :format(sb.base_url, sb.client_id, sb.client_secret)
-end
+local env_of = kit.env_of
 
 -- Runs a command under /usr/bin/time: wall seconds, peak RSS (KB), stderr.
 local function timed(sb, args)

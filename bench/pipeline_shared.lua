@@ -43,11 +43,6 @@ local function start_redis(kit, dir)
     error("redis-server did not start: " .. kit.sh("cat " .. dir .. "/redis.log"))
 end
 
-local function env_of(sb)
-    return ("MARKETO_BASE_URL=%s MARKETO_CLIENT_ID=%s MARKETO_CLIENT_SECRET=%s")
-        :format(sb.base_url, sb.client_id, sb.client_secret)
-end
-
 -- The wall time of a shell command line (which runs the importers).
 local function wall_of(kit, line)
     local t0 = core.monotonic()
@@ -145,7 +140,7 @@ local function measure(ctx)
         kit.leads(all, rows)
         local events = dir .. "/single.events"
         single = wall_of(kit, ("cd %s && env %s %s import leads all.csv --json 2>%s")
-            :format(dir, env_of(sb), bin, events))
+            :format(dir, kit.env_of(sb), bin, events))
         local first_sending, first_uploaded
         for line in io.lines(events) do
             local ev = line:sub(1, 1) == "{" and json.decode(line)
@@ -160,7 +155,7 @@ local function measure(ctx)
     local line = {}
     for i, f in ipairs(files) do
         line[i] = ("(cd %s && env %s %s import leads %s --budget %s --quiet >%s.out 2>&1; "
-            .. "echo $? >%s.status) &"):format(dir, env_of(sb), bin, f, url, f, f)
+            .. "echo $? >%s.status) &"):format(dir, kit.env_of(sb), bin, f, url, f, f)
     end
     local wall = wall_of(kit, table.concat(line, " ") .. " wait")
     for _, f in ipairs(files) do

@@ -10,6 +10,13 @@ function M.sh(cmd)
     return out
 end
 
+--- The environment (VAR=value words for env) that points a command at a
+-- spawned sandbox.
+function M.env_of(sb)
+    return ("MARKETO_BASE_URL=%s MARKETO_CLIENT_ID=%s MARKETO_CLIENT_SECRET=%s")
+        :format(sb.base_url, sb.client_id, sb.client_secret)
+end
+
 --- Writes a header and `rows` leads (one name with a quoted comma) to path;
 -- returns the file's size in bytes. `who`: the emails' prefix (files that
 -- share no key).

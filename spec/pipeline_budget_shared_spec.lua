@@ -50,13 +50,18 @@ local function members(url, key)
     return list
 end
 
+-- one redis-server for the runners of the file (a test that stops one has its own)
+local r
+setup(function() r = server.start() end)
+teardown(function() r.stop() end)
+
 describe("an import whose Redis goes away mid-run", function()
     -- jobs import at `speed` rows per second on the sandbox's clock: held
     -- still, the import stays mid-run for as long as the spec needs
     local ctx = cli.sandboxed({ speed = 1000 })
-    local r
-    before_each(function() r = server.start() end)
-    after_each(function() r.stop() end)
+    local gone -- a redis-server of each test's own, stopped and started again
+    before_each(function() gone = server.start() end)
+    after_each(function() gone.stop() end)
 
     -- An import started with the clock held, once it holds both importing slots.
     local function mid_run(n, options)
@@ -64,10 +69,10 @@ describe("an import whose Redis goes away mid-run", function()
         local src = dir .. "/leads.csv"
         leads(src, n, "gone")
         sb.freeze()
-        local job = cli.start(import_argv(src, r.url .. options), { env = cli.env_of(sb) })
+        local job = cli.start(import_argv(src, gone.url .. options), { env = cli.env_of(sb) })
         local key = prefix_of(sb) .. "importing"
         local held = cli.await(function()
-            local list = members(r.url, key)
+            local list = members(gone.url, key)
             return #list == 2 and list
         end, "both importing slots taken")
         return job, src, held, key
@@ -76,15 +81,16 @@ describe("an import whose Redis goes away mid-run", function()
     it("pauses, says so once, and goes on when Redis is back on its port", function()
         local sb = ctx.sb
         local job, _, held, key = mid_run(3000, "?wait=120")
-        r.halt()
-        local paused = ("budget: Redis at 127.0.0.1:%d unreachable, paused since "):format(r.port)
+        gone.halt()
+        local paused = ("budget: Redis at 127.0.0.1:%d unreachable, paused since ")
+            :format(gone.port)
         cli.await(function() return select(2, job.output()):find(paused, 1, true) end,
             "the pause said")
         local calls = #cli.inspect(sb, "log")
-        r.resume() -- an empty Redis: what the runner held, it holds again
+        gone.resume() -- an empty Redis: what the runner held, it holds again
         cli.await(function() return select(2, job.output()):find("answers again", 1, true) end,
             "Redis found again")
-        assert.same(held, members(r.url, key))
+        assert.same(held, members(gone.url, key))
         sb.thaw()
         local res = job:wait(120)
         assert.equal(0, res.status, res.err)
@@ -101,19 +107,19 @@ describe("an import whose Redis goes away mid-run", function()
     it("stops cleanly at the URL's wait=, and the same command finishes later", function()
         local sb = ctx.sb
         local job, src = mid_run(3000, "?wait=1")
-        r.halt()
+        gone.halt()
         local res = job:wait(120)
         assert.equal(4, res.status, res.err)
-        assert.matches(("budget: Redis at 127.0.0.1:%d unreachable, paused since "):format(r.port),
-            res.err, 1, true)
+        assert.matches(("budget: Redis at 127.0.0.1:%d unreachable, paused since ")
+            :format(gone.port), res.err, 1, true)
         assert.matches(("error: BUDGET: Redis at 127.0.0.1:%d unreachable since .- UTC: "
-            .. "stopped after waiting 1 s"):format(r.port), res.out)
+            .. "stopped after waiting 1 s"):format(gone.port), res.out)
         assert.matches("not finished: run the same command again", res.out, 1, true)
         local journal = cli.read(src .. ".journal")
         assert.matches('"ev":"stopped"', journal, 1, true)
-        r.resume()
+        gone.resume()
         sb.thaw()
-        local again = cli.run(import_argv(src, r.url), { env = cli.env_of(sb) })
+        local again = cli.run(import_argv(src, gone.url), { env = cli.env_of(sb) })
         assert.equal(0, again.status, again.err)
         assert.equal(3000, stored(sb))
     end)
@@ -125,9 +131,6 @@ describe("three runners importing into one instance at once", function()
     -- importing, 10 queued, then 1016) unless a test lets its queue grow, so
     -- that its timeline shows what the runners asked for.
     local ctx = cli.sandboxed({ speed = 2000 })
-    local r
-    setup(function() r = server.start() end)
-    teardown(function() r.stop() end)
 
     -- The most jobs importing and queued (Queued + Importing) at any moment,
     -- from the sandbox's timeline (its own clock): ends before starts at one
@@ -136,7 +139,9 @@ describe("three runners importing into one instance at once", function()
         local events = {}
         for _, j in ipairs(cli.inspect(sb, "jobs")) do
             events[#events + 1] = { t = j.queuedAt, queued = 1, importing = 0 }
-            if j.startedAt then events[#events + 1] = { t = j.startedAt, queued = 0, importing = 1 } end
+            if j.startedAt then
+                events[#events + 1] = { t = j.startedAt, queued = 0, importing = 1 }
+            end
             if j.finishedAt then
                 events[#events + 1] = { t = j.finishedAt, queued = -1,
                     importing = j.startedAt and -1 or 0 }
@@ -146,7 +151,7 @@ describe("three runners importing into one instance at once", function()
             if a.t ~= b.t then return a.t < b.t end
             return a.queued + a.importing < b.queued + b.importing
         end)
-        local most, now = { queued = 0, importing = 0, jobs = #events }, { queued = 0, importing = 0 }
+        local most, now = { queued = 0, importing = 0 }, { queued = 0, importing = 0 }
         for _, e in ipairs(events) do
             for _, k in ipairs({ "queued", "importing" }) do
                 now[k] = now[k] + e[k]
@@ -200,9 +205,6 @@ end)
 
 describe("a runner killed with -9 while it holds an importing slot", function()
     local ctx = cli.sandboxed({ speed = 1000 })
-    local r
-    setup(function() r = server.start() end)
-    teardown(function() r.stop() end)
 
     it("frees it within its lease, and its import resumes from the journal", function()
         local sb, dir = ctx.sb, ctx.dir
