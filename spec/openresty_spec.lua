@@ -35,17 +35,25 @@ end
 
 -- Pings until the import ends; a ping counts as answered during the import
 -- when a progress request sent after its answer still shows the import going.
+-- counts.sent: { when sent, seconds to the answer } of every request.
 local function ping_while_importing(n, id, deadline)
-    local counts = { during = 0, failed = 0, polls = 0, times = {} }
+    local counts = { during = 0, failed = 0, polls = 0, times = {}, worst = 0, sent = {} }
     local pending = {}
+    local function timed(fn, ...)
+        local t0 = socket.gettime()
+        local a, b = fn(...)
+        counts.worst = math.max(counts.worst, socket.gettime() - t0)
+        counts.sent[#counts.sent + 1] = { t0, socket.gettime() - t0 }
+        return a, b
+    end
     while true do
-        local status = n.request("GET", "/ping", 10)
+        local status = timed(n.request, "GET", "/ping", 10)
         if status == 200 then
             pending[#pending + 1] = socket.gettime()
         else
             counts.failed = counts.failed + 1
         end
-        local p = progress(n, id)
+        local p = timed(progress, n, id)
         counts.polls = counts.polls + 1
         if p.state ~= "planning" and p.state ~= "running" then return counts, p end
         for _, t in ipairs(pending) do counts.times[#counts.times + 1] = t end
@@ -177,10 +185,23 @@ describe("examples/openresty in nginx", function()
         for i = 2, #counts.times do
             gap = math.max(gap, counts.times[i] - counts.times[i - 1])
         end
+        -- the slowest request sent while the import waited for the budget: between
+        -- two calls 0.3 s apart or more (a call leaves within milliseconds otherwise)
+        local waiting = 0
+        for _, ping in ipairs(counts.sent) do
+            for i = 2, #calls do
+                if calls[i] - calls[i - 1] >= 0.3 and ping[1] > calls[i - 1] + 0.05
+                    and ping[1] < calls[i] - 0.05 then
+                    waiting = math.max(waiting, ping[2])
+                end
+            end
+        end
         print(("openresty: %d calls in %.2f s under a budget of 2 a second; /ping answered "
-            .. "%d times meanwhile, at most %.3f s apart"):format(#calls,
-            calls[#calls] - calls[1], counts.during, gap))
+            .. "%d times meanwhile, at most %.3f s apart; the slowest answer %.3f s (%.3f s "
+            .. "while the import waited for the budget)"):format(#calls, calls[#calls] - calls[1],
+            counts.during, gap, counts.worst, waiting))
         assert.is_true(gap < 0.3, ("/ping went unanswered for %.2f s"):format(gap))
+        assert.is_true(waiting > 0 and waiting < 0.3, ("an answer took %.3f s"):format(waiting))
     end)
 
     it("refuses a symbolic link out of the import folder, and a repeated parameter", function()
