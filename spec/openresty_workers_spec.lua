@@ -13,14 +13,15 @@ local ROWS = 3200         -- rows per import
 local PART_BYTES = 15000  -- about 400 rows a part: eight jobs per import, 32 in all
 local SPEED = 2000        -- rows per second per job in the sandbox
 local LATENCY = 0.2       -- seconds the sandbox holds every bulk answer
--- Marketo's 100 calls per 20 s, scaled down so that the imports (about 150
+-- Marketo's 100 calls per 20 s, scaled down so that the imports (about 86
 -- calls in all) wait for the call window within seconds: the sandbox refuses
 -- the 41st call in 4 s (606) and the imports are given the same budget.
 local CALLS, WINDOW = 40, 4
--- The longest any answer of the stream may take: nothing an import does in a
--- worker holds it that long (a blocking wait for a slot, a call or a poll
--- would: they last from 0.05 s to the whole import). Measured: see the README.
-local BOUND = 0.5
+-- The longest any answer of the stream may take (measured: see the README).
+-- A blocking wait for a slot or the call window would hold a worker for
+-- seconds; what does run on the worker (planning, journal fsyncs) takes
+-- milliseconds. Shorter blocking waits (a poll interval) meet the tripwires.
+local BOUND = 1
 
 -- The example's config with four workers, and tripwires: in a worker,
 -- marketo.core's blocking calls (sleep, a libcurl request or loop, waiting
