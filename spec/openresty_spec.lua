@@ -226,6 +226,11 @@ describe("examples/openresty in nginx", function()
         assert.equal(400, status, body)
         status, body = n.request("POST", "/imports?file")
         assert.equal(400, status, body)
+        for _, k in ipairs({ "first", "1", "-1", "0.5" }) do -- one worker: 0
+            status, body = n.request("POST", "/imports?file=leads.csv&worker=" .. k)
+            assert.equal(400, status, body)
+            assert.equal("worker: a number from 0 to 0", sandbox.decode(body).error)
+        end
         status, body = n.request("POST", "/imports?file=missing.csv")
         assert.equal(400, status, body)
         assert.equal("file: no file 'missing.csv' in MARKETO_IMPORT_DIR",

@@ -2,7 +2,8 @@
 --
 --   POST /imports?file=leads.csv[&lookup_field=email][&part_bytes=N][&poll=S]
 --        [&calls=N&window=S]   (the call budget: N calls per S seconds)
---        [&worker=K]           (only worker K, ngx.worker.id(), starts it)
+--        [&worker=K]           (only worker K, ngx.worker.id(), starts it; 400
+--                              unless 0 <= K < worker_processes)
 --        -> 202 { "id": 1 }   (the import runs in the background)
 --        -> 421 { "worker": J } when worker=K was given and worker J answered
 --   GET  /imports     -> 200 { "worker": pid, "imports": [ progress records ] }
@@ -90,9 +91,14 @@ local function start()
     -- Connections go to whichever worker accepts them (reuseport: by a hash of
     -- the client's address and port): a caller spreading imports over the
     -- workers asks again on a new connection until worker K answers.
-    if args.worker and tonumber(args.worker) ~= ngx.worker.id() then
-        if not tonumber(args.worker) then return reply(400, { error = "worker: a number" }) end
-        return reply(421, { error = "another worker answered", worker = ngx.worker.id() })
+    if args.worker then
+        local k, last = tonumber(args.worker), ngx.worker.count() - 1
+        if not k or k < 0 or k > last or k % 1 ~= 0 then
+            return reply(400, { error = ("worker: a number from 0 to %d"):format(last) })
+        end
+        if k ~= ngx.worker.id() then
+            return reply(421, { error = "another worker answered", worker = ngx.worker.id() })
+        end
     end
     local path, status
     path, err, status = source(args.file)
