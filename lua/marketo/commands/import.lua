@@ -85,7 +85,9 @@ Limits (lower them on an instance other integrations share):
   --importing N --queued N --uploads N     jobs importing (2), in the queue (10), uploads (2)
   --calls N --window S --in-flight N       API calls per window (100 per 20 s), at once (10)
   --budget URL           take them from redis://HOST:PORT/DB (or MARKETO_BUDGET), shared
-                         with every runner there on this instance (default: this run's own)
+                         with every runner there on this instance (default: this run's own);
+                         ?lease=S (30) frees a killed run's slots after S s, ?wait=S (600)
+                         is how long the import pauses for a Redis gone, then stops (4)
 %s
 Output:
   --json                 one JSON line per event on stderr, even on a terminal
