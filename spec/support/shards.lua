@@ -13,7 +13,6 @@ local SLOW = {
     ["spec/plan_spec.lua"] = 6, ["spec/pipeline_trust_spec.lua"] = 5,
     ["spec/sandbox_scale_spec.lua"] = 4, ["spec/sandbox_limits_spec.lua"] = 4,
     ["spec/pipeline_keys_spec.lua"] = 4, ["spec/sandbox_http_spec.lua"] = 4,
-    ["spec/pipeline_budget_shared_spec.lua"] = 30,
 }
 
 local files = {}
