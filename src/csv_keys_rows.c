@@ -66,9 +66,18 @@ static int line_of(lua_State *L, const marketo_csv_reader *r, FILE *lf, int line
     return 0;
 }
 
+/* The row the scan holds, as writer:write() would encode its fields: its
+ * bytes as they are when they have no quote, CR or byte 0xEF (a BOM's first)
+ * and it has every column: each field then is written as it is. */
 static int write_row(lua_State *L, marketo_csv_writer *w, const csv_scan *s, long long line)
 {
     int i, n = w->ncols > 0 ? w->ncols : s->nf;
+    const char *rec = (const char *)s->buf + (s->rec_off - s->base);
+    size_t bytes = (size_t)(s->rec_end - s->rec_off) - (size_t)s->term_len;
+
+    if (s->nf == n && bytes > 0 && memchr(rec, '"', bytes) == NULL
+        && memchr(rec, '\r', bytes) == NULL && memchr(rec, 0xEF, bytes) == NULL)
+        return marketo_csv_writer_raw(L, w, rec, bytes, line);
 
     for (i = 0; i < n; i++) {
         size_t len = 0;
