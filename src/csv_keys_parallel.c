@@ -7,10 +7,10 @@
  * in flight, so memory stays bounded whatever the file's size.
  *
  *   core.csv_keys_job(keyset, threads) -> job (its window: threads + 1 parts)
- *   job:add(reader, columns, code [, lines, at]) -> true: the rows left in
+ *   job:add(reader, columns, code [, lines, at, rows]) -> true: the rows left in
  *       a fresh reader (header read) queued; their lines are the reader's,
  *       or those of the lines file `lines` from byte `at` (a mapped part's;
- *       core.csv_line_offsets finds it). The reader is the job's until take() hands it back: keep
+ *       core.csv_line_offsets finds it); rows: how many it holds, if known. The reader is the job's until take() hands it back: keep
  *       it referenced, do not touch it.
  *   job:take() -> events | nil, msg, code: the oldest part queued, its
  *       hashes put in the keyset; events as keys:scan returns them
@@ -42,6 +42,7 @@ typedef struct item {
     int32_t code;
     char *lines;             /* the lines file, or NULL: the reader's lines */
     long long at;            /* its byte offset there */
+    size_t expect;           /* rows the part holds: room made for them at once */
     int state;
     uint64_t *hash;
     long long *line;
@@ -66,7 +67,7 @@ typedef struct job {
 static int push_row(item *it, uint64_t hash, long long line)
 {
     if (it->n == it->cap) {
-        size_t cap = it->cap ? it->cap * 2 : 4096;
+        size_t cap = it->cap ? it->cap * 2 : it->expect > 0 ? it->expect : 4096;
         uint64_t *h = realloc(it->hash, cap * sizeof *h);
         long long *l;
 
@@ -239,7 +240,7 @@ static int job_add(lua_State *L)
     int col[MAX_FIELDS], nf = marketo_key_columns(L, 3, col);
     lua_Integer code = marketo_tointeger_in(L, 4, -INT32_MAX, INT32_MAX, -(lua_Integer)INT32_MAX - 1);
     const char *lines = luaL_optstring(L, 5, NULL);
-    long long at = marketo_optsize(L, 6, 0);
+    long long at = marketo_optsize(L, 6, 0), rows = marketo_optsize(L, 7, 0);
     item *it;
 
     luaL_argcheck(L, code != -(lua_Integer)INT32_MAX - 1, 4, "whole number in range expected");
@@ -257,6 +258,7 @@ static int job_add(lua_State *L)
     it->nf = nf;
     it->code = (int32_t)code;
     it->at = at;
+    it->expect = rows < (1LL << 26) ? (size_t)rows : 0;
     it->state = QUEUED;
     pthread_mutex_lock(&j->mu);
     j->count++;

@@ -253,7 +253,7 @@ local function queue_part(acc, o, st, k)
     local reader, lines, at = open_part(st, acc.parts[k])
     if not reader then return nil, lines, at end
     st.readers[reader] = true
-    reader:queue_keys(st.job, chain.cols, k, lines, at)
+    reader:queue_keys(st.job, chain.cols, k, lines, at, acc.parts[k].rows)
     return { k = k, chain = chain, reader = reader }
 end
 
