@@ -41,7 +41,8 @@ local function random_file(path, rows, crlf, blanks)
     local out = { "id,email,vin,year,name" }
     local pool = math.random(5, rows)
     for i = 1, rows do
-        local vin = blanks and math.random(8) == 1 and "" or ("V" .. math.random(pool // 2 + 1))
+        local vin = "V" .. math.random(math.floor(pool / 2) + 1)
+        if blanks and math.random(8) == 1 then vin = "" end
         out[#out + 1] = table.concat({ tostring(i), field(key_value(pool, blanks)), field(vin),
             field(tostring(2000 + math.random(3))), field(SPICE[math.random(#SPICE)]) }, ",")
     end
@@ -137,5 +138,76 @@ describe("keys: the fast path and the reference make the same plan", function()
             if part.mapped then mapped = mapped + 1 end
         end
         assert.is_true(mapped > 0) -- parts with holes, written again
+    end)
+end)
+
+describe("csv_keys_job", function()
+    local core = require("marketo.core")
+    local csv = require("marketo.csv")
+
+    it("puts the parts' keys in the keyset in the order queued, as keys:scan does",
+        function()
+            local dir = files.tmpdir()
+            local path = dir .. "/in.csv"
+            local out = { "id,email" }
+            for i = 1, 3000 do out[#out + 1] = ("%d,u%d@x.com"):format(i, i % 1700) end
+            files.write(path, table.concat(out, "\n") .. "\n")
+            local p = assert(csv.plan(path, { max_bytes = 4000 }))
+            local function share(part)
+                return assert(csv.open(path, { share = { offset = part.offset,
+                    length = part.length, line = part.first_line } }))
+            end
+            local ref, ks = {}, csv.keyset(10, 3000)
+            for k, part in ipairs(p.parts) do
+                local r = share(part)
+                local n = assert(r:scan_keys(ks, 2, k))
+                for e = 1, n do ref[#ref + 1] = { ks:event(e) } end
+                r:close()
+            end
+            local got, ks2 = {}, csv.keyset(10, 3000)
+            local job = core.csv_keys_job(ks2, 2)
+            local readers, queued = {}, 0
+            for k = 1, #p.parts do
+                while queued < #p.parts and job:room() > 0 do
+                    queued = queued + 1
+                    readers[queued] = share(p.parts[queued])
+                    readers[queued]:queue_keys(job, { 2 }, queued)
+                end
+                local n = assert(job:take())
+                for e = 1, n do got[#got + 1] = { ks2:event(e) } end
+                readers[k]:close()
+            end
+            assert.has_error(function() job:take() end) -- nothing queued
+            job:close()
+            job:close()
+            assert.matches("closed", tostring(job))
+            files.rmdir(dir)
+            assert.equal(1300, #ref)
+            assert.same(ref, got)
+        end)
+
+    it("fails a part whose lines file is short, and raises when it has no room", function()
+        local dir = files.tmpdir()
+        local path, lines = dir .. "/in.csv", dir .. "/in.lines"
+        files.write(path, "id,email\n1,a@x.com\n2,b@x.com\n3,c@x.com\n")
+        files.write(lines, "7\n8\n")
+        local ks = csv.keyset(0)
+        local job = core.csv_keys_job(ks, 1)
+        local readers = {}
+        for i = 1, 2 do
+            readers[i] = assert(csv.open(path))
+            readers[i]:queue_keys(job, { 2 }, i, lines, 0)
+        end
+        local extra = assert(csv.open(path))
+        assert.has_error(function() extra:queue_keys(job, { 2 }, 3) end)
+        local ok, msg, code = job:take()
+        assert.is_nil(ok)
+        assert.equal("READ_ERROR", code)
+        assert.matches("fewer lines", msg)
+        job:close()
+        for _, r in ipairs(readers) do r:close() end
+        extra:close()
+        ks:close()
+        files.rmdir(dir)
     end)
 end)
