@@ -7,20 +7,12 @@ Usage: keys_gen.py OUT ROWS REPEAT DUPS [BLANK [HEADER]]: a body of ROWS rows
 written REPEAT times, each time with its own emails (ROWS * REPEAT keys);
 BLANK: the share of rows with no email (0); HEADER "csv_gen": csv_gen.py's
 column names (the email in "Email Address")."""
+import os
 import random
 import sys
 
-FIRST = ["ann", "bob", "cy", "dee", "eve", "finn", "gus", "hal", "ivy", "jo", "kim", "lou"]
-LAST = ["smith", "o'neil", "van der berg", "li", "garcía", "nguyen", "müller", "brown"]
-CO = ["Acme", "Globex", "Initech", "Umbrella", "Hooli", "Stark", "Wayne", "Tyrell"]
-TITLE = ["VP Sales", "CTO", "Head of \"Growth\"", "Engineer", "Analyst, Ops", "CEO"]
-CITY = ["Paris", "Berlin", "Austin", "Lyon", "Osaka", "Lima"]
-
-
-def q(v):
-    if any(c in v for c in ',"\r\n'):
-        return '"' + v.replace('"', '""') + '"'
-    return v
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from csv_gen import CITY, CO, FIRST, LAST, TITLE, q  # noqa: E402 (the same values)
 
 
 def main():

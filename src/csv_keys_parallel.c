@@ -289,6 +289,17 @@ static int push_failure(lua_State *L, const item *it)
     }
 }
 
+/* The oldest part done with: its slot free for another. */
+static void pop_item(lua_State *L, job *j, item *it)
+{
+    pthread_mutex_lock(&j->mu);
+    drop_item(L, it);
+    j->head = (j->head + 1) % WINDOW;
+    j->count--;
+    j->next--;
+    pthread_mutex_unlock(&j->mu);
+}
+
 static int job_take(lua_State *L)
 {
     job *j = check_job(L);
@@ -305,12 +316,7 @@ static int job_take(lua_State *L)
     if (it->st != CSV_ROW) {
         int n = push_failure(L, it);
 
-        pthread_mutex_lock(&j->mu);
-        drop_item(L, it);
-        j->head = (j->head + 1) % WINDOW;
-        j->count--;
-        j->next--;
-        pthread_mutex_unlock(&j->mu);
+        pop_item(L, j, it);
         return n;
     }
     j->ks->nev = 0;
@@ -320,12 +326,7 @@ static int job_take(lua_State *L)
         if (marketo_keyset_see_batch(j->ks, it->hash + i, it->line + i, n, it->code) != 0)
             return luaL_error(L, "%s: out of memory", KEYSET_MT);
     }
-    pthread_mutex_lock(&j->mu);
-    drop_item(L, it);
-    j->head = (j->head + 1) % WINDOW;
-    j->count--;
-    j->next--;
-    pthread_mutex_unlock(&j->mu);
+    pop_item(L, j, it);
     lua_pushinteger(L, (lua_Integer)j->ks->nev);
     return 1;
 }

@@ -66,19 +66,37 @@ static int line_of(lua_State *L, const marketo_csv_reader *r, FILE *lf, int line
     return 0;
 }
 
+/* Whether the row the scan holds is, as it is in the file, what encoding
+ * its fields makes: every field quoted exactly when it needs it (a quoted
+ * field's bytes then are its encoding: quotes around, inner ones doubled),
+ * and every column there. A lone empty field is written "" (not a blank
+ * line): its bytes are taken only when they are that. */
+static int as_encoded(const csv_scan *s, int n, unsigned char delim)
+{
+    int i;
+
+    if (s->nf != n)
+        return 0;
+    for (i = 0; i < n; i++) {
+        size_t len;
+        const char *p = csv_field(s, i, &len);
+
+        if (s->fquoted[i] != (csv_needs_quote(p, len, delim) || (n == 1 && len == 0)))
+            return 0;
+    }
+    return 1;
+}
+
 /* The row the scan holds, as writer:write() would encode its fields: its
- * bytes as they are when they have no quote, CR or byte 0xEF (a BOM's first)
- * and it has every column: each field then is written as it is. */
+ * bytes as they are when that is what the encoding makes. */
 static int write_row(lua_State *L, marketo_csv_writer *w, const csv_scan *s, long long line)
 {
     int i, n = w->ncols > 0 ? w->ncols : s->nf;
-    const char *rec = (const char *)s->buf + (s->rec_off - s->base);
-    size_t bytes = (size_t)(s->rec_end - s->rec_off) - (size_t)s->term_len;
 
-    if (s->nf == n && bytes > 0 && memchr(rec, '"', bytes) == NULL
-        && memchr(rec, '\r', bytes) == NULL && memchr(rec, 0xEF, bytes) == NULL)
-        return marketo_csv_writer_raw(L, w, rec, bytes, line);
-
+    if (as_encoded(s, n, w->delim))
+        return marketo_csv_writer_raw(L, w, (const char *)s->buf + (s->rec_off - s->base),
+                                      (size_t)(s->rec_end - s->rec_off) - (size_t)s->term_len,
+                                      line);
     for (i = 0; i < n; i++) {
         size_t len = 0;
         const char *p = i < s->nf ? csv_field(s, i, &len) : "";
