@@ -43,6 +43,7 @@ keyset *marketo_keyset_check(lua_State *L, int idx)
 }
 
 #define HUGE ((size_t)2 << 20) /* a huge page */
+#define MAX_SLOTS ((uint64_t)1 << 32) /* home() scales 32 bits */
 
 /* FNV-1a over one field's normalized bytes, after h; *blank when there are
  * none. A byte no UTF-8 text holds goes between fields. */
@@ -152,16 +153,24 @@ uint64_t marketo_key_of_clean(const unsigned char *p, size_t n, unsigned char de
     return marketo_key_hash(v, len, nf);
 }
 
+/* A key's first slot: its hash's top 32 bits scaled to the table, so the
+ * table can be any size up to 2^32 slots (no power of two: 2,000,000 keys
+ * take 46 MB, not 64). */
+static size_t home(const keyset *k, uint64_t hash)
+{
+    return (size_t)(((hash >> 32) * (uint64_t)k->cap) >> 32);
+}
+
 static slot *find(const keyset *k, uint64_t hash)
 {
-    size_t i = (size_t)hash & (k->cap - 1);
+    size_t i = home(k, hash);
 
     while (k->slots[i].hash != 0 && k->slots[i].hash != hash)
-        i = (i + 1) & (k->cap - 1);
+        i = i + 1 == k->cap ? 0 : i + 1;
     return &k->slots[i];
 }
 
-/* A table of `cap` slots (a power of two), its pages touched once here, in
+/* A table of `cap` slots, its pages touched once here, in
  * order: calloc's pages would be mapped to the zero page by find()'s first
  * read and copied on the write after it, twice the faults in random order. */
 static slot *new_slots(size_t cap)
@@ -169,7 +178,7 @@ static slot *new_slots(size_t cap)
     slot *t;
     size_t i;
 
-    if (cap > SIZE_MAX / sizeof *t)
+    if (cap > MAX_SLOTS || cap > SIZE_MAX / sizeof *t)
         return NULL;
     if (cap * sizeof *t < HUGE) {
         t = calloc(cap, sizeof *t);
@@ -316,7 +325,7 @@ int marketo_keyset_see_batch(keyset *k, const uint64_t *hash, const long long *l
 
 #if defined(__GNUC__)
     for (i = 0; i < n; i++)
-        __builtin_prefetch(&k->slots[(size_t)hash[i] & (k->cap - 1)]);
+        __builtin_prefetch(&k->slots[home(k, hash[i])]);
 #endif
     for (i = 0; i < n; i++)
         if (see_hash(k, hash[i], code, line[i]) == -2)
@@ -475,8 +484,8 @@ static int keys_new(lua_State *L)
     k->maxex = maxex;
     luaL_getmetatable(L, KEYSET_MT);
     lua_setmetatable(L, -2);
-    while ((lua_Integer)cap * 7 < expect * 10) /* room for them without growing */
-        cap *= 2;
+    if ((lua_Integer)cap * 7 < expect * 10) /* room for them without growing */
+        cap = (size_t)((expect * 10 + 6) / 7 + 1023) / 1024 * 1024;
     if ((k->slots = new_slots(cap)) == NULL)
         return luaL_error(L, "%s: out of memory", KEYSET_MT);
     k->cap = cap;

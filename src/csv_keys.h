@@ -28,7 +28,7 @@ typedef struct event {
 
 typedef struct keyset {
     slot *slots;     /* NULL once closed */
-    size_t cap, n;   /* cap: a power of two */
+    size_t cap, n;   /* cap: any size up to 2^32 (see home()) */
     event *events;
     size_t nev, evcap;
     uint64_t examples[16]; /* the first keys seen again, in order */
