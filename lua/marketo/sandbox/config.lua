@@ -19,7 +19,7 @@ M.OPTIONS = {
     { "rate_limit", "int", 100, "calls allowed per rate window (606 beyond)" },
     { "rate_window", "number", 20, "seconds of the rolling rate window" },
     { "max_in_flight", "int", 10, "calls answered at once (615 beyond)" },
-    { "daily_quota", "int", 50000, "calls per day (607 beyond); resets 06:00 UTC" },
+    { "daily_quota", "int", 50000, "calls per day (607 beyond); resets at midnight US Central" },
     { "max_importing", "int", 2, "jobs Importing at once" },
     { "max_queue", "int", 10, "jobs Queued + Importing (1016 beyond)" },
     { "speed", "number", 0, "rows per second a job imports (0 = as fast as it can)" },

@@ -184,6 +184,18 @@ M.INSPECT = {
         local used, day = sb.limits:used()
         return envelope.json(200, { date = day, total = used })
     end },
+    -- POST /__sandbox/day {"next": true}: the sandbox's clock moved on to its
+    -- next midnight US Central, so its day turns (a new quota) as Marketo's does.
+    { "POST", "^/day$", function(sb, req)
+        local body = envelope.decode(req.body or "")
+        if type(body) ~= "table" or body.next ~= true or next(body, next(body)) ~= nil then
+            return envelope.json(400, { error = "expected {\"next\": true}" })
+        end
+        local seconds = sb.limits:until_next_day()
+        sb.time:advance(seconds)
+        local used, day = sb.limits:used()
+        return envelope.json(200, { date = day, total = used, advanced = seconds })
+    end },
 }
 
 return M
