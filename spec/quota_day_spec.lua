@@ -81,6 +81,19 @@ describe("the daily quota while importing", function()
         accounted(cli.read_json(ctx.dir .. "/leads.csv.report.json"))
     end)
 
+    it("goes on unseeded when the API user may not read usage.json (603), saying so once",
+        function()
+        ctx.sb.control({ usage_access = false })
+        local r = cli.run(argv("--ignore-quota", "--json"), { env = cli.env_of(ctx.sb),
+            cwd = ctx.dir })
+        ctx.sb.control({ usage_access = true })
+        assert.equal(0, r.status, r.out .. r.err)
+        local _, notices = r.err:gsub('"ev":"notice"', "")
+        assert.equal(1, notices)
+        assert.matches("the daily quota is counted from this run's calls only: [^\n]*603", r.err)
+        assert.equal(ROWS, stored())
+    end)
+
     it("--wait-for-quota waits (one line with the reset time) until the instance's day "
         .. "turns, then finishes", function()
         near_quota(49994)

@@ -35,6 +35,7 @@ M.OPTIONS = {
       "unknown header (leads, members): the upload gets 1006 (reject) or its rows fail (fail)" },
     { "partitions", "list", "Default", "lead partitions partitionName may name (1008 else)" },
     { "count_refused", "bool", true, "calls refused with 606/607/615 count in the window" },
+    { "usage_access", "bool", true, "the API user may read stats/usage.json (603 if not)" },
     { "failed_imports", "enum:part|none", "part",
       "a Failed job imported half its rows first (part) or none (none)" },
     { "unbalanced_quote", "enum:rest|line", "rest",

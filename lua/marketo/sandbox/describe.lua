@@ -163,8 +163,10 @@ M.ROUTES = {
         if not result then return none(call) end
         return ok(call, result)
     end },
-    { "GET", "^/rest/v1/stats/usage%.json$",
-      function(sb, _, call) return ok(call, M.usage(sb)) end },
+    { "GET", "^/rest/v1/stats/usage%.json$", function(sb, _, call)
+        if not sb.conf.usage_access then return fail(call, 603) end
+        return ok(call, M.usage(sb))
+    end },
 }
 
 --- POST /__sandbox/usage {"total": N}: today's count of calls, so a spec can
