@@ -80,10 +80,11 @@ M.EXIT = { ok = 0, failure = 1, usage = 2, rows_failed = 3, unfinished = 4 }
 
 -- Failures that running the same import again can get past (exit 4): a
 -- journal in use, a full disk, a shared budget out of reach (Redis down), a
--- plan a crash cut short (the original command plans it again); any other
--- failure to prepare is the input's or the setup's, to fix first (exit 1).
+-- plan a crash cut short (the original command plans it again), the day's
+-- API quota spent (607: after its reset, marketo.pipeline.quota says when);
+-- any other failure to prepare is the input's or the setup's, to fix first (exit 1).
 local LATER = { JOURNAL_BUSY = true, ENOSPC = true, JOURNAL_WRITE = true,
-    PLAN_INCOMPLETE = true, JOURNAL_EMPTY = true, BUDGET = true }
+    PLAN_INCOMPLETE = true, JOURNAL_EMPTY = true, BUDGET = true, ["607"] = true }
 
 -- Failures while sending that no rerun gets past until the user fixes what
 -- is named (exit 1), each with the fix; any other failure while sending
