@@ -117,23 +117,20 @@ local function start_of(days)
     return t + (is_dst(t + 5 * HOUR) and 5 or 6) * HOUR
 end
 
+-- A function of a day number as one of a date: nil for what is not a date.
+local function by_date(fn)
+    return function(date)
+        local days = days_of(date)
+        return days and fn(days)
+    end
+end
+
 --- start(date) -> epoch seconds of its midnight US Central | nil (not a date).
-function M.start(date)
-    local days = days_of(date)
-    return days and start_of(days)
-end
-
+M.start = by_date(start_of)
 --- after(date) -> the next day's date | nil.
-function M.after(date)
-    local days = days_of(date)
-    return days and date_of(days + 1)
-end
-
---- date(s) normalized to "YYYY-MM-DD" | nil (not a date).
-function M.normalize(date)
-    local days = days_of(date)
-    return days and date_of(days)
-end
+M.after = by_date(function(days) return date_of(days + 1) end)
+--- normalize(date) -> "YYYY-MM-DD" | nil (not a date).
+M.normalize = by_date(date_of)
 
 function M.next_reset(t)
     return start_of(central_days(t) + 1)
