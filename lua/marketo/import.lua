@@ -313,16 +313,10 @@ local function mkdir(path)
         :format(path, (msg:gsub("^[%u_]+: ", ""))), "WORK_DIR"
 end
 
-local function is_dir(path)
-    local f = io.open(path .. "/.", "rb")
-    if f then f:close() end
-    return f ~= nil
-end
-
 -- The report must have somewhere to go before anything is sent.
 local function check_report(path)
     local dir = path:match("^(.*)/[^/]*$")
-    if dir and dir ~= "" and not is_dir(dir) then
+    if dir and dir ~= "" and not core.is_folder(dir) then
         return nil, ("REPORT: the report's folder %s does not exist; create it or give "
             .. "another --report"):format(dir), "REPORT"
     end
@@ -521,10 +515,14 @@ local function set_aside(o)
     local journal, msg, code = journal_mod.open(o.journal, { create = false })
     if not journal then return nil, msg, code end
     local n = 1
-    while csv.file_size(o.journal .. "." .. n) or is_dir(o.work_dir .. "." .. n) do n = n + 1 end
+    local function taken(k) return csv.file_size(o.journal .. "." .. k)
+        or core.is_folder(o.work_dir .. "." .. k) end
+    while taken(n) do n = n + 1 end
     local kept = o.journal .. "." .. n
     local ok, why = os.rename(o.journal, kept)
-    if ok and is_dir(o.work_dir) then ok, why = os.rename(o.work_dir, o.work_dir .. "." .. n) end
+    if ok and core.is_folder(o.work_dir) then
+        ok, why = os.rename(o.work_dir, o.work_dir .. "." .. n)
+    end
     journal:close()
     if not ok then
         return nil, ("JOURNAL_WRITE: cannot set %s aside: %s"):format(o.journal, why),
