@@ -606,13 +606,21 @@ function Prepared:close()
     if self.journal then self.journal:close() end
 end
 
+-- In nginx the defaults are OpenResty's runtime and transport: libcurl and
+-- marketo.loop would hold the worker for every call and every wait.
+local function in_nginx()
+    local ngx = rawget(_G, "ngx")
+    return ngx ~= nil and ngx.socket ~= nil
+end
+
 -- The client and its limiter wait on the runtime's clock and sleep, so that
 -- in nginx a full call budget yields the light thread instead of blocking
 -- the worker. The budget is the instance's: its keys are named after the
 -- client's host, so the client comes first, and the limiter below it after.
 local function make_client(opts, rt, on_event)
     local limits = opts.limits or {}
-    local http = opts.transport or require("marketo.http").new()
+    local http = opts.transport or (in_nginx() and require("marketo.resty.transport").new())
+        or require("marketo.http").new()
     local front = {}
     function front.request(_, req) return front.limited:request(req) end
     local copts = {}
@@ -669,7 +677,8 @@ function M.send(prepared, opts)
     local run = journal.state.run
     local kind = objects.get(run.object)
     local result = { journal = o.journal, report_path = o.report }
-    local rt = opts.runtime or require("marketo.pipeline.runtime").loop()
+    local rt = opts.runtime or (in_nginx() and require("marketo.resty.runtime").new())
+        or require("marketo.pipeline.runtime").loop()
     local on_event, close = opts.on_event, nil
     if not on_event and progress.default then on_event, close = progress.default() end
     local client, limited, failed, quota = make_client(opts, rt, on_event)
