@@ -76,8 +76,10 @@ describe("the daily quota while importing", function()
         assert.matches("607", r.out, 1, true)
         assert.matches("the instance's daily API quota is used up; it resets at "
             .. "%d%d%d%d%-%d%d%-%d%d 00:00 C[SD]T %([^)]+%), in %d+", r.out)
-        -- no call after the quota ran out but those already on their way
-        assert.is_true(cli.inspect(ctx.sb, "counters").answered_607 <= 2)
+        -- no call after the quota ran out but those already on their way: at
+        -- most two uploads and two polls at once
+        local answered = cli.inspect(ctx.sb, "counters").answered_607
+        assert.is_true(answered >= 1 and answered <= 4, answered)
         accounted(cli.read_json(ctx.dir .. "/leads.csv.report.json"))
     end)
 
@@ -117,7 +119,10 @@ describe("the daily quota while importing", function()
         assert.matches('"ev":"quota_reset"', r.err, 1, true)
         local _, waits = r.err:gsub('"ev":"waiting"', "")
         assert.equal(1, waits)
-        assert.equal(0, cli.inspect(ctx.sb, "counters").answered_607 or 0)
+        -- the import's calls waited: only the wait's questions met the spent day
+        for _, e in ipairs(cli.inspect(ctx.sb, "log")) do
+            if e.code == "607" then assert.equal("/rest/v1/stats/usage.json", e.path) end
+        end
         accounted(cli.read_json(ctx.dir .. "/leads.csv.report.json"))
     end)
 end)
