@@ -87,29 +87,58 @@ static int as_encoded(const csv_scan *s, int n, unsigned char delim)
     return 1;
 }
 
-/* The row the scan holds, as writer:write() would encode its fields: its
- * bytes as they are when that is what the encoding makes. */
-static int write_row(lua_State *L, marketo_csv_writer *w, const csv_scan *s, long long line)
+/* A row, rec[0..len) as it is in the file (line end left out), as
+ * writer:write() would encode its fields: those bytes when that is what the
+ * encoding makes. `split`: its fields are in the scan already; else (a
+ * clean record) they are split only when its bytes hold a quote, a CR or a
+ * 0xEF byte (a BOM's first): without them no field needs quoting. */
+static int write_row(lua_State *L, marketo_csv_writer *w, csv_scan *s, const char *rec,
+                     size_t len, int split, long long line)
 {
-    int i, n = w->ncols > 0 ? w->ncols : s->nf;
+    int i, n = w->ncols > 0 ? w->ncols : s->expect;
 
+    if (!split && s->expect == n && memchr(rec, '"', len) == NULL
+        && memchr(rec, '\r', len) == NULL && memchr(rec, 0xEF, len) == NULL)
+        return marketo_csv_writer_raw(L, w, rec, len, line);
+    if (!split && csv_scan_split(s, (const unsigned char *)rec, len) != 0)
+        return luaL_error(L, "%s: out of memory", MARKETO_CSV_READER_MT);
+    n = w->ncols > 0 ? w->ncols : s->nf;
     if (as_encoded(s, n, w->delim))
-        return marketo_csv_writer_raw(L, w, (const char *)s->buf + (s->rec_off - s->base),
-                                      (size_t)(s->rec_end - s->rec_off) - (size_t)s->term_len,
-                                      line);
+        return marketo_csv_writer_raw(L, w, rec, len, line);
     for (i = 0; i < n; i++) {
-        size_t len = 0;
-        const char *p = i < s->nf ? csv_field(s, i, &len) : "";
+        size_t flen = 0;
+        const char *p = i < s->nf ? csv_field(s, i, &flen) : "";
 
-        marketo_csv_writer_field(L, w, p, len, 0);
+        marketo_csv_writer_field(L, w, p, flen, 0);
     }
     return marketo_csv_writer_end(L, w, line);
 }
 
+/* Where holes[line] sends a row: w, another writer, or NULL (nowhere). */
+static marketo_csv_writer *destination(lua_State *L, marketo_csv_writer *w, long long line)
+{
+    marketo_csv_writer *to = w;
+
+    lua_rawgeti(L, 3, (lua_Integer)line);
+    if (lua_istable(L, -1)) {
+        lua_getfield(L, -1, "writer");
+        to = marketo_csv_check_writer(L, -1);
+        lua_pop(L, 1);
+    } else if (lua_toboolean(L, -1)) {
+        to = NULL;
+    }
+    lua_pop(L, 1);
+    return to;
+}
+
+/* The reader's rows as marketo_csv_reader_next reads them, but a clean
+ * record found fast (csv_scan_fast) is not split into fields unless its
+ * bytes must be looked at field by field. */
 int marketo_csv_fill_holes(lua_State *L)
 {
     marketo_csv_reader *r = marketo_csv_check_reader(L, 1);
     marketo_csv_writer *w = marketo_csv_check_writer(L, 2), *to;
+    csv_scan *s = &r->s;
     long long kept = 0, line;
     FILE *lf;
     int n;
@@ -119,25 +148,38 @@ int marketo_csv_fill_holes(lua_State *L)
     if ((n = open_lines(L, 4, &lf)) != 0)
         return n;
     for (;;) {
-        int st = marketo_csv_reader_next(L, r, 1);
+        const char *rec;
+        size_t len;
+        int split = 0;
 
-        if (st < 0 || (st == CSV_ROW && line_of(L, r, lf, 4, &line) != 0))
-            break;
-        if (st != CSV_ROW) {
-            lua_pushinteger(L, (lua_Integer)kept);
-            break;
+        if (r->bi < r->bn) {
+            const csv_rec *c = &r->batch[r->bi++];
+
+            rec = (const char *)s->buf + (c->off - s->base);
+            len = (size_t)(c->end - c->off) - 1; /* it ends with a LF */
+            if (len > 0 && rec[len - 1] == '\r')
+                len--;
+            s->rec_line = c->line;
+        } else if (r->fail_code[0] == '\0' && (r->bi = 0, r->bn = csv_scan_fast(s, r->batch,
+                   (int)(sizeof r->batch / sizeof r->batch[0]))) > 0) {
+            continue;
+        } else {
+            int st = marketo_csv_reader_next(L, r, 1);
+
+            if (st < 0)
+                break;
+            if (st != CSV_ROW) {
+                lua_pushinteger(L, (lua_Integer)kept);
+                break;
+            }
+            rec = (const char *)s->buf + (s->rec_off - s->base);
+            len = (size_t)(s->rec_end - s->rec_off) - (size_t)s->term_len;
+            split = 1;
         }
-        to = w;
-        lua_rawgeti(L, 3, (lua_Integer)line);
-        if (lua_istable(L, -1)) {
-            lua_getfield(L, -1, "writer");
-            to = marketo_csv_check_writer(L, -1);
-            lua_pop(L, 1);
-        } else if (lua_toboolean(L, -1)) {
-            to = NULL;
-        }
-        lua_pop(L, 1);
-        if (to != NULL && write_row(L, to, &r->s, line) != 0)
+        if (line_of(L, r, lf, 4, &line) != 0)
+            break;
+        to = destination(L, w, line);
+        if (to != NULL && write_row(L, to, s, rec, len, split, line) != 0)
             break;
         kept += to == w;
     }
