@@ -84,11 +84,11 @@ describe("an import whose Redis goes away mid-run", function()
         gone.halt()
         local paused = ("budget: Redis at 127.0.0.1:%d unreachable, paused since ")
             :format(gone.port)
-        cli.await(function() return select(2, job.output()):find(paused, 1, true) end,
+        cli.await(function() return job.stderr():find(paused, 1, true) end,
             "the pause said")
         local calls = #cli.inspect(sb, "log")
         gone.resume() -- an empty Redis: what the runner held, it holds again
-        cli.await(function() return select(2, job.output()):find("answers again", 1, true) end,
+        cli.await(function() return job.stderr():find("answers again", 1, true) end,
             "Redis found again")
         assert.same(held, members(gone.url, key))
         sb.thaw()

@@ -3,7 +3,8 @@
 --   local cli = require("spec.support.cli")
 --   local r = cli.run({ "import", "leads", path }, { env = sandbox_env(sb), cwd = dir })
 --   r.status, r.out, r.err
---   local job = cli.start({ ... }, opts)   -- in the background: job.pid, job:wait()
+--   local job = cli.start({ ... }, opts)   -- in the background: job.pid, job:wait(),
+--                                          -- job.stderr() (so far)
 local files = require("spec.support.files")
 
 local M = {}
@@ -62,8 +63,7 @@ function M.run(argv, opts)
 end
 
 --- start(argv, opts) -> job: the command in the background. job.pid;
--- job:wait() -> { status, out, err }; job:signal(name) sends a signal;
--- job.output() -> what it has written so far (stdout, stderr), to await.
+-- job:wait() -> { status, out, err }; job:signal(name) sends a signal.
 function M.start(argv, opts)
     opts = opts or {}
     local out, err, st = os.tmpname(), os.tmpname(), os.tmpname()
@@ -87,7 +87,8 @@ function M.start(argv, opts)
     function job.signal(_, name)
         if job.pid then os.execute("kill -" .. name .. " " .. job.pid .. " 2>/dev/null") end
     end
-    function job.output() return slurp(out), slurp(err) end
+    --- What the command wrote on stderr so far (to wait for a line it prints).
+    function job.stderr() return slurp(err) end
     function job.done()
         local f = io.open(st, "r")
         if f then f:close() end

@@ -222,8 +222,26 @@ function Budget:release(what, permit)
     return self:_release(what, permit)
 end
 
+--- spend(day, n, limit) -> spent | false, spent | nil, msg, code: the day's
+-- quota. While Redis is out of reach it waits (sleep), as try pauses.
 function Budget:spend(day, n, limit)
-    return self.backend:spend(day, n, limit)
+    while true do
+        local ok, msg, code = true, nil, nil
+        if self.lost then ok, msg, code = self:_renew(true) end
+        local spent, before
+        if ok then
+            spent, before, code = self.backend:spend(day, n, limit)
+            msg = before
+        end
+        if spent ~= nil then
+            if self.lost then self:_back() end
+            return spent, before
+        end
+        local wait
+        ok, wait, code = self:_unreachable(msg, code)
+        if ok == nil then return nil, wait, code end
+        self.sleep(wait)
+    end
 end
 
 function Budget:close()

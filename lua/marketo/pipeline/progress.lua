@@ -81,7 +81,8 @@ function Tty:event(ev)
         s.parts[ev.part] = "done"
     elseif ev.ev == "ended" then
         return self:close()
-    elseif ev.ev == "budget" then -- the shared budget paused the import, or goes on
+    elseif ev.ev == "waiting" or ev.ev == "quota_reset" or ev.ev == "notice"
+        or ev.ev == "budget" then -- the daily quota's (pipeline/quota), a pause for Redis
         self.out:write("\r\27[K", ev.message, "\n")
     elseif ev.ev == "error" or ev.ev == "stopping" then
         self.out:write("\r\27[K", ev.ev == "error" and ("error: " .. tostring(ev.message))
