@@ -51,7 +51,7 @@ local sb = spawn.spawn({ bin = BIN, config = { speed = SPEED }, max_lifetime = 3
 -- The --changed-only section (bench/pipeline_changed.lua); ONLY=changed runs it alone.
 local function changed_section()
     dofile(root .. "/bench/pipeline_changed.lua")({ sh = sh, timed = timed, dir = dir,
-        src = src, ROWS = ROWS, sb = sb, })
+        src = src, ROWS = ROWS, sb = sb })
 end
 if os.getenv("ONLY") == "changed" then
     changed_section()
