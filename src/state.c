@@ -17,6 +17,10 @@
  *   core.state_load(path) -> state | nil, msg, code (ENOENT, STATE_CORRUPT...)
  *   state:identity() -> instance, object, key_field
  *   state:note([text]) -> the note (free text: the last import), set first
+ *   state:salt([text]): what is sent with the rows besides their bytes (a
+ *       member's status, a list id), mixed into each row's hash from then
+ *       on: the same row sent with another status is a changed row. nil:
+ *       none (a row's hash is its bytes' alone). Not saved: set per part.
  *   state:count() -> keys held (merged)
  *   state:same(key, row) -> same, held: whether the key is held, with this
  *       row; key: a string or a list of up to 8 fields (blank: never held)
@@ -27,7 +31,7 @@
  *   state:save(path) -> true | nil, msg, code (merges first)
  *   state:record(reader, columns, skip, ordinal) -> rows put: a sent part's
  *       rows, but the lines (or row numbers) `skip` holds (see state_record)
- *   state:sift(reader, columns, writer, ordinal) -> kept, unchanged: the rows
+ *   state:sift(reader, columns, writer, lines) -> kept, unchanged: the rows
  *       held as they are left out, the others written (see state_sift) */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -60,6 +64,7 @@ typedef struct state {
     int bits;
     char *text;       /* instance NUL object NUL key field NUL note NUL; NULL: closed */
     size_t ntext;
+    uint64_t salt;    /* 0: none (see state:salt) */
 } state;
 
 static state *check_state(lua_State *L)
@@ -89,6 +94,17 @@ static uint64_t hash_row(const char *p, size_t n)
     h ^= h >> 32;
     h *= 0x9e3779b97f4a7c15ULL;
     return h ^ (h >> 29);
+}
+
+/* A row's hash as the state holds it: its bytes', with the salt mixed in. */
+static uint64_t row_hash(const state *s, const char *p, size_t n)
+{
+    uint64_t h = hash_row(p, n);
+
+    if (s->salt == 0)
+        return h;
+    h = (h ^ s->salt) * 0xff51afd7ed558ccdULL;
+    return h ^ (h >> 33);
 }
 
 static uint64_t checksum(const char *text, size_t ntext, const pair *p, size_t n)
@@ -230,18 +246,18 @@ static uint64_t check_key(lua_State *L, int idx)
     return marketo_key_hash(p, n, nf);
 }
 
-static uint64_t check_row(lua_State *L, int idx)
+static uint64_t check_row(lua_State *L, const state *s, int idx)
 {
     size_t n;
     const char *p = luaL_checklstring(L, idx, &n);
 
-    return hash_row(p, n);
+    return row_hash(s, p, n);
 }
 
 static int state_same(lua_State *L)
 {
     state *s = check_state(L);
-    uint64_t key = check_key(L, 2), row = check_row(L, 3);
+    uint64_t key = check_key(L, 2), row = check_row(L, s, 3);
     const pair *p = key != 0 ? lookup(s, key) : NULL;
 
     lua_pushboolean(L, p != NULL && p->row == row);
@@ -275,7 +291,7 @@ static int put_pair(state *s, uint64_t key, uint64_t row)
 static int state_put(lua_State *L)
 {
     state *s = check_state(L);
-    uint64_t key = check_key(L, 2), row = check_row(L, 3);
+    uint64_t key = check_key(L, 2), row = check_row(L, s, 3);
 
     if (key != 0 && put_pair(s, key, row) != 0)
         return luaL_error(L, "%s: out of memory", STATE_MT);
@@ -321,17 +337,19 @@ static uint64_t record_key(const csv_scan *c, const int *col, int nf)
     return marketo_key_hash(p, len, nf);
 }
 
-/* sift(reader, columns, writer, ordinal) -> kept, unchanged | nil, msg, code:
+/* sift(reader, columns, writer, lines) -> kept, unchanged | nil, msg, code:
  * the reader's rows whose key (the fields at `columns`, 1-based: a number or
  * a list) is held with the same row (its bytes, line end aside) are counted;
- * the others go to the writer as they are, with their line, or with their
- * number among the reader's rows when `ordinal`. */
+ * the others go to the writer as they are, with their line, or, when `lines`
+ * is a list, with lines[n] for the reader's n-th row (a written part's rows
+ * and their source lines), or with n when `lines` is true. */
 static int state_sift(lua_State *L)
 {
     state *s = check_state(L);
     marketo_csv_reader *r = marketo_csv_check_reader(L, 2);
     marketo_csv_writer *w = marketo_csv_check_writer(L, 4);
-    int ordinal = lua_toboolean(L, 5), col[MAX_FIELDS], nf = check_columns(L, col);
+    int listed = lua_type(L, 5) == LUA_TTABLE, ordinal = lua_toboolean(L, 5);
+    int col[MAX_FIELDS], nf = check_columns(L, col);
     long long kept = 0, unchanged = 0, nth = 0;
 
     lua_settop(L, 5);
@@ -342,6 +360,7 @@ static int state_sift(lua_State *L)
         size_t n;
         uint64_t key;
         const pair *held;
+        long long line;
 
         if (st < 0)
             return 3;
@@ -352,11 +371,19 @@ static int state_sift(lua_State *L)
         row = (const char *)c->buf + (c->rec_off - c->base);
         n = (size_t)(c->rec_end - c->rec_off) - (size_t)c->term_len;
         held = key != 0 ? lookup(s, key) : NULL;
-        if (held != NULL && held->row == hash_row(row, n)) {
+        if (held != NULL && held->row == row_hash(s, row, n)) {
             unchanged++;
             continue;
         }
-        if (marketo_csv_writer_raw(L, w, row, n, ordinal ? nth : c->rec_line) != 0)
+        line = ordinal ? nth : c->rec_line;
+        if (listed) {
+            lua_rawgeti(L, 5, (lua_Integer)nth);
+            line = (long long)lua_tointeger(L, -1);
+            lua_pop(L, 1);
+            if (line <= 0)
+                return luaL_error(L, "%s: sift: no source line for row %lld", STATE_MT, nth);
+        }
+        if (marketo_csv_writer_raw(L, w, row, n, line) != 0)
             return 3;
         kept++;
     }
@@ -393,7 +420,7 @@ static int state_record(lua_State *L)
         key = record_key(c, col, nf);
         if (skip || key == 0)
             continue;
-        if (put_pair(s, key, hash_row((const char *)c->buf + (c->rec_off - c->base),
+        if (put_pair(s, key, row_hash(s, (const char *)c->buf + (c->rec_off - c->base),
                                       (size_t)(c->rec_end - c->rec_off) - (size_t)c->term_len)) != 0)
             return luaL_error(L, "%s: out of memory", STATE_MT);
         put++;
@@ -484,6 +511,20 @@ static int state_note(lua_State *L)
     }
     lua_pushstring(L, text_at(s, 3));
     return 1;
+}
+
+static int state_salt(lua_State *L)
+{
+    state *s = check_state(L);
+    size_t n;
+    const char *p;
+
+    s->salt = 0;
+    if (!lua_isnoneornil(L, 2)) {
+        p = luaL_checklstring(L, 2, &n);
+        s->salt = hash_row(p, n) | 1; /* never 0: that is none */
+    }
+    return 0;
 }
 
 static int state_count(lua_State *L)
@@ -681,6 +722,7 @@ void marketo_state_open(lua_State *L)
         {"note", state_note},
         {"put", state_put},
         {"record", state_record},
+        {"salt", state_salt},
         {"same", state_same},
         {"save", state_save},
         {"sift", state_sift},
