@@ -34,6 +34,8 @@
 --       STATE_CORRUPT, to be fixed with --full, which starts it anew)
 --   changed.record(journal, o) -> parts recorded | nil, msg, code: o.state,
 --       o.state_path, o.key, o.format
+--   changed.remember(state, object, params): what its rows are sent with
+--       (the import's parameters; attach and finish call it)
 --   changed.attach(o, spec, key) -> true | nil, msg, code: for import.prepare,
 --       with spec.changed_only or spec.full (o.state_file: --state, absolute):
 --       o.state (loaded), o.state_path,
@@ -277,15 +279,21 @@ local function target_of(object, params)
             out[#out + 1] = tostring(params[p.name])
         end
     end
-    return table.concat(out, "/"), kind
+    return table.concat(out, "/")
 end
 
--- A state to import with, and what its rows are sent with (see salt_of).
-local function open_for(path, instance, object, params, field, full)
-    local target, kind = target_of(object, params)
-    local st, msg, code = M.open(path, instance, target, field, full)
-    if not st then return nil, msg, code end
+--- remember(state, object, params): what the state's rows are sent with (the
+-- kind's and the import's parameters; see salt_of).
+function M.remember(st, object, params)
+    local kind = require("marketo.objects").get(object)
     SALTS[st] = kind and { kind = kind, params = params or {} } or nil
+end
+
+-- A state to import with, and what its rows are sent with.
+local function open_for(path, instance, object, params, field, full)
+    local st, msg, code = M.open(path, instance, (target_of(object, params)), field, full)
+    if not st then return nil, msg, code end
+    M.remember(st, object, params)
     return st
 end
 
