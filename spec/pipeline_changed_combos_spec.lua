@@ -26,6 +26,12 @@ describe("--changed-only with", function()
         return e
     end
 
+    local function copy(t)
+        local out = {}
+        for i, v in ipairs(t) do out[i] = v end
+        return out
+    end
+
     local function run(argv, journal)
         for _, a in ipairs({ "--changed-only", "--no-schema", "--part-bytes", "3000",
             "--journal", ctx.dir .. "/" .. journal }) do
@@ -86,11 +92,11 @@ describe("--changed-only with", function()
         local src = ctx.dir .. "/members.csv"
         members_csv(src, 120)
         local argv = { "import", "program_members", "1001", src, "--status-column", "Status" }
-        local r = run({ table.unpack(argv) }, "1.journal")
+        local r = run(copy(argv), "1.journal")
         assert.equal(0, r.status, r.err .. r.out)
         assert.equal(120, uploaded())
 
-        r = run({ table.unpack(argv) }, "2.journal")
+        r = run(copy(argv), "2.journal")
         assert.equal(0, r.status, r.err .. r.out)
         assert.equal(0, uploaded())
         assert.matches("120 unchanged", r.out, 1, true)
@@ -98,7 +104,7 @@ describe("--changed-only with", function()
         -- three members change status (one of them into a group it was not in)
         local changed = { [3] = "Attended", [40] = "No Show", [41] = "Registered" }
         members_csv(src, 120, changed)
-        r = run({ table.unpack(argv) }, "3.journal")
+        r = run(copy(argv), "3.journal")
         assert.equal(0, r.status, r.err .. r.out)
         assert.equal(3, uploaded())
         assert.matches("117 unchanged", r.out, 1, true)
@@ -115,7 +121,7 @@ describe("--changed-only with", function()
 
         -- the same members into another program: all of them
         argv[3] = "1002"
-        r = run({ table.unpack(argv) }, "4.journal")
+        r = run(copy(argv), "4.journal")
         assert.equal(0, r.status, r.err .. r.out)
         assert.equal(120, uploaded())
         local n = 0
