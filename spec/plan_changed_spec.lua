@@ -168,4 +168,26 @@ describe("marketo.pipeline.changed", function()
         assert.equal("Attended", p.parts[1].status)
         assert.same({ 3 }, lines_of(p))
     end)
+
+    it("cuts the rows left of one part in two, for Marketo's two importing jobs", function()
+        local changed = require("marketo.pipeline.changed")
+        local split = changed.SPLIT_ROWS
+        changed.SPLIT_ROWS = 4
+        local st = state()
+        local want = {}
+        for i = 1, 300 do
+            if i % 3 == 0 then st:put(email(i), row(i)) else want[#want + 1] = i + 1 end
+        end
+        st:merge()
+        local ok, p = pcall(build, st, { max_bytes = 100000 })
+        changed.SPLIT_ROWS = split
+        assert(ok, p)
+        assert.equal(2, #p.parts)
+        assert.is_true(math.abs(p.parts[1].rows - p.parts[2].rows) <= 4)
+        assert.equal(200, p.parts[1].rows + p.parts[2].rows)
+        assert.same(want, lines_of(p))
+        assert.equal(want[p.parts[1].rows + 1], p.parts[2].first_line)
+        -- one part below the mark stays whole
+        assert.equal(1, #build(st, { max_bytes = 100000 }).parts)
+    end)
 end)

@@ -4,7 +4,8 @@
 -- whose key is held with the same bytes is left out and counted unchanged.
 -- The rows left of a source (of one status) are written again into as few
 -- parts as the byte limit allows: a 1% change is a part or two, not a sliver
--- of every part, each a job of its own. They keep the file's order, so
+-- of every part, each a job of its own (one part of SPLIT_ROWS rows or more
+-- is cut in two: Marketo imports two jobs at once). They keep the file's order, so
 -- marketo.pipeline.keys, which runs next, still puts a later copy of a key
 -- after the earlier one. The rows are hashed as they will be sent (a mapped
 -- part's rows as written, a byte range's as they are in the source, line
@@ -93,24 +94,80 @@ local function group_of(o, n, part, header)
     local w, msg, code = csv.writer(path .. "-%04d." .. rows.EXT[o.format], {
         format = o.format, header = header, max_bytes = o.max_bytes, lines = lines })
     if not w then return nil, msg, code end
-    return { writer = w, lines = lines, source = part.source, status = part.status,
+    return { writer = w, lines = lines, base = path, source = part.source, status = part.status,
         header = table.concat(header, "\0") }
+end
+
+-- A group left in one part of at least this many rows is cut in two: Marketo
+-- imports two jobs at once, and one job would leave the other slot idle.
+M.SPLIT_ROWS = 2000
+
+-- The group's one part as two of about equal size (each row's bytes and
+-- source line as they were), after `out`; false: it stays whole.
+local function halves(g, o, part, out)
+    local shares, msg, code = csv.shares(part.path, 2, { format = o.format })
+    if not shares then return nil, msg, code end
+    if #shares < 2 then return false end
+    local header
+    header, msg, code = rows.header(part, o.format)
+    if not header then return nil, msg, code end
+    local lines
+    lines, msg, code = source_lines(part)
+    if not lines then return nil, msg, code end
+    local copy = core.state_new("-", "-", "-") -- holds no key: sift copies every row
+    local done, halved = 0, {}
+    for i, share in ipairs(shares) do
+        local path = ("%s-%d.%s"):format(g.base, i, rows.EXT[o.format])
+        local w
+        w, msg, code = csv.writer(path, { format = o.format, header = header,
+            lines = path .. ".lines" })
+        if not w then return nil, msg, code end
+        local r
+        r, msg, code = csv.open(part.path, { format = o.format, share = share })
+        local kept
+        if r then
+            local rest = {}
+            for n = done + 1, #lines do rest[n - done] = lines[n] end
+            kept, msg, code = r:sift(copy, 1, w, rest)
+            r:close()
+        end
+        local closed, cmsg, ccode = w:close()
+        if not kept then return nil, msg, code end
+        if not closed then return nil, cmsg, ccode end
+        done = done + kept
+        local written = w:parts()[1]
+        written.path = path
+        halved[i] = rows.part(g.source, o.format, written, path .. ".lines")
+        halved[i].status = g.status
+    end
+    copy:close()
+    for _, half in ipairs(halved) do out[#out + 1] = half end
+    os.remove(part.path)
+    os.remove(part.lines.file)
+    return true
 end
 
 -- The group's parts after `out`.
 local function close_group(g, o, out)
     local ok, msg, code = g.writer:close()
     if not ok then return nil, msg, code end
-    local skip = 0
+    local parts, skip = {}, 0
     for _, written in ipairs(g.writer:parts()) do
         if written.rows > 0 then
             local part = rows.part(g.source, o.format, written, g.lines, skip)
             part.status = g.status
-            out[#out + 1] = part
+            parts[#parts + 1] = part
             skip = skip + written.rows
         end
     end
     if skip == 0 then os.remove(g.lines) end
+    if #parts == 1 and parts[1].rows >= M.SPLIT_ROWS then
+        local cut
+        cut, msg, code = halves(g, o, parts[1], out)
+        if cut == nil then return nil, msg, code end
+        if cut then return true end
+    end
+    for _, part in ipairs(parts) do out[#out + 1] = part end
     return true
 end
 
