@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #include "csv_core.h"
+#include "grow.h"
 
 #define STATE_MT "marketo.state"
 #define MAGIC "MKBSTATE"
@@ -65,7 +66,20 @@ typedef struct state {
     char *text;       /* instance NUL object NUL key field NUL note NUL; NULL: closed */
     size_t ntext;
     uint64_t salt;    /* 0: none (see state:salt) */
+    marketo_buffer batch; /* the bytes of the rows sift looks up at once */
 } state;
+
+/* Rows sift looks up together: each lookup is a cache miss or two in an
+ * array far larger than the caches, so a batch's are asked for ahead and
+ * wait in parallel (a lookup a row alone was 60% of a sift's time). */
+#define SIFT_BATCH 64
+
+typedef struct sift_batch {
+    uint64_t key[SIFT_BATCH], row[SIFT_BATCH];
+    long long line[SIFT_BATCH];
+    size_t off[SIFT_BATCH], len[SIFT_BATCH];
+    int n;
+} sift_batch;
 
 static state *check_state(lua_State *L)
 {
@@ -337,6 +351,33 @@ static uint64_t record_key(const csv_scan *c, const int *col, int nf)
     return marketo_key_hash(p, len, nf);
 }
 
+/* The batch's rows: the held ones counted, the others written in order. */
+static int sift_flush(lua_State *L, state *s, marketo_csv_writer *w, sift_batch *b,
+                      long long *kept, long long *unchanged)
+{
+    int i;
+
+#if defined(__GNUC__)
+    for (i = 0; i < b->n; i++) /* their index entries were asked for as they came */
+        if (b->key[i] != 0 && s->n > 0)
+            __builtin_prefetch(&s->held[s->index[(size_t)(b->key[i] >> (64 - s->bits))]]);
+#endif
+    for (i = 0; i < b->n; i++) {
+        const pair *held = b->key[i] != 0 ? lookup(s, b->key[i]) : NULL;
+
+        if (held != NULL && held->row == b->row[i]) {
+            (*unchanged)++;
+            continue;
+        }
+        if (marketo_csv_writer_raw(L, w, s->batch.data + b->off[i], b->len[i], b->line[i]) != 0)
+            return -1;
+        (*kept)++;
+    }
+    b->n = 0;
+    s->batch.len = 0;
+    return 0;
+}
+
 /* sift(reader, columns, writer, lines) -> kept, unchanged | nil, msg, code:
  * the reader's rows whose key (the fields at `columns`, 1-based: a number or
  * a list) is held with the same row (its bytes, line end aside) are counted;
@@ -351,15 +392,17 @@ static int state_sift(lua_State *L)
     int listed = lua_type(L, 5) == LUA_TTABLE, ordinal = lua_toboolean(L, 5);
     int col[MAX_FIELDS], nf = check_columns(L, col);
     long long kept = 0, unchanged = 0, nth = 0;
+    sift_batch b;
 
     lua_settop(L, 5);
+    b.n = 0;
+    s->batch.len = 0;
     for (;;) {
         int st = marketo_csv_reader_next(L, r, 1);
         const csv_scan *c = &r->s;
         const char *row;
         size_t n;
         uint64_t key;
-        const pair *held;
         long long line;
 
         if (st < 0)
@@ -370,11 +413,6 @@ static int state_sift(lua_State *L)
         key = record_key(c, col, nf);
         row = (const char *)c->buf + (c->rec_off - c->base);
         n = (size_t)(c->rec_end - c->rec_off) - (size_t)c->term_len;
-        held = key != 0 ? lookup(s, key) : NULL;
-        if (held != NULL && held->row == row_hash(s, row, n)) {
-            unchanged++;
-            continue;
-        }
         line = ordinal ? nth : c->rec_line;
         if (listed) {
             lua_rawgeti(L, 5, (lua_Integer)nth);
@@ -383,10 +421,22 @@ static int state_sift(lua_State *L)
             if (line <= 0)
                 return luaL_error(L, "%s: sift: no source line for row %lld", STATE_MT, nth);
         }
-        if (marketo_csv_writer_raw(L, w, row, n, line) != 0)
+#if defined(__GNUC__)
+        if (key != 0)
+            __builtin_prefetch(&s->index[(size_t)(key >> (64 - s->bits))]);
+#endif
+        b.key[b.n] = key;
+        b.row[b.n] = row_hash(s, row, n);
+        b.line[b.n] = line;
+        b.off[b.n] = s->batch.len;
+        b.len[b.n] = n;
+        if (marketo_buffer_append(&s->batch, row, n) != 0)
+            return luaL_error(L, "%s: out of memory", STATE_MT);
+        if (++b.n == SIFT_BATCH && sift_flush(L, s, w, &b, &kept, &unchanged) != 0)
             return 3;
-        kept++;
     }
+    if (sift_flush(L, s, w, &b, &kept, &unchanged) != 0)
+        return 3;
     lua_pushinteger(L, (lua_Integer)kept);
     lua_pushinteger(L, (lua_Integer)unchanged);
     return 2;
@@ -564,6 +614,7 @@ static int state_save(lua_State *L)
 
 static void free_state(state *s)
 {
+    marketo_buffer_free(&s->batch);
     free(s->held);
     free(s->added);
     free(s->index);
