@@ -6,7 +6,7 @@
 --   diff:  the state loaded, the same file with 1% of its rows changed
 --          sifted against it (reader:sift, as a --changed-only plan does),
 --          the rows left written to a file.
--- Run: lua5.4 bench/state.lua ROOT [ROWS]. The machine may be shared: run it
+-- Run: bench/state (lua5.4 bench/state.lua ROOT [ROWS]). The machine may be shared: run it
 -- three times and take the median.
 local root, rows = arg[1] or ".", tonumber(arg[2]) or 10000000
 package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. package.path
