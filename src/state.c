@@ -44,6 +44,7 @@
 #include <unistd.h>
 
 #include "csv_core.h"
+#include "csv_keys.h"
 #include "grow.h"
 
 #define STATE_MT "marketo.state"
@@ -51,7 +52,6 @@
 #define VERSION 1u
 #define HEAD 32 /* magic, version, text bytes, keys, checksum */
 #define MAX_TEXT 65536
-#define MAX_FIELDS 8
 #define MERGE_AT ((size_t)1 << 20) /* added pairs merged at once (16 MB, a sort buffer as large) */
 
 typedef struct pair {
@@ -315,44 +315,6 @@ static int state_put(lua_State *L)
     return 1;
 }
 
-/* The key's columns at index 3 (1-based: a number or a list) into col,
- * 0-based; their count. */
-static int check_columns(lua_State *L, int *col)
-{
-    int i, nf = 1;
-
-    if (lua_type(L, 3) == LUA_TTABLE) {
-        nf = (int)marketo_rawlen(L, 3);
-        luaL_argcheck(L, nf >= 1 && nf <= MAX_FIELDS, 3, "1 to 8 columns expected");
-    }
-    for (i = 0; i < nf; i++) {
-        if (lua_type(L, 3) == LUA_TTABLE)
-            lua_rawgeti(L, 3, i + 1);
-        else
-            lua_pushvalue(L, 3);
-        col[i] = (int)marketo_tointeger_in(L, -1, 1, INT32_MAX, 0) - 1;
-        luaL_argcheck(L, col[i] >= 0, 3, "column numbers expected");
-        lua_pop(L, 1);
-    }
-    return nf;
-}
-
-/* The hash of the current record's key, from its fields at col. */
-static uint64_t record_key(const csv_scan *c, const int *col, int nf)
-{
-    const char *p[MAX_FIELDS];
-    size_t len[MAX_FIELDS];
-    int i;
-
-    for (i = 0; i < nf; i++) {
-        p[i] = "";
-        len[i] = 0;
-        if (col[i] < c->nf)
-            p[i] = csv_field(c, col[i], &len[i]);
-    }
-    return marketo_key_hash(p, len, nf);
-}
-
 /* The batch's rows: the held ones counted, the others written in order. */
 static int sift_flush(lua_State *L, state *s, marketo_csv_writer *w, sift_batch *b,
                       long long *kept, long long *unchanged)
@@ -392,7 +354,7 @@ static int state_sift(lua_State *L)
     marketo_csv_reader *r = marketo_csv_check_reader(L, 2);
     marketo_csv_writer *w = marketo_csv_check_writer(L, 4);
     int listed = lua_type(L, 5) == LUA_TTABLE, ordinal = lua_toboolean(L, 5);
-    int col[MAX_FIELDS], nf = check_columns(L, col);
+    int col[MAX_FIELDS], nf = marketo_key_columns(L, 3, col);
     long long kept = 0, unchanged = 0, nth = 0;
     sift_batch b;
 
@@ -412,7 +374,7 @@ static int state_sift(lua_State *L)
         if (st != CSV_ROW)
             break;
         nth++;
-        key = record_key(c, col, nf);
+        key = marketo_key_of_fields(c, col, nf);
         row = (const char *)c->buf + (c->rec_off - c->base);
         n = (size_t)(c->rec_end - c->rec_off) - (size_t)c->term_len;
         line = ordinal ? nth : c->rec_line;
@@ -451,7 +413,7 @@ static int state_record(lua_State *L)
 {
     state *s = check_state(L);
     marketo_csv_reader *r = marketo_csv_check_reader(L, 2);
-    int ordinal = lua_toboolean(L, 5), col[MAX_FIELDS], nf = check_columns(L, col);
+    int ordinal = lua_toboolean(L, 5), col[MAX_FIELDS], nf = marketo_key_columns(L, 3, col);
     long long put = 0, nth = 0;
 
     luaL_checktype(L, 4, LUA_TTABLE);
@@ -469,7 +431,7 @@ static int state_record(lua_State *L)
         lua_rawgeti(L, 4, (lua_Integer)(ordinal ? nth : c->rec_line));
         skip = !lua_isnil(L, -1);
         lua_pop(L, 1);
-        key = record_key(c, col, nf);
+        key = marketo_key_of_fields(c, col, nf);
         if (skip || key == 0)
             continue;
         if (put_pair(s, key, row_hash(s, (const char *)c->buf + (c->rec_off - c->base),
