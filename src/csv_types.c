@@ -1,6 +1,8 @@
 /* csv_types.c - the type checks of a file's values against the instance's
- * schema (marketo.pipeline.checks), in C: a pass over a reader with no Lua
- * call per cell, for files that go unmapped or only renamed.
+ * schema (marketo.pipeline.checks), in C, with no Lua call per cell: the
+ * rules (csv_types.h), which the planner runs as it scans (csv_plan.c and
+ * its workers: an unmapped file), and a pass over a reader, for files that
+ * are only renamed:
  *
  *   core.csv_check_types(reader, kinds, lengths, max)
  *     kinds[i]: the check of column i ("integer", "number", "boolean", "date",
@@ -18,16 +20,12 @@
 #include <string.h>
 
 #include "csv_core.h"
+#include "csv_types.h"
 
 enum { T_NONE = 0, T_INTEGER, T_NUMBER, T_BOOLEAN, T_DATE, T_DATETIME, T_EMAIL };
 
 static const char *const KIND_NAMES[] = { "none", "integer", "number", "boolean", "date",
                                           "datetime", "email", NULL };
-
-typedef struct col_check {
-    unsigned char kind;
-    long long length; /* 0: any */
-} col_check;
 
 static int digits(const char *p, size_t n)
 {
@@ -211,16 +209,7 @@ static void push_failure(lua_State *L, int out, lua_Integer k, const marketo_csv
     lua_rawseti(L, out, k);
 }
 
-/* Values that do not look like an email address: a warning, as in Marketo.
- * How many, and the first. */
-typedef struct email_note {
-    long long count, line;
-    int column;
-    char value[200];
-    size_t len;
-} email_note;
-
-static void note_email(email_note *e, long long line, int col, const char *p, size_t n)
+static void note_email(csv_email_note *e, long long line, int col, const char *p, size_t n)
 {
     if (e->count++ > 0)
         return;
@@ -230,8 +219,20 @@ static void note_email(email_note *e, long long line, int col, const char *p, si
     memcpy(e->value, p, e->len);
 }
 
-/* The failure of field i of the current record (fields captured), or NULL. */
-static const char *field_failure(const col_check *c, const char *p, size_t n)
+void csv_types_merge(csv_email_note *a, const csv_email_note *b, long long dl)
+{
+    if (b->count == 0)
+        return;
+    if (a->count == 0) {
+        *a = *b;
+        a->line += dl;
+    } else {
+        a->count += b->count;
+    }
+}
+
+/* The failure of a value of column c, or NULL. */
+static const char *field_failure(const csv_col_check *c, const char *p, size_t n)
 {
     if (n == 0)
         return NULL;
@@ -242,27 +243,62 @@ static const char *field_failure(const col_check *c, const char *p, size_t n)
     return NULL;
 }
 
-/* Checks the captured fields of the reader's current record; pushes the
- * first failure into out. Returns 1 if one was found. */
-static int check_captured(lua_State *L, int out, lua_Integer k, const marketo_csv_reader *r,
-                          const col_check *cols, int ncols, email_note *e)
+int csv_types_failure(const csv_types *t, const csv_scan *s, const char **what)
 {
     int i;
 
-    for (i = 0; i < ncols && i < r->s.nf; i++) {
+    for (i = 0; i <= t->last && i < s->nf; i++) {
         size_t n;
-        const char *p, *what;
-        if (cols[i].kind == T_NONE && cols[i].length == 0)
+        const char *p;
+        if (t->cols[i].kind == T_NONE && t->cols[i].length == 0)
             continue;
-        p = csv_field(&r->s, i, &n);
-        if (cols[i].kind == T_EMAIL && n > 0 && !is_email(p, n))
-            note_email(e, r->s.rec_line, i, p, n);
-        if ((what = field_failure(&cols[i], p, n)) != NULL) {
-            push_failure(L, out, k, r, i, p, n, what);
-            return 1;
-        }
+        p = csv_field(s, i, &n);
+        if ((*what = field_failure(&t->cols[i], p, n)) != NULL)
+            return i;
     }
-    return 0;
+    return -1;
+}
+
+/* The emails among the fields of s before column upto that do not look
+ * like one, to e. */
+static void note_emails(const csv_types *t, const csv_scan *s, long long line, int upto,
+                        csv_email_note *e)
+{
+    int i;
+
+    for (i = 0; i < upto && i < t->ncols && i < s->nf; i++) {
+        size_t n;
+        const char *p;
+        if (t->cols[i].kind != T_EMAIL)
+            continue;
+        p = csv_field(s, i, &n);
+        if (n > 0 && !is_email(p, n))
+            note_email(e, line, i, p, n);
+    }
+}
+
+void csv_types_note(const csv_types *t, const csv_scan *s, long long line, csv_email_note *e)
+{
+    note_emails(t, s, line, t->ncols, e);
+}
+
+/* Checks the captured fields of the reader's current record; pushes the
+ * first failure into out (the emails before it noted). 1 if one was found. */
+static int check_captured(lua_State *L, int out, lua_Integer k, const marketo_csv_reader *r,
+                          const csv_types *t, csv_email_note *e)
+{
+    const char *what = NULL;
+    int col = csv_types_failure(t, &r->s, &what);
+
+    note_emails(t, &r->s, r->s.rec_line, col < 0 ? t->ncols : col + 1, e);
+    if (col < 0)
+        return 0;
+    {
+        size_t n;
+        const char *p = csv_field(&r->s, col, &n);
+        push_failure(L, out, k, r, col, p, n, what);
+    }
+    return 1;
 }
 
 /* Whether a clean record p[0..n) (no line end) passes, looking only at the
@@ -270,15 +306,17 @@ static int check_captured(lua_State *L, int out, lua_Integer k, const marketo_cs
  * field is checked on its inner bytes (a doubled quote counts as one
  * character; no number, date or boolean has a quote, so the verdict is the
  * unquoted value's). */
-static int record_passes(const char *p, size_t n, int delim, const col_check *cols, int last,
-                         int last_kind, long long min_length)
+int csv_types_quick(const csv_types *t, const char *p, size_t n, int delim)
 {
+    const csv_col_check *cols = t->cols;
     size_t pos = 0;
-    int i;
+    int i, last = t->last;
 
+    if (last < 0)
+        return 1;
     /* no field is longer than its record: a short one needs only its types */
-    if ((long long)n <= min_length)
-        last = last_kind;
+    if ((long long)n <= t->min_length)
+        last = t->last_kind;
 
     for (i = 0; i <= last && pos <= n; i++) {
         const char *v;
@@ -317,48 +355,58 @@ static int record_passes(const char *p, size_t n, int delim, const col_check *co
         }
         if (field_failure(&cols[i], v, len) != NULL
             || (cols[i].kind == T_EMAIL && !is_email(v, len)))
-            return 0; /* checked again, captured, for its message or its note */
+            return 0; /* checked again, split, for its message or its note */
     }
     return 1;
+}
+
+csv_types *csv_types_new(lua_State *L, int kinds, int lengths, int ncols)
+{
+    csv_types *t;
+    int i;
+
+    if (ncols < 0)
+        ncols = 0;
+    t = (csv_types *)marketo_newudata(L, sizeof *t + sizeof t->cols[0] * (size_t)ncols);
+    t->ncols = ncols;
+    t->last = t->last_kind = -1;
+    t->min_length = LLONG_MAX;
+    for (i = 0; i < ncols; i++) {
+        csv_col_check *c = &t->cols[i];
+        lua_rawgeti(L, kinds, i + 1);
+        c->kind = T_NONE;
+        if (lua_type(L, -1) == LUA_TSTRING)
+            c->kind = (unsigned char)luaL_checkoption(L, -1, "none", KIND_NAMES);
+        lua_pop(L, 1);
+        lua_rawgeti(L, lengths, i + 1);
+        c->length = (long long)marketo_tointeger_in(L, -1, 1, LLONG_MAX, 0);
+        lua_pop(L, 1);
+        if (c->kind != T_NONE || c->length > 0)
+            t->last = i;
+        if (c->kind != T_NONE)
+            t->last_kind = i;
+        if (c->length > 0 && c->length < t->min_length)
+            t->min_length = c->length;
+    }
+    return t;
 }
 
 int marketo_check_types(lua_State *L)
 {
     marketo_csv_reader *r = marketo_csv_check_reader(L, 1);
     lua_Integer max, found = 0, rows = 0;
-    col_check *cols;
-    email_note email;
+    const csv_types *t;
+    csv_email_note email;
     csv_rec recs[1024];
-    int ncols, i, out, last, last_kind;
-    long long min_length = LLONG_MAX;
+    int i, out;
 
     luaL_checktype(L, 2, LUA_TTABLE);
     luaL_checktype(L, 3, LUA_TTABLE);
     max = luaL_checkinteger(L, 4);
     if (r->fd < 0)
         return luaL_error(L, "csv_check_types: the reader is closed");
-    ncols = r->s.expect > 0 ? r->s.expect : 0;
-    cols = (col_check *)marketo_newudata(L, sizeof *cols * (size_t)(ncols + 1));
-    for (i = 0; i < ncols; i++) {
-        lua_rawgeti(L, 2, i + 1);
-        cols[i].kind = T_NONE;
-        if (lua_type(L, -1) == LUA_TSTRING)
-            cols[i].kind = (unsigned char)luaL_checkoption(L, -1, "none", KIND_NAMES);
-        lua_pop(L, 1);
-        lua_rawgeti(L, 3, i + 1);
-        cols[i].length = (long long)marketo_tointeger_in(L, -1, 1, LLONG_MAX, 0);
-        lua_pop(L, 1);
-    }
+    t = csv_types_new(L, 2, 3, r->s.expect);
     memset(&email, 0, sizeof email);
-    last = last_kind = -1;
-    for (i = 0; i < ncols; i++) {
-        if (cols[i].kind != T_NONE || cols[i].length > 0)
-            last = i;
-        if (cols[i].kind != T_NONE)
-            last_kind = i;
-        if (cols[i].length > 0 && cols[i].length < min_length)
-            min_length = cols[i].length;
-    }
     lua_newtable(L);
     out = lua_gettop(L);
     while (found < max) {
@@ -369,18 +417,16 @@ int marketo_check_types(lua_State *L)
         /* clean records, straight from the buffer; one that fails is split
          * like any other (csv_scan_split) for its message */
         for (i = 0; i < k && found < max; i++) {
-            const char *p = (const char *)s->buf + (recs[i].off - s->base);
-            size_t n = (size_t)(recs[i].end - recs[i].off) - 1; /* it ends with a LF */
-            if (n > 0 && p[n - 1] == '\r')
-                n--;
+            size_t n;
+            const char *p = csv_rec_bytes(s, recs[i].off, recs[i].end, &n);
             rows++;
             r->rows++;
-            if (last < 0 || record_passes(p, n, s->delim, cols, last, last_kind, min_length))
+            if (csv_types_quick(t, p, n, s->delim))
                 continue;
             if (csv_scan_split(s, (const unsigned char *)p, n) != 0)
                 return luaL_error(L, "%s: out of memory", MARKETO_CSV_READER_MT);
             s->rec_line = recs[i].line;
-            if (check_captured(L, out, found + 1, r, cols, ncols, &email))
+            if (check_captured(L, out, found + 1, r, t, &email))
                 found++;
         }
         if (k > 0)
@@ -391,7 +437,7 @@ int marketo_check_types(lua_State *L)
         if (st != CSV_ROW)
             return 3; /* the reader's failure triple */
         rows++;
-        if (check_captured(L, out, found + 1, r, cols, ncols, &email))
+        if (check_captured(L, out, found + 1, r, t, &email))
             found++;
     }
     lua_pushinteger(L, rows);
@@ -408,4 +454,67 @@ int marketo_check_types(lua_State *L)
     lua_pushlstring(L, email.value, email.len);
     lua_setfield(L, -2, "value");
     return 3;
+}
+
+/* csv_copy_checked(reader, writer, kinds, lengths) -> rows, failed | nil,
+ * msg, code: csv_copy (csv_mapper.c) that also leaves out the rows with a
+ * value that fails its check: a part with holes where the plan rejected
+ * rows (malformed ones, or with a value that fails) made whole. Rows are
+ * written as they are in the source, line ends and all. */
+int marketo_copy_checked(lua_State *L)
+{
+    marketo_csv_reader *r = marketo_csv_check_reader(L, 1);
+    marketo_csv_writer *w = marketo_csv_check_writer(L, 2);
+    const csv_types *t;
+    long long failed = 0;
+    csv_rec recs[1024];
+
+    luaL_argcheck(L, r->hdr != NULL && r->bi == r->bn, 1, "a reader with a header");
+    luaL_argcheck(L, w->hdr == NULL && w->rows == 0 && w->delim == r->s.delim, 2,
+                  "a writer of the same format, with no header and no row yet");
+    luaL_checktype(L, 3, LUA_TTABLE);
+    luaL_checktype(L, 4, LUA_TTABLE);
+    lua_settop(L, 4);
+    t = csv_types_new(L, 3, 4, r->s.expect);
+    if (marketo_csv_writer_header(L, w, r->hdr, r->hlen) != 0)
+        return 3;
+    for (;;) {
+        csv_scan *s = &r->s;
+        int i, st, k = csv_scan_fast(s, recs, 1024);
+        const char *what;
+
+        for (i = 0; i <= k; i++) {
+            long long off, end, line;
+            size_t n;
+            const char *p;
+            if (i < k) {
+                off = recs[i].off, end = recs[i].end, line = recs[i].line;
+            } else if (k > 0) {
+                break;
+            } else {
+                if ((st = marketo_csv_reader_next(L, r, 0)) < 0)
+                    return 3;
+                if (st == CSV_END) {
+                    marketo_pushsize(L, r->rows);
+                    marketo_pushsize(L, failed);
+                    return 2;
+                }
+                r->rows--; /* counted below */
+                off = s->rec_off, end = s->rec_end, line = s->rec_line;
+            }
+            p = csv_rec_bytes(s, off, end, &n);
+            if (!csv_types_quick(t, p, n, s->delim)) {
+                if (csv_scan_split(s, (const unsigned char *)p, n) != 0)
+                    return luaL_error(L, "%s: out of memory", MARKETO_CSV_READER_MT);
+                if (csv_types_failure(t, s, &what) >= 0) {
+                    failed++;
+                    continue;
+                }
+            }
+            r->rows++;
+            if (marketo_csv_writer_as_is(L, w, (const char *)s->buf + (off - s->base),
+                                         (size_t)(end - off), line) != 0)
+                return 3;
+        }
+    }
 }
