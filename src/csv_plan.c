@@ -124,7 +124,7 @@ static int check_row(lua_State *L, planner *pl, long long off, long long end, lo
     int col;
 
     p = csv_rec_bytes(s, off, end, &n);
-    if (csv_types_quick(pl->types, p, n, s->delim))
+    if (csv_types_quick(pl->types, p, n, csv_rec_room(s, p), s->delim))
         return 1;
     if (csv_scan_split(s, (const unsigned char *)p, n) != 0)
         return luaL_error(L, "%s: out of memory", MARKETO_CSV_READER_MT);

@@ -98,7 +98,7 @@ static int row_passes(csv_worker *w, csv_scan *s, csv_run *r, long long off, lon
     size_t n;
 
     p = csv_rec_bytes(s, off, end, &n);
-    if (csv_types_quick(t, p, n, s->delim))
+    if (csv_types_quick(t, p, n, csv_rec_room(s, p), s->delim))
         return 1;
     if (csv_scan_split(s, (const unsigned char *)p, n) != 0 || csv_types_failure(t, s, &what) >= 0)
         return 0;

@@ -17,17 +17,27 @@
  * csv_types_spec.lua holds both to. A blank cell is fine. */
 #define _POSIX_C_SOURCE 200809L
 #include <limits.h>
+#include <stdint.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "csv_core.h"
 #include "csv_types.h"
+
+#if defined(__GNUC__)
+#define INLINE inline __attribute__((always_inline))
+#else
+#define INLINE inline
+#endif
 
 enum { T_NONE = 0, T_INTEGER, T_NUMBER, T_BOOLEAN, T_DATE, T_DATETIME, T_EMAIL };
 
 static const char *const KIND_NAMES[] = { "none", "integer", "number", "boolean", "date",
                                           "datetime", "email", NULL };
 
-static int digits(const char *p, size_t n)
+static inline int digits(const char *p, size_t n)
 {
     size_t i;
 
@@ -37,13 +47,13 @@ static int digits(const char *p, size_t n)
     return 1;
 }
 
-static int num2(const char *p)
+static inline int num2(const char *p)
 {
     return (p[0] - '0') * 10 + (p[1] - '0');
 }
 
 /* YYYY-MM-DD, a day the month has. */
-static int is_date(const char *p, size_t n)
+static inline int is_date(const char *p, size_t n)
 {
     static const int days[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
     int y, m, d;
@@ -62,7 +72,7 @@ static int is_date(const char *p, size_t n)
 }
 
 /* YYYY-MM-DDThh:mm:ss[.fraction](Z|+hh:mm|+hhmm|-...) */
-static int is_datetime(const char *p, size_t n)
+static inline int is_datetime(const char *p, size_t n)
 {
     size_t i = 19;
 
@@ -88,7 +98,7 @@ static int is_datetime(const char *p, size_t n)
     return n - i == 4 && digits(p + i, 4);
 }
 
-static int is_integer(const char *p, size_t n)
+static inline int is_integer(const char *p, size_t n)
 {
     if (n > 0 && (p[0] == '-' || p[0] == '+')) {
         p++;
@@ -98,7 +108,7 @@ static int is_integer(const char *p, size_t n)
 }
 
 /* d+[.d*] | .d+ | d+[.d*](e|E)[+-]d+, with a sign in front. */
-static int is_number(const char *p, size_t n)
+static inline int is_number(const char *p, size_t n)
 {
     size_t i = 0, int_digits = 0, frac_digits = 0;
 
@@ -127,26 +137,20 @@ static int is_number(const char *p, size_t n)
     return i < n && digits(p + i, n - i);
 }
 
-static int is_boolean(const char *p, size_t n)
+static inline int is_boolean(const char *p, size_t n)
 {
-    static const char *const words[] = { "true", "false", "1", "0", "yes", "no", NULL };
-    int k;
+    static const char *const words[] = { "", "1", "no", "yes", "true", "false" };
+    char low[5];
     size_t i;
 
-    for (k = 0; words[k]; k++) {
-        if (strlen(words[k]) != n)
-            continue;
-        for (i = 0; i < n; i++) {
-            char c = p[i];
-            if (c >= 'A' && c <= 'Z')
-                c = (char)(c - 'A' + 'a');
-            if (c != words[k][i])
-                break;
-        }
-        if (i == n)
-            return 1;
+    if (n == 0 || n > 5)
+        return 0;
+    for (i = 0; i < n; i++) {
+        low[i] = (char)(p[i] >= 'A' && p[i] <= 'Z' ? p[i] - 'A' + 'a' : p[i]);
+        if (low[i] != words[n][i] && !(n == 1 && low[0] == '0'))
+            return 0;
     }
-    return 0;
+    return 1;
 }
 
 /* local@domain.tld: one @, no white space, a dot in the domain with text on
@@ -170,7 +174,7 @@ static int is_email(const char *p, size_t n)
     return at > 0 && at < n && dot != n && dot > at + 1 && dot + 1 < n;
 }
 
-static int kind_ok(int kind, const char *p, size_t n)
+static INLINE int kind_ok(int kind, const char *p, size_t n)
 {
     switch (kind) {
     case T_INTEGER: return is_integer(p, n);
@@ -232,7 +236,7 @@ void csv_types_merge(csv_email_note *a, const csv_email_note *b, long long dl)
 }
 
 /* The failure of a value of column c, or NULL. */
-static const char *field_failure(const csv_col_check *c, const char *p, size_t n)
+static INLINE const char *field_failure(const csv_col_check *c, const char *p, size_t n)
 {
     if (n == 0)
         return NULL;
@@ -301,61 +305,250 @@ static int check_captured(lua_State *L, int out, lua_Integer k, const marketo_cs
     return 1;
 }
 
-/* Whether a clean record p[0..n) (no line end) passes, looking only at the
- * fields up to the last checked column, without copying them. A quoted
- * field is checked on its inner bytes (a doubled quote counts as one
- * character; no number, date or boolean has a quote, so the verdict is the
- * unquoted value's). */
-int csv_types_quick(const csv_types *t, const char *p, size_t n, int delim)
+/* ---- the quick look: a record's fields found 64 bytes at a time ---- */
+
+/* Bits of the bytes equal to c, and (with ws) of white space, among the
+ * 64 at p. */
+#if defined(__SSE2__)
+static inline uint64_t eq16(__m128i x, char c)
 {
-    const csv_col_check *cols = t->cols;
-    size_t pos = 0;
-    int i, last = t->last;
+    return (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, _mm_set1_epi8(c)));
+}
 
-    if (last < 0)
-        return 1;
+static inline void classify(const unsigned char *p, int a, int b, uint64_t *ma, uint64_t *mb)
+{
+    int i;
+
+    *ma = *mb = 0;
+    for (i = 0; i < 4; i++) {
+        __m128i x;
+        memcpy(&x, p + 16 * i, sizeof x);
+        *ma |= eq16(x, (char)a) << (16 * i);
+        *mb |= eq16(x, (char)b) << (16 * i);
+    }
+}
+
+static inline uint64_t white(const unsigned char *p)
+{
+    uint64_t m = 0;
+    int i;
+
+    for (i = 0; i < 4; i++) {
+        __m128i x, y;
+        memcpy(&x, p + 16 * i, sizeof x);
+        y = _mm_sub_epi8(x, _mm_set1_epi8(9)); /* \t..\r: 0..4 */
+        m |= ((uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(y,
+                _mm_set1_epi8(4)), y)) | eq16(x, ' ')) << (16 * i);
+    }
+    return m;
+}
+#else
+static inline void classify(const unsigned char *p, int a, int b, uint64_t *ma, uint64_t *mb)
+{
+    int i;
+
+    *ma = *mb = 0;
+    for (i = 0; i < 64; i++) {
+        *ma |= (uint64_t)(p[i] == a) << i;
+        *mb |= (uint64_t)(p[i] == b) << i;
+    }
+}
+
+static inline uint64_t white(const unsigned char *p)
+{
+    uint64_t m = 0;
+    int i;
+
+    for (i = 0; i < 64; i++)
+        m |= (uint64_t)(p[i] == ' ' || (p[i] >= '\t' && p[i] <= '\r')) << i;
+    return m;
+}
+#endif
+
+/* Bit i set when an odd number of bits are set at 0..i: inside quotes. */
+static inline uint64_t prefix_xor(uint64_t x)
+{
+    x ^= x << 1;
+    x ^= x << 2;
+    x ^= x << 4;
+    x ^= x << 8;
+    x ^= x << 16;
+    x ^= x << 32;
+    return x;
+}
+
+static inline int ctz64(uint64_t x)
+{
+#if defined(__GNUC__)
+    return __builtin_ctzll(x);
+#else
+    int n = 0;
+    while (!(x & 1)) { x >>= 1; n++; }
+    return n;
+#endif
+}
+
+static inline int clz64(uint64_t x)
+{
+#if defined(__GNUC__)
+    return __builtin_clzll(x);
+#else
+    int n = 0;
+    while (!(x >> 63)) { x <<= 1; n++; }
+    return n;
+#endif
+}
+
+/* The 64 bytes from p[b], where `room` bytes from p may be read: the bits
+ * of those past n are masked off by the callers (and are zeros copied
+ * when there is no room to read them). */
+static inline const unsigned char *block_at(const char *p, size_t n, size_t room, size_t b,
+                                            unsigned char tmp[64])
+{
+    if (room - b >= 64)
+        return (const unsigned char *)p + b;
+    memset(tmp, 0, 64);
+    memcpy(tmp, p + b, n - b);
+    return tmp;
+}
+
+/* The bits of the bytes [b, n) of a block at b. */
+static inline uint64_t valid_bits(size_t n, size_t b)
+{
+    return n - b >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << (n - b)) - 1;
+}
+
+/* The delimiters outside quotes in the block of p[0..n) at b; *inq: all
+ * ones when the block before ended inside quotes. */
+static inline uint64_t block_seps(const char *p, size_t n, size_t room, size_t b, int delim,
+                                  uint64_t *inq)
+{
+    unsigned char tmp[64];
+    uint64_t d, q, valid = valid_bits(n, b);
+
+    classify(block_at(p, n, room, b, tmp), delim, '"', &d, &q);
+    d &= valid;
+    q &= valid;
+    if (q | *inq) {
+        uint64_t inside = prefix_xor(q) ^ *inq;
+        *inq = (uint64_t)0 - (inside >> 63);
+        d &= ~inside;
+    }
+    return d;
+}
+
+/* is_email of a value of 64 bytes at most, with bit masks. */
+static int is_email_64(const char *p, size_t n, size_t room)
+{
+    unsigned char tmp[64];
+    const unsigned char *b = block_at(p, n, room, 0, tmp);
+    uint64_t valid = valid_bits(n, 0), at, dot, after;
+    int a, last;
+
+    if (white(b) & valid)
+        return 0;
+    classify(b, '@', '.', &at, &dot);
+    at &= valid;
+    if (at == 0 || (at & (at - 1)) != 0)
+        return 0; /* none, or two */
+    a = ctz64(at);
+    after = dot & valid & ~((at << 1) - 1); /* the dots after the @ */
+    if (a == 0 || after == 0)
+        return 0;
+    last = 63 - clz64(after);
+    return last > a + 1 && (size_t)last + 1 < n;
+}
+
+static int looks_like_email(const char *p, size_t n, size_t room)
+{
+    return n <= 64 ? is_email_64(p, n, room) : is_email(p, n);
+}
+
+/* Whether value v[0..len) of a quoted field passes column c (1), or must be
+ * looked at split (0): a doubled quote in it. */
+static int quoted_passes(const csv_col_check *c, const char *v, size_t len, size_t room)
+{
+    const char *q = memchr(v, '"', len);
+    long long doubled = 0;
+
+    if (q == NULL)
+        return field_failure(c, v, len) == NULL
+               && (c->kind != T_EMAIL || looks_like_email(v, len, room));
+    if (c->kind != T_NONE)
+        return 0; /* no number, date or boolean has a quote (nor an email) */
+    while (q != NULL) { /* quotes come in pairs inside a clean field */
+        doubled++;
+        q = memchr(q + 2, '"', len - (size_t)(q + 2 - v));
+    }
+    return chars(v, len) - doubled <= c->length;
+}
+
+/* Where a record's fields end: its delimiters outside quotes, in order. */
+typedef struct seps {
+    const char *p;
+    size_t n, room, b;  /* the record, what may be read, the block looked at */
+    uint64_t left, inq; /* the block's delimiters not yet taken; quoted? */
+    int delim;
+} seps;
+
+/* The next delimiter outside quotes, or n. */
+static inline size_t next_sep(seps *w)
+{
+    size_t at;
+
+    while (w->left == 0) {
+        if (w->b + 64 >= w->n)
+            return w->n;
+        w->b += 64;
+        w->left = block_seps(w->p, w->n, w->room, w->b, w->delim, &w->inq);
+    }
+    at = w->b + (size_t)ctz64(w->left);
+    w->left &= w->left - 1;
+    return at;
+}
+
+int csv_types_quick(const csv_types *t, const char *p, size_t n, size_t room, int delim)
+{
     /* no field is longer than its record: a short one needs only its types */
-    if ((long long)n <= t->min_length)
-        last = t->last_kind;
+    const int *list = (long long)n > t->min_length ? t->all : t->kind;
+    int j, nl = (long long)n > t->min_length ? t->nall : t->nkind, field = 0;
+    size_t start = 0;
+    seps w;
 
-    for (i = 0; i <= last && pos <= n; i++) {
+    if (nl == 0 || n == 0)
+        return 1;
+    w.p = p;
+    w.n = n;
+    w.room = room;
+    w.b = 0;
+    w.inq = 0;
+    w.delim = delim;
+    w.left = block_seps(p, n, room, 0, delim, &w.inq);
+    for (j = 0; j < nl; j++) {
+        const csv_col_check *c = &t->cols[list[j]];
+        size_t end;
         const char *v;
-        size_t len;
-        long long doubled = 0;
-        if (pos < n && p[pos] == '"') {
-            size_t j = pos + 1;
-            for (;;) {
-                const char *q = memchr(p + j, '"', n - j);
-                j = q ? (size_t)(q - p) : n;
-                if (j + 1 < n && p[j + 1] == '"') {
-                    j += 2;
-                    doubled++;
-                    continue;
-                }
-                break;
+        for (; field < list[j]; field++) { /* the fields before it */
+            if ((end = next_sep(&w)) >= n)
+                return 1; /* a short row: what it lacks goes unchecked */
+            start = end + 1;
+        }
+        end = next_sep(&w);
+        v = p + start;
+        if (end > start) {
+            if (*v == '"') {
+                if (!quoted_passes(c, v + 1, end - start - 2, room - start - 1))
+                    return 0;
+            } else if (field_failure(c, v, end - start) != NULL
+                       || (c->kind == T_EMAIL
+                           && !looks_like_email(v, end - start, room - start))) {
+                return 0; /* checked again, split, for its message or its note */
             }
-            v = p + pos + 1;
-            len = j - pos - 1;
-            pos = j + 2; /* the closing quote and the delimiter */
-        } else {
-            const char *q = memchr(p + pos, delim, n - pos);
-            size_t end = q ? (size_t)(q - p) : n;
-            v = p + pos;
-            len = end - pos;
-            pos = end + 1;
         }
-        if ((cols[i].kind == T_NONE && cols[i].length == 0) || len == 0)
-            continue;
-        if (doubled > 0) {
-            if (cols[i].kind != T_NONE)
-                return 0; /* (an email with a quote is not one either) */
-            if (chars(v, len) - doubled > cols[i].length)
-                return 0;
-            continue;
-        }
-        if (field_failure(&cols[i], v, len) != NULL
-            || (cols[i].kind == T_EMAIL && !is_email(v, len)))
-            return 0; /* checked again, split, for its message or its note */
+        if (end >= n)
+            return 1;
+        start = end + 1;
+        field++;
     }
     return 1;
 }
@@ -367,10 +560,14 @@ csv_types *csv_types_new(lua_State *L, int kinds, int lengths, int ncols)
 
     if (ncols < 0)
         ncols = 0;
-    t = (csv_types *)marketo_newudata(L, sizeof *t + sizeof t->cols[0] * (size_t)ncols);
+    t = (csv_types *)marketo_newudata(L, sizeof *t + (sizeof t->cols[0] + 2 * sizeof(int))
+                                              * (size_t)ncols);
     t->ncols = ncols;
     t->last = t->last_kind = -1;
     t->min_length = LLONG_MAX;
+    t->all = (int *)(void *)&t->cols[ncols + 1];
+    t->kind = t->all + ncols;
+    t->nall = t->nkind = 0;
     for (i = 0; i < ncols; i++) {
         csv_col_check *c = &t->cols[i];
         lua_rawgeti(L, kinds, i + 1);
@@ -382,9 +579,9 @@ csv_types *csv_types_new(lua_State *L, int kinds, int lengths, int ncols)
         c->length = (long long)marketo_tointeger_in(L, -1, 1, LLONG_MAX, 0);
         lua_pop(L, 1);
         if (c->kind != T_NONE || c->length > 0)
-            t->last = i;
+            t->all[t->nall++] = t->last = i;
         if (c->kind != T_NONE)
-            t->last_kind = i;
+            t->kind[t->nkind++] = t->last_kind = i;
         if (c->length > 0 && c->length < t->min_length)
             t->min_length = c->length;
     }
@@ -421,7 +618,7 @@ int marketo_check_types(lua_State *L)
             const char *p = csv_rec_bytes(s, recs[i].off, recs[i].end, &n);
             rows++;
             r->rows++;
-            if (csv_types_quick(t, p, n, s->delim))
+            if (csv_types_quick(t, p, n, csv_rec_room(s, p), s->delim))
                 continue;
             if (csv_scan_split(s, (const unsigned char *)p, n) != 0)
                 return luaL_error(L, "%s: out of memory", MARKETO_CSV_READER_MT);
@@ -503,7 +700,7 @@ int marketo_copy_checked(lua_State *L)
                 off = s->rec_off, end = s->rec_end, line = s->rec_line;
             }
             p = csv_rec_bytes(s, off, end, &n);
-            if (!csv_types_quick(t, p, n, s->delim)) {
+            if (!csv_types_quick(t, p, n, csv_rec_room(s, p), s->delim)) {
                 if (csv_scan_split(s, (const unsigned char *)p, n) != 0)
                     return luaL_error(L, "%s: out of memory", MARKETO_CSV_READER_MT);
                 if (csv_types_failure(t, s, &what) >= 0) {

@@ -17,6 +17,8 @@ typedef struct csv_types {
     int ncols;
     int last, last_kind;    /* the last column checked at all, and by type */
     long long min_length;   /* the shortest length limit */
+    int nall, nkind;        /* the columns checked at all, and by type: */
+    int *all, *kind;        /* their numbers, in order */
     csv_col_check cols[1];  /* ncols of them (one at least) */
 } csv_types;
 
@@ -35,9 +37,10 @@ typedef struct csv_email_note {
 csv_types *csv_types_new(lua_State *L, int kinds, int lengths, int ncols);
 
 /* 1 when the clean record p[0..n) (no line end) has no value that fails and
- * no email that does not look like one, looking at its bytes only; 0 when
- * it must be split (csv_scan_split) and looked at field by field. */
-int csv_types_quick(const csv_types *t, const char *p, size_t n, int delim);
+ * no email that does not look like one, looking at its bytes only (room of
+ * them may be read from p, n or more: csv_rec_room); 0 when it must be
+ * split (csv_scan_split) and looked at field by field. */
+int csv_types_quick(const csv_types *t, const char *p, size_t n, size_t room, int delim);
 /* The first column (0-based) of the record split into s whose value fails,
  * with *what "type" or "length"; -1 if none does. */
 int csv_types_failure(const csv_types *t, const csv_scan *s, const char **what);
@@ -61,6 +64,12 @@ static inline const char *csv_rec_bytes(const csv_scan *s, long long off, long l
     }
     *n = k;
     return p;
+}
+
+/* The bytes that may be read from p, in s's buffer. */
+static inline size_t csv_rec_room(const csv_scan *s, const char *p)
+{
+    return (size_t)((const char *)s->buf + s->len - p);
 }
 
 #endif
