@@ -1,6 +1,15 @@
 -- bench/csv.lua: see bench/csv (a dry run with type checks against one
 -- without: issue 13's budget is at most 1.5x, peak RSS <= 32 MB). Each
 -- measurement runs in its own process.
+-- The dry runs are of a lead file (bench/csv_leads_gen.py: columns named and
+-- typed by the default lead schema, all values valid, every email its own),
+-- unmapped, strict, in two ways, each timed 3 times (median) with the peak
+-- RSS of the 3 (GNU time): the runner's own `import leads FILE --dry-run`
+-- (the embedded sandbox's lead schema) against the same with --no-schema
+-- (no schema: no column checks, no value checks; all else the same, the
+-- pass that finds repeated keys included); and the same dry run made by
+-- marketo.import in a Lua child with the key pass (marketo.pipeline.keys,
+-- issue 14) made a no-op in both, since it holds a hash of every key.
 -- Baselines are timed from outside; ours time the call inside the child (as
 -- the runner would make it), and the start-up of such a process (Lua and
 -- marketo.core with libcurl) is printed once on its own. Ours report their
@@ -32,23 +41,20 @@ for c = ("a"):byte(), ("z"):byte() do
     UPPER[l], SPACE_UPPER[" " .. l] = l:upper(), " " .. l:upper()
 end
 
--- A dry run of an import of the file as leads (renamed columns), with its
--- values checked against the embedded sandbox's lead fields (marketo.pipeline.checks)
--- or not: the checks' cost, with everything else the same.
-local DRY_MAP = { { "numberOfEmployees", "id" }, { "email", "Email Address" },
-    { "firstName", "Full Name" }, { "lastName", "Last Name" }, { "company", "Company" },
-    { "title", "Job Title" }, { "phone", "Phone" }, { "city", "City" },
-    { "annualRevenue", "Score" }, { "unsubscribedReason", "Notes" } }
-
+-- A dry run of an import of a lead file, unmapped, with its values checked
+-- against the embedded sandbox's lead fields (marketo.pipeline.checks) or not
+-- (what --no-schema plans), the key pass a no-op in both: the checks' cost,
+-- with everything else the same.
 local function dry_run(src, dst, checked)
     local schema
     if checked == "checked" then
         schema = require("marketo.schema").from_sandbox("leads", {},
             require("marketo.sandbox.schema").new(), require("marketo.sandbox.config").defaults())
     end
+    require("marketo.pipeline.keys").spread = function() return true end
     local prepared = assert(require("marketo.import").prepare({ object = "leads", source = src,
-        mapping = DRY_MAP, dry_run = true, schema = schema, journal = dst .. ".journal",
-        lenient = true })) -- the rows with no email have no lead key: rejected, in both
+        dry_run = true, schema = schema, journal = dst .. ".journal" }))
+    assert(prepared.result.plan.rows.rejected == 0)
     return prepared
 end
 
@@ -122,6 +128,18 @@ local function ours(n, cmd)
     return t, rss
 end
 
+-- Median of n of a command's wall time (GNU time), and the largest peak RSS.
+local function median(n, cmd)
+    local ts, rss = {}, 0
+    for i = 1, n do
+        local _, out = timed("/usr/bin/time -f 'TIME %e %M' " .. cmd .. " 2>&1 >/dev/null")
+        local t, kb = out:match("TIME ([%d.]+) (%d+)")
+        ts[i], rss = tonumber(t), math.max(rss, tonumber(kb))
+    end
+    table.sort(ts)
+    return ts[(n + 1) // 2], rss
+end
+
 local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 
 local tmp = assert(io.popen("mktemp -d")):read("l")
@@ -129,7 +147,7 @@ local sizes = {}
 for mb in (os.getenv("CSV_BENCH_MB") or "100 1000"):gmatch("%d+") do sizes[#sizes + 1] = mb end
 local lua = "lua5.4 " .. q(root .. "/bench/csv.lua") .. " " .. q(root) .. " child "
 local py = "python3 " .. q(root .. "/bench/csv_baseline.py") .. " "
-local rows = {}
+local rows, dry_rows = {}, {}
 local cores = core.cpus()
 
 local function add(size, task, mine, rss, base_name, base)
@@ -161,11 +179,22 @@ local ok, err = pcall(function()
                 ("map: Lua fn, %d process%s"):format(n, n > 1 and "es" or ""),
                 t, rss, "Python csv", base)
         end
+        sh("rm -f " .. q(tmp) .. "/*.csv")
         -- a dry run with the type checks against the same without: at most 1.5x
-        local plain, plain_rss = ours(3, lua .. "dry " .. fq .. " " .. out .. " plain")
-        local checked, rss = ours(3, lua .. "dry " .. fq .. " " .. out .. " checked")
-        add(label, "dry run, types checked", checked, rss, "dry run, unchecked", plain)
-        add(label, "dry run, unchecked", plain, plain_rss, "dry run, unchecked", plain)
+        local leads = tmp .. "/leads.csv"
+        sh(("python3 %s %s 20 %d"):format(q(root .. "/bench/csv_leads_gen.py"), q(leads),
+            math.floor(tonumber(mb) / 20 + 0.5)))
+        local lq = q(leads)
+        local runner = ("env -u MARKETO_BASE_URL -u MARKETO_MUNCHKIN_ID -u MARKETO_CLIENT_ID "
+            .. "-u MARKETO_CLIENT_SECRET XDG_CACHE_HOME=%s %s import leads %s --dry-run")
+            :format(q(tmp .. "/cache"), q(root .. "/build/bin/marketo-bulk"), lq)
+        local cli_plain, cli_plain_rss = median(3, runner .. " --no-schema")
+        local cli_checked, cli_rss = median(3, runner)
+        dry_rows[#dry_rows + 1] = { label, "runner, keys included", cli_checked, cli_rss,
+            cli_plain, cli_plain_rss }
+        local plain, plain_rss = median(3, lua .. "dry " .. lq .. " " .. lq .. " plain")
+        local checked, rss = median(3, lua .. "dry " .. lq .. " " .. lq .. " checked")
+        dry_rows[#dry_rows + 1] = { label, "no key pass (both)", checked, rss, plain, plain_rss }
         sh("rm -f " .. q(tmp) .. "/*.csv")
     end
 end)
@@ -181,3 +210,12 @@ print(("start-up of a Lua 5.4 process loading marketo.core (not in 'ours'): %.3f
 print(("%-6s %-26s %10s  %-20s %10s  %7s  %10s"):format(
     "file", "task", "ours", "baseline", "baseline", "ratio", "peak RSS"))
 for _, r in ipairs(rows) do print(r) end
+print()
+print("dry run of an unmapped lead file, types checked against --no-schema (median of 3 "
+    .. "wall times; the largest peak RSS of the 3):")
+print(("%-6s %-22s %10s %10s  %7s  %14s %14s"):format("file", "dry run", "checked",
+    "unchecked", "ratio", "RSS checked", "RSS unchecked"))
+for _, d in ipairs(dry_rows) do
+    print(("%-6s %-22s %8.3f s %8.3f s  %6.2fx  %11.1f MB %11.1f MB"):format(d[1], d[2], d[3],
+        d[5], d[3] / d[5], d[4] / 1024, d[6] / 1024))
+end
