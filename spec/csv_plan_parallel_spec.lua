@@ -241,7 +241,8 @@ describe("marketo.csv.plan with threads", function()
     -- The values' checks (csv.plan's types, as marketo.pipeline.checks makes
     -- them): column 1 a whole number, 2 an email (a bad one is a note, not a
     -- failure) of 40 characters at most, 3 a string of 5, 4 a date.
-    local TYPES = { kinds = { "integer", "email", false, "date" }, lengths = { false, 40, 5, false },
+    local TYPES = { kinds = { "integer", "email", false, "date" },
+        lengths = { false, 40, 5, false },
         failure = function(column, value) return ("column %d: '%s'"):format(column, value) end }
     local INTS = { "12", "-3", "", "x1", "1.5", "007" }
     local EMAILS = { "a@b.co", "", "bob-at-example", '"q"@b.co', "a,b@c.de", "c@d", "x@y.org" }
@@ -274,7 +275,8 @@ describe("marketo.csv.plan with threads", function()
         for _, f in ipairs(helper.FORMATS) do
             local r = rng(17 + f.delim:byte())
             for n = 1, 12 do
-                helper.write_file(path, typed_file(r, f.delim, 50 + r(300), ({ 0, 5, 40 })[n % 3 + 1],
+                local bad = ({ 0, 5, 40 })[n % 3 + 1]
+                helper.write_file(path, typed_file(r, f.delim, 50 + r(300), bad,
                     n % 4 == 0 and 30 or 0))
                 for _, lenient in ipairs({ false, true }) do
                     for _, max in ipairs({ 120, 900, 1e9 }) do

@@ -23,7 +23,8 @@ local VALUES = {
 -- fields a block of 64 bytes at a time.
 local LONG_EMAILS = { ("a"):rep(51) .. "@example.com", ("a"):rep(52) .. "@example.com",
     ("a"):rep(53) .. "@example.com", ("a"):rep(50) .. "@exa mple.com", ("a"):rep(62) .. "@b",
-    ("a"):rep(60) .. "@b.c", ("a"):rep(61) .. "@b.c", ("a"):rep(62) .. "@b.c", ("a"):rep(58) .. "@b.c@",
+    ("a"):rep(60) .. "@b.c", ("a"):rep(61) .. "@b.c", ("a"):rep(62) .. "@b.c",
+    ("a"):rep(58) .. "@b.c@",
     ("a"):rep(40) .. "@" .. ("b"):rep(23) .. ".", ("a"):rep(70) .. "@b.co" }
 
 -- The verdicts of csv.plan with types on a file of `values` in column 2 (after
