@@ -16,6 +16,15 @@
  * next call (rejects, then that row) leaves the scan. Only the counts, the
  * last row and a checkpoint every few KiB are kept.
  *
+ * With the values' checks (types: csv_types.h, one pass over the file on
+ * every core), a row with a value that fails is not clean either: its run
+ * ends where it starts, and in lenient mode a new one starts right after it,
+ * where the main scan is once it has rejected it. The main scan checks the
+ * rows it scans itself, and fails on such a row (strict) or rejects it with
+ * the reason types.failure gives (lenient: a hole, like a malformed row's).
+ * The emails that do not look like one are counted per run (the first one
+ * kept), and added up in file order as the runs are taken.
+ *
  * The main thread plans segment 0 itself, as a single scan would. When its
  * scan is between records exactly where a run starts, the scan from there on
  * is the worker's (a scan depends only on where it starts, not on how it got
