@@ -365,39 +365,41 @@ static inline uint64_t white(const unsigned char *p)
 }
 #endif
 
-/* Bit i set when an odd number of bits are set at 0..i: inside quotes. */
-static inline uint64_t prefix_xor(uint64_t x)
+/* Bit i set when an odd number of bits of q are set at 0..i: inside quotes. */
+static inline uint64_t inside_quotes(uint64_t q)
 {
-    x ^= x << 1;
-    x ^= x << 2;
-    x ^= x << 4;
-    x ^= x << 8;
-    x ^= x << 16;
-    x ^= x << 32;
-    return x;
+    int k;
+
+    for (k = 1; k < 64; k *= 2)
+        q ^= q << k;
+    return q;
 }
 
-static inline int ctz64(uint64_t x)
-{
+/* The lowest and the highest bit set of x (not 0). */
 #if defined(__GNUC__)
-    return __builtin_ctzll(x);
+#define LOW_BIT(x) __builtin_ctzll(x)
+#define HIGH_BIT(x) (63 - __builtin_clzll(x))
 #else
+static int low_bit(uint64_t x)
+{
     int n = 0;
-    while (!(x & 1)) { x >>= 1; n++; }
+
+    for (; !(x & 1); x >>= 1)
+        n++;
     return n;
-#endif
 }
 
-static inline int clz64(uint64_t x)
+static int high_bit(uint64_t x)
 {
-#if defined(__GNUC__)
-    return __builtin_clzll(x);
-#else
-    int n = 0;
-    while (!(x >> 63)) { x <<= 1; n++; }
+    int n = 63;
+
+    for (; !(x >> 63); x <<= 1)
+        n--;
     return n;
-#endif
 }
+#define LOW_BIT(x) low_bit(x)
+#define HIGH_BIT(x) high_bit(x)
+#endif
 
 /* The 64 bytes from p[b], where `room` bytes from p may be read: the bits
  * of those past n are masked off by the callers (and are zeros copied
@@ -430,7 +432,7 @@ static inline uint64_t block_seps(const char *p, size_t n, size_t room, size_t b
     d &= valid;
     q &= valid;
     if (q | *inq) {
-        uint64_t inside = prefix_xor(q) ^ *inq;
+        uint64_t inside = inside_quotes(q) ^ *inq;
         *inq = (uint64_t)0 - (inside >> 63);
         d &= ~inside;
     }
@@ -451,11 +453,11 @@ static int is_email_64(const char *p, size_t n, size_t room)
     at &= valid;
     if (at == 0 || (at & (at - 1)) != 0)
         return 0; /* none, or two */
-    a = ctz64(at);
+    a = LOW_BIT(at);
     after = dot & valid & ~((at << 1) - 1); /* the dots after the @ */
     if (a == 0 || after == 0)
         return 0;
-    last = 63 - clz64(after);
+    last = HIGH_BIT(after);
     return last > a + 1 && (size_t)last + 1 < n;
 }
 
@@ -502,7 +504,7 @@ static inline size_t next_sep(seps *w)
         w->b += 64;
         w->left = block_seps(w->p, w->n, w->room, w->b, w->delim, &w->inq);
     }
-    at = w->b + (size_t)ctz64(w->left);
+    at = w->b + (size_t)LOW_BIT(w->left);
     w->left &= w->left - 1;
     return at;
 }
