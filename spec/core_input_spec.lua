@@ -1,5 +1,5 @@
 -- marketo.core's file helpers for what an import reads: mkdir (no shell),
--- file_mode (a profile's privacy), gunzip (zlib) and to_utf8 (iconv). Run under
+-- file_mode (a profile's privacy), is_folder, gunzip (zlib) and to_utf8 (iconv). Run under
 -- ASan+UBSan and LuaJIT too.
 local core = require("marketo.core")
 local files = require("spec.support.files")
@@ -45,6 +45,17 @@ describe("marketo.core input helpers", function()
             assert.is_nil(mode)
             assert.equal("ENOENT", code)
             assert.matches("/none: No such file or directory", msg, 1, true)
+        end)
+    end)
+
+    describe("is_folder", function()
+        it("is true of a folder only: not of a file, a missing path, or a file's child",
+            function()
+            files.write(dir .. "/f", "")
+            assert.is_true(core.is_folder(dir))
+            assert.is_false(core.is_folder(dir .. "/f"))
+            assert.is_false(core.is_folder(dir .. "/none"))
+            assert.is_false(core.is_folder(dir .. "/f/x"))
         end)
     end)
 

@@ -35,17 +35,25 @@ end
 
 -- Pings until the import ends; a ping counts as answered during the import
 -- when a progress request sent after its answer still shows the import going.
+-- counts.sent: { when sent, seconds to the answer } of every request.
 local function ping_while_importing(n, id, deadline)
-    local counts = { during = 0, failed = 0, polls = 0, times = {} }
+    local counts = { during = 0, failed = 0, polls = 0, times = {}, worst = 0, sent = {} }
     local pending = {}
+    local function timed(fn, ...)
+        local t0 = socket.gettime()
+        local a, b = fn(...)
+        counts.worst = math.max(counts.worst, socket.gettime() - t0)
+        counts.sent[#counts.sent + 1] = { t0, socket.gettime() - t0 }
+        return a, b
+    end
     while true do
-        local status = n.request("GET", "/ping", 10)
+        local status = timed(n.request, "GET", "/ping", 10)
         if status == 200 then
             pending[#pending + 1] = socket.gettime()
         else
             counts.failed = counts.failed + 1
         end
-        local p = progress(n, id)
+        local p = timed(progress, n, id)
         counts.polls = counts.polls + 1
         if p.state ~= "planning" and p.state ~= "running" then return counts, p end
         for _, t in ipairs(pending) do counts.times[#counts.times + 1] = t end
@@ -177,10 +185,23 @@ describe("examples/openresty in nginx", function()
         for i = 2, #counts.times do
             gap = math.max(gap, counts.times[i] - counts.times[i - 1])
         end
+        -- the slowest request sent while the import waited for the budget: between
+        -- two calls 0.3 s apart or more (a call leaves within milliseconds otherwise)
+        local waiting = 0
+        for _, ping in ipairs(counts.sent) do
+            for i = 2, #calls do
+                if calls[i] - calls[i - 1] >= 0.3 and ping[1] > calls[i - 1] + 0.05
+                    and ping[1] < calls[i] - 0.05 then
+                    waiting = math.max(waiting, ping[2])
+                end
+            end
+        end
         print(("openresty: %d calls in %.2f s under a budget of 2 a second; /ping answered "
-            .. "%d times meanwhile, at most %.3f s apart"):format(#calls,
-            calls[#calls] - calls[1], counts.during, gap))
+            .. "%d times meanwhile, at most %.3f s apart; the slowest answer %.3f s (%.3f s "
+            .. "while the import waited for the budget)"):format(#calls, calls[#calls] - calls[1],
+            counts.during, gap, counts.worst, waiting))
         assert.is_true(gap < 0.3, ("/ping went unanswered for %.2f s"):format(gap))
+        assert.is_true(waiting > 0 and waiting < 0.3, ("an answer took %.3f s"):format(waiting))
     end)
 
     it("refuses a symbolic link out of the import folder, and a repeated parameter", function()
@@ -205,6 +226,11 @@ describe("examples/openresty in nginx", function()
         assert.equal(400, status, body)
         status, body = n.request("POST", "/imports?file")
         assert.equal(400, status, body)
+        for _, k in ipairs({ "first", "1", "-1", "0.5" }) do -- one worker: 0
+            status, body = n.request("POST", "/imports?file=leads.csv&worker=" .. k)
+            assert.equal(400, status, body)
+            assert.equal("worker: a number from 0 to 0", sandbox.decode(body).error)
+        end
         status, body = n.request("POST", "/imports?file=missing.csv")
         assert.equal(400, status, body)
         assert.equal("file: no file 'missing.csv' in MARKETO_IMPORT_DIR",
@@ -263,7 +289,7 @@ http {
     fastcgi_temp_path @PREFIX@/tmp/fastcgi;
     uwsgi_temp_path @PREFIX@/tmp/uwsgi;
     scgi_temp_path @PREFIX@/tmp/scgi;
-    lua_package_path "@ROOT@/lua/?.lua;@PREFIX@/?.lua;;";
+    lua_package_path "@ROOT@/lua/?.lua;@ROOT@/lua/?/init.lua;@PREFIX@/?.lua;;";
     lua_package_cpath "@ROOT@/build/luajit/?.so;;";
     lua_shared_dict marketo_budget 1m;
     server {
@@ -455,6 +481,24 @@ function cases.budget()
     return p1 and p2 and true, third, again, done, waited, none == nil, msg, code
 end
 
+-- marketo.import.run given neither runtime nor transport nor a sleep: the
+-- defaults in nginx must yield too. Marketo is a closed port: each retry of
+-- the first call waits (the client's default sleep) before it fails.
+function cases.defaults()
+    ngx.update_time()
+    local t0 = ngx.now()
+    require("marketo.loop").sleep(0.6) -- the default sleep, outside any loop
+    local result, msg, code = require("marketo.import").run{
+        object = "leads", source = args.path, journal = args.path .. ".journal",
+        lookup_field = "email",
+        client = { base_url = "http://127.0.0.1:" .. args.closed, client_id = "id",
+            client_secret = "secret" },
+        retry = function(_, attempt) return attempt <= 3 and 0.6 or nil end,
+    }
+    ngx.update_time()
+    return result and result.code or code or msg, ngx.now() - t0
+end
+
 local M = {}
 function M.run()
     base, args = "http://127.0.0.1:" .. ngx.var.server_port, ngx.req.get_uri_args()
@@ -511,6 +555,31 @@ describe("marketo.resty in nginx", function()
         local status, body = n.request("GET", "/t?" .. table.concat(q, "&"))
         assert.equal(200, status, tostring(body) .. n.log())
         return rawget(table, "unpack")(sandbox.decode(body))
+    end
+
+    -- run(case, query) while GET /ping goes to the same worker, one after the
+    -- other until the case answers: its results, then the slowest ping and the
+    -- pings answered meanwhile.
+    local function run_pinging(case, query)
+        local q = { "case=" .. case }
+        for k, v in pairs(query) do q[#q + 1] = k .. "=" .. tostring(v) end
+        local c = socket.tcp()
+        c:settimeout(30)
+        assert(c:connect("127.0.0.1", n.port))
+        assert(c:send(("GET /t?%s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+            :format(table.concat(q, "&"))))
+        local worst, pings = 0, 0
+        while #socket.select({ c }, nil, 0) == 0 do
+            local t0 = socket.gettime()
+            assert.equal(200, (n.request("GET", "/ping", 30)))
+            worst, pings = math.max(worst, socket.gettime() - t0), pings + 1
+        end
+        local text = c:receive("*a")
+        c:close()
+        assert.matches("^HTTP/1%.%d 200", text, nil, false, text .. n.log())
+        local out = sandbox.decode(text:match("\r\n\r\n(.*)$"))
+        out[#out + 1], out[#out + 2] = worst, pings
+        return rawget(table, "unpack")(out)
     end
 
     local function write_file(name, size)
@@ -664,6 +733,25 @@ describe("marketo.resty in nginx", function()
         assert.matches("/driver%.lua:%d+: .*multipart.file needs name and path", nopath)
         assert.matches("/driver%.lua:%d+: bad argument #1 to 'new' %(unknown option 'timeot'",
             new)
+    end)
+
+    it("imports with nginx's runtime, transport and sleep when given none", function()
+        local path = dir .. "/defaults.csv"
+        require("spec.support.files").write(path, "email\nlead1@example.com\n")
+        local holder = socket.tcp()
+        assert(holder:bind("127.0.0.1", 0))
+        finally(function() holder:close() end)
+        local _, closed = holder:getsockname()
+        local code, took, worst, pings = run_pinging("defaults",
+            { path = path, closed = closed })
+        print(("openresty: an import on the defaults waited %.2f s (a sleep, then three "
+            .. "retries); /ping answered %d times meanwhile, the slowest in %.3f s")
+            :format(took, pings, worst))
+        assert.equal("COULDNT_CONNECT", code)
+        assert.is_true(took >= 2.4, took .. " s")
+        -- libcurl's perform or core.sleep would hold /ping for a whole wait (0.6 s)
+        assert.is_true(pings >= 20, pings .. " pings")
+        assert.is_true(worst < 0.4, ("a ping took %.3f s"):format(worst))
     end)
 
     it("runs spawned functions, their own spawns included, and re-raises an error", function()

@@ -60,7 +60,7 @@ describe("the HTML report", function()
         assert.same(doc.api_calls, rendered.calls)
         assert.equal(#doc.parts, rendered.parts)
         assert.is_true(#doc.parts >= 4)
-        assert.same({ failed = #doc.failures, warned = #doc.warnings, rejected = 1 },
+        assert.same({ failed = doc.rows.failed, warned = doc.rows.warned, rejected = 1 },
             rendered.reasons)
         assert.is_true(doc.rows.failed > 0 and doc.rows.warned > 0)
         -- each part on the timeline: queued from its upload, importing to its end

@@ -56,6 +56,60 @@ describe("marketo.pipeline.report", function()
             true)
     end)
 
+    it("lists the first failed rows, groups them all, and writes every one from the parts' "
+        .. "results, a part at a time", function()
+        local dir = os.tmpname()
+        os.remove(dir)
+        assert(require("marketo.core").mkdir(dir))
+        local made = {}
+        finally(function()
+            for _, path in ipairs(made) do os.remove(path) end
+            os.remove(dir)
+        end)
+        -- two parts whose rows all failed, and a third whose job failed whole
+        local per, parts = report.LISTED_ROWS, {}
+        for k = 1, 2 do
+            local failed = {}
+            for i = 1, per do
+                local line = (k - 1) * per + i + 1
+                failed[i] = { line = line, reason = i % 2 == 0 and "even" or "odd",
+                    values = { "p" .. line .. "@x.com" } }
+            end
+            local results = dir .. "/results." .. k .. ".json"
+            local f = assert(io.open(results, "w"))
+            f:write(json.encode({ header = { "email" }, failed = failed, warned = {} }))
+            f:close()
+            made[#made + 1] = results
+            parts[k] = { plan = { rows = per, first_line = (k - 1) * per + 2,
+                last_line = k * per + 1, source = "in.csv" },
+                finished = { status = "Complete", processed = 0, failed = per, warned = 0 },
+                fetched = { results = results } }
+        end
+        parts[3] = { plan = { rows = 7, first_line = 2 * per + 2, last_line = 2 * per + 8,
+            source = "in.csv" }, finished = { status = "Failed", message = "Import failed" } }
+        local r = report.from_journal({ nparts = 3, parts = parts, plan_closed = true, calls = {},
+            run = { object = "leads", sources = { "in.csv" }, format = "csv",
+                rows = { read = 2 * per + 7, filtered = 0, rejected = 0 } } })
+        local path = dir .. "/r.json"
+        for _, name in ipairs({ "r.json", "r.html", "r.failed.csv", "r.failed.reasons.csv" }) do
+            made[#made + 1] = dir .. "/" .. name
+        end
+        local doc = assert(r:save(path, "complete"))
+        assert.is_true(doc.reconciled)
+        assert.equal(2 * per + 7, doc.rows.failed)
+        assert.equal(per, #doc.failures)
+        local counts = {}
+        for _, g in ipairs(doc.failed_reasons) do counts[g.reason:sub(1, 4)] = g.count end
+        assert.same({ even = per, odd = per, ["the "] = 7 }, counts)
+        local n, last = -1, nil -- the header is not a row
+        for line in io.lines(dir .. "/r.failed.csv") do n, last = n + 1, line end
+        assert.equal(2 * per, n)
+        assert.equal("p" .. (2 * per + 1) .. "@x.com", last)
+        n = -1
+        for _ in io.lines(dir .. "/r.failed.reasons.csv") do n = n + 1 end
+        assert.equal(2 * per, n)
+    end)
+
     it("raises on an outcome it does not know", function()
         assert.has_error(function() report.new():count("lost") end,
             "report:count: unknown outcome 'lost'")

@@ -163,6 +163,48 @@ describe("marketo-bulk", function()
             status = signalled({ "TERM", "TERM" }, true)
             assert.equal(143, status)
         end)
+
+        it("takes its forked workers with it when killed with -9", function()
+            -- Each worker writes its pid, then would run for two minutes: long past
+            -- the spec's wait, so a worker that outlives its runner fails it.
+            local dir = tmp(os.tmpname())
+            os.remove(dir)
+            assert(require("marketo.core").mkdir(dir))
+            local path = tmp(script([[
+                local core = require("marketo.core")
+                require("marketo.pipeline.workers").run(2, function(k)
+                    local f = io.open(arg[1] .. "/" .. k .. ".tmp", "w")
+                    f:write(core.getpid())
+                    f:close()
+                    os.rename(arg[1] .. "/" .. k .. ".tmp", arg[1] .. "/" .. k)
+                    local deadline = core.monotonic() + 120
+                    while core.monotonic() < deadline do core.sleep(0.05) end
+                    return {}
+                end)
+            ]]))
+            local job = runner.start({ "run", path, dir })
+            local pids = {}
+            for k = 1, 2 do
+                wait_for_file(dir .. "/" .. k)
+                local f = assert(io.open(dir .. "/" .. k))
+                pids[k] = assert(tonumber(f:read("a")))
+                f:close()
+                os.remove(dir .. "/" .. k)
+            end
+            finally(function()
+                for _, pid in ipairs(pids) do os.execute("kill -9 " .. pid .. " 2>/dev/null") end
+                os.remove(dir)
+            end)
+            job:signal("KILL")
+            job:wait()
+            local proc = require("spec.support.proc")
+            for _, pid in ipairs(pids) do
+                runner.await(function()
+                    local state = proc.state(pid)
+                    return state == "gone" or state == "Z"
+                end, "worker " .. pid .. " ended with its runner")
+            end
+        end)
     end)
 end)
 

@@ -33,6 +33,7 @@
     X("fork", marketo_process_fork) \
     X("getpid", marketo_process_getpid) \
     X("gunzip", marketo_gzip_gunzip) \
+    X("is_folder", marketo_stat_is_folder) \
     X("isatty", marketo_process_isatty) \
     X("kill", marketo_process_kill) \
     X("mkdir", marketo_dir_mkdir) \

@@ -10,6 +10,9 @@
 #include <stdio.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 #include <unistd.h>
 
 #include "marketo.h"
@@ -95,10 +98,12 @@ int marketo_process_cpus(lua_State *L)
 /* fork() -> pid in the parent, 0 in the child | fail triple. Buffered output
  * is flushed first, or both processes would write it. The child takes the
  * default action on SIGINT/SIGTERM: a worker has nothing to finish, and its
- * parent sees it end and tells the user. */
+ * parent sees it end and tells the user. It also ends with its parent: a
+ * runner killed with -9 must not leave workers burning the cores and holding
+ * the journal's lock (which they share) against the resume. */
 int marketo_process_fork(lua_State *L)
 {
-    pid_t pid;
+    pid_t pid, parent = getpid();
 
     fflush(NULL);
     if ((pid = fork()) < 0)
@@ -107,6 +112,11 @@ int marketo_process_fork(lua_State *L)
         signal(SIGINT, SIG_DFL);
         signal(SIGTERM, SIG_DFL);
         stop_signal = 0;
+#ifdef __linux__
+        /* the parent may have died before the request was made */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+            _exit(128 + SIGKILL);
+#endif
     }
     lua_pushinteger(L, (lua_Integer)pid);
     return 1;

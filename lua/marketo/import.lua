@@ -302,16 +302,10 @@ local function mkdir(path)
         :format(path, (msg:gsub("^[%u_]+: ", ""))), "WORK_DIR"
 end
 
-local function is_dir(path)
-    local f = io.open(path .. "/.", "rb")
-    if f then f:close() end
-    return f ~= nil
-end
-
 -- The report must have somewhere to go before anything is sent.
 local function check_report(path)
     local dir = path:match("^(.*)/[^/]*$")
-    if dir and dir ~= "" and not is_dir(dir) then
+    if dir and dir ~= "" and not core.is_folder(dir) then
         return nil, ("REPORT: the report's folder %s does not exist; create it or give "
             .. "another --report"):format(dir), "REPORT"
     end
@@ -510,10 +504,14 @@ local function set_aside(o)
     local journal, msg, code = journal_mod.open(o.journal, { create = false })
     if not journal then return nil, msg, code end
     local n = 1
-    while csv.file_size(o.journal .. "." .. n) or is_dir(o.work_dir .. "." .. n) do n = n + 1 end
+    local function taken(k) return csv.file_size(o.journal .. "." .. k)
+        or core.is_folder(o.work_dir .. "." .. k) end
+    while taken(n) do n = n + 1 end
     local kept = o.journal .. "." .. n
     local ok, why = os.rename(o.journal, kept)
-    if ok and is_dir(o.work_dir) then ok, why = os.rename(o.work_dir, o.work_dir .. "." .. n) end
+    if ok and core.is_folder(o.work_dir) then
+        ok, why = os.rename(o.work_dir, o.work_dir .. "." .. n)
+    end
     journal:close()
     if not ok then
         return nil, ("JOURNAL_WRITE: cannot set %s aside: %s"):format(o.journal, why),
@@ -597,13 +595,21 @@ function Prepared:close()
     if self.journal then self.journal:close() end
 end
 
+-- In nginx the defaults are OpenResty's runtime and transport: libcurl and
+-- marketo.loop would hold the worker for every call and every wait.
+local function in_nginx()
+    local ngx = rawget(_G, "ngx")
+    return ngx ~= nil and ngx.socket ~= nil
+end
+
 -- The client and its limiter wait on the runtime's clock and sleep, so that
 -- in nginx a full call budget yields the light thread instead of blocking
 -- the worker. The budget is the instance's: its keys are named after the
 -- client's host, so the client comes first, and the limiter below it after.
 local function make_client(opts, rt)
     local limits = opts.limits or {}
-    local http = opts.transport or require("marketo.http").new()
+    local http = opts.transport or (in_nginx() and require("marketo.resty.transport").new())
+        or require("marketo.http").new()
     local front = {}
     function front.request(_, req) return front.limited:request(req) end
     local copts = {}
@@ -651,7 +657,8 @@ function M.send(prepared, opts)
     local run = journal.state.run
     local kind = objects.get(run.object)
     local result = { journal = o.journal, report_path = o.report }
-    local rt = opts.runtime or require("marketo.pipeline.runtime").loop()
+    local rt = opts.runtime or (in_nginx() and require("marketo.resty.runtime").new())
+        or require("marketo.pipeline.runtime").loop()
     local client, limited, failed = make_client(opts, rt)
     if not client then
         journal:close()

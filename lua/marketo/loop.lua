@@ -5,6 +5,7 @@
 --   local task = loop:spawn(fn, ...) -- runs fn(...) as a task at the next run
 --   loop:run()                       -- until every task ended; re-raises a task's error
 --   Loop.sleep(s)                    -- in a task: yields to the loop; outside: blocks
+--                                    -- (in nginx: ngx.sleep, which yields, where allowed)
 --   Loop.current()                   -- the loop running this coroutine, or nil
 --
 -- Transfers: inside a task, loop:perform(request) starts a marketo.core request
@@ -194,14 +195,23 @@ function Loop:perform(req)
     return coroutine.yield(YIELD, "transfer")
 end
 
+-- Outside any loop: in nginx, ngx.sleep yields the light thread (the default
+-- sleep of a client, a budget or a limiter made without the runtime's must not
+-- hold the worker); in nginx's phases that cannot yield, and elsewhere, core.sleep.
+local function idle_sleep(s)
+    local ngx = rawget(_G, "ngx")
+    if ngx and ngx.sleep and pcall(ngx.sleep, s) then return end
+    return core.sleep(s)
+end
+
 --- sleep(s): in a task, lets the other tasks run for s seconds (monotonic);
--- outside any loop, blocks with core.sleep.
+-- outside any loop, blocks with core.sleep (in nginx: ngx.sleep where it may).
 function M.sleep(s)
     if type(s) ~= "number" or s < 0 then
         error(("bad argument #1 to 'sleep' (non-negative number expected, got %s)")
             :format(tostring(s)), 2)
     end
-    if not M.current() then return core.sleep(s) end
+    if not M.current() then return idle_sleep(s) end
     return coroutine.yield(YIELD, "sleep", s)
 end
 

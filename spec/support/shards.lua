@@ -9,6 +9,7 @@ local n = assert(tonumber(arg[1]), "usage: shards.lua N")
 local SLOW = {
     ["spec/pipeline_changed_spec.lua"] = 37, ["spec/openresty_spec.lua"] = 17,
     ["spec/pipeline_resume_spec.lua"] = 16, ["spec/pipeline_plan_kill_spec.lua"] = 14,
+    ["spec/openresty_workers_spec.lua"] = 28,
     ["spec/plan_spec.lua"] = 6, ["spec/pipeline_trust_spec.lua"] = 5,
     ["spec/sandbox_scale_spec.lua"] = 4, ["spec/sandbox_limits_spec.lua"] = 4,
     ["spec/pipeline_keys_spec.lua"] = 4, ["spec/sandbox_http_spec.lua"] = 4,

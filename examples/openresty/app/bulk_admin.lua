@@ -2,9 +2,19 @@
 --
 --   POST /imports?file=leads.csv[&lookup_field=email][&part_bytes=N][&poll=S]
 --        [&calls=N&window=S]   (the call budget: N calls per S seconds)
+--        [&worker=K]           (only worker K, ngx.worker.id(), starts it; 400
+--                              unless 0 <= K < worker_processes)
 --        -> 202 { "id": 1 }   (the import runs in the background)
+--        -> 421 { "worker": J } when worker=K was given and worker J answered
+--   GET  /imports     -> 200 { "worker": pid, "imports": [ progress records ] }
 --   GET  /imports/1   -> 200 the progress record (bulk_import.progress)
 --   POST /imports/1/stop -> 202: no new part starts
+--
+-- The budget (Marketo's limits, shared or not) is $MARKETO_BUDGET's: unset or
+-- "local", each import keeps its own; shdict:NAME shares it between the workers
+-- of this nginx, redis://HOST:PORT/DB with every runner and host using that
+-- Redis. It is the deployment's setting, not a request's: an HTTP caller never
+-- chooses which Redis the worker talks to.
 --
 -- Files are taken only from the directory in $MARKETO_IMPORT_DIR, by name,
 -- and a symbolic link there that leads out of it is refused (403): an admin
@@ -78,6 +88,18 @@ local function start()
     local args = ngx.req.get_uri_args()
     local err = bad_args(args)
     if err then return reply(400, { error = err }) end
+    -- Connections go to whichever worker accepts them (reuseport: by a hash of
+    -- the client's address and port): a caller spreading imports over the
+    -- workers asks again on a new connection until worker K answers.
+    if args.worker then
+        local k, last = tonumber(args.worker), ngx.worker.count() - 1
+        if not k or k < 0 or k > last or k % 1 ~= 0 then
+            return reply(400, { error = ("worker: a number from 0 to %d"):format(last) })
+        end
+        if k ~= ngx.worker.id() then
+            return reply(421, { error = "another worker answered", worker = ngx.worker.id() })
+        end
+    end
     local path, status
     path, err, status = source(args.file)
     if not path then return reply(status, { error = err }) end
@@ -88,6 +110,7 @@ local function start()
         work_dir = (work_dir and work_dir ~= "") and work_dir or os.getenv("MARKETO_IMPORT_DIR"),
         part_bytes = tonumber(args.part_bytes), poll = tonumber(args.poll),
         calls = tonumber(args.calls), window = tonumber(args.window),
+        budget = os.getenv("MARKETO_BUDGET"),
     })
     if not id then return reply(500, { error = err }) end
     return reply(202, { id = id })
@@ -97,6 +120,9 @@ end
 function M.handle()
     local method, uri = ngx.req.get_method(), ngx.var.uri
     if method == "POST" and uri == "/imports" then return start() end
+    if method == "GET" and uri == "/imports" then
+        return reply(200, { worker = ngx.worker.pid(), imports = bulk_import.list(dict()) })
+    end
     local id, rest = uri:match("^/imports/(%d+)(.*)$")
     local p = id and (rest == "" or rest == "/stop") and bulk_import.progress(dict(), id)
     if not p then return reply(404, { error = "no such import" }) end

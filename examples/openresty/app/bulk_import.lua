@@ -77,6 +77,7 @@ local function run(dict, id, opts, p)
         -- The client's waits (retries, token) must yield too, on the same clock.
         client = { sleep = rt.sleep, clock = rt.now, log = log },
         limits = { poll_first = opts.poll, calls = opts.calls, window = opts.window },
+        budget = opts.budget ~= "" and opts.budget or nil,
         on_event = tracker(dict, id, p),
     }
 end
@@ -84,6 +85,8 @@ end
 local function background(premature, dict, id, opts)
     if premature then return end
     local p = M.progress(dict, id)
+    p.worker = ngx.worker.pid() -- the timer runs in the worker that took the POST
+    save(dict, id, p)
     local ok, result, msg = pcall(run, dict, id, opts, p)
     if not ok or not result then
         p.state, p.error = "failed", tostring(ok and msg or result)
@@ -99,9 +102,18 @@ local function background(premature, dict, id, opts)
     save(dict, id, p)
 end
 
+--- list(dict) -> every import's progress record, oldest first.
+function M.list(dict)
+    local out = {}
+    for id = 1, dict:get("imports") or 0 do out[#out + 1] = M.progress(dict, id) end
+    return out
+end
+
 --- start(dict, opts) -> id | nil, err. opts: path, lookup_field, work_dir (the
 -- journal, report and work files; writable by the worker), part_bytes (default
--- marketo.csv.PART_BYTES), poll (first poll interval, s).
+-- marketo.csv.PART_BYTES), poll (first poll interval, s), calls and window
+-- (the call budget), budget (marketo.import.run's: "local", shdict:NAME or
+-- redis://HOST:PORT/DB; nil or "" for local).
 function M.start(dict, opts)
     local id = dict:incr("imports", 1, 0)
     if not id then return nil, "shared dict full" end

@@ -2,17 +2,9 @@
 -- starts anything, so that a wrong path is a one-line error naming it, not a
 -- failure halfway (or a traceback) after the import has begun.
 -- Each check returns true | nil, message.
+local core = require("marketo.core")
+
 local M = {}
-
-local EISDIR = 21
-
-local function is_folder(path)
-    local f = io.open(path, "r")
-    if not f then return false end
-    local _, _, code = f:read(0)
-    f:close()
-    return code == EISDIR
-end
 
 local function folder_of(path)
     local dir = path:match("^(.*)/[^/]*$")
@@ -28,7 +20,7 @@ function M.input(path, what)
     local _, rmsg, code = f:read(0)
     f:close()
     if code then
-        return nil, ("cannot read %s %s: %s"):format(what, path, code == EISDIR
+        return nil, ("cannot read %s %s: %s"):format(what, path, core.is_folder(path)
             and "it is a folder, not a file" or rmsg)
     end
     return true
@@ -36,11 +28,11 @@ end
 
 --- A file to write (or to append to): not a folder, in a folder that exists.
 function M.output(path, what)
-    if is_folder(path) then
+    if core.is_folder(path) then
         return nil, ("%s %s is a folder: give a file name"):format(what, path)
     end
     local dir = folder_of(path)
-    if not is_folder(dir) then
+    if not core.is_folder(dir) then
         return nil, ("%s %s: the folder %s does not exist"):format(what, path, dir)
     end
     return true

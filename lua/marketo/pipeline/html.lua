@@ -9,9 +9,6 @@
 --   local page = html.render(doc)   -- doc: report:document(...) with its parts
 local M = {}
 
--- Lines of one reason shown on the page (all are in the row files).
-M.MAX_LINES = 200
-
 local ESCAPES = { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;",
     ["'"] = "&#39;" }
 
@@ -123,22 +120,6 @@ local function timeline_section(parts, out)
         .. 'before a poll saw it importing)</p>'
 end
 
--- Rows by reason, in the order the reasons first came, each with its lines.
-local function by_reason(rows)
-    local groups, order = {}, {}
-    for _, row in ipairs(rows or {}) do
-        local reason = tostring(row.reason or "")
-        local g = groups[reason]
-        if not g then
-            g = { reason = reason, count = 0, lines = {} }
-            groups[reason], order[#order + 1] = g, g
-        end
-        g.count = g.count + 1
-        if row.line and #g.lines < M.MAX_LINES then g.lines[#g.lines + 1] = row.line end
-    end
-    return order
-end
-
 local function reasons_section(title, kind, groups, out, note)
     if #groups == 0 then return end
     out[#out + 1] = ('<h2>%s</h2>'):format(esc(title))
@@ -222,9 +203,9 @@ function M.render(doc)
     timeline_section(doc.parts or {}, out)
     local files = doc.files or {}
     local function name(path) return path and path:match("[^/]*$") end
-    reasons_section("Failed rows", "failed", by_reason(doc.failures), out,
+    reasons_section("Failed rows", "failed", doc.failed_reasons or {}, out,
         files.failed and ("The rows, ready to fix and import again: " .. name(files.failed)))
-    reasons_section("Rows imported with warnings", "warned", by_reason(doc.warnings), out,
+    reasons_section("Rows imported with warnings", "warned", doc.warned_reasons or {}, out,
         files.warned and ("The rows: " .. name(files.warned)))
     reasons_section("Rejected rows", "rejected", doc.rejected_reasons or {}, out,
         files.rejected and ("Every one, with its line and row: " .. name(files.rejected)))

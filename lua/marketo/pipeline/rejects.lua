@@ -30,13 +30,16 @@ end
 
 M.bare = bare
 
---- groups() -> g. g:add(code, reason, line); g:list() -> { { reason, code,
--- count, lines = { first few } } }, the largest first.
-function M.groups()
-    return setmetatable({ by = {}, list_ = {}, other = nil }, Groups)
+--- groups([first_lines]) -> g. g:add(code, reason, line[, rows]) (rows: 1, or
+-- how many rows share that reason and line, e.g. a whole failed job's);
+-- g:list() -> { { reason, code, count, lines = { the first few } } }, the
+-- largest first. A group keeps first_lines lines (M.FIRST_LINES).
+function M.groups(first_lines)
+    return setmetatable({ by = {}, list_ = {}, other = nil,
+        first_lines = first_lines or M.FIRST_LINES }, Groups)
 end
 
-function Groups:add(code, reason, line)
+function Groups:add(code, reason, line, rows)
     reason = bare(reason)
     -- the reader's codes name a kind of damage whose wording varies with the
     -- row (how many fields); anything else is told apart by what it says
@@ -52,8 +55,8 @@ function Groups:add(code, reason, line)
             self.list_[#self.list_ + 1] = g
         end
     end
-    g.count = g.count + 1
-    if line and #g.lines < M.FIRST_LINES then g.lines[#g.lines + 1] = line end
+    g.count = g.count + (rows or 1)
+    if line and #g.lines < self.first_lines then g.lines[#g.lines + 1] = line end
 end
 
 function Groups:list()
@@ -69,7 +72,7 @@ function Groups:lines(what)
     local out = {}
     for _, g in ipairs(self:list()) do
         local lines = {}
-        for i, l in ipairs(g.lines) do lines[i] = tostring(l) end
+        for i = 1, math.min(#g.lines, M.FIRST_LINES) do lines[i] = tostring(g.lines[i]) end
         out[#out + 1] = ("  %s: %d row%s: %s%s"):format(what, g.count, g.count == 1 and "" or "s",
             g.reason, #lines > 0 and (" (line" .. (#lines > 1 and "s " or " ")
             .. table.concat(lines, ", ") .. (g.count > #lines and ", ..." or "") .. ")") or "")

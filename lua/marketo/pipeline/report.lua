@@ -10,6 +10,10 @@
 -- are read from the file the planner streamed them to (marketo.pipeline.rejects),
 -- never all held here: the JSON lists the first LISTED_REJECTS and groups them
 -- all by reason; REPORT.rejected.csv has each with its line, reason and row.
+-- Failed and warned rows are the same: the JSON lists the first LISTED_ROWS
+-- and groups them all by reason; the files are written from the parts' result
+-- files, one part in memory at a time, so that an import whose every row
+-- failed needs no more memory than one whose every row went in.
 -- Rows in jobs Marketo holds when the import stops are "pending": uploaded,
 -- their outcome unknown until a resume fetches it; "unsent" never counts them.
 local json = require("marketo.json")
@@ -26,6 +30,9 @@ M.OUTCOMES = OUTCOMES
 
 -- Rejected rows the JSON report lists one by one (all are in REPORT.rejected.csv).
 M.LISTED_REJECTS = 1000
+-- Failed and warned rows it lists one by one (all are in REPORT.failed.csv...),
+-- and the lines kept for each reason (the HTML report shows them).
+M.LISTED_ROWS, M.REASON_LINES = 1000, 200
 
 --- new(info) -> report. info: { object = "leads", source = {paths}, ... },
 -- copied into the JSON as is (it must hold no secret: the pipeline passes
@@ -36,7 +43,8 @@ function M.new(info)
     return setmetatable({
         info = info or {}, rows = rows, parts = {},
         failures = {}, warnings = {}, rejects = {}, api_calls = {}, problems = {},
-        reject_groups = rejects_mod.groups(), started = os.time(),
+        reject_groups = rejects_mod.groups(), failed_groups = rejects_mod.groups(M.REASON_LINES),
+        warned_groups = rejects_mod.groups(M.REASON_LINES), results = {}, started = os.time(),
     }, Report)
 end
 
@@ -47,13 +55,22 @@ function Report:count(outcome, n)
     self.rows[outcome] = self.rows[outcome] + (n or 1)
 end
 
---- A row that failed (or was warned): its source line, reason and values.
-function Report:failed(line, reason, values)
-    self.failures[#self.failures + 1] = { line = line, reason = reason, values = values }
+-- A failed or warned row into its groups, and into the list while it is short.
+local function add_row(list, groups, line, reason, values, rows)
+    groups:add(nil, reason, line, rows)
+    if #list < M.LISTED_ROWS then
+        list[#list + 1] = { line = line, reason = reason, values = values }
+    end
+end
+
+--- A row that failed (or was warned): its source line, reason and values;
+-- rows: how many rows it stands for (a whole failed job's), 1 by default.
+function Report:failed(line, reason, values, rows)
+    add_row(self.failures, self.failed_groups, line, reason, values, rows)
 end
 
 function Report:warned(line, reason, values)
-    self.warnings[#self.warnings + 1] = { line = line, reason = reason, values = values }
+    add_row(self.warnings, self.warned_groups, line, reason, values)
 end
 
 function Report:rejected(line, reason, source, code)
@@ -62,13 +79,6 @@ function Report:rejected(line, reason, source, code)
         self.rejects[#self.rejects + 1] = { line = line, reason = reason, source = source,
             code = code }
     end
-end
-
--- Failed or warned rows by reason, for the summary and the HTML report.
-local function grouped(rows)
-    local g = rejects_mod.groups()
-    for _, row in ipairs(rows) do g:add(nil, row.reason, row.line) end
-    return g
 end
 
 function Report:part(summary)
@@ -100,6 +110,8 @@ function Report:document(ended, extra)
         parts = self.parts,
         failures = self.failures,
         warnings = self.warnings,
+        failed_reasons = self.failed_groups:list(),
+        warned_reasons = self.warned_groups:list(),
         rejects = self.rejects,
         rejected_reasons = self.reject_groups:list(),
         api_calls = self.api_calls,
@@ -161,8 +173,8 @@ function Report:summary(ended)
     end
     table.sort(calls)
     lines[#lines + 1] = ("API calls: %d (%s)"):format(total, table.concat(calls, ", "))
-    for _, kind in ipairs({ { "failed", grouped(self.failures) },
-        { "warned", grouped(self.warnings) }, { "rejected", self.reject_groups } }) do
+    for _, kind in ipairs({ { "failed", self.failed_groups },
+        { "warned", self.warned_groups }, { "rejected", self.reject_groups } }) do
         for _, line in ipairs(kind[2]:lines(kind[1])) do lines[#lines + 1] = line end
     end
     return table.concat(lines, "\n") .. "\n"
@@ -204,6 +216,7 @@ local function add_part(r, k, part)
             for _, row in ipairs(res.failed or {}) do r:failed(row.line, row.reason, row.values) end
             for _, row in ipairs(res.warned or {}) do r:warned(row.line, row.reason, row.values) end
             summary.header = res.header
+            if res.header then r.results[#r.results + 1] = part.fetched.results end
         end
     elseif fin then
         r:count("failed", plan.rows)
@@ -212,7 +225,7 @@ local function add_part(r, k, part)
         r:failed(nil, ("the job failed: %s (lines %d-%d; Marketo had processed %s of its "
             .. "%d rows before it failed: import them again)"):format(tostring(fin.message),
             plan.first_line, plan.last_line, tostring(fin.processed or "an unknown number"),
-            plan.rows))
+            plan.rows), nil, plan.rows)
     elseif part.batch and part.stage == "uploaded" then
         r:count("pending", plan.rows) -- Marketo holds them: a resume learns their outcome
     else
@@ -303,23 +316,35 @@ local function write_csv(path, header, format, each)
     return path
 end
 
--- The failed (or warned) rows as a file to fix and import again, and their
--- lines and reasons beside it, row for row.
-local function write_rows(base, header, rows, format)
-    if #rows == 0 or not header then return nil end
-    local path, msg, code = write_csv(base .. "." .. format.extension, header, format.name,
-        function(put)
-            for _, row in ipairs(rows) do if row.values then put(row.values) end end
-        end)
-    if not path then return nil, msg, code end
-    local reasons
-    reasons, msg, code = write_csv(base .. ".reasons.csv", { "line", "reason" }, "csv",
-        function(put)
-            for _, row in ipairs(rows) do
-                if row.values then put({ row.line or "", row.reason }) end
+-- The failed (or warned: kind) rows as a file to fix and import again, and
+-- their lines and reasons beside it, row for row: read back from the parts'
+-- result files, one at a time.
+local function write_rows(base, header, results, kind, format)
+    if not header then return nil end
+    local csv = require("marketo.csv")
+    local path, reasons = base .. "." .. format.extension, base .. ".reasons.csv"
+    local rows, msg, code = csv.writer(path, { format = format.name, header = header })
+    if not rows then return nil, msg, code end
+    local why
+    why, msg, code = csv.writer(reasons, { format = "csv", header = { "line", "reason" } })
+    if not why then rows:close(); return nil, msg, code end
+    local n = 0
+    for _, file in ipairs(results) do
+        local res = read_json(file) or {} -- unreadable: a problem from_journal told
+        for _, row in ipairs(res[kind] or {}) do
+            if row.values and not msg then
+                local ok, wmsg, wcode = rows:write(row.values)
+                if ok then ok, wmsg, wcode = why:write({ row.line or "", row.reason }) end
+                if ok then n = n + 1 else msg, code = wmsg, wcode end
             end
-        end)
+        end
+    end
+    local ok1, msg1, code1 = rows:close()
+    local ok2, msg2, code2 = why:close()
     if msg then return nil, msg, code end
+    if not ok1 then return nil, msg1, code1 end
+    if not ok2 then return nil, msg2, code2 end
+    if n == 0 then os.remove(path); os.remove(reasons); return nil end
     return path, nil, nil, reasons
 end
 
@@ -351,11 +376,11 @@ function Report:save(path, ended, extra)
     for _, p in ipairs(self.parts) do header = header or p.header end
     extra = extra or {}
     extra.files = {}
-    for _, kind in ipairs({ { "failed", self.failures }, { "warned", self.warnings } }) do
-        local file, msg, code, reasons = write_rows(("%s.%s"):format(base, kind[1]), header,
-            kind[2], format)
+    for _, kind in ipairs({ "failed", "warned" }) do
+        local file, msg, code, reasons = write_rows(("%s.%s"):format(base, kind), header,
+            self.results, kind, format)
         if msg then return nil, msg, code end
-        extra.files[kind[1]], extra.files[kind[1] .. "_reasons"] = file, reasons
+        extra.files[kind], extra.files[kind .. "_reasons"] = file, reasons
     end
     if self.rejects_file and self.rows.rejected > 0 then
         local file, msg, code = write_rejects(base .. ".rejected.csv", self.rejects_file)
