@@ -128,16 +128,29 @@ local function ours(n, cmd)
     return t, rss
 end
 
--- Median of n of a command's wall time (GNU time), and the largest peak RSS.
-local function median(n, cmd)
-    local ts, rss = {}, 0
-    for i = 1, n do
-        local _, out = timed("/usr/bin/time -f 'TIME %e %M' " .. cmd .. " 2>&1 >/dev/null")
-        local t, kb = out:match("TIME ([%d.]+) (%d+)")
-        ts[i], rss = tonumber(t), math.max(rss, tonumber(kb))
+-- Two commands run in turns, n times each (a busy machine's slow spells then
+-- fall on both): for each, the median wall time and CPU time (user + system,
+-- GNU time) and the largest peak RSS.
+local function in_turns(n, cmd_a, cmd_b)
+    local got = { {}, {} }
+    for _ = 1, n do
+        for k, cmd in ipairs({ cmd_a, cmd_b }) do
+            local _, out = timed("/usr/bin/time -f 'TIME %e %U %S %M' " .. cmd
+                .. " 2>&1 >/dev/null")
+            local t, u, sy, kb = out:match("TIME ([%d.]+) ([%d.]+) ([%d.]+) (%d+)")
+            local g = got[k]
+            g[#g + 1] = { tonumber(t), tonumber(u) + tonumber(sy) }
+            g.rss = math.max(g.rss or 0, tonumber(kb))
+        end
     end
-    table.sort(ts)
-    return ts[(n + 1) // 2], rss
+    local function median(g, i)
+        local v = {}
+        for j, m in ipairs(g) do v[j] = m[i] end
+        table.sort(v)
+        return v[(#v + 1) // 2]
+    end
+    local a, b = got[1], got[2]
+    return { median(a, 1), median(a, 2), a.rss }, { median(b, 1), median(b, 2), b.rss }
 end
 
 local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
@@ -148,6 +161,7 @@ for mb in (os.getenv("CSV_BENCH_MB") or "100 1000"):gmatch("%d+") do sizes[#size
 local lua = "lua5.4 " .. q(root .. "/bench/csv.lua") .. " " .. q(root) .. " child "
 local py = "python3 " .. q(root .. "/bench/csv_baseline.py") .. " "
 local rows, dry_rows = {}, {}
+local dry_only = os.getenv("CSV_BENCH_DRY_ONLY") == "1" -- the dry runs alone
 local cores = core.cpus()
 
 local function add(size, task, mine, rss, base_name, base)
@@ -157,29 +171,31 @@ end
 
 local ok, err = pcall(function()
     for _, mb in ipairs(sizes) do
-        local f = tmp .. "/in.csv"
         local label = tonumber(mb) >= 1000 and (tonumber(mb) / 1000) .. " GB" or mb .. " MB"
-        -- a 20 MB body repeated: generation stays fast at 1 GB
-        sh(("python3 %s %s 20 %d"):format(q(root .. "/bench/csv_gen.py"), q(f),
-            math.floor(tonumber(mb) / 20 + 0.5)))
-        local fq, out, pout = q(f), q(tmp .. "/ours.csv"), q(tmp .. "/py.csv")
-        local wc = best(3, "wc -l " .. fq)
-        local split = best(3, "cd " .. q(tmp) .. " && split -C 10000000 in.csv part-",
-            "rm -f " .. q(tmp) .. "/part-*")
-        local plan, prss = ours(3, lua .. "plan " .. fq)
-        add(label, "plan parts", plan, prss, "wc -l", wc)
-        add(label, "plan parts", plan, prss, "split -C 10000000", split)
-        -- the Lua-function mapping in one process, then on every core
-        for _, run in ipairs({ { "rename", 1 }, { "func", 1 }, { "func", cores } }) do
-            local task, n = run[1], run[2]
-            local t, rss = ours(1, lua .. task .. " " .. fq .. " " .. out .. " " .. n)
-            local base = best(1, py .. task .. " " .. fq .. " " .. pout)
-            sh("cmp -s " .. out .. " " .. pout) -- same bytes as Python's, or the bench fails
-            add(label, task == "rename" and "map: rename only" or
-                ("map: Lua fn, %d process%s"):format(n, n > 1 and "es" or ""),
-                t, rss, "Python csv", base)
+        if not dry_only then
+            local f = tmp .. "/in.csv"
+            -- a 20 MB body repeated: generation stays fast at 1 GB
+            sh(("python3 %s %s 20 %d"):format(q(root .. "/bench/csv_gen.py"), q(f),
+                math.floor(tonumber(mb) / 20 + 0.5)))
+            local fq, out, pout = q(f), q(tmp .. "/ours.csv"), q(tmp .. "/py.csv")
+            local wc = best(3, "wc -l " .. fq)
+            local split = best(3, "cd " .. q(tmp) .. " && split -C 10000000 in.csv part-",
+                "rm -f " .. q(tmp) .. "/part-*")
+            local plan, prss = ours(3, lua .. "plan " .. fq)
+            add(label, "plan parts", plan, prss, "wc -l", wc)
+            add(label, "plan parts", plan, prss, "split -C 10000000", split)
+            -- the Lua-function mapping in one process, then on every core
+            for _, run in ipairs({ { "rename", 1 }, { "func", 1 }, { "func", cores } }) do
+                local task, n = run[1], run[2]
+                local t, rss = ours(1, lua .. task .. " " .. fq .. " " .. out .. " " .. n)
+                local base = best(1, py .. task .. " " .. fq .. " " .. pout)
+                sh("cmp -s " .. out .. " " .. pout) -- same bytes as Python's, or the bench fails
+                add(label, task == "rename" and "map: rename only" or
+                    ("map: Lua fn, %d process%s"):format(n, n > 1 and "es" or ""),
+                    t, rss, "Python csv", base)
+            end
+            sh("rm -f " .. q(tmp) .. "/*.csv")
         end
-        sh("rm -f " .. q(tmp) .. "/*.csv")
         -- a dry run with the type checks against the same without: at most 1.5x
         local leads = tmp .. "/leads.csv"
         sh(("python3 %s %s 20 %d"):format(q(root .. "/bench/csv_leads_gen.py"), q(leads),
@@ -188,13 +204,11 @@ local ok, err = pcall(function()
         local runner = ("env -u MARKETO_BASE_URL -u MARKETO_MUNCHKIN_ID -u MARKETO_CLIENT_ID "
             .. "-u MARKETO_CLIENT_SECRET XDG_CACHE_HOME=%s %s import leads %s --dry-run")
             :format(q(tmp .. "/cache"), q(root .. "/build/bin/marketo-bulk"), lq)
-        local cli_plain, cli_plain_rss = median(3, runner .. " --no-schema")
-        local cli_checked, cli_rss = median(3, runner)
-        dry_rows[#dry_rows + 1] = { label, "runner, keys included", cli_checked, cli_rss,
-            cli_plain, cli_plain_rss }
-        local plain, plain_rss = median(3, lua .. "dry " .. lq .. " " .. lq .. " plain")
-        local checked, rss = median(3, lua .. "dry " .. lq .. " " .. lq .. " checked")
-        dry_rows[#dry_rows + 1] = { label, "no key pass (both)", checked, rss, plain, plain_rss }
+        local checked, plain = in_turns(3, runner, runner .. " --no-schema")
+        dry_rows[#dry_rows + 1] = { label, "runner, keys included", checked, plain }
+        checked, plain = in_turns(3, lua .. "dry " .. lq .. " " .. lq .. " checked",
+            lua .. "dry " .. lq .. " " .. lq .. " plain")
+        dry_rows[#dry_rows + 1] = { label, "no key pass (both)", checked, plain }
         sh("rm -f " .. q(tmp) .. "/*.csv")
     end
 end)
@@ -211,11 +225,14 @@ print(("%-6s %-26s %10s  %-20s %10s  %7s  %10s"):format(
     "file", "task", "ours", "baseline", "baseline", "ratio", "peak RSS"))
 for _, r in ipairs(rows) do print(r) end
 print()
-print("dry run of an unmapped lead file, types checked against --no-schema (median of 3 "
-    .. "wall times; the largest peak RSS of the 3):")
-print(("%-6s %-22s %10s %10s  %7s  %14s %14s"):format("file", "dry run", "checked",
-    "unchecked", "ratio", "RSS checked", "RSS unchecked"))
+print("dry run of an unmapped lead file, types checked against --no-schema, run in turns "
+    .. "(median of 3 wall and CPU times; the largest peak RSS of the 3):")
+print(("%-6s %-22s %9s %9s %6s  %9s %9s %6s  %11s %11s"):format("file", "dry run",
+    "checked", "unchecked", "ratio", "CPU chk", "CPU unchk", "ratio", "RSS checked",
+    "RSS unchk"))
 for _, d in ipairs(dry_rows) do
-    print(("%-6s %-22s %8.3f s %8.3f s  %6.2fx  %11.1f MB %11.1f MB"):format(d[1], d[2], d[3],
-        d[5], d[3] / d[5], d[4] / 1024, d[6] / 1024))
+    local c, u = d[3], d[4]
+    print(("%-6s %-22s %7.2f s %7.2f s %5.2fx  %7.2f s %7.2f s %5.2fx  %8.1f MB %8.1f MB")
+        :format(d[1], d[2], c[1], u[1], c[1] / u[1], c[2], u[2], c[2] / u[2], c[3] / 1024,
+            u[3] / 1024))
 end
