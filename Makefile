@@ -104,7 +104,7 @@ asan:
 # sandboxes and servers run as Lua 5.4 child processes).
 LUAJIT_SPECS = $(ASAN_SPECS) $(addprefix spec/,$(addsuffix _spec.lua,http loop journal plan plan_changed \
     limiter report progress errors retry results client_config auth job client \
-    client_envelope secrets poll options url import json budget budget_redis))
+    client_envelope secrets poll options url import json budget budget_redis day pipeline_quota))
 luajit:
 	$(MAKE) --no-print-directory LUA=luajit build/luajit/marketo/core.so
 	@mkdir -p $(RESULTS)

@@ -82,6 +82,10 @@ local TASKS = {
     end,
 }
 
+-- the keys section (its own file: bench/csv_keys.lua)
+local keys_bench = dofile(root .. "/bench/csv_keys.lua")
+for name, task in pairs(keys_bench.tasks) do TASKS[name] = task end
+
 if arg[2] == "child" then
     local t0 = core.monotonic()
     if arg[3] ~= "none" then TASKS[arg[3]](arg[4], arg[5], arg[6]) end
@@ -210,6 +214,9 @@ local ok, err = pcall(function()
             lua .. "dry " .. lq .. " " .. lq .. " plain")
         dry_rows[#dry_rows + 1] = { label, "no key pass (both)", checked, plain }
         sh("rm -f " .. q(tmp) .. "/*.csv")
+    end
+    if os.getenv("CSV_BENCH_KEYS") ~= "0" then
+        keys_bench.run({ root = root, tmp = tmp, lua = lua, timed = timed, sh = sh, q = q })
     end
 end)
 sh("rm -rf " .. q(tmp))

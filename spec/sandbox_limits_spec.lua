@@ -147,9 +147,9 @@ describe("marketo.sandbox limits", function()
         local _, res = sb.api_get("/bulk/v1/leads/batch/1.json", token)
         assert_error(res, "607", "Daily quota reached")
         assert.equal(1, sb.inspect("counters").answered_607)
-        -- the quota resets at 06:00 UTC (midnight CST): a second before, not yet
+        -- the quota resets at midnight US Central (marketo.day): a second before, not yet
         local wall = sb.clock().wall
-        local to_reset = (6 * 3600 - wall) % 86400
+        local to_reset = require("marketo.day").next_reset(wall) - wall
         if to_reset < 2 then to_reset = to_reset + 86400 end
         sb.advance(to_reset - 1)
         token = sb.token() -- the old one may have outlived its hour meanwhile

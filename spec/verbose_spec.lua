@@ -19,7 +19,8 @@ describe("--verbose and --debug", function()
     local function import(flag)
         local src = ctx.dir .. "/leads.csv"
         cli.leads_csv(src, 50)
-        -- the import's own exchanges: no describe, no usage call before it
+        -- the import's own exchanges: no describe, no usage call before it (but
+        -- the one that starts the day's count of calls: marketo.pipeline.quota)
         local r = cli.run({ flag, "import", "leads", src, "--no-schema", "--ignore-quota",
             "--quiet" },
             { env = cli.env_of(ctx.sb) })
@@ -30,19 +31,20 @@ describe("--verbose and --debug", function()
     it("--verbose shows each exchange on one line, without headers", function()
         local r = import("--verbose")
         local calls = exchanges("\n" .. r.err)
-        assert.same({ "POST /identity/oauth/token", "POST /bulk/v1/leads.json?format=csv" },
-            { calls[1].call, calls[2].call })
+        assert.same({ "POST /identity/oauth/token", "GET /rest/v1/stats/usage.json",
+            "POST /bulk/v1/leads.json?format=csv" }, { calls[1].call, calls[2].call,
+            calls[3].call })
         assert.matches("^200 requestId %S+ %d+%.%d%d%d s, sent %d+%.%d kB, received %d+ B$",
-            calls[2].rest)
-        assert.matches("^GET /bulk/v1/leads/batch/%d+%.json$", calls[3].call)
-        assert.equal(3, #calls) -- identity, import, one status: no failures or warnings
+            calls[3].rest)
+        assert.matches("^GET /bulk/v1/leads/batch/%d+%.json$", calls[4].call)
+        assert.equal(4, #calls) -- identity, usage, import, one status: no failures or warnings
         assert.is_nil(r.err:find("\n  > ", 1, true))
         assert.is_nil(r.err:find(ctx.sb.client_secret, 1, true))
     end)
 
     it("--debug adds the headers, with the token masked", function()
         local r = import("--debug")
-        assert.equal(3, #exchanges("\n" .. r.err))
+        assert.equal(4, #exchanges("\n" .. r.err))
         assert.matches("\n  > Authorization: Bearer %*%*%*\n", r.err)
         assert.matches("\n  < content%-type: application/json", r.err)
         assert.is_nil(r.err:find("Bearer [^*]"))

@@ -31,34 +31,11 @@
 #include <sys/mman.h>
 
 #include "csv_core.h"
+#include "csv_keys.h"
 
-#define KEYSET_MT "marketo.csv_keyset"
-
-#define AGAIN 0x80000000u /* slot.first: the key was seen again before */
-
-typedef struct slot {
-    uint64_t hash;   /* 0: empty */
-    int32_t code;
-    uint32_t first;  /* the first line, saturated at 2^31 - 1; | AGAIN */
-} slot;
-
-typedef struct event {
-    uint64_t hash;   /* 0: a blank key */
-    long long line;
-} event;
-
-typedef struct keyset {
-    slot *slots;     /* NULL once closed */
-    size_t cap, n;   /* cap: a power of two */
-    event *events;
-    size_t nev, evcap;
-    uint64_t examples[16]; /* the first keys seen again, in order */
-    int nex, maxex;
-} keyset;
-
-static keyset *check_keyset(lua_State *L)
+keyset *marketo_keyset_check(lua_State *L, int idx)
 {
-    keyset *k = (keyset *)luaL_checkudata(L, 1, KEYSET_MT);
+    keyset *k = (keyset *)luaL_checkudata(L, idx, KEYSET_MT);
 
     if (k->slots == NULL)
         luaL_error(L, "attempt to use a closed %s", KEYSET_MT);
@@ -66,9 +43,7 @@ static keyset *check_keyset(lua_State *L)
 }
 
 #define HUGE ((size_t)2 << 20) /* a huge page */
-
-/* A key of up to MAX_FIELDS fields (a custom object's dedupe fields). */
-#define MAX_FIELDS 8
+#define MAX_SLOTS ((uint64_t)1 << 32) /* home() scales 32 bits */
 
 /* FNV-1a over one field's normalized bytes, after h; *blank when there are
  * none. A byte no UTF-8 text holds goes between fields. */
@@ -112,16 +87,90 @@ uint64_t marketo_key_hash(const char *const *p, const size_t *n, int nf)
     return h != 0 ? h : 1;
 }
 
+uint64_t marketo_key_of_clean(const unsigned char *p, size_t n, unsigned char delim,
+                              const int *col, int nf, char *tmp)
+{
+    const char *v[MAX_FIELDS];
+    size_t len[MAX_FIELDS], i = 0;
+    int k, f, want = 0;
+
+    for (k = 0; k < nf; k++) {
+        v[k] = "";
+        len[k] = 0;
+        if (col[k] + 1 > want)
+            want = col[k] + 1;
+    }
+    for (f = 0; f < want; f++) {
+        const char *fp;
+        size_t fl;
+
+        if (i < n && p[i] == '"') { /* up to the closing quote; "" is one quote */
+            size_t from = ++i;
+            int doubled = 0;
+
+            for (;;) {
+                const unsigned char *q = memchr(p + i, '"', n - i);
+
+                i = q != NULL ? (size_t)(q - p) : n;
+                if (q == NULL || i + 1 >= n || p[i + 1] != '"')
+                    break;
+                doubled = 1;
+                i += 2;
+            }
+            fp = (const char *)p + from;
+            fl = i - from;
+            if (doubled) {
+                size_t j, o = 0;
+
+                for (j = from; j < i; j++) {
+                    tmp[o++] = (char)p[j];
+                    if (p[j] == '"')
+                        j++;
+                }
+                fp = tmp;
+                fl = o;
+                tmp += o;
+            }
+            if (i < n)
+                i++; /* the closing quote */
+        } else {
+            const unsigned char *q = memchr(p + i, delim, n - i);
+            size_t end = q != NULL ? (size_t)(q - p) : n;
+
+            fp = (const char *)p + i;
+            fl = end - i;
+            i = end;
+        }
+        for (k = 0; k < nf; k++)
+            if (col[k] == f) {
+                v[k] = fp;
+                len[k] = fl;
+            }
+        if (i >= n)
+            break;
+        i++; /* the delimiter */
+    }
+    return marketo_key_hash(v, len, nf);
+}
+
+/* A key's first slot: its hash's top 32 bits scaled to the table, so the
+ * table can be any size up to 2^32 slots (no power of two: 2,000,000 keys
+ * take 46 MB, not 64). */
+static size_t home(const keyset *k, uint64_t hash)
+{
+    return (size_t)(((hash >> 32) * (uint64_t)k->cap) >> 32);
+}
+
 static slot *find(const keyset *k, uint64_t hash)
 {
-    size_t i = (size_t)hash & (k->cap - 1);
+    size_t i = home(k, hash);
 
     while (k->slots[i].hash != 0 && k->slots[i].hash != hash)
-        i = (i + 1) & (k->cap - 1);
+        i = i + 1 == k->cap ? 0 : i + 1;
     return &k->slots[i];
 }
 
-/* A table of `cap` slots (a power of two), its pages touched once here, in
+/* A table of `cap` slots, its pages touched once here, in
  * order: calloc's pages would be mapped to the zero page by find()'s first
  * read and copied on the write after it, twice the faults in random order. */
 static slot *new_slots(size_t cap)
@@ -129,7 +178,7 @@ static slot *new_slots(size_t cap)
     slot *t;
     size_t i;
 
-    if (cap > SIZE_MAX / sizeof *t)
+    if (cap > MAX_SLOTS || cap > SIZE_MAX / sizeof *t)
         return NULL;
     if (cap * sizeof *t < HUGE) {
         t = calloc(cap, sizeof *t);
@@ -246,7 +295,7 @@ static void key_part(lua_State *L, int idx, int i)
 
 static int keys_see(lua_State *L)
 {
-    keyset *k = check_keyset(L);
+    keyset *k = marketo_keyset_check(L, 1);
     int i, nf = key_arity(L, 2);
     int32_t code = check_code(L, 3);
     long long line = (long long)check_in(L, 4, 0, LLONG_MAX / 2), r;
@@ -269,14 +318,14 @@ static int keys_see(lua_State *L)
 
 /* A batch of rows' hashes, their slots asked for ahead (the table is far
  * larger than the caches: one miss a row, but many in flight at once). */
-static int see_batch(keyset *k, const uint64_t *hash, const long long *line, int n,
-                     int32_t code)
+int marketo_keyset_see_batch(keyset *k, const uint64_t *hash, const long long *line, int n,
+                             int32_t code)
 {
     int i;
 
 #if defined(__GNUC__)
     for (i = 0; i < n; i++)
-        __builtin_prefetch(&k->slots[(size_t)hash[i] & (k->cap - 1)]);
+        __builtin_prefetch(&k->slots[home(k, hash[i])]);
 #endif
     for (i = 0; i < n; i++)
         if (see_hash(k, hash[i], code, line[i]) == -2)
@@ -284,22 +333,43 @@ static int see_batch(keyset *k, const uint64_t *hash, const long long *line, int
     return 0;
 }
 
-static int keys_scan(lua_State *L)
+/* The columns at idx (one, or a list), 0-based, into col; their count. */
+int marketo_key_columns(lua_State *L, int idx, int *col)
 {
-    keyset *k = check_keyset(L);
-    marketo_csv_reader *r = marketo_csv_check_reader(L, 2);
-    int i, n = 0, nf = key_arity(L, 3), col[MAX_FIELDS];
-    int32_t code = check_code(L, 4);
-    uint64_t hash[BATCH];
-    long long line[BATCH];
-    const char *p[MAX_FIELDS];
-    size_t len[MAX_FIELDS];
+    int i, nf = key_arity(L, idx);
 
     for (i = 0; i < nf; i++) {
-        key_part(L, 3, i + 1);
+        key_part(L, idx, i + 1);
         col[i] = (int)check_in(L, -1, 1, INT32_MAX) - 1;
         lua_pop(L, 1);
     }
+    return nf;
+}
+
+uint64_t marketo_key_of_fields(const csv_scan *s, const int *col, int nf)
+{
+    const char *p[MAX_FIELDS];
+    size_t len[MAX_FIELDS];
+    int i;
+
+    for (i = 0; i < nf; i++) {
+        p[i] = "";
+        len[i] = 0;
+        if (col[i] < s->nf)
+            p[i] = csv_field(s, col[i], &len[i]);
+    }
+    return marketo_key_hash(p, len, nf);
+}
+
+static int keys_scan(lua_State *L)
+{
+    keyset *k = marketo_keyset_check(L, 1);
+    marketo_csv_reader *r = marketo_csv_check_reader(L, 2);
+    int n = 0, col[MAX_FIELDS], nf = marketo_key_columns(L, 3, col);
+    int32_t code = check_code(L, 4);
+    uint64_t hash[BATCH];
+    long long line[BATCH];
+
     k->nev = 0;
     for (;;) {
         int st = marketo_csv_reader_next(L, r, 1);
@@ -307,18 +377,12 @@ static int keys_scan(lua_State *L)
         if (st < 0)
             return 3;
         if (st == CSV_ROW) {
-            for (i = 0; i < nf; i++) {
-                p[i] = "";
-                len[i] = 0;
-                if (col[i] < r->s.nf)
-                    p[i] = csv_field(&r->s, col[i], &len[i]);
-            }
-            hash[n] = marketo_key_hash(p, len, nf);
+            hash[n] = marketo_key_of_fields(&r->s, col, nf);
             line[n++] = r->s.rec_line;
         }
         if (st == CSV_ROW && n < BATCH)
             continue;
-        if (see_batch(k, hash, line, n, code) != 0)
+        if (marketo_keyset_see_batch(k, hash, line, n, code) != 0)
             return luaL_error(L, "%s: out of memory", KEYSET_MT);
         if (st != CSV_ROW)
             break;
@@ -351,7 +415,7 @@ static int example_of(keyset *k, uint64_t hash, int again)
 
 static int keys_event(lua_State *L)
 {
-    keyset *k = check_keyset(L);
+    keyset *k = marketo_keyset_check(L, 1);
     const event *e = check_event(L, k);
     slot *s;
     int again;
@@ -372,7 +436,7 @@ static int keys_event(lua_State *L)
 
 static int keys_mark(lua_State *L)
 {
-    keyset *k = check_keyset(L);
+    keyset *k = marketo_keyset_check(L, 1);
     const event *e = check_event(L, k);
     int32_t code = check_code(L, 3);
 
@@ -383,7 +447,7 @@ static int keys_mark(lua_State *L)
 
 static int keys_count(lua_State *L)
 {
-    lua_pushinteger(L, (lua_Integer)check_keyset(L)->n);
+    lua_pushinteger(L, (lua_Integer)marketo_keyset_check(L, 1)->n);
     return 1;
 }
 
@@ -420,8 +484,8 @@ static int keys_new(lua_State *L)
     k->maxex = maxex;
     luaL_getmetatable(L, KEYSET_MT);
     lua_setmetatable(L, -2);
-    while ((lua_Integer)cap * 7 < expect * 10) /* room for them without growing */
-        cap *= 2;
+    if ((lua_Integer)cap * 7 < expect * 10) /* room for them without growing */
+        cap = (size_t)((expect * 10 + 6) / 7 + 1023) / 1024 * 1024;
     if ((k->slots = new_slots(cap)) == NULL)
         return luaL_error(L, "%s: out of memory", KEYSET_MT);
     k->cap = cap;

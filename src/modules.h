@@ -5,6 +5,7 @@
  * Add one line per such file; keep them sorted. */
 #define MARKETO_MODULES(X) \
     X(csv_keys) \
+    X(csv_keys_parallel) \
     X(csv_reader) \
     X(csv_writer) \
     X(journal) \
@@ -24,9 +25,12 @@
     X("csv_check_types", marketo_check_types) \
     X("csv_copy_checked", marketo_copy_checked) \
     X("csv_copy", marketo_copy_run) \
+    X("csv_fill_holes", marketo_csv_fill_holes) \
     X("csv_map", marketo_map_run) \
+    X("csv_line_offsets", marketo_csv_line_offsets) \
     X("csv_map_lua", marketo_map_lua) \
     X("csv_plan", marketo_plan_new) \
+    X("csv_row_at", marketo_csv_row_at) \
     X("cwd", marketo_file_cwd) \
     X("exit_now", marketo_process_exit_now) \
     X("file_mode", marketo_stat_file_mode) \

@@ -147,6 +147,9 @@
 --   columns, writer, ordinal) the same through a --changed-only state
 --   (src/state.c: the rows it holds as they are left out, the others written);
 --   reader:record(state, columns, skip, ordinal) puts a sent part's rows in it.
+--   reader:queue_keys(job, columns, code, lines, at, rows), reader:fill_holes(writer,
+--   holes, lines, at) and reader:row_at(line, lines, at) are
+--   marketo.pipeline.keys's (src/csv_keys_parallel.c, src/csv_keys_rows.c).
 --
 -- csv.file_size(path) -> bytes | nil, msg
 local core = require("marketo.core")
@@ -243,6 +246,14 @@ function Reader:stats() return self._r:stats() end
 function Reader:rejects() return self._rejects end
 function Reader:close() return self._r:close() end
 function Reader:scan_keys(keys, column, code) return keys:scan(self._r, column, code) end
+-- marketo.pipeline.keys's rows in C (src/csv_keys_parallel.c, csv_keys_rows.c)
+function Reader:queue_keys(job, columns, code, lines, at, rows)
+    return job:add(self._r, columns, code, lines, at, rows)
+end
+function Reader:fill_holes(writer, holes, lines, at)
+    return core.csv_fill_holes(self._r, writer, holes, lines, at)
+end
+function Reader:row_at(line, lines, at) return core.csv_row_at(self._r, line, lines, at) end
 function Reader:sift(state, columns, writer, ordinal)
     return state:sift(self._r, columns, writer, ordinal)
 end

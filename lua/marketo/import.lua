@@ -38,6 +38,13 @@
 --                                         -- shared with every runner using that Redis
 --                                         -- (marketo.pipeline.budget), or in nginx
 --                                         -- "shdict:NAME" (its workers'); default: this one's
+--       daily_quota = 50000,              -- the instance's API calls a day: every call is
+--                                         -- counted in the budget by Marketo's day, from
+--                                         -- what GET /rest/v1/stats/usage.json says
+--       wait_for_quota = false,           -- true: once the day's quota is spent, wait for
+--                                         -- its reset (midnight US Central) and go on; else
+--                                         -- stop (exit 4, resumable), saying when it resets
+--       quota_check = 60,                 -- seconds between the wait's usage.json calls
 --   })
 --   result = { ended = "complete" | "stopped" | "failed" | "dry_run", exit = 0 | 1 | 3 | 4,
 --              summary = text, report = the JSON document, report_path, journal = path,
@@ -60,6 +67,7 @@ local report_mod = require("marketo.pipeline.report")
 local rejects_mod = require("marketo.pipeline.rejects")
 local limiter = require("marketo.pipeline.limiter")
 local budget = require("marketo.pipeline.budget")
+local quota_mod = require("marketo.pipeline.quota")
 local progress = require("marketo.pipeline.progress")
 local options = require("marketo.options")
 local checks = require("marketo.pipeline.checks")
@@ -72,10 +80,11 @@ M.EXIT = { ok = 0, failure = 1, usage = 2, rows_failed = 3, unfinished = 4 }
 
 -- Failures that running the same import again can get past (exit 4): a
 -- journal in use, a full disk, a shared budget out of reach (Redis down), a
--- plan a crash cut short (the original command plans it again); any other
--- failure to prepare is the input's or the setup's, to fix first (exit 1).
+-- plan a crash cut short (the original command plans it again), the day's
+-- API quota spent (607: after its reset, marketo.pipeline.quota says when);
+-- any other failure to prepare is the input's or the setup's, to fix first (exit 1).
 local LATER = { JOURNAL_BUSY = true, ENOSPC = true, JOURNAL_WRITE = true,
-    PLAN_INCOMPLETE = true, JOURNAL_EMPTY = true, BUDGET = true }
+    PLAN_INCOMPLETE = true, JOURNAL_EMPTY = true, BUDGET = true, ["607"] = true }
 
 -- Failures while sending that no rerun gets past until the user fixes what
 -- is named (exit 1), each with the fix; any other failure while sending
@@ -123,6 +132,8 @@ local SPEC = {
         expected = "a column name" },
     dedupe_fields = { "table", values = "string" },
     changed_only = "boolean", full = "boolean", state = "string", -- marketo.pipeline.changed
+    daily_quota = COUNT, wait_for_quota = "boolean", quota_check = { "number", positive = true },
+    usage = "table", -- today's usage if the caller has just read it: { date, total }
 }
 
 -- The limits: the scheduler's and the call budget's.
@@ -606,7 +617,7 @@ end
 -- in nginx a full call budget yields the light thread instead of blocking
 -- the worker. The budget is the instance's: its keys are named after the
 -- client's host, so the client comes first, and the limiter below it after.
-local function make_client(opts, rt)
+local function make_client(opts, rt, on_event)
     local limits = opts.limits or {}
     local http = opts.transport or (in_nginx() and require("marketo.resty.transport").new())
         or require("marketo.http").new()
@@ -614,9 +625,17 @@ local function make_client(opts, rt)
     function front.request(_, req) return front.limited:request(req) end
     local copts = {}
     for k, v in pairs(opts.client or {}) do copts[k] = v end
-    copts.transport, copts.retry, copts.log = front, opts.retry, opts.log or copts.log
+    copts.transport, copts.log = front, opts.log or copts.log
     copts.clock, copts.sleep = copts.clock or rt.now, copts.sleep or rt.sleep
-    local client, msg, code = require("marketo.client").new(copts)
+    -- the day's quota: every call counted (the limiter), a 607 answer handled
+    local client, quota
+    quota = quota_mod.new({ limit = opts.daily_quota, wait = opts.wait_for_quota,
+        check_every = opts.quota_check, sleep = rt.sleep, now = rt.now,
+        stop = rt.stop_requested, on_event = on_event,
+        usage = function() return client:usage() end })
+    copts.retry = quota:policy(opts.retry or copts.retry or require("marketo.retry").policy())
+    local msg, code
+    client, msg, code = require("marketo.client").new(copts)
     if not client then return nil, msg, code end
     local shared
     shared, msg, code = budget.new({ clock = rt.now, sleep = rt.sleep, spawn = rt.spawn,
@@ -624,8 +643,9 @@ local function make_client(opts, rt)
         limits = { calls = limits.calls, window = limits.window, in_flight = limits.in_flight,
             importing = limits.importing, queued = limits.queued } })
     if not shared then return nil, msg, code end
-    front.limited = limiter.wrap(http, { budget = shared })
-    return client, front.limited
+    quota.budget = shared
+    front.limited = limiter.wrap(http, { budget = shared, quota = quota })
+    return client, front.limited, nil, quota
 end
 
 local function scheduler_limits(opts)
@@ -659,13 +679,22 @@ function M.send(prepared, opts)
     local result = { journal = o.journal, report_path = o.report }
     local rt = opts.runtime or (in_nginx() and require("marketo.resty.runtime").new())
         or require("marketo.pipeline.runtime").loop()
-    local client, limited, failed = make_client(opts, rt)
-    if not client then
-        journal:close()
-        return nil, limited, failed == "BUDGET" and failed or "CONFIG"
-    end
     local on_event, close = opts.on_event, nil
     if not on_event and progress.default then on_event, close = progress.default() end
+    local client, limited, failed, quota = make_client(opts, rt, on_event)
+    if not client then failed = failed == "BUDGET" and failed or "CONFIG" end
+    if client then -- the day's count from the instance's, before the first part
+        local seeded, smsg, scode = quota:seed(opts.usage)
+        if not seeded then
+            limited.budget:close()
+            client, limited, failed = nil, smsg, scode
+        end
+    end
+    if not client then
+        journal:close()
+        if close then close() end
+        return nil, limited, failed
+    end
     if on_event then announce(journal, on_event) end
     local sched = scheduler.new({ client = client, runtime = rt,
         journal = journal, parts = journal:parts(), work_dir = o.work_dir,

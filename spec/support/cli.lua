@@ -3,7 +3,8 @@
 --   local cli = require("spec.support.cli")
 --   local r = cli.run({ "import", "leads", path }, { env = sandbox_env(sb), cwd = dir })
 --   r.status, r.out, r.err
---   local job = cli.start({ ... }, opts)   -- in the background: job.pid, job:wait()
+--   local job = cli.start({ ... }, opts)   -- in the background: job.pid, job:wait(),
+--                                          -- job.stderr() (so far)
 local files = require("spec.support.files")
 
 local M = {}
@@ -86,6 +87,8 @@ function M.start(argv, opts)
     function job.signal(_, name)
         if job.pid then os.execute("kill -" .. name .. " " .. job.pid .. " 2>/dev/null") end
     end
+    --- What the command wrote on stderr so far (to wait for a line it prints).
+    function job.stderr() return slurp(err) end
     function job.done()
         local f = io.open(st, "r")
         if f then f:close() end

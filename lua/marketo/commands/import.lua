@@ -78,7 +78,10 @@ Checks against the instance (its fields, types, lookup/dedupe fields, statuses):
 Quota (a dry run prints the calls and the time an import will take):
   --daily-quota N        the instance's daily API calls (default 50000): an import that
                          may spend more than today leaves is refused before it starts
-  --ignore-quota         send anyway
+  --ignore-quota         send anyway (the calls are still counted: see below)
+  --wait-for-quota       once the day's quota is spent, wait for its reset (midnight US
+                         Central) and go on, instead of stopping with exit status 4
+  --quota-check S        while waiting, ask the instance's usage every S seconds (60)
   --part-bytes N         bytes per part, header included (default 9900000, at
                          most 10485760: Marketo's limit for one file)
 Limits (lower them on an instance other integrations share):
@@ -93,7 +96,8 @@ Output:
 
 Exit status: 0 every row imported (warnings allowed), 3 some rows failed or were
 rejected (see the report), 4 the import could not finish (resume it: run the same
-command again, or `marketo-bulk resume JOURNAL`), 1 other failure, 2 usage.
+command again, or `marketo-bulk resume JOURNAL`), among them the day's API quota
+spent (the message says when it resets), 1 other failure, 2 usage.
 
 Examples:
   marketo-bulk import leads contacts.csv
@@ -119,6 +123,7 @@ local FLAGS = {
     part_bytes = args.bytes(M.MAX_PART_BYTES), json = "boolean", quiet = "boolean",
     help = "boolean", no_schema = "boolean", refresh_schema = "boolean",
     daily_quota = "count", ignore_quota = "boolean", status_column = "string",
+    wait_for_quota = "boolean", quota_check = "seconds",
     dedupe_fields = "string", budget = "string", changed_only = "boolean", full = "boolean",
     state = "string",
 }
@@ -290,9 +295,16 @@ local function spec_of(flags, object, files)
     ok, msg = params_of(flags, object, spec)
     if not ok then return nil, msg end
     spec.limits = M.limits_of(flags)
+    M.quota_of(flags, spec)
     spec.budget, msg = M.budget_of(flags)
     if msg then return nil, msg end
     return spec
+end
+
+--- The daily quota's flags into spec (shared with `resume`).
+function M.quota_of(flags, spec)
+    spec.daily_quota, spec.wait_for_quota = flags.daily_quota, flags.wait_for_quota
+    spec.quota_check = flags.quota_check
 end
 
 --- The shared budget of --budget or MARKETO_BUDGET: the URL | nil, message.

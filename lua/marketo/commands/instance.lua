@@ -5,6 +5,7 @@
 local target = require("marketo.commands.target")
 local schema = require("marketo.schema")
 local cost = require("marketo.pipeline.cost")
+local quota = require("marketo.pipeline.quota")
 
 local M = {}
 
@@ -66,7 +67,7 @@ function M.announce(spec, flags)
         and " (--no-schema: the file was not checked against it)" or "")
 end
 
-M.DAILY_QUOTA = 50000 -- Marketo's default daily quota of API calls
+M.DAILY_QUOTA = quota.DAILY -- Marketo's default daily quota of API calls
 
 -- The rows of each part a prepared import has still to send.
 local function part_rows(prepared)
@@ -88,7 +89,8 @@ end
 
 --- quota(prepared, spec, flags) -> nil | message: the refusal of an import
 -- that may spend more calls than are left of today's (--daily-quota), read
--- from the instance's usage (the embedded sandbox's day is new: nothing used).
+-- from the instance's usage (the embedded sandbox's day is new: nothing used),
+-- which the import then counts on from (spec.usage).
 function M.quota(prepared, spec, flags)
     if flags.ignore_quota then return nil end
     local c = cost.estimate(part_rows(prepared))
@@ -101,7 +103,7 @@ function M.quota(prepared, spec, flags)
         local usage
         usage, msg = client:usage()
         if not usage then return msg .. "; --ignore-quota sends without asking" end
-        used = usage.total
+        used, spec.usage = usage.total, usage
     end
     local refused = cost.quota(c, used, flags.daily_quota or M.DAILY_QUOTA)
     return refused and (spec.instance or "the instance") .. ": " .. refused

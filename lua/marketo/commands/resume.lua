@@ -19,6 +19,7 @@ Lua functions map its rows: then run the original command or script again.
 Rerunning the original `marketo-bulk import` command does the same as resume.
 Limits: --importing N --queued N --uploads N --calls N --window S --in-flight N
         --budget URL (as for `marketo-bulk import`)
+Quota:  --daily-quota N --wait-for-quota --quota-check S (as for `marketo-bulk import`)
 %s
 
 Exit status as for `marketo-bulk import`.
@@ -30,7 +31,8 @@ Examples:
 ]]):format(target.FLAGS_HELP)
 
 local FLAGS = { report = "string", json = "boolean", quiet = "boolean", help = "boolean",
-    budget = "string" }
+    budget = "string", daily_quota = "count", wait_for_quota = "boolean",
+    quota_check = "seconds" }
 for k, kind in pairs(import_cmd.LIMIT_FLAGS) do FLAGS[k] = kind end
 for k, kind in pairs(target.FLAGS) do FLAGS[k] = kind end
 M.FLAGS = FLAGS -- for the shell's completion
@@ -46,6 +48,7 @@ function M.main(argv, out, err)
             or ("one JOURNAL expected, got '%s' after it"):format(positional[2]))
     end
     local spec = { report = flags.report, limits = import_cmd.limits_of(flags) }
+    import_cmd.quota_of(flags, spec)
     -- a plan made again is checked as the first was: the instance asked only then
     spec.schema = function(object, params)
         return instance.schema({ object = object, values = params },

@@ -17,6 +17,14 @@
 --     that can import together, and the last copy in the file is imported
 --     last: the final state is the file's, top to bottom.
 --
+-- The rows are read in C, with no Lua call per row: the parts' keys hashed
+-- on every core and put in the keyset in file order (src/csv_keys_parallel.c),
+-- the parts with holes written again (src/csv_keys_rows.c); only the rows
+-- whose key is blank or seen before come to Lua. Status groups whose rows
+-- interleave are merged in file order in Lua. M.REFERENCE = true reads
+-- every row in Lua as the first version did: the reference the specs
+-- compare the fast path with.
+--
 -- A blank key is a bad row (strict: the plan stops naming the line; lenient:
 -- the row is rejected and left out as a hole). A file without the key's
 -- column is left as it is: Marketo fails every one of its rows.
@@ -26,12 +34,50 @@
 --   options, with o.key = marketo.objects.key(...). acc.keys gets
 --   { field, repeated = keys seen more than once, moved = rows moved,
 --     examples = { { key, lines = { ... } } } (the first few) }.
+local core = require("marketo.core")
 local csv = require("marketo.csv")
 local rows = require("marketo.pipeline.rows")
 
 local M = {}
 
 M.EXAMPLES, M.EXAMPLE_LINES = 10, 5
+M.REFERENCE = false
+M.THREADS = 8 -- at most: hashing keys is as fast as reading the part
+
+-- A part's reader, and for a mapped part its lines file and the byte offset
+-- of its first row's line there.
+local function open_part(st, part)
+    if not part.mapped then
+        local it, msg, code = rows.open(part, st.o.format)
+        if not it then return nil, msg, code end
+        return it.reader
+    end
+    local reader, msg, code = csv.open(part.path, { format = st.o.format })
+    if not reader then return nil, msg, code end
+    return reader, part.lines.file, st.line_at[part]
+end
+
+-- Where each mapped part's lines start in its lines file (parts share one,
+-- each after the rows of those before it): one read of each file.
+local function line_offsets(acc)
+    local by_file, at = {}, {}
+    for _, part in ipairs(acc.parts) do
+        if part.mapped then
+            local f = part.lines.file
+            by_file[f] = by_file[f] or {}
+            table.insert(by_file[f], part)
+        end
+    end
+    for file, parts in pairs(by_file) do
+        table.sort(parts, function(a, b) return a.lines.skip < b.lines.skip end)
+        local skips = {}
+        for i, part in ipairs(parts) do skips[i] = part.lines.skip end
+        local offsets, msg, code = core.csv_line_offsets(file, skips)
+        if not offsets then return nil, msg, code end
+        for i, part in ipairs(parts) do at[part] = offsets[i] end
+    end
+    return at
+end
 
 local function fail(code, msg)
     return nil, code .. ": " .. msg, code
@@ -197,6 +243,45 @@ local function scan_part(acc, o, st, k)
     end)
 end
 
+-- Part k queued on the job: its reader, which the job reads until taken;
+-- false when the part has no key column (Marketo fails every row).
+local function queue_part(acc, o, st, k)
+    local header, msg, code = rows.header(acc.parts[k], o.format)
+    if not header then return nil, msg, code end
+    local chain = { header = header, cols = rows.columns(header, o.key.fields) }
+    if not chain.cols then return false end
+    local reader, lines, at = open_part(st, acc.parts[k])
+    if not reader then return nil, lines, at end
+    st.readers[reader] = true
+    reader:queue_keys(st.job, chain.cols, k, lines, at, acc.parts[k].rows)
+    return { k = k, chain = chain, reader = reader }
+end
+
+-- A chain's parts, their keys hashed ahead on other threads while the
+-- events of the part before are seen to here.
+local function scan_chain(acc, o, st, list)
+    local queue, head, tail, at = {}, 1, 0, 1
+    while true do
+        while at <= #list and st.job:room() > 0 do
+            local q, msg, code = queue_part(acc, o, st, list[at])
+            if q == nil then return nil, msg, code end
+            at = at + 1
+            if q then tail = tail + 1; queue[tail] = q end
+        end
+        local q = queue[head]
+        if not q then return true end
+        queue[head], head = nil, head + 1
+        local events, msg, code = st.job:take()
+        q.reader:close()
+        st.readers[q.reader] = nil
+        if not events then return nil, msg, code end
+        for n = 1, events do
+            local ok, emsg, ecode = on_event(acc, o, st, q.k, q.chain, n)
+            if not ok then return nil, emsg, ecode end
+        end
+    end
+end
+
 -- The first pass: which rows move and which are bad (holes), and where.
 local function scan(acc, o, st)
     for _, chains in ipairs(chains_of(acc, o)) do
@@ -205,8 +290,10 @@ local function scan(acc, o, st)
             ok, msg, code = each_in_order(chains, acc, o, function(k, row, line, chain)
                 return see(acc, o, st, k, row, line, chain)
             end)
+        elseif chains[1] and not M.REFERENCE then
+            ok, msg, code = scan_chain(acc, o, st, chains[1].parts)
         end
-        for _, k in ipairs(#chains == 1 and chains[1].parts or {}) do
+        for _, k in ipairs(#chains == 1 and M.REFERENCE and chains[1].parts or {}) do
             ok, msg, code = scan_part(acc, o, st, k)
             if not ok then break end
         end
@@ -215,22 +302,34 @@ local function scan(acc, o, st)
     return true
 end
 
+local function key_text(o, cols, row)
+    local values = {}
+    for j, col in ipairs(cols) do values[j] = o.key.normalize(row[col] or "") end
+    return table.concat(values, ", ")
+end
+
 -- The key of each example, read from its row.
 local function example_keys(o, st)
     for i, at in ipairs(st.example_at) do
-        local it, msg, code = rows.open(at.part, o.format)
-        if not it then return nil, msg, code end
-        local l
-        repeat
-            l, msg, code = it:next()
-        until not l or l == at.line
-        if l then
-            local values = {}
-            for j, col in ipairs(at.cols) do values[j] = o.key.normalize(it.row[col] or "") end
-            st.keys.examples[i].key = table.concat(values, ", ")
+        local row, found, msg, code
+        if M.REFERENCE then
+            local it
+            it, msg, code = rows.open(at.part, o.format)
+            if not it then return nil, msg, code end
+            repeat
+                found, msg, code = it:next()
+            until not found or found == at.line
+            row = it.row
+            if found then st.keys.examples[i].key = key_text(o, at.cols, row) end
+            it:close()
+        else
+            local reader, lines, offset = open_part(st, at.part)
+            if not reader then return nil, lines, offset end
+            found, msg, code = reader:row_at(at.line, lines, offset)
+            if found then st.keys.examples[i].key = key_text(o, at.cols, reader:row()) end
+            reader:close()
         end
-        it:close()
-        if l == nil then return nil, msg, code end
+        if found == nil then return nil, msg, code end
     end
     return true
 end
@@ -238,20 +337,29 @@ end
 -- A part with holes, written again without them; its rows that move go to
 -- their trailing streams (parts are filled in order, so each stream gets
 -- its rows in file order).
-local function fill_holes(part, o, holes, path)
+local function fill_holes(st, part, o, holes, path)
     local header, msg, code = rows.header(part, o.format)
     if not header then return nil, msg, code end
     local lines = path .. ".lines"
     local w
     w, msg, code = csv.writer(path, { format = o.format, header = header, lines = lines })
     if not w then return nil, msg, code end
-    local width = #header
     local ok
-    ok, msg, code = rows.each(part, o.format, function(row, line)
-        local to = holes[line]
-        if to == true then return true end
-        return (to and to.writer or w):write(rows.fields(row, width), line)
-    end)
+    if M.REFERENCE then
+        local width = #header
+        ok, msg, code = rows.each(part, o.format, function(row, line)
+            local to = holes[line]
+            if to == true then return true end
+            return (to and to.writer or w):write(rows.fields(row, width), line)
+        end)
+    else
+        local reader, lfile, at = open_part(st, part)
+        ok, msg, code = reader, lfile, at
+        if reader then
+            ok, msg, code = reader:fill_holes(w, holes, lfile, at)
+            reader:close()
+        end
+    end
     local closed, cmsg, ccode = w:close()
     if not ok then return nil, msg, code end
     if not closed then return nil, cmsg, ccode end
@@ -380,7 +488,16 @@ function M.spread(acc, o)
         mv_line = {}, statuses = {}, nstatuses = 0, ks = csv.keyset(M.EXAMPLES, rows_of(acc)),
         keys = { field = field, repeated = 0, moved = 0, examples = {} } }, State)
     for i, source in ipairs(o.sources) do st.source_index[source] = i end
-    local ok, msg, code = scan(acc, o, st)
+    local line_at, msg, code = line_offsets(acc)
+    local ok = line_at ~= nil
+    if ok then
+        st.line_at = line_at
+        st.readers = {}
+        st.job = core.csv_keys_job(st.ks, math.max(1, math.min(core.cpus(), M.THREADS)))
+        ok, msg, code = scan(acc, o, st)
+        st.job:close() -- its threads stopped before the readers they read close
+        for reader in pairs(st.readers) do reader:close() end
+    end
     st.ks:close() -- its memory is the plan's largest: gone before the parts are written
     if ok then ok, msg, code = example_keys(o, st) end
     -- parts with holes, written again in order; the files they replace removed
@@ -391,7 +508,7 @@ function M.spread(acc, o)
         local part = acc.parts[k]
         local path = ("%s/k%04d-holes.%s"):format(o.work_dir, k, rows.EXT[o.format])
         local filled
-        filled, msg, code = fill_holes(part, o, st.holes[k], path)
+        filled, msg, code = fill_holes(st, part, o, st.holes[k], path)
         if not filled then ok = nil; break end
         if part.mapped then
             os.remove(part.path)

@@ -17,7 +17,7 @@ local COUNT = { "number", integer = true, min = 1 }
 --- The options of wrap, as marketo.options rules.
 M.OPTIONS = { calls = COUNT, window = { "number", positive = true }, in_flight = COUNT,
     margin = { "number", min = 0 }, clock = "function", sleep = "function",
-    budget = "table" }
+    budget = "table", quota = "table" }
 
 local Limited = {}
 Limited.__index = Limited
@@ -37,7 +37,8 @@ end
 -- the scheduler), or a budget of this process alone from opts.calls,
 -- opts.window (seconds), opts.in_flight, opts.margin (seconds added to the
 -- window: the server stamps a call when it arrives, later than we do),
--- opts.clock, opts.sleep (for specs).
+-- opts.clock, opts.sleep (for specs); opts.quota (a marketo.pipeline.quota:
+-- every call but the identity's counted in the day's quota first).
 function M.wrap(transport, opts)
     if type(transport) ~= "table" or type(transport.request) ~= "function" then
         options.fail("limiter.wrap", "transport expected", 2)
@@ -46,7 +47,8 @@ function M.wrap(transport, opts)
     local b = opts.budget or budget.new({ clock = opts.clock, sleep = opts.sleep,
         limits = { calls = opts.calls, window = opts.window, in_flight = opts.in_flight,
             margin = opts.margin } })
-    return setmetatable({ inner = transport, budget = b, by_kind = {} }, Limited)
+    return setmetatable({ inner = transport, budget = b, quota = opts.quota, by_kind = {} },
+        Limited)
 end
 
 -- A call in flight, then a stamp in the window; without the stamp the call
@@ -67,6 +69,11 @@ end
 
 function Limited:request(req)
     local kind = M.kind_of(req.method or "GET", req.url or "")
+    -- Marketo does not count the identity calls against the day's quota
+    if self.quota and kind ~= "identity" then
+        local counted, msg, code = self.quota:count()
+        if not counted then return nil, msg, code end
+    end
     local permit, why, code0 = self:acquire()
     if not permit then return nil, why, code0 end
     self.by_kind[kind] = (self.by_kind[kind] or 0) + 1

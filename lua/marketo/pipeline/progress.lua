@@ -81,6 +81,8 @@ function Tty:event(ev)
         s.parts[ev.part] = "done"
     elseif ev.ev == "ended" then
         return self:close()
+    elseif ev.ev == "waiting" or ev.ev == "quota_reset" or ev.ev == "notice" then
+        self.out:write("\r\27[K", ev.message, "\n") -- the daily quota's (pipeline/quota)
     elseif ev.ev == "error" or ev.ev == "stopping" then
         self.out:write("\r\27[K", ev.ev == "error" and ("error: " .. tostring(ev.message))
             or "stopping: finishing the journal; resume with the same command", "\n")

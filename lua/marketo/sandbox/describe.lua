@@ -163,8 +163,10 @@ M.ROUTES = {
         if not result then return none(call) end
         return ok(call, result)
     end },
-    { "GET", "^/rest/v1/stats/usage%.json$",
-      function(sb, _, call) return ok(call, M.usage(sb)) end },
+    { "GET", "^/rest/v1/stats/usage%.json$", function(sb, _, call)
+        if not sb.conf.usage_access then return fail(call, 603) end
+        return ok(call, M.usage(sb))
+    end },
 }
 
 --- POST /__sandbox/usage {"total": N}: today's count of calls, so a spec can
@@ -183,6 +185,18 @@ M.INSPECT = {
     { "GET", "^/usage$", function(sb)
         local used, day = sb.limits:used()
         return envelope.json(200, { date = day, total = used })
+    end },
+    -- POST /__sandbox/day {"next": true}: the sandbox's clock moved on to its
+    -- next midnight US Central, so its day turns (a new quota) as Marketo's does.
+    { "POST", "^/day$", function(sb, req)
+        local body = envelope.decode(req.body or "")
+        if type(body) ~= "table" or body.next ~= true or next(body, next(body)) ~= nil then
+            return envelope.json(400, { error = "expected {\"next\": true}" })
+        end
+        local seconds = sb.limits:until_next_day()
+        sb.time:advance(seconds)
+        local used, day = sb.limits:used()
+        return envelope.json(200, { date = day, total = used, advanced = seconds })
     end },
 }
 

@@ -5,12 +5,10 @@
 -- client that hammers stays refused; `count_refused = false` lets it in
 -- again as soon as the window rolls on (the older docs' reading).
 local envelope = require("marketo.sandbox.envelope")
+local marketo_day = require("marketo.day")
 
 local M = {}
 M.__index = M
-
-local DAY = 86400
-local QUOTA_RESET_UTC = 6 * 3600 -- midnight CST, when Marketo resets quotas
 
 function M.new(opts)
     local self = setmetatable({ conf = opts.conf, clock = opts.clock, wall = opts.wall }, M)
@@ -70,11 +68,17 @@ function M:admit()
 end
 
 --- used() -> calls counted today, today's date (YYYY-MM-DD, Marketo's day:
--- it starts at 06:00 UTC).
+-- it starts at midnight US Central, CST or CDT: marketo.day).
 function M:used()
-    local day = math.floor((self.wall() - QUOTA_RESET_UTC) / DAY)
+    local day = marketo_day.of(self.wall())
     if day ~= self.quota_day then self.quota_day, self.quota_used = day, 0 end
-    return self.quota_used, os.date("!%Y-%m-%d", day * DAY)
+    return self.quota_used, day
+end
+
+--- Seconds from now on the sandbox's clock until its day turns.
+function M:until_next_day()
+    local wall = self.wall()
+    return marketo_day.next_reset(wall) - wall
 end
 
 --- Sets today's count (a spec puts the instance near its quota).
