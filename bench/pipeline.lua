@@ -48,6 +48,18 @@ io.write(("%.0f MB\n"):format(size / 1e6))
 
 local sb = spawn.spawn({ bin = BIN, config = { speed = SPEED }, max_lifetime = 3600 })
 
+-- The --changed-only section (bench/pipeline_changed.lua); ONLY=changed runs it alone.
+local function changed_section()
+    dofile(root .. "/bench/pipeline_changed.lua")({ sh = sh, timed = timed, dir = dir,
+        src = src, ROWS = ROWS, sb = sb })
+end
+if os.getenv("ONLY") == "changed" then
+    changed_section()
+    sb.stop()
+    os.execute("rm -rf '" .. dir .. "'")
+    return
+end
+
 -- Ours: the import command, events as JSON to time the first upload.
 local wall, rss, events = timed(sb, "import leads leads.csv --json")
 local first_sending, first_uploaded, parts
@@ -78,6 +90,7 @@ end
 f:close()
 local seq_wall = timed(sb, "run sequential.lua")
 assert(stored(sb) == ROWS, "the sequential loop did not store every row")
+changed_section()
 sb.stop()
 os.execute("rm -rf '" .. dir .. "'")
 

@@ -2,7 +2,11 @@
 -- sends exactly the new rows, the changed ones and the ones that failed
 -- before (the sandbox's jobs count what was uploaded); a kill -9 in the
 -- middle of one leaves the state to the resume; a state of another import,
--- or a damaged one, is refused.
+-- or a damaged one, is refused. With the rest of the import: a warned row is
+-- held and a failed one sent again; program members by status (a member
+-- whose status changed is a changed row; a state is of one program); a
+-- mapping run by forked workers (the rows left still tie back to their
+-- source lines).
 local cli = require("spec.support.cli")
 local core = require("marketo.core")
 
@@ -25,8 +29,10 @@ local function set(from, to, step)
     return s
 end
 
+local STATUSES = { "Registered", "Attended", "No Show" }
+
 describe("--changed-only", function()
-    local ctx = cli.sandboxed({ speed = 0 })
+    local ctx = cli.sandboxed({ speed = 0, program_statuses = STATUSES })
 
     -- Rows uploaded since the last call.
     local seen = 0
@@ -43,9 +49,13 @@ describe("--changed-only", function()
         return e
     end
 
-    local function import(src, journal, extra)
-        local argv = { "import", "leads", src, "--changed-only", "--journal",
-            ctx.dir .. "/" .. journal, "--part-bytes", "4000", "--no-schema" }
+    -- an import of src's leads (or argv, a command line of its own)
+    local function import(src, journal, extra, argv)
+        argv = argv and src or { "import", "leads", src }
+        for _, a in ipairs({ "--changed-only", "--journal", ctx.dir .. "/" .. journal,
+            "--part-bytes", argv[2] == "leads" and "4000" or "3000", "--no-schema" }) do
+            argv[#argv + 1] = a
+        end
         for _, a in ipairs(extra or {}) do argv[#argv + 1] = a end
         return cli.run(argv, { env = env() })
     end
@@ -160,5 +170,168 @@ describe("--changed-only", function()
         r = import(src, "5.journal", { "--state", state })
         assert.equal(0, r.status, r.err .. r.out)
         assert.equal(10, uploaded())
+    end)
+
+    -- argv (a new list) with --changed-only, small parts and the journal
+    local function run(argv, journal)
+        return import(argv, journal, nil, true)
+    end
+
+    local function failed_lines(journal)
+        local doc = cli.read_json(ctx.dir .. "/" .. journal:gsub("%.journal$", ".report.json"))
+        local lines = {}
+        for _, f in ipairs(doc.failures) do lines[#lines + 1] = f.line end
+        table.sort(lines)
+        return lines, doc
+    end
+
+    it("warnings: a warned row is held, a failed row is sent again", function()
+        local src = ctx.dir .. "/leads.csv"
+        -- every 25th row fails (a score the sandbox refuses), every 7th is warned
+        cli.leads_csv(src, 100, { bad_every = 25, warn_every = 7 })
+        local r = run({ "import", "leads", src }, "1.journal")
+        assert.equal(3, r.status, r.err .. r.out)
+        assert.equal(100, uploaded())
+        local lines, doc = failed_lines("1.journal")
+        assert.same({ 26, 51, 76, 101 }, lines)
+        assert.equal(14, doc.rows.warned)
+
+        r = run({ "import", "leads", src }, "2.journal")
+        assert.equal(3, r.status, r.err .. r.out)
+        assert.equal(4, uploaded()) -- the failed rows alone; the warned ones are held
+        lines, doc = failed_lines("2.journal")
+        assert.same({ 26, 51, 76, 101 }, lines)
+        assert.equal(0, doc.rows.warned)
+        assert.equal(96, doc.rows.unchanged)
+    end)
+
+    -- The program's members by email: their status.
+    local function statuses(program)
+        local out = {}
+        for _, m in ipairs(cli.inspect(ctx.sb, "records/programs/" .. program .. "/members")) do
+            out[m.email:lower()] = m.status
+        end
+        return out
+    end
+
+    -- n members; with a Status column unless `bare`
+    local function members_csv(path, n, changed, bare)
+        local out = { bare and "email,firstName" or "email,firstName,Status" }
+        for i = 1, n do
+            local status = (changed or {})[i] or STATUSES[i % 3 + 1]
+            out[#out + 1] = ("m%d@example.com,M%d"):format(i, i) .. (bare and "" or "," .. status)
+        end
+        cli.write(path, table.concat(out, "\n") .. "\n")
+    end
+
+    it("--status-column: a member whose status changed is sent again with it; a state is "
+        .. "of one program", function()
+        local src = ctx.dir .. "/members.csv"
+        members_csv(src, 120)
+        local program = "1001"
+        local function members(id)
+            return { "import", "program_members", id, src, "--status-column", "Status" }
+        end
+        local r = run(members(program), "1.journal")
+        assert.equal(0, r.status, r.err .. r.out)
+        assert.equal(120, uploaded())
+
+        r = run(members(program), "2.journal")
+        assert.equal(0, r.status, r.err .. r.out)
+        assert.equal(0, uploaded())
+        assert.matches("120 unchanged", r.out, 1, true)
+
+        -- three members change status (one of them into a group it was not in)
+        local changed = { [3] = "Attended", [40] = "No Show", [41] = "Registered" }
+        members_csv(src, 120, changed)
+        r = run(members(program), "3.journal")
+        assert.equal(0, r.status, r.err .. r.out)
+        assert.equal(3, uploaded())
+        assert.matches("117 unchanged", r.out, 1, true)
+        local held = statuses(1001)
+        for i, status in pairs(changed) do
+            assert.equal(status, held[("m%d@example.com"):format(i)])
+        end
+        -- each sent with its own status
+        for _, e in ipairs(cli.inspect(ctx.sb, "log")) do
+            if e.method == "POST" and e.path:match("/members/import%.json$") then
+                assert.is_truthy(e.query.programMemberStatus)
+            end
+        end
+
+        -- the same members into another program: all of them
+        program = "1002"
+        r = run(members(program), "4.journal")
+        assert.equal(0, r.status, r.err .. r.out)
+        assert.equal(120, uploaded())
+        local n = 0
+        for _ in pairs(statuses(1002)) do n = n + 1 end
+        assert.equal(120, n)
+        local ls = assert(io.popen("ls " .. ctx.dir .. "/state/marketo-bulk"))
+        local files = ls:read("a")
+        ls:close()
+        assert.matches("program_members_1001%-email%.state", files)
+        assert.matches("program_members_1002%-email%.state", files)
+    end)
+
+    it("--status: the same members with another status are all sent again", function()
+        local src = ctx.dir .. "/members.csv"
+        members_csv(src, 30, nil, true)
+        local r = run({ "import", "program_members", "1001", src, "--status", "Registered" },
+            "1.journal")
+        assert.equal(0, r.status, r.err .. r.out)
+        assert.equal(30, uploaded())
+        r = run({ "import", "program_members", "1001", src, "--status", "Registered" },
+            "2.journal")
+        assert.equal(0, r.status, r.err .. r.out)
+        assert.equal(0, uploaded())
+        r = run({ "import", "program_members", "1001", src, "--status", "Attended" },
+            "3.journal")
+        assert.equal(0, r.status, r.err .. r.out)
+        assert.equal(30, uploaded())
+        assert.equal("Attended", statuses(1001)["m7@example.com"])
+    end)
+
+    it("a mapping in forked workers: only the changed rows go, tied to their lines",
+        function()
+        local src = ctx.dir .. "/leads.csv"
+        local script = ctx.dir .. "/import.lua"
+        cli.write(script, ([[
+            require("marketo.csv").SHARE_BYTES = 4096 -- a small file, still in shares
+            local pids = {}
+            local result = assert(require("marketo.import").run{
+                object = "leads", source = %q, part_bytes = 20000, workers = 3,
+                changed_only = true, instance = "sandbox", state = %q,
+                journal = arg[1],
+                mapping = { email = "email", lastName = "lastName", leadScore = "leadScore",
+                    firstName = function(row)
+                        pids[require("marketo.core").getpid()] = true
+                        return row.firstName:upper()
+                    end },
+            })
+            assert(not pids[require("marketo.core").getpid()], "the map ran in this process")
+            return result.exit
+        ]]):format(src, ctx.dir .. "/leads.state"))
+        cli.leads_csv(src, 3000, { bad_every = 500 })
+        local r = cli.run({ "run", script, ctx.dir .. "/1.journal" }, { env = env() })
+        assert.equal(3, r.status, r.err .. r.out)
+        assert.equal(3000, uploaded())
+
+        -- 30 rows edited, spread over every share
+        local text = cli.read(src)
+        for i = 50, 3000, 100 do
+            text = text:gsub(("\nlead%d@example.com,First%d,"):format(i, i),
+                ("\nlead%d@example.com,Edited%d,"):format(i, i))
+        end
+        cli.write(src, text)
+        r = cli.run({ "run", script, ctx.dir .. "/2.journal" }, { env = env() })
+        assert.equal(3, r.status, r.err .. r.out)
+        assert.equal(30 + 6, uploaded()) -- the edited rows and the failed ones
+        local lines, doc = failed_lines("2.journal")
+        assert.same({ 501, 1001, 1501, 2001, 2501, 3001 }, lines)
+        assert.equal(3000 - 36, doc.rows.unchanged)
+        assert.equal("EDITED2950", cli.first_names(ctx.sb)["lead2950@example.com"])
+        -- the rows left make one part or two, not a sliver of each share's parts
+        assert.is_true(#doc.parts <= 2, #doc.parts)
     end)
 end)

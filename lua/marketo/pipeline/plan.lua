@@ -338,12 +338,13 @@ function M.build(o)
         end
         if not ok then return nil, msg, code end
     end
-    if o.state then -- --changed-only: the rows the instance holds as they are left out
-        local ok, msg, code = changed.sift(acc, o)
-        if not ok then return nil, msg, code end
-    end
     if o.status_column then -- one programMemberStatus per job: a group per status
         local ok, msg, code = statuses.group(acc, o)
+        if not ok then return nil, msg, code end
+    end
+    if o.state then -- --changed-only: the rows the instance holds as they are left out (with
+        -- their status: after the groups)
+        local ok, msg, code = changed.sift(acc, o)
         if not ok then return nil, msg, code end
     end
     if o.key then -- no key in two parts that can import at once
