@@ -1,6 +1,15 @@
 -- bench/csv.lua: see bench/csv (a dry run with type checks against one
 -- without: issue 13's budget is at most 1.5x, peak RSS <= 32 MB). Each
 -- measurement runs in its own process.
+-- The dry runs are of a lead file (bench/csv_leads_gen.py: columns named and
+-- typed by the default lead schema, all values valid, every email its own),
+-- unmapped, strict, in two ways, each timed 3 times (median) with the peak
+-- RSS of the 3 (GNU time): the runner's own `import leads FILE --dry-run`
+-- (the embedded sandbox's lead schema) against the same with --no-schema
+-- (no schema: no column checks, no value checks; all else the same, the
+-- pass that finds repeated keys included); and the same dry run made by
+-- marketo.import in a Lua child with the key pass (marketo.pipeline.keys,
+-- issue 14) made a no-op in both, since it holds a hash of every key.
 -- Baselines are timed from outside; ours time the call inside the child (as
 -- the runner would make it), and the start-up of such a process (Lua and
 -- marketo.core with libcurl) is printed once on its own. Ours report their
@@ -32,23 +41,20 @@ for c = ("a"):byte(), ("z"):byte() do
     UPPER[l], SPACE_UPPER[" " .. l] = l:upper(), " " .. l:upper()
 end
 
--- A dry run of an import of the file as leads (renamed columns), with its
--- values checked against the embedded sandbox's lead fields (marketo.pipeline.checks)
--- or not: the checks' cost, with everything else the same.
-local DRY_MAP = { { "numberOfEmployees", "id" }, { "email", "Email Address" },
-    { "firstName", "Full Name" }, { "lastName", "Last Name" }, { "company", "Company" },
-    { "title", "Job Title" }, { "phone", "Phone" }, { "city", "City" },
-    { "annualRevenue", "Score" }, { "unsubscribedReason", "Notes" } }
-
+-- A dry run of an import of a lead file, unmapped, with its values checked
+-- against the embedded sandbox's lead fields (marketo.pipeline.checks) or not
+-- (what --no-schema plans), the key pass a no-op in both: the checks' cost,
+-- with everything else the same.
 local function dry_run(src, dst, checked)
     local schema
     if checked == "checked" then
         schema = require("marketo.schema").from_sandbox("leads", {},
             require("marketo.sandbox.schema").new(), require("marketo.sandbox.config").defaults())
     end
+    require("marketo.pipeline.keys").spread = function() return true end
     local prepared = assert(require("marketo.import").prepare({ object = "leads", source = src,
-        mapping = DRY_MAP, dry_run = true, schema = schema, journal = dst .. ".journal",
-        lenient = true })) -- the rows with no email have no lead key: rejected, in both
+        dry_run = true, schema = schema, journal = dst .. ".journal" }))
+    assert(prepared.result.plan.rows.rejected == 0)
     return prepared
 end
 
@@ -126,6 +132,31 @@ local function ours(n, cmd)
     return t, rss
 end
 
+-- Two commands run in turns, n times each (a busy machine's slow spells then
+-- fall on both): for each, the median wall time and CPU time (user + system,
+-- GNU time) and the largest peak RSS.
+local function in_turns(n, cmd_a, cmd_b)
+    local got = { {}, {} }
+    for _ = 1, n do
+        for k, cmd in ipairs({ cmd_a, cmd_b }) do
+            local _, out = timed("/usr/bin/time -f 'TIME %e %U %S %M' " .. cmd
+                .. " 2>&1 >/dev/null")
+            local t, u, sy, kb = out:match("TIME ([%d.]+) ([%d.]+) ([%d.]+) (%d+)")
+            local g = got[k]
+            g[#g + 1] = { tonumber(t), tonumber(u) + tonumber(sy) }
+            g.rss = math.max(g.rss or 0, tonumber(kb))
+        end
+    end
+    local function median(g, i)
+        local v = {}
+        for j, m in ipairs(g) do v[j] = m[i] end
+        table.sort(v)
+        return v[(#v + 1) // 2]
+    end
+    local a, b = got[1], got[2]
+    return { median(a, 1), median(a, 2), a.rss }, { median(b, 1), median(b, 2), b.rss }
+end
+
 local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 
 local tmp = assert(io.popen("mktemp -d")):read("l")
@@ -133,7 +164,8 @@ local sizes = {}
 for mb in (os.getenv("CSV_BENCH_MB") or "100 1000"):gmatch("%d+") do sizes[#sizes + 1] = mb end
 local lua = "lua5.4 " .. q(root .. "/bench/csv.lua") .. " " .. q(root) .. " child "
 local py = "python3 " .. q(root .. "/bench/csv_baseline.py") .. " "
-local rows = {}
+local rows, dry_rows = {}, {}
+local dry_only = os.getenv("CSV_BENCH_DRY_ONLY") == "1" -- the dry runs alone
 local cores = core.cpus()
 
 local function add(size, task, mine, rss, base_name, base)
@@ -143,33 +175,44 @@ end
 
 local ok, err = pcall(function()
     for _, mb in ipairs(sizes) do
-        local f = tmp .. "/in.csv"
         local label = tonumber(mb) >= 1000 and (tonumber(mb) / 1000) .. " GB" or mb .. " MB"
-        -- a 20 MB body repeated: generation stays fast at 1 GB
-        sh(("python3 %s %s 20 %d"):format(q(root .. "/bench/csv_gen.py"), q(f),
-            math.floor(tonumber(mb) / 20 + 0.5)))
-        local fq, out, pout = q(f), q(tmp .. "/ours.csv"), q(tmp .. "/py.csv")
-        local wc = best(3, "wc -l " .. fq)
-        local split = best(3, "cd " .. q(tmp) .. " && split -C 10000000 in.csv part-",
-            "rm -f " .. q(tmp) .. "/part-*")
-        local plan, prss = ours(3, lua .. "plan " .. fq)
-        add(label, "plan parts", plan, prss, "wc -l", wc)
-        add(label, "plan parts", plan, prss, "split -C 10000000", split)
-        -- the Lua-function mapping in one process, then on every core
-        for _, run in ipairs({ { "rename", 1 }, { "func", 1 }, { "func", cores } }) do
-            local task, n = run[1], run[2]
-            local t, rss = ours(1, lua .. task .. " " .. fq .. " " .. out .. " " .. n)
-            local base = best(1, py .. task .. " " .. fq .. " " .. pout)
-            sh("cmp -s " .. out .. " " .. pout) -- same bytes as Python's, or the bench fails
-            add(label, task == "rename" and "map: rename only" or
-                ("map: Lua fn, %d process%s"):format(n, n > 1 and "es" or ""),
-                t, rss, "Python csv", base)
+        if not dry_only then
+            local f = tmp .. "/in.csv"
+            -- a 20 MB body repeated: generation stays fast at 1 GB
+            sh(("python3 %s %s 20 %d"):format(q(root .. "/bench/csv_gen.py"), q(f),
+                math.floor(tonumber(mb) / 20 + 0.5)))
+            local fq, out, pout = q(f), q(tmp .. "/ours.csv"), q(tmp .. "/py.csv")
+            local wc = best(3, "wc -l " .. fq)
+            local split = best(3, "cd " .. q(tmp) .. " && split -C 10000000 in.csv part-",
+                "rm -f " .. q(tmp) .. "/part-*")
+            local plan, prss = ours(3, lua .. "plan " .. fq)
+            add(label, "plan parts", plan, prss, "wc -l", wc)
+            add(label, "plan parts", plan, prss, "split -C 10000000", split)
+            -- the Lua-function mapping in one process, then on every core
+            for _, run in ipairs({ { "rename", 1 }, { "func", 1 }, { "func", cores } }) do
+                local task, n = run[1], run[2]
+                local t, rss = ours(1, lua .. task .. " " .. fq .. " " .. out .. " " .. n)
+                local base = best(1, py .. task .. " " .. fq .. " " .. pout)
+                sh("cmp -s " .. out .. " " .. pout) -- same bytes as Python's, or the bench fails
+                add(label, task == "rename" and "map: rename only" or
+                    ("map: Lua fn, %d process%s"):format(n, n > 1 and "es" or ""),
+                    t, rss, "Python csv", base)
+            end
+            sh("rm -f " .. q(tmp) .. "/*.csv")
         end
         -- a dry run with the type checks against the same without: at most 1.5x
-        local plain, plain_rss = ours(3, lua .. "dry " .. fq .. " " .. out .. " plain")
-        local checked, rss = ours(3, lua .. "dry " .. fq .. " " .. out .. " checked")
-        add(label, "dry run, types checked", checked, rss, "dry run, unchecked", plain)
-        add(label, "dry run, unchecked", plain, plain_rss, "dry run, unchecked", plain)
+        local leads = tmp .. "/leads.csv"
+        sh(("python3 %s %s 20 %d"):format(q(root .. "/bench/csv_leads_gen.py"), q(leads),
+            math.floor(tonumber(mb) / 20 + 0.5)))
+        local lq = q(leads)
+        local runner = ("env -u MARKETO_BASE_URL -u MARKETO_MUNCHKIN_ID -u MARKETO_CLIENT_ID "
+            .. "-u MARKETO_CLIENT_SECRET XDG_CACHE_HOME=%s %s import leads %s --dry-run")
+            :format(q(tmp .. "/cache"), q(root .. "/build/bin/marketo-bulk"), lq)
+        local checked, plain = in_turns(3, runner, runner .. " --no-schema")
+        dry_rows[#dry_rows + 1] = { label, "runner, keys included", checked, plain }
+        checked, plain = in_turns(3, lua .. "dry " .. lq .. " " .. lq .. " checked",
+            lua .. "dry " .. lq .. " " .. lq .. " plain")
+        dry_rows[#dry_rows + 1] = { label, "no key pass (both)", checked, plain }
         sh("rm -f " .. q(tmp) .. "/*.csv")
     end
     if os.getenv("CSV_BENCH_KEYS") ~= "0" then
@@ -188,3 +231,15 @@ print(("start-up of a Lua 5.4 process loading marketo.core (not in 'ours'): %.3f
 print(("%-6s %-26s %10s  %-20s %10s  %7s  %10s"):format(
     "file", "task", "ours", "baseline", "baseline", "ratio", "peak RSS"))
 for _, r in ipairs(rows) do print(r) end
+print()
+print("dry run of an unmapped lead file, types checked against --no-schema, run in turns "
+    .. "(median of 3 wall and CPU times; the largest peak RSS of the 3):")
+print(("%-6s %-22s %9s %9s %6s  %9s %9s %6s  %11s %11s"):format("file", "dry run",
+    "checked", "unchecked", "ratio", "CPU chk", "CPU unchk", "ratio", "RSS checked",
+    "RSS unchk"))
+for _, d in ipairs(dry_rows) do
+    local c, u = d[3], d[4]
+    print(("%-6s %-22s %7.2f s %7.2f s %5.2fx  %7.2f s %7.2f s %5.2fx  %8.1f MB %8.1f MB")
+        :format(d[1], d[2], c[1], u[1], c[1] / u[1], c[2], u[2], c[2] / u[2], c[3] / 1024,
+            u[3] / 1024))
+end

@@ -201,6 +201,39 @@ describe("checks.columns", function()
             .. "address: Marketo imports such a row with a warning" }, warnings)
     end)
 
+    it("has the plan check an unmapped file's values, in C: bad rows out, holes copied",
+        function()
+        local plan = require("marketo.pipeline.plan")
+        local s = schema.new{ object = "leads", fields = {
+            { name = "email", type = "email", length = 255, updateable = true },
+            { name = "leadScore", type = "integer", updateable = true } } }
+        local dir = cli.tmpdir()
+        local path = dir .. "/crm.csv"
+        write(path, "email,leadScore\na@example.com,1\nb@example.com,lots\nc@example.com,3\n"
+            .. "bob-at-example,4\n")
+        local warnings, rejects = {}, {}
+        local ok, validate, types = checks.for_plan({ schema = s, lenient = true }, { path },
+            "csv", warnings)
+        assert.is_true(ok)
+        assert.is_nil(validate) -- no Lua per row
+        local p = assert(plan.build({ sources = { path }, format = "csv", lenient = true,
+            types = types, work_dir = dir, warnings = warnings,
+            on_reject = function(rej) rejects[#rejects + 1] = rej end }))
+        assert.same({ read = 4, filtered = 0, rejected = 1 }, p.rows)
+        assert.same({ { source = path, line = 3, column = 2, code = "INVALID_ROW",
+            reason = "leadScore expects a whole number, got 'lots'",
+            raw = "b@example.com,lots\n" } }, rejects)
+        assert.equal(1, #p.parts)
+        assert.is_true(p.parts[1].mapped) -- the part with its hole, copied without it
+        local f = assert(io.open(p.parts[1].path, "rb"))
+        assert.equal("email,leadScore\na@example.com,1\nc@example.com,3\nbob-at-example,4\n",
+            f:read("a"))
+        f:close()
+        assert.same({ path .. ":5:1: email 'bob-at-example' does not look like an email "
+            .. "address: Marketo imports such a row with a warning" }, warnings)
+        cli.rmdir(dir)
+    end)
+
     it("knows dates, datetimes with an offset, and lengths in characters", function()
         local f = function(t, len) return { name = "f", type = t, length = len } end
         assert.is_nil(checks.value(f("date"), "2024-02-29"))

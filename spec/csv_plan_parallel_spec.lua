@@ -238,6 +238,127 @@ describe("marketo.csv.plan with threads", function()
         same_plans(path, { lenient = true, max_bytes = 500 }, { { 2, 1048576 } })
     end)
 
+    -- The values' checks (csv.plan's types, as marketo.pipeline.checks makes
+    -- them): column 1 a whole number, 2 an email (a bad one is a note, not a
+    -- failure) of 40 characters at most, 3 a string of 5, 4 a date.
+    local TYPES = { kinds = { "integer", "email", false, "date" },
+        lengths = { false, 40, 5, false },
+        failure = function(column, value) return ("column %d: '%s'"):format(column, value) end }
+    local INTS = { "12", "-3", "", "x1", "1.5", "007" }
+    local EMAILS = { "a@b.co", "", "bob-at-example", '"q"@b.co', "a,b@c.de", "c@d", "x@y.org" }
+    local TEXTS = { "abc", "", "Zoë ✓", "a\nb", "toolong", 'q"q', "a,b", "\n\n\n", "äöüßx" }
+    local DATES = { "2024-02-29", "", "2023-02-29", "31/12/1990", "1999-12-31" }
+
+    -- A file of those columns: bad values every `bad` rows or so (0: none),
+    -- malformed rows every `broken` rows or so (0: none), blank lines.
+    local function typed_file(r, d, nrows, bad, broken)
+        local out = { table.concat({ "n", "email", "s", "born" }, d) .. "\n" }
+        local function pick(list, good)
+            if bad > 0 and r(bad) == 1 then return list[r(#list)] end
+            return list[good]
+        end
+        for i = 1, nrows do
+            if r(15) == 1 then out[#out + 1] = "\n" end
+            if broken > 0 and r(broken) == 1 then
+                out[#out + 1] = BAD[r(#BAD)](d, 4) .. "\n"
+            else
+                local f = { pick(INTS, r(2)), pick(EMAILS, r(2)), TEXTS[r(4)], pick(DATES, 1) }
+                if i % 3 == 0 then f[1] = tostring(i) end
+                for j = 1, 4 do f[j] = helper.quote(f[j], d) end
+                out[#out + 1] = table.concat(f, d) .. (r(8) == 1 and "\r\n" or "\n")
+            end
+        end
+        return table.concat(out)
+    end
+
+    it("checks values as one scan does: the same failure, rejects, parts, notes", function()
+        for _, f in ipairs(helper.FORMATS) do
+            local r = rng(17 + f.delim:byte())
+            for n = 1, 12 do
+                local bad = ({ 0, 5, 40 })[n % 3 + 1]
+                helper.write_file(path, typed_file(r, f.delim, 50 + r(300), bad,
+                    n % 4 == 0 and 30 or 0))
+                for _, lenient in ipairs({ false, true }) do
+                    for _, max in ipairs({ 120, 900, 1e9 }) do
+                        same_plans(path, { format = f.name, lenient = lenient, max_bytes = max,
+                            max_row = 256, types = TYPES }, cases(r, 3))
+                    end
+                end
+            end
+        end
+    end)
+
+    it("agrees with values that fail right at and around the segment starts", function()
+        local good = "12,a@b.co,abc,2024-02-29\n"
+        local bads = { "x,a@b.co,abc,2024-02-29\n", "1,a@b.co,toolong,2024-02-29\n",
+            "1,bob-at-example,abc,2024-02-29\n", '1,a@b.co,"a\nb,c",31/12/1990\n',
+            '"1\n",a@b.co,abc,2024-02-29\n', "1,a@b.co,abc,2023-02-29\r\n" }
+        for threads = 2, 5 do
+            for _, bad in ipairs(bads) do
+                for shift = -2, 2 do
+                    local rows = {}
+                    for i = 1, 60 do rows[i] = good end
+                    local total = #table.concat(rows)
+                    for k = 1, threads - 1 do
+                        local row = math.floor(math.floor(total / threads) * k / #good) + 1 + shift
+                        rows[row] = bad
+                        rows[row + 2] = bad -- and two failures close together
+                    end
+                    helper.write_file(path, "n,email,s,born\n" .. table.concat(rows))
+                    for _, lenient in ipairs({ false, true }) do
+                        same_plans(path, { lenient = lenient, max_bytes = 130, types = TYPES },
+                            { { threads, 1 }, { threads, 40 } })
+                    end
+                end
+            end
+        end
+    end)
+
+    it("fails on the first value that fails, names it, and rejects each in lenient mode",
+        function()
+        helper.write_file(path, "n,email,s,born\n1,a@b.co,abc,2024-02-29\n2,c@d,abc,\n"
+            .. '3,"x@y.org",toolong,\n"4\n",e@f.gh,ab,\n5,g@h.ij,ab,1999-12-31\n')
+        local want = "INVALID_ROW: " .. path .. ":4:3: column 3: 'toolong'; fix the row, or "
+            .. "pass lenient mode to reject it"
+        for _, t in ipairs({ 1, 3 }) do
+            assert.same({ nil, want, "INVALID_ROW" }, { csv.plan(path, { types = TYPES,
+                threads = t, segment_bytes = 10 }) })
+            local p = assert(csv.plan(path, { types = TYPES, lenient = true, threads = t,
+                segment_bytes = 10 }))
+            assert.equal(3, p.rows)
+            assert.equal(2, p.rejected)
+            assert.same({ { code = "INVALID_ROW", message = "column 3: 'toolong'", line = 4,
+                column = 3, offset = 50, raw = '3,"x@y.org",toolong,\n' },
+                { code = "INVALID_ROW", message = "column 1: '4\n'", line = 5, column = 1,
+                offset = 71, raw = '"4\n",e@f.gh,ab,\n' } }, p.rejects)
+            assert.same({ count = 1, line = 3, column = 2, value = "c@d" }, p.emails)
+            assert.same({ { offset = 15, length = 95, bytes = 15 + 95 - 21 - 16, rows = 3,
+                first_line = 2, last_line = 7, rejected = 2 } }, p.parts)
+        end
+    end)
+
+    it("counts the emails that do not look like one among the rows planned", function()
+        local lines = { "n,email" }
+        for i = 1, 3000 do
+            lines[#lines + 1] = ("%d,%s"):format(i, i % 700 == 0 and ("p" .. i) or
+                (i % 1100 == 0 and "x" or ("p%d@example.com"):format(i)))
+        end
+        helper.write_file(path, table.concat(lines, "\n") .. "\n")
+        local t = { kinds = { "integer", "email" }, lengths = { false, false },
+            failure = TYPES.failure }
+        for _, threads in ipairs({ 1, 2, 4 }) do
+            -- no row fails: a bad email is a warning
+            local p = assert(csv.plan(path, { types = t, threads = threads, segment_bytes = 100 }))
+            assert.same({ count = 6, line = 701, column = 2, value = "p700" }, p.emails)
+            t.kinds[1] = "date" -- every row fails now: no email counted, all rejected
+            p = assert(csv.plan(path, { types = t, lenient = true, threads = threads,
+                segment_bytes = 100 }))
+            assert.is_nil(p.emails)
+            assert.equal(3000, p.rejected)
+            t.kinds[1] = "integer"
+        end
+    end)
+
     it("calls on_reject in file order, and passes on its error", function()
         helper.write_file(path, gen(rng(11), ",", 2000, { bad = 10 }))
         local seen = {}

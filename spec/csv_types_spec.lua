@@ -19,6 +19,31 @@ local VALUES = {
     string = { "abc", "äöü", "abcd", "äöüß", 'a"b', 'a"bc', "a,b", "a,bc" }, -- 3 at most
 }
 
+-- Emails and strings around 64 bytes, where the C checks look at a record's
+-- fields a block of 64 bytes at a time.
+local LONG_EMAILS = { ("a"):rep(51) .. "@example.com", ("a"):rep(52) .. "@example.com",
+    ("a"):rep(53) .. "@example.com", ("a"):rep(50) .. "@exa mple.com", ("a"):rep(62) .. "@b",
+    ("a"):rep(60) .. "@b.c", ("a"):rep(61) .. "@b.c", ("a"):rep(62) .. "@b.c",
+    ("a"):rep(58) .. "@b.c@",
+    ("a"):rep(40) .. "@" .. ("b"):rep(23) .. ".", ("a"):rep(70) .. "@b.co" }
+
+-- The verdicts of csv.plan with types on a file of `values` in column 2 (after
+-- a padding column of `pad` bytes): line -> rejected?
+local function plan_verdicts(dir, kind, length, values, pad)
+    local path = dir .. "/plan.csv"
+    local lines = { "pad,f,other" }
+    for _, v in ipairs(values) do
+        lines[#lines + 1] = ("a"):rep(pad) .. ',"' .. v:gsub('"', '""') .. '",x'
+        if not v:find('[",]') then lines[#lines + 1] = ("a"):rep(pad) .. "," .. v .. ",x" end
+    end
+    files.write(path, table.concat(lines, "\n") .. "\n")
+    local p = assert(csv.plan(path, { lenient = true, types = { kinds = { false, kind, false },
+        lengths = { false, length or false, false }, failure = function() return "no" end } }))
+    local out = {}
+    for _, rej in ipairs(p.rejects) do out[rej.line] = true end
+    return out, lines, p.emails
+end
+
 describe("csv_check_types", function()
     it("gives each value the verdict checks.value gives it", function()
         local dir = files.tmpdir()
@@ -80,6 +105,39 @@ describe("csv_check_types", function()
         assert.equal(#values, rows)
         assert.same({}, failures) -- a warning, never a failure
         assert.same({ count = bad, line = first.line, column = 1, value = first.value }, note)
+    end)
+
+    it("gives the verdicts of checks.value in a plan, wherever a value falls in its row",
+        function()
+        local dir = files.tmpdir()
+        local map = { integer = "integer", float = "number", currency = "number",
+            boolean = "boolean", date = "date", datetime = "datetime", string = false }
+        for t, values in pairs(VALUES) do
+            local f = { name = "f", type = t, length = t == "string" and 3 or nil }
+            for _, pad in ipairs({ 0, 30, 60, 61, 62, 63, 64, 65, 127 }) do
+                local rejected, lines = plan_verdicts(dir, map[t], f.length, values, pad)
+                for line = 2, #lines do
+                    local v = lines[line]:sub(pad + 2):gsub(",x$", "")
+                    if v:sub(1, 1) == '"' then v = v:sub(2, -2):gsub('""', '"') end
+                    local lua = checks.value(f, v) ~= nil
+                    assert.equal(lua, rejected[line] == true, ("%s '%s' after %d bytes: Lua "
+                        .. "says %s"):format(t, v, pad, tostring(lua)))
+                end
+            end
+        end
+        files.rmdir(dir)
+    end)
+
+    it("notes the emails around 64 bytes long as checks.is_email does", function()
+        local dir = files.tmpdir()
+        for _, pad in ipairs({ 0, 1, 10, 63, 64 }) do
+            for _, v in ipairs(LONG_EMAILS) do
+                local rejected, _, note = plan_verdicts(dir, "email", nil, { v }, pad)
+                assert.same({}, rejected)
+                assert.equal(checks.is_email(v), note == nil, v)
+            end
+        end
+        files.rmdir(dir)
     end)
 
     it("skips blank cells and stops at max failures", function()

@@ -16,6 +16,15 @@
  * next call (rejects, then that row) leaves the scan. Only the counts, the
  * last row and a checkpoint every few KiB are kept.
  *
+ * With the values' checks (types: csv_types.h, one pass over the file on
+ * every core), a row with a value that fails is not clean either: its run
+ * ends where it starts, and in lenient mode a new one starts right after it,
+ * where the main scan is once it has rejected it. The main scan checks the
+ * rows it scans itself, and fails on such a row (strict) or rejects it with
+ * the reason types.failure gives (lenient: a hole, like a malformed row's).
+ * The emails that do not look like one are counted per run (the first one
+ * kept), and added up in file order as the runs are taken.
+ *
  * The main thread plans segment 0 itself, as a single scan would. When its
  * scan is between records exactly where a run starts, the scan from there on
  * is the worker's (a scan depends only on where it starts, not on how it got
@@ -36,6 +45,7 @@
 
 #include "csv_core.h"
 #include "csv_plan.h"
+#include "csv_types.h"
 
 #define DEFAULT_THREADS 8        /* at most, by default: the online CPUs */
 #define SEGMENT_BYTES (32LL << 20) /* least bytes a segment gets by default */
@@ -63,19 +73,23 @@ static void push_part(lua_State *L, const plan_part *p, long long hlen, int n)
 typedef struct planner {
     plan_part p;
     long long max, hlen;
+    long long pending;       /* rows rejected since the last row planned */
     int n;
     marketo_csv_reader *r;
     csv_par *pp;
+    const csv_types *types;  /* the values' checks, or NULL */
+    int failure;             /* stack index of types.failure */
+    csv_email_note note;
 } planner;
 
-/* Adds one row, after `rejected` rows the reader just rejected: a new part
- * when it does not fit the current one. The rejects are a hole in the
- * current part if the row joins it, and between two parts if not. 0, or -1
- * with the failure triple pushed (the parts table is at -1 before). */
-static int add_row(lua_State *L, planner *pl, long long off, long long end, long long line,
-                   long long rejected)
+/* Adds one row, after the rows just rejected (pending): a new part when it
+ * does not fit the current one. The rejects are a hole in the current part
+ * if the row joins it, and between two parts if not. 0, or -1 with the
+ * failure triple pushed (the parts table is at -1 before). */
+static int add_row(lua_State *L, planner *pl, long long off, long long end, long long line)
 {
     plan_part *p = &pl->p;
+    long long rejected = pl->pending;
     long long gap = p->gap + (rejected > 0 ? off - p->end : 0);
 
     if (pl->hlen + end - off > pl->max) {
@@ -100,6 +114,55 @@ static int add_row(lua_State *L, planner *pl, long long off, long long end, long
     p->end = end;
     p->last_line = line;
     p->rows++;
+    pl->pending = 0;
+    return 0;
+}
+
+/* Checks the values of the reader's record [off, end) on line: 1 if they
+ * pass (its emails that do not look like one noted), 0 if one fails and
+ * lenient mode rejects the row, -1 with the failure triple pushed (strict
+ * mode, or the reader out of memory). The failure's reason is the Lua
+ * checks' (types.failure(column, value)), the row's bytes are in the
+ * reader's buffer. */
+static int check_row(lua_State *L, planner *pl, long long off, long long end, long long line)
+{
+    marketo_csv_reader *r = pl->r;
+    csv_scan *s = &r->s;
+    const char *what, *p, *v;
+    size_t n, vn;
+    int col;
+
+    p = csv_rec_bytes(s, off, end, &n);
+    if (csv_types_quick(pl->types, p, n, csv_rec_room(s, p), s->delim))
+        return 1;
+    if (csv_scan_split(s, (const unsigned char *)p, n) != 0)
+        return luaL_error(L, "%s: out of memory", MARKETO_CSV_READER_MT);
+    if ((col = csv_types_failure(pl->types, s, &what)) < 0) {
+        csv_types_note(pl->types, s, line, &pl->note);
+        return 1;
+    }
+    v = csv_field(s, col, &vn);
+    lua_pushvalue(L, pl->failure);
+    lua_pushinteger(L, col + 1);
+    lua_pushlstring(L, v, vn);
+    lua_call(L, 2, 1); /* the reason */
+    if (!s->lenient) {
+        marketo_push_fail(L, "INVALID_ROW", "%s:%lld:%d: %s; fix the row, or pass lenient "
+                          "mode to reject it", r->path, line, col + 1, lua_tostring(L, -1));
+        lua_remove(L, -4);
+        return -1;
+    }
+    r->rejected++;
+    pl->pending++;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, r->on_reject);
+    lua_pushstring(L, "INVALID_ROW");
+    lua_pushvalue(L, -3);
+    marketo_pushsize(L, line);
+    marketo_pushsize(L, col + 1);
+    marketo_pushsize(L, off);
+    lua_pushlstring(L, (const char *)s->buf + (off - s->base), (size_t)(end - off));
+    lua_call(L, 6, 0);
+    lua_pop(L, 1);
     return 0;
 }
 
@@ -113,19 +176,26 @@ static int plan_until(lua_State *L, planner *pl, long long stop)
     csv_rec recs[1024];
 
     for (;;) {
-        long long rejected = r->rejected;
+        long long rejected;
         int i, st, k = csv_scan_fast_until(&r->s, recs, 1024, stop);
 
         if (k > 0) {
             plan_part *p = &pl->p;
-            r->rows += k;
             for (i = 0; i < k; i++) {
+                if (pl->types != NULL
+                    && (st = check_row(L, pl, recs[i].off, recs[i].end, recs[i].line)) != 1) {
+                    if (st < 0)
+                        return -1;
+                    continue;
+                }
+                r->rows++;
                 /* most rows just extend the part (which then fits them) */
-                if (p->rows > 0 && pl->hlen + recs[i].end - p->offset - p->gap <= pl->max) {
+                if (p->rows > 0 && pl->pending == 0
+                    && pl->hlen + recs[i].end - p->offset - p->gap <= pl->max) {
                     p->end = recs[i].end;
                     p->last_line = recs[i].line;
                     p->rows++;
-                } else if (add_row(L, pl, recs[i].off, recs[i].end, recs[i].line, 0) != 0) {
+                } else if (add_row(L, pl, recs[i].off, recs[i].end, recs[i].line) != 0) {
                     return -1;
                 }
             }
@@ -133,6 +203,7 @@ static int plan_until(lua_State *L, planner *pl, long long stop)
         }
         if (stop != LLONG_MAX && csv_scan_skip_blank(&r->s, stop))
             return 0;
+        rejected = r->rejected;
         if ((st = marketo_csv_reader_next(L, r, 0)) < 0)
             return -1;
         if (st == CSV_END) {
@@ -140,8 +211,16 @@ static int plan_until(lua_State *L, planner *pl, long long stop)
                 push_part(L, &pl->p, pl->hlen, ++pl->n);
             return 1;
         }
-        if (add_row(L, pl, r->s.rec_off, r->s.rec_end, r->s.rec_line,
-                    r->rejected - rejected) != 0)
+        pl->pending += r->rejected - rejected;
+        if (pl->types != NULL) {
+            r->rows--; /* counted again if it passes */
+            if ((st = check_row(L, pl, r->s.rec_off, r->s.rec_end, r->s.rec_line)) < 0)
+                return -1;
+            if (st == 0)
+                continue;
+            r->rows++;
+        }
+        if (add_row(L, pl, r->s.rec_off, r->s.rec_end, r->s.rec_line) != 0)
             return -1;
     }
 }
@@ -210,12 +289,14 @@ static int adopt(lua_State *L, planner *pl, const csv_worker *w, const csv_run *
             return luaL_error(L, "csv_plan: out of memory");
         pp->ws_open = 1;
     }
-    if (p->rows == 0) { /* the part starts with the run */
+    if (R->note >= 0)
+        csv_types_merge(&pl->note, &w->notes[R->note], dl);
+    if (p->rows == 0 || pl->pending > 0) { /* a part or a hole's end starts with the run */
         walk_to(pp, R->off, R->line);
         walking = 1;
         if (walk_next(pp, &rec) != 0)
             return changed(L, pl);
-        if (add_row(L, pl, rec.off, rec.end, rec.line + dl, 0) != 0)
+        if (add_row(L, pl, rec.off, rec.end, rec.line + dl) != 0)
             return -1;
         i++;
     }
@@ -251,7 +332,7 @@ static int adopt(lua_State *L, planner *pl, const csv_worker *w, const csv_run *
             p->end = rec.end;
             p->last_line = rec.line + dl;
         }
-        if (add_row(L, pl, rec.off, rec.end, rec.line + dl, 0) != 0)
+        if (add_row(L, pl, rec.off, rec.end, rec.line + dl) != 0)
             return -1; /* a new part starts with this row */
     }
     return 0;
@@ -341,6 +422,15 @@ static int plan_run(lua_State *L, planner *pl)
     marketo_set_size(L, "max_bytes", pl->max);
     lua_pushboolean(L, r->s.bom);
     lua_setfield(L, -2, "bom");
+    if (pl->note.count > 0) {
+        lua_createtable(L, 0, 4);
+        marketo_set_size(L, "count", pl->note.count);
+        marketo_set_size(L, "line", pl->note.line);
+        marketo_set_size(L, "column", pl->note.column);
+        lua_pushlstring(L, pl->note.value, pl->note.len);
+        lua_setfield(L, -2, "value");
+        lua_setfield(L, -2, "emails");
+    }
     return 1;
 }
 
@@ -348,7 +438,8 @@ static int plan_protected(lua_State *L)
 {
     planner *pl = (planner *)lua_touserdata(L, 1);
 
-    lua_settop(L, 0);
+    lua_remove(L, 1);
+    pl->failure = 1; /* passed along: the caller's stack is not this one's */
     return plan_run(L, pl);
 }
 
@@ -362,10 +453,30 @@ static int default_threads(void)
     return n < 1 ? 1 : n > DEFAULT_THREADS ? DEFAULT_THREADS : (int)n;
 }
 
-/* csv_plan(reader, max_bytes [, threads [, segment_bytes]]) -> plan | nil,
- * msg, code. The reader must be fresh (header read, no row yet); it is read
- * to the end. threads: at most this many scans at once (default: the online
- * CPUs, up to 8); a segment gets segment_bytes at least (32 MiB). */
+/* The values' checks of types (a table at idx: kinds, lengths, failure;
+ * see marketo.csv.plan), pushed with failure; or NULL, nothing pushed. */
+static const csv_types *plan_types(lua_State *L, planner *pl, int idx)
+{
+    const csv_types *t;
+
+    if (lua_isnoneornil(L, idx))
+        return NULL;
+    luaL_checktype(L, idx, LUA_TTABLE);
+    lua_getfield(L, idx, "kinds");
+    lua_getfield(L, idx, "lengths");
+    lua_getfield(L, idx, "failure");
+    luaL_argcheck(L, lua_istable(L, -3) && lua_istable(L, -2) && lua_isfunction(L, -1), idx,
+                  "types: kinds, lengths and failure expected");
+    pl->failure = lua_gettop(L);
+    t = csv_types_new(L, pl->failure - 2, pl->failure - 1, pl->r->s.expect);
+    return t->last >= 0 ? t : NULL;
+}
+
+/* csv_plan(reader, max_bytes [, threads [, segment_bytes [, types]]]) -> plan
+ * | nil, msg, code. The reader must be fresh (header read, no row yet); it is
+ * read to the end. threads: at most this many scans at once (default: the
+ * online CPUs, up to 8); a segment gets segment_bytes at least (32 MiB);
+ * types: the values' checks (marketo.csv.plan). */
 int marketo_plan_new(lua_State *L)
 {
     planner pl;
@@ -383,19 +494,25 @@ int marketo_plan_new(lua_State *L)
     luaL_argcheck(L, pl.max > 0, 2, "positive");
     luaL_argcheck(L, threads >= 1 && threads <= CSV_MAX_THREADS, 3, "1 to 64");
     luaL_argcheck(L, segment > 0, 4, "positive");
-    lua_settop(L, 4);
+    lua_settop(L, 5);
+    pl.types = plan_types(L, &pl, 5);
     /* a range (one share of a file) is read by a single scan */
     if (pl.r->limit >= 0)
         threads = 1;
     if ((pl.pp = csv_par_start(&pl.r->s, pl.r->fd, pl.max, pl.hlen, (int)threads,
-                                  segment)) == NULL)
+                                  segment, pl.types)) == NULL)
         return plan_run(L, &pl);
-    /* on_reject may raise, and Lua may run out of memory: the workers are
-     * stopped and freed whatever happens, then the error goes on */
+    /* on_reject and types.failure may raise, and Lua may run out of memory:
+     * the workers are stopped and freed whatever happens, then the error
+     * goes on (the types stay on this stack until then) */
     top = lua_gettop(L);
     lua_pushcfunction(L, plan_protected);
     lua_pushlightuserdata(L, &pl);
-    ok = lua_pcall(L, 1, LUA_MULTRET, 0) == 0;
+    if (pl.types != NULL)
+        lua_pushvalue(L, pl.failure);
+    else
+        lua_pushnil(L);
+    ok = lua_pcall(L, 2, LUA_MULTRET, 0) == 0;
     csv_par_stop(pl.pp);
     if (!ok)
         return lua_error(L);

@@ -46,6 +46,18 @@ void csv_par_seek(csv_scan *s, csv_pread_src *src, long long off, long long line
         src->off = off;
 }
 
+long long csv_lf_count(const csv_scan *s, long long from, long long to)
+{
+    const char *p = (const char *)s->buf + (from - s->base), *e = p + (to - from);
+    long long n = 0;
+
+    while (p < e && (p = memchr(p, '\n', (size_t)(e - p))) != NULL) {
+        n++;
+        p++;
+    }
+    return n;
+}
+
 static int cancelled(csv_par *pp)
 {
     int c;
@@ -70,7 +82,49 @@ static csv_run *new_run(csv_worker *w, const csv_scan *s, long long row)
     r->blank = r->end_blank = s->blank;
     r->row = r->end_row = row;
     r->last_end = -1;
+    r->note = -1;
     return r;
+}
+
+/* Whether record [off, end) of s (on line) passes the type checks; its
+ * emails that do not look like one are noted in run r. 0 if a value fails,
+ * or if memory runs out: either way the main scan looks at it itself. */
+static int row_passes(csv_worker *w, csv_scan *s, csv_run *r, long long off, long long end,
+                      long long line)
+{
+    const csv_types *t = w->pp->types;
+    const char *what, *p;
+    csv_email_note *e;
+    size_t n;
+
+    p = csv_rec_bytes(s, off, end, &n);
+    if (csv_types_quick(t, p, n, csv_rec_room(s, p), s->delim))
+        return 1;
+    if (csv_scan_split(s, (const unsigned char *)p, n) != 0 || csv_types_failure(t, s, &what) >= 0)
+        return 0;
+    if (r->note < 0) {
+        if ((e = marketo_grow(w->notes, &w->ncap, w->nnotes + 1, sizeof *e)) == NULL)
+            return 0;
+        w->notes = e;
+        memset(&w->notes[w->nnotes], 0, sizeof *e);
+        r->note = (long long)w->nnotes++;
+    }
+    csv_types_note(t, s, line, &w->notes[r->note]);
+    return 1;
+}
+
+/* The first of the k records of a batch that fails the type checks (the
+ * emails of those before it noted in run r), or k. */
+static int first_failing(csv_worker *w, csv_scan *s, csv_run *r, const csv_rec *recs, int k)
+{
+    int i;
+
+    if (w->pp->types == NULL)
+        return k;
+    for (i = 0; i < k; i++)
+        if (!row_passes(w, s, r, recs[i].off, recs[i].end, recs[i].line))
+            return i;
+    return k;
 }
 
 /* What a worker's scan has counted: clean rows, the last one's end and
@@ -118,6 +172,30 @@ static void count_rows(csv_worker *w, const csv_par *pp, tally *t, const csv_rec
     }
 }
 
+/* Ends run r where a record that is not clean starts; a run too short to
+ * be worth taking is dropped (the main scan reads it itself). */
+static void close_run(csv_worker *w, const csv_par *pp, csv_run *r, long long at, long long line,
+                      long long blank, const tally *t)
+{
+    end_run(r, at, line, blank, t);
+    if (r->end - r->off < pp->min_run) {
+        if (r->note >= 0 && (size_t)r->note + 1 == w->nnotes)
+            w->nnotes--;
+        w->nruns--;
+    }
+}
+
+/* A run that starts where the scan is, after a record that failed the type
+ * checks (lenient mode); NULL at stop or past it, or out of memory. */
+static csv_run *run_after_failure(csv_worker *w, csv_par *pp, csv_scan *s, tally *t)
+{
+    if (csv_scan_at(s) >= w->stop)
+        return NULL;
+    t->prev_end = -1;
+    t->next_ck = csv_scan_at(s) + pp->ck_bytes;
+    return new_run(w, s, t->rows);
+}
+
 /* Past a bad record in lenient mode: the reader rejects it and the bad ones
  * after it, and returns the next good row; a run starts after that one.
  * NULL when none does before stop (or on a cancel, or out of memory). */
@@ -154,13 +232,33 @@ static void *work(void *arg)
     if ((cur = new_run(w, &s, 0)) == NULL)
         goto done;
     for (;;) {
-        long long at, line, blank;
-        int k, st;
+        long long at = csv_scan_at(&s), line = s.line, blank = s.blank;
+        int k, st, bad;
 
         if (cancelled(pp))
             break;
         if ((k = csv_scan_fast_until(&s, recs, 1024, w->stop)) > 0) {
-            count_rows(w, pp, &t, recs, k);
+            const csv_rec *f;
+            if ((bad = first_failing(w, &s, cur, recs, k)) == k) {
+                count_rows(w, pp, &t, recs, k);
+                continue;
+            }
+            /* the run ends where the failing record starts: the blank
+             * lines before it are those between the records before it */
+            count_rows(w, pp, &t, recs, bad);
+            f = &recs[bad];
+            for (k = 0; k <= bad; k++) {
+                blank += csv_lf_count(&s, at, recs[k].off);
+                at = recs[k].end;
+            }
+            close_run(w, pp, cur, f->off, f->line, blank, &t);
+            if (!pp->lenient)
+                goto done;
+            /* the scan goes on right after it, as the main scan's does */
+            csv_par_seek(&s, &src, f->end, f->line + csv_lf_count(&s, f->off, f->end));
+            s.blank = blank;
+            if ((cur = run_after_failure(w, pp, &s, &t)) == NULL)
+                goto done;
             continue;
         }
         if (csv_scan_skip_blank(&s, w->stop))
@@ -170,7 +268,8 @@ static void *work(void *arg)
         blank = s.blank;
         if ((st = csv_scan_next(&s, 0)) == CSV_END)
             break;
-        if (st == CSV_ROW) {
+        if (st == CSV_ROW && (pp->types == NULL
+                              || row_passes(w, &s, cur, s.rec_off, s.rec_end, s.rec_line))) {
             recs[0].off = s.rec_off;
             recs[0].end = s.rec_end;
             recs[0].line = s.rec_line;
@@ -178,9 +277,12 @@ static void *work(void *arg)
             continue;
         }
         /* not clean: the run ends where the record starts */
-        end_run(cur, at, line, blank, &t);
-        if (cur->end - cur->off < pp->min_run)
-            w->nruns--; /* not worth taking: the main scan reads it itself */
+        close_run(w, pp, cur, at, line, blank, &t);
+        if (st == CSV_ROW) { /* a value failed */
+            if (!pp->lenient || (cur = run_after_failure(w, pp, &s, &t)) == NULL)
+                goto done;
+            continue;
+        }
         if (st != CSV_BAD || !pp->lenient || (cur = run_after_rejects(w, pp, &s, &t)) == NULL)
             goto done;
     }
@@ -256,6 +358,7 @@ void csv_par_stop(csv_par *pp)
             pthread_join(pp->w[i].th, NULL);
         free(pp->w[i].runs);
         free(pp->w[i].ck);
+        free(pp->w[i].notes);
     }
     if (pp->ws_open)
         csv_scan_free(&pp->ws);
@@ -264,7 +367,7 @@ void csv_par_stop(csv_par *pp)
 }
 
 csv_par *csv_par_start(const csv_scan *rs, int fd, long long max, long long hlen, int threads,
-                   long long segment)
+                   long long segment, const csv_types *types)
 {
     long long data = csv_scan_at(rs), nseg, prev;
     struct stat st;
@@ -286,6 +389,7 @@ csv_par *csv_par_start(const csv_scan *rs, int fd, long long max, long long hlen
     pp->delim = rs->delim;
     pp->lenient = rs->lenient;
     pp->expect = rs->expect;
+    pp->types = types;
     pp->max_row = rs->max_row;
     if ((long long)pp->max_row > max - hlen)
         pp->max_row = (size_t)(max - hlen);

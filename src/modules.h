@@ -23,6 +23,7 @@
     X("catch_signals", marketo_process_catch_signals) \
     X("cpus", marketo_process_cpus) \
     X("csv_check_types", marketo_check_types) \
+    X("csv_copy_checked", marketo_copy_checked) \
     X("csv_copy", marketo_copy_run) \
     X("csv_fill_holes", marketo_csv_fill_holes) \
     X("csv_map", marketo_map_run) \

@@ -54,7 +54,9 @@
 --         max_bytes = csv.PART_BYTES (header + rows of one part),
 --         threads (scans at once; default: the online CPUs, at most 8),
 --         segment_bytes = 32 MiB (the least a thread's share may be: a
---         smaller file is planned by one thread), any_names = false (see below)
+--         smaller file is planned by one thread), any_names = false (see below),
+--         types = { kinds, lengths, failure } (the values' checks, as
+--         marketo.pipeline.checks makes them; see below)
 --   plan = { header = "email,name\n" (as in the file, no BOM), header_offset,
 --            bom, rows, rejected, blank, rejects,
 --            parts = { { offset, length, bytes, rows, first_line, last_line,
@@ -71,6 +73,13 @@
 --   fit a part with the header is CSV_ROW_TOO_LARGE in both modes. With
 --   threads the plan is the same, byte for byte, rejects (and on_reject
 --   calls) in the same order; only the main thread calls Lua.
+--   With types, every row's values are checked as it is scanned (in C, on
+--   every thread): kinds[i] and lengths[i] are column i's checks (see
+--   core.csv_check_types). A row with a value that fails is INVALID_ROW,
+--   "path:line:col: <failure(column, value)>; ..." (strict), or rejected
+--   with code INVALID_ROW and that reason (lenient). plan.emails =
+--   { count, line, column, value } counts the values of "email" columns of
+--   the rows planned that do not look like one (the first named).
 --
 -- csv.writer(path [, opts]) -> writer | nil, msg, code
 --   opts: format = "csv", header = { names }, crlf = false,
@@ -121,7 +130,8 @@
 --   part of a lenient csv.plan, say: offset, length, first_line) to dst,
 --   byte for byte as they are in src, line ends and all, leaving out the
 --   rows a lenient reader rejects: a part with holes made whole. opts:
---   format, max_row as for open; lines (see writer).
+--   format, max_row as for open; lines (see writer); types (as for plan:
+--   the rows with a value that fails are left out too, counted as rejected).
 --   part = { path, bytes, rows, first_line, last_line, rejected }
 --
 -- csv.shares(path, n [, opts]) -> { { offset, length, line } } | nil, msg, code
@@ -313,7 +323,7 @@ local PLAN_OPTS = {
     format = FORMAT, lenient = "boolean", on_reject = "function",
     max_rejects = "number", max_row = "number", max_bytes = BYTES,
     threads = { "number", integer = true, min = 1, max = 64 }, segment_bytes = BYTES,
-    any_names = "boolean",
+    any_names = "boolean", types = "table",
 }
 
 --- Plans the parts of a file; see the header comment.
@@ -328,7 +338,7 @@ function M.plan(path, opts)
     -- for mapping, where an unused column's name does not matter)
     msg = not opts.any_names and bad_header_name(path, r:header())
     if msg then r:close(); return nil, msg, "CSV_HEADER_NAME" end
-    plan, msg, code = core.csv_plan(r, max_bytes, threads, segment)
+    plan, msg, code = core.csv_plan(r, max_bytes, threads, segment, opts.types)
     r:close()
     if not plan then return nil, msg, code end
     plan.rejects = kept
@@ -463,7 +473,7 @@ local function map_share(src, dst, mapping, opts, share, bare)
     return result
 end
 
-local COPY_OPTS = { format = FORMAT, max_row = "number", lines = "string" }
+local COPY_OPTS = { format = FORMAT, max_row = "number", lines = "string", types = "table" }
 
 --- Copies the clean rows of a range of a file; see the header comment.
 function M.copy(src, dst, range, opts)
@@ -479,8 +489,14 @@ function M.copy(src, dst, range, opts)
         w, msg, code = core.csv_writer(dst, -1, "", delim_of(opts.format), false, 0,
             nil, opts.lines)
     end
-    if w then rows, msg, code = core.csv_copy(r, w) end
-    local rejected = r:stats().rejected
+    local failed = 0
+    if w and opts.types then
+        rows, failed, code = core.csv_copy_checked(r, w, opts.types.kinds, opts.types.lengths)
+        if not rows then msg = failed end
+    elseif w then
+        rows, msg, code = core.csv_copy(r, w)
+    end
+    local rejected = r:stats().rejected + (rows and failed or 0)
     r:close()
     if not w then return nil, msg, code end
     local closed, cmsg, ccode = w:close()

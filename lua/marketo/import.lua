@@ -362,10 +362,10 @@ local function key_of(spec, o)
 end
 
 local function plan_of(spec, o, work_dir, on_reject)
-    local ok, validate, code = checks.for_plan(spec, o.sources, o.format, o.warnings)
-    if not ok then return nil, validate, code end
+    local ok, validate, types = checks.for_plan(spec, o.sources, o.format, o.warnings)
+    if not ok then return nil, validate, types end
     return plan_mod.build({ sources = o.sources, format = o.format,
-        mapping = spec.mapping, filter = spec.filter, validate = validate,
+        mapping = spec.mapping, filter = spec.filter, validate = validate, types = types,
         lenient = spec.lenient, max_bytes = spec.part_bytes, work_dir = work_dir,
         max_rejects = 1e9, workers = spec.workers, on_reject = on_reject, warnings = o.warnings,
         status_column = spec.status_column,

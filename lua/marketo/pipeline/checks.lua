@@ -338,24 +338,52 @@ local function fast_source(spec, s, path, format, entries, warnings)
         :format(path, bad.line, bad.column, reason), "INVALID_ROW"
 end
 
---- for_plan(spec, sources, format, warnings) -> true, validate | nil, msg,
--- code: the validation the plan runs; emails that do not look like one are
--- added to `warnings`. With a schema, an unmapped or rename-only file
--- is checked by the C pass first: clean, the plan stays on its fast path
--- (no validation in Lua); in lenient mode with bad rows, the plan checks every
--- row in Lua (to reject them with their reasons). A mapping with functions,
--- a filter or a validation of the user's is checked in Lua, on what it makes.
+-- The checks an unmapped source's plan runs as it scans (csv.plan's types;
+-- csv.copy's for the parts with holes): failure names a value's problem,
+-- warn adds the note of the emails that do not look like one to `warnings`.
+local function plan_types(s, path, format, warnings)
+    local reader, msg, code = csv.open(path, { format = format })
+    if not reader then return nil, msg, code end
+    local header = reader:header()
+    reader:close()
+    local by_column, kinds, lengths = column_checks(s, header, nil)
+    return { kinds = kinds, lengths = lengths,
+        failure = function(column, value) return M.value(by_column[column], value) end,
+        warn = function(note)
+            if warnings then
+                warnings[#warnings + 1] = email_warning(("%s:%d:%d"):format(path, note.line,
+                    note.column), note.count, note.value)
+            end
+        end }
+end
+
+--- for_plan(spec, sources, format, warnings) -> true, validate, types | nil,
+-- msg, code: the validation the plan runs; emails that do not look like one
+-- are added to `warnings`. With a schema, an unmapped file's values are
+-- checked by the plan itself as it scans, in C on every core (types: source
+-- -> csv.plan's types; a bad row fails the plan or, lenient, is rejected
+-- with its reason). A rename-only file is checked by the C pass first:
+-- clean, the mapping stays on its fast path (no validation in Lua); in
+-- lenient mode with bad rows, the mapping checks every row in Lua (to reject
+-- them with their reasons). A mapping with functions, a filter or a
+-- validation of the user's is checked in Lua, on what it makes.
 function M.for_plan(spec, sources, format, warnings)
     local s = spec.schema
     if not s then return true, spec.validate end
     local lua_path = M.validate(s, spec.validate, warnings)
     if spec.filter or spec.validate then return true, lua_path end
-    local entries
-    if spec.mapping then
-        local m = mapping_mod.new(spec.mapping)
-        if not m:is_fast() then return true, lua_path end
-        entries = m:entries()
+    if not spec.mapping then
+        local types = {}
+        for _, path in ipairs(sources) do
+            local t, msg, code = plan_types(s, path, format, warnings)
+            if not t then return nil, msg, code end
+            types[path] = t
+        end
+        return true, nil, types
     end
+    local m = mapping_mod.new(spec.mapping)
+    if not m:is_fast() then return true, lua_path end
+    local entries = m:entries()
     for _, path in ipairs(sources) do
         local clean, msg, code = fast_source(spec, s, path, format, entries, warnings)
         if clean == nil then return nil, msg, code end

@@ -7,7 +7,9 @@
 --               validate = v, lenient = false, max_bytes = n, work_dir = "w/",
 --               workers = 1, on_reject = function(rej), key = marketo.objects.key(...),
 --               status_column = nil, warnings = { ... }, state = nil (--changed-only:
---               see marketo.pipeline.changed; needs key) }
+--               see marketo.pipeline.changed; needs key),
+--               types = { [source] = the values' checks an unmapped source's plan runs
+--               (marketo.pipeline.checks.for_plan) } }
 --   -> { parts = { part... }, rows = { read, filtered, rejected, unchanged (with state) },
 --        rejects = { ... },
 --        keys = (with o.key) see marketo.pipeline.keys }
@@ -87,10 +89,12 @@ local copy_clean -- defined with the work folder's names, below
 
 -- An unmapped source: plan byte ranges, copy only the parts with holes.
 local function plan_source(o, source, index, acc)
+    local types = o.types and o.types[source] -- the values' checks (pipeline.checks)
     local p, msg, code = csv.plan(source, { format = o.format, lenient = o.lenient,
-        max_bytes = balanced_bytes(source, o.max_bytes),
+        max_bytes = balanced_bytes(source, o.max_bytes), types = types,
         max_rejects = o.max_rejects, on_reject = o.lenient and reader_sink(acc, source) or nil })
     if not p then return nil, msg, code end
+    if p.emails then types.warn(p.emails) end
     acc.rows.read = acc.rows.read + p.rows + p.rejected
     acc.rows.rejected = acc.rows.rejected + p.rejected
     add_rejects(acc, p.rejects, source)
@@ -135,7 +139,8 @@ function copy_clean(o, source, index, k, part, acc)
     local path = work_pattern(o, index):format(k)
     local lines = path .. ".lines"
     local c, msg, code = csv.copy(source, path, { offset = part.offset, length = part.length,
-        line = part.first_line }, { format = o.format, lines = lines })
+        line = part.first_line }, { format = o.format, lines = lines,
+        types = o.types and o.types[source] })
     if not c then return nil, msg, code end
     if c.rows ~= part.rows then
         return fail("IO_ERROR", source .. ": the file changed while it was planned")
