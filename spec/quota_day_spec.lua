@@ -125,4 +125,24 @@ describe("the daily quota while importing", function()
         end
         accounted(cli.read_json(ctx.dir .. "/leads.csv.report.json"))
     end)
+
+    it("--quiet still says the wait, on a line of its own, and nothing else", function()
+        near_quota(49994)
+        local job = cli.start(argv("--ignore-quota", "--wait-for-quota", "--quota-check", "0.2",
+            "--quiet"), { env = cli.env_of(ctx.sb), cwd = ctx.dir })
+        finally(function() if not job.done() then job:signal("KILL") end end)
+        cli.await(function() return job.stderr():find("waiting for the daily quota", 1, true) end,
+            "the runner's waiting line")
+        next_day()
+        local r = job:wait()
+        assert.equal(0, r.status, r.out .. r.err)
+        assert.equal(ROWS, stored())
+        -- the instance named at the start, the wait, its end: no progress
+        local lines = {}
+        for line in r.err:gmatch("[^\n]+") do lines[#lines + 1] = line end
+        assert.equal(3, #lines, r.err)
+        assert.matches("^marketo%-bulk: instance 127%.0%.0%.1:", lines[1])
+        assert.matches("^waiting for the daily quota: it resets at ", lines[2])
+        assert.matches("^the daily quota", lines[3])
+    end)
 end)

@@ -94,7 +94,7 @@ Limits (lower them on an instance other integrations share):
 %s
 Output:
   --json                 one JSON line per event on stderr, even on a terminal
-  --quiet                no progress, only the summary
+  --quiet                no progress: the summary, and a wait for the quota or Redis
 
 Exit status: 0 every row imported (warnings allowed), 3 some rows failed or were
 rejected (see the report), 4 the import could not finish (resume it: run the same
@@ -323,11 +323,9 @@ end
 --- Runs an import spec the way every command does: progress on stderr, the
 -- summary on stdout, the report on disk. Shared with `resume`.
 function M.execute(run, spec, flags, out, err)
-    local close = function() end
-    if not flags.quiet then
-        spec.on_event, close = progress.new({ out = err,
-            tty = not flags.json and core.isatty(2) })
-    end
+    local close
+    spec.on_event, close = progress.new({ out = err, quiet = flags.quiet,
+        tty = not flags.json and core.isatty(2) })
     local result, msg, code = run(spec)
     close()
     if not result then

@@ -14,6 +14,10 @@ local json = require("marketo.json")
 
 local M = {}
 
+-- Events that say something a user must hear even without progress: the daily
+-- quota's wait (pipeline/quota), a pause for Redis (pipeline/budget).
+M.NOTICES = { waiting = true, quota_reset = true, notice = true, budget = true }
+
 local function eta_text(seconds)
     if not seconds or seconds ~= seconds or seconds == math.huge then return "--:--" end
     seconds = math.floor(seconds + 0.5)
@@ -81,8 +85,7 @@ function Tty:event(ev)
         s.parts[ev.part] = "done"
     elseif ev.ev == "ended" then
         return self:close()
-    elseif ev.ev == "waiting" or ev.ev == "quota_reset" or ev.ev == "notice"
-        or ev.ev == "budget" then -- the daily quota's (pipeline/quota), a pause for Redis
+    elseif M.NOTICES[ev.ev] then
         self.out:write("\r\27[K", ev.message, "\n")
     elseif ev.ev == "error" or ev.ev == "stopping" then
         self.out:write("\r\27[K", ev.ev == "error" and ("error: " .. tostring(ev.message))
@@ -100,9 +103,15 @@ function Tty:close()
 end
 
 --- new(o) -> on_event(ev), close(). o: out (a stream), tty (redraw a line, else
--- JSON lines), rows and parts (totals, for the line), clock.
+-- JSON lines), rows and parts (totals, for the line), clock; quiet (only the
+-- NOTICES, a line each: an hours-long wait for the quota is not silent).
 function M.new(o)
     local clock = o.clock or require("marketo.core").monotonic
+    if o.quiet then
+        return function(ev)
+            if M.NOTICES[ev.ev] then o.out:write(ev.message, "\n") end
+        end, function() end
+    end
     if not o.tty then
         local function on_event(ev)
             o.out:write(json.encode(ev), "\n")
