@@ -91,7 +91,7 @@ end
 local function group_of(o, n, part, header)
     local path = ("%s/c%04d-changed"):format(o.work_dir, n)
     local lines = path .. ".lines"
-    local w, msg, code = csv.writer(path .. "-%04d." .. rows.EXT[o.format], {
+    local w, msg, code = csv.writer(path .. "-%04d." .. rows.extension(o.format), {
         format = o.format, header = header, max_bytes = o.max_bytes, lines = lines })
     if not w then return nil, msg, code end
     return { writer = w, lines = lines, base = path, source = part.source, status = part.status,
@@ -117,7 +117,7 @@ local function halves(g, o, part, out)
     local copy = core.state_new("-", "-", "-") -- holds no key: sift copies every row
     local done, halved = 0, {}
     for i, share in ipairs(shares) do
-        local path = ("%s-%d.%s"):format(g.base, i, rows.EXT[o.format])
+        local path = ("%s-%d.%s"):format(g.base, i, rows.extension(o.format))
         local w
         w, msg, code = csv.writer(path, { format = o.format, header = header,
             lines = path .. ".lines" })
@@ -229,19 +229,7 @@ function M.sift(acc, o)
     local ok, msg, code = flush()
     if not ok then return nil, msg, code end
     o.state:salt(nil)
-    -- the parts as cut have served: only the groups' are sent
-    local kept, used = {}, {} -- used: the lines files kept parts read
-    for _, part in ipairs(out) do
-        kept[part] = true
-        if part.lines then used[part.lines.file] = true end
-    end
-    for _, part in ipairs(acc.parts) do
-        if part.mapped and not kept[part] then
-            os.remove(part.path)
-            if not used[part.lines.file] then os.remove(part.lines.file) end
-        end
-    end
-    acc.parts = out
+    rows.replace(acc, out) -- the parts as cut have served: only the groups' are sent
     return true
 end
 

@@ -380,7 +380,7 @@ function State:stream(part, gen, header)
     local s = self.streams[name]
     if s then return s end
     local pattern = ("%s/%s-part-%%04d.%s"):format(self.o.work_dir, name,
-        rows.EXT[self.o.format])
+        rows.extension(self.o.format))
     local lines = ("%s/%s.lines"):format(self.o.work_dir, name)
     local w, msg, code = csv.writer(pattern, { format = self.o.format, header = header,
         max_bytes = self.o.max_bytes, lines = lines })
@@ -506,7 +506,7 @@ function M.spread(acc, o)
     table.sort(with_holes)
     for _, k in ipairs(with_holes) do
         local part = acc.parts[k]
-        local path = ("%s/k%04d-holes.%s"):format(o.work_dir, k, rows.EXT[o.format])
+        local path = ("%s/k%04d-holes.%s"):format(o.work_dir, k, rows.extension(o.format))
         local filled
         filled, msg, code = fill_holes(st, part, o, st.holes[k], path)
         if not filled then ok = nil; break end

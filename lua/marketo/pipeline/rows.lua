@@ -14,12 +14,32 @@
 --   rows.fields(row, width) -> the row as a list of strings
 --   rows.part(source, format, written, lines_file, skip) -> a mapped part
 --   rows.reject(acc, rej): a rejected row, to the plan's on_reject or its list
+--   rows.extension(format) -> the extension of a part written in that format
+--   rows.replace(acc, out): the plan's parts are now `out`; the parts written
+--       before that it no longer holds are removed, with their lines files
 local csv = require("marketo.csv")
+local formats = require("marketo.formats")
 
 local M = {}
 
---- File name extension of a written part, by format.
-M.EXT = { csv = "csv", tsv = "tsv", ssv = "csv" }
+function M.extension(format)
+    return formats.get(format).extension
+end
+
+function M.replace(acc, out)
+    local kept, used = {}, {} -- used: the lines files kept parts read
+    for _, part in ipairs(out) do
+        kept[part] = true
+        if part.lines then used[part.lines.file] = true end
+    end
+    for _, part in ipairs(acc.parts) do
+        if part.mapped and not kept[part] then
+            os.remove(part.path)
+            if not used[part.lines.file] then os.remove(part.lines.file) end
+        end
+    end
+    acc.parts = out
+end
 
 local function fail(code, msg)
     return nil, code .. ": " .. msg, code

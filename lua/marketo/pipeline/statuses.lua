@@ -31,7 +31,7 @@ local function group_of(g, o, source_index, status, header)
     local base = ("%s/s%02d-status%02d"):format(o.work_dir, source_index, g.n)
     local msg, code
     w = { status = status, lines = base .. ".lines" }
-    w.writer, msg, code = csv.writer(base .. "-part-%04d." .. rows.EXT[o.format], {
+    w.writer, msg, code = csv.writer(base .. "-part-%04d." .. rows.extension(o.format), {
         format = o.format, header = header, max_bytes = o.max_bytes, lines = w.lines })
     if not w.writer then return nil, msg, code end
     g.writers[status] = w
@@ -126,16 +126,7 @@ function M.group(acc, o)
             if not ok then return nil, msg, code end
         end
     end
-    -- the parts as cut have served: only the groups' are sent
-    local used = {}
-    for _, part in ipairs(out) do used[part.lines.file] = true end
-    for _, part in ipairs(acc.parts) do
-        if part.mapped then
-            os.remove(part.path)
-            if not used[part.lines.file] then os.remove(part.lines.file) end
-        end
-    end
-    acc.parts = out
+    rows.replace(acc, out) -- the parts as cut have served: only the groups' are sent
     return true
 end
 
