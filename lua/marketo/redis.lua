@@ -60,7 +60,7 @@ function M.parse(url)
             rest:gsub("[^%w.:/-]", "?"))
     end
     local opts, msg = url_options(query)
-    if not opts then return nil, ("redis://%s/%s: %s"):format(host, db, msg) end
+    if not opts then return nil, ("redis://%s: %s"):format(rest, msg) end
     return { host = host, port = tonumber(port) or 6379, db = tonumber(db) or 0,
         password = password ~= "" and password or nil, lease = opts.lease, wait = opts.wait }
 end
