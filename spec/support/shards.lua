@@ -7,12 +7,17 @@
 local n = assert(tonumber(arg[1]), "usage: shards.lua N")
 
 local SLOW = {
-    ["spec/pipeline_changed_spec.lua"] = 37, ["spec/openresty_spec.lua"] = 17,
-    ["spec/pipeline_resume_spec.lua"] = 16, ["spec/pipeline_plan_kill_spec.lua"] = 14,
-    ["spec/openresty_workers_spec.lua"] = 28,
-    ["spec/plan_spec.lua"] = 6, ["spec/pipeline_trust_spec.lua"] = 5,
-    ["spec/sandbox_scale_spec.lua"] = 4, ["spec/sandbox_limits_spec.lua"] = 4,
-    ["spec/pipeline_keys_spec.lua"] = 4, ["spec/sandbox_http_spec.lua"] = 4,
+    ["spec/openresty_workers_spec.lua"] = 35, ["spec/openresty_spec.lua"] = 30,
+    ["spec/pipeline_budget_shared_spec.lua"] = 25, ["spec/pipeline_resume_spec.lua"] = 21,
+    ["spec/pipeline_plan_kill_spec.lua"] = 20, ["spec/readme_spec.lua"] = 13,
+    ["spec/csv_plan_parallel_spec.lua"] = 9, ["spec/pipeline_trust_spec.lua"] = 8,
+    ["spec/sandbox_scale_spec.lua"] = 8, ["spec/csv_keys_fast_spec.lua"] = 8,
+    ["spec/cli_flags_spec.lua"] = 7, ["spec/plan_spec.lua"] = 7,
+    ["spec/pipeline_changed_spec.lua"] = 6, ["spec/pipeline_keys_spec.lua"] = 6,
+    ["spec/sandbox_limits_spec.lua"] = 6, ["spec/sandbox_conformance_spec.lua"] = 6,
+    ["spec/csv_map_parallel_spec.lua"] = 6, ["spec/sandbox_http_spec.lua"] = 6,
+    ["spec/cli_help_spec.lua"] = 6, ["spec/checks_spec.lua"] = 4,
+    ["spec/sandbox_fidelity_spec.lua"] = 4, ["spec/pipeline_spec.lua"] = 4,
 }
 
 local files = {}
